@@ -1,0 +1,70 @@
+/**
+ * The contract every forward implementation keeps: the plain-TS reference (reference/) and the ONNX Runtime
+ * fast path (runtime/). Generation, scoring, activation reading and steering are written once against it.
+ *
+ * Batches are left-padded: every row has the same length T; mask 0 marks padding. A token's position is the
+ * number of real tokens before it in its row (HF position_ids = cumsum(mask) - 1), counted across cached calls.
+ */
+import type { ModelConfig } from "./config.js";
+import type { HookPoint } from "./hooks.js";
+
+export interface Batch {
+  /** Token ids [B][T] of the new tokens of this call; all rows the same length (left padding). */
+  ids: readonly (readonly number[])[];
+  /** 1 = real token, 0 = padding, [B][T]; omitted = all real. */
+  mask?: readonly (readonly number[])[];
+}
+
+export interface HookContext {
+  point: HookPoint;
+  /** Activations of this call's tokens, [B, T, D] row-major. Writes take effect downstream. */
+  hidden: Float32Array;
+  batch: number;
+  seq: number;
+  dim: number;
+  /** [B, T] absolute position of each token in its sequence; -1 for padding. Stable across cached calls. */
+  positions: Int32Array;
+}
+
+/** A hook reads and/or edits the activations at one hook point during one call. */
+export type Hook = (ctx: HookContext) => void;
+
+export interface HookBinding {
+  point: HookPoint;
+  fn: Hook;
+}
+
+/** Opaque per-engine key/value cache for one batch of sequences. Create with engine.newCache(). */
+export interface KVCache {
+  readonly batch: number;
+  /** Tokens held so far per row, padding included (the cached T). */
+  readonly length: number;
+}
+
+export interface ForwardOptions {
+  /** Hooks of this call only; nothing persists after the call returns. */
+  hooks?: readonly HookBinding[];
+  /** Continue from and extend this cache. Omitted: a fresh, uncached forward. */
+  cache?: KVCache;
+  /** Which logits to return: every position, only the last one of each row, or none. Default "last". */
+  logits?: "all" | "last" | "none";
+  /** Stop after this block (inclusive) when no logits are needed: saves the rest of the forward. */
+  stopAfterLayer?: number;
+}
+
+export interface ForwardResult {
+  /** [B, Tout, V] with Tout = T for "all", 1 for "last", 0 for "none". */
+  logits: Float32Array;
+  batch: number;
+  seq: number;
+  vocab: number;
+}
+
+export interface Engine {
+  readonly config: ModelConfig;
+  /** Short name for reports: "reference" or "onnxruntime". */
+  readonly kind: string;
+  newCache(batch: number): KVCache;
+  forward(batch: Batch, opts?: ForwardOptions): Promise<ForwardResult>;
+  dispose(): Promise<void>;
+}

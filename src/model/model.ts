@@ -1,0 +1,19 @@
+import type { Tokenizer } from "../io/tokenizer-types.js";
+import type { ArchSpec } from "./arch/spec.js";
+import type { ModelConfig } from "./config.js";
+import type { Weights } from "./weights.js";
+
+/** A checkpoint in memory: config, canonical f32 weights and tokenizer, whatever format it came from. */
+export interface LoadedModel {
+  source: { path: string; format: "hf" | "gguf" };
+  config: ModelConfig;
+  spec: ArchSpec;
+  weights: Weights;
+  tokenizer: Tokenizer | null;
+  /** Storage dtypes seen in the file, with tensor counts (for `inspect`). */
+  dtypes: Record<string, number>;
+  /** Bytes the weights occupy in the file. */
+  fileWeightBytes: number;
+  /** sha256 of config + tensor names/shapes + a sample of weight bytes: identifies the model for vector files. */
+  fingerprint: string;
+}
