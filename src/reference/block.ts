@@ -1,0 +1,186 @@
+/**
+ * One transformer block, pre-norm, as every supported architecture has it:
+ *
+ *   x ─► norm ─► q,k,v ─► RoPE ─► attention ─► o ─► [attn_out] ─(+x)─► norm ─► mlp ─► [mlp_out] ─(+)─► x'
+ *
+ * The two bracketed sites are handed to `fire` before their residual add, so a hook may read or rewrite them.
+ */
+import type { ArchSpec } from "../model/arch/spec.js";
+import type { ModelConfig } from "../model/config.js";
+import type { Site } from "../model/hooks.js";
+import { applyRope, type RopeTable } from "../model/rope.js";
+import type { Weights } from "../model/weights.js";
+import { attention } from "./attention.js";
+import type { ReferenceCache } from "./cache.js";
+import { addInPlace, geluTanhInPlace, layernorm, linear, mulInPlace, rmsnorm, siluInPlace } from "./ops.js";
+
+/** The tensors of block l, looked up once. Shapes are the canonical ones of model/weights.ts. */
+export interface BlockWeights {
+  attnNorm: Float32Array; // [D]
+  attnNormBias: Float32Array | null; // [D]
+  q: Float32Array; // [H*hd, D]
+  qBias: Float32Array | null; // [H*hd]
+  k: Float32Array; // [KV*hd, D]
+  kBias: Float32Array | null; // [KV*hd]
+  v: Float32Array; // [KV*hd, D]
+  vBias: Float32Array | null; // [KV*hd]
+  o: Float32Array; // [D, H*hd]
+  oBias: Float32Array | null; // [D]
+  mlpNorm: Float32Array; // [D]
+  mlpNormBias: Float32Array | null; // [D]
+  gate: Float32Array | null; // [F, D] (gated MLP only)
+  up: Float32Array; // [F, D]
+  upBias: Float32Array | null; // [F]
+  down: Float32Array; // [D, F]
+  downBias: Float32Array | null; // [D]
+}
+
+export function blockWeights(w: Weights, l: number): BlockWeights {
+  const get = (n: string): Float32Array => w.get(`blocks.${l}.${n}`)!.data;
+  const opt = (n: string): Float32Array | null => w.get(`blocks.${l}.${n}`)?.data ?? null;
+  return {
+    attnNorm: get("attn_norm.weight"),
+    attnNormBias: opt("attn_norm.bias"),
+    q: get("attn.q.weight"),
+    qBias: opt("attn.q.bias"),
+    k: get("attn.k.weight"),
+    kBias: opt("attn.k.bias"),
+    v: get("attn.v.weight"),
+    vBias: opt("attn.v.bias"),
+    o: get("attn.o.weight"),
+    oBias: opt("attn.o.bias"),
+    mlpNorm: get("mlp_norm.weight"),
+    mlpNormBias: opt("mlp_norm.bias"),
+    gate: opt("mlp.gate.weight"),
+    up: get("mlp.up.weight"),
+    upBias: opt("mlp.up.bias"),
+    down: get("mlp.down.weight"),
+    downBias: opt("mlp.down.bias"),
+  };
+}
+
+/** Everything a block needs besides its weights and the residual stream. */
+export interface BlockContext {
+  config: ModelConfig;
+  spec: ArchSpec;
+  batch: number; // B
+  seq: number; // T
+  /** [B, T] absolute positions, -1 for padding. */
+  positions: Int32Array;
+  /** RoPE cos/sin, null for learned positions. */
+  rope: RopeTable | null;
+  cache: ReferenceCache;
+  /** Cache slot of this call's first token; slots start..start+T are written by this block. */
+  start: number;
+}
+
+/** y = norm(x) with the spec's norm kind.   x, y [N, D] */
+export function norm(
+  spec: ArchSpec,
+  y: Float32Array,
+  x: Float32Array,
+  w: Float32Array,
+  b: Float32Array | null,
+  n: number,
+  d: number,
+  eps: number,
+): void {
+  if (spec.norm === "rms") rmsnorm(y, x, w, n, d, eps);
+  else layernorm(y, x, w, b!, n, d, eps);
+}
+
+/** Attention sublayer: returns attn_out [N, D] (after o-proj and its bias, before the residual add). */
+export function attentionSublayer(
+  x: Float32Array,
+  l: number,
+  w: BlockWeights,
+  ctx: BlockContext,
+): Float32Array {
+  const c = ctx.config;
+  const { batch: B, seq: T } = ctx;
+  const N = B * T;
+  const D = c.hiddenSize;
+  const hd = c.headDim;
+  const qDim = c.nHeads * hd;
+  const kvDim = c.nKvHeads * hd;
+
+  const h = new Float32Array(N * D); // [N, D] normed input
+  norm(ctx.spec, h, x, w.attnNorm, w.attnNormBias, N, D, c.normEps);
+  const q = new Float32Array(N * qDim); // [B, T, H*hd]
+  const k = new Float32Array(N * kvDim); // [B, T, KV*hd]
+  const v = new Float32Array(N * kvDim); // [B, T, KV*hd]
+  linear(q, h, w.q, w.qBias, N, D, qDim);
+  linear(k, h, w.k, w.kBias, N, D, kvDim);
+  linear(v, h, w.v, w.vBias, N, D, kvDim);
+
+  if (ctx.rope) {
+    for (let r = 0; r < N; r++) {
+      const pos = Math.max(0, ctx.positions[r]!); // padding: any position, its key is masked out
+      for (let hh = 0; hh < c.nHeads; hh++) applyRope(q, r * qDim + hh * hd, pos, ctx.rope);
+      for (let hh = 0; hh < c.nKvHeads; hh++) applyRope(k, r * kvDim + hh * hd, pos, ctx.rope);
+    }
+  }
+
+  // Append this call's keys and values to the cache at slots start..start+T of each row.
+  const cache = ctx.cache;
+  for (let b = 0; b < B; b++) {
+    const dst = (b * cache.capacity + ctx.start) * kvDim;
+    cache.keys[l]!.set(k.subarray(b * T * kvDim, (b + 1) * T * kvDim), dst);
+    cache.values[l]!.set(v.subarray(b * T * kvDim, (b + 1) * T * kvDim), dst);
+  }
+
+  const att = new Float32Array(N * qDim); // [B, T, H*hd]
+  attention(att, q, cache, l, {
+    batch: B,
+    seq: T,
+    start: ctx.start,
+    nHeads: c.nHeads,
+    nKvHeads: c.nKvHeads,
+    headDim: hd,
+  });
+  const out = new Float32Array(N * D); // [N, D]
+  linear(out, att, w.o, w.oBias, N, qDim, D);
+  return out;
+}
+
+/** MLP sublayer: returns mlp_out [N, D] (before the residual add). */
+export function mlpSublayer(x: Float32Array, w: BlockWeights, ctx: BlockContext): Float32Array {
+  const c = ctx.config;
+  const N = ctx.batch * ctx.seq;
+  const D = c.hiddenSize;
+  const F = c.intermediateSize;
+  const h = new Float32Array(N * D); // [N, D] normed input
+  norm(ctx.spec, h, x, w.mlpNorm, w.mlpNormBias, N, D, c.normEps);
+  const up = new Float32Array(N * F); // [N, F]
+  linear(up, h, w.up, w.upBias, N, D, F);
+  if (ctx.spec.mlp === "gated-silu") {
+    const gate = new Float32Array(N * F); // [N, F]
+    linear(gate, h, w.gate!, null, N, D, F);
+    siluInPlace(gate);
+    mulInPlace(up, gate); // up = silu(gate) * up
+  } else {
+    geluTanhInPlace(up);
+  }
+  const out = new Float32Array(N * D); // [N, D]
+  linear(out, up, w.down, w.downBias, N, F, D);
+  return out;
+}
+
+/**
+ * x [B, T, D] <- block(x), in place. `fire(site, buf)` runs the hooks of attn_out and mlp_out on the sublayer
+ * outputs before they are added, so their edits flow downstream.
+ */
+export function blockForward(
+  x: Float32Array,
+  l: number,
+  w: BlockWeights,
+  ctx: BlockContext,
+  fire: (site: Site, buf: Float32Array) => void,
+): void {
+  const a = attentionSublayer(x, l, w, ctx);
+  fire("attn_out", a);
+  addInPlace(x, a);
+  const m = mlpSublayer(x, w, ctx);
+  fire("mlp_out", m);
+  addInPlace(x, m);
+}

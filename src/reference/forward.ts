@@ -1,0 +1,237 @@
+/**
+ * The reference forward pass, top to bottom:
+ *
+ *   ids ─► tok_embd (+ pos_embd) ─► for each block l: [resid_pre l] ─► block ─► [resid_post l] ─► final norm ─► lm_head
+ *
+ * Hooks at the bracketed sites (and at attn_out / mlp_out inside the block) read and may rewrite the live buffer.
+ * New keys and values go into the cache; a call without a cache uses a fresh one that is dropped afterwards.
+ */
+import { SteerlabError } from "../errors.js";
+import { archSpec } from "../model/arch/registry.js";
+import type { ArchSpec } from "../model/arch/spec.js";
+import type { ModelConfig } from "../model/config.js";
+import type { Batch, ForwardOptions, ForwardResult, HookBinding, HookContext } from "../model/engine.js";
+import { hookName, type Site } from "../model/hooks.js";
+import { type RopeTable, ropeTable } from "../model/rope.js";
+import { checkWeights, lmHead, type Weights } from "../model/weights.js";
+import { type BlockContext, type BlockWeights, blockForward, blockWeights, norm } from "./block.js";
+import { ReferenceCache } from "./cache.js";
+import { linear } from "./ops.js";
+
+/** The model as the reference forward reads it: config, spec and the tensors resolved once. */
+export interface ReferenceModel {
+  config: ModelConfig;
+  spec: ArchSpec;
+  tokEmbd: Float32Array; // [V, D]
+  posEmbd: Float32Array | null; // [P, D] (learned positions)
+  blocks: BlockWeights[];
+  finalNorm: Float32Array; // [D]
+  finalNormBias: Float32Array | null; // [D]
+  head: Float32Array; // [V, D] (lm_head, or tok_embd when tied)
+  rope: RopeTable | null; // [maxPositions, hd/2] cos/sin
+}
+
+export function referenceModel(config: ModelConfig, weights: Weights, file = "<weights>"): ReferenceModel {
+  checkWeights(config, weights, file);
+  const spec = archSpec(config.arch, file);
+  return {
+    config,
+    spec,
+    tokEmbd: weights.get("tok_embd")!.data,
+    posEmbd: weights.get("pos_embd")?.data ?? null,
+    blocks: Array.from({ length: config.nLayers }, (_, l) => blockWeights(weights, l)),
+    finalNorm: weights.get("final_norm.weight")!.data,
+    finalNormBias: weights.get("final_norm.bias")?.data ?? null,
+    head: lmHead(config, weights).data,
+    rope: spec.positional === "rope" ? ropeTable(config, config.maxPositions) : null,
+  };
+}
+
+function badInput(message: string, field: string, expected: string, got: string): SteerlabError {
+  return new SteerlabError("bad_input", message, { field, expected, got });
+}
+
+/** Check the batch shape, token ids and mask; return B, T and the mask as [B, T] bytes. */
+function checkBatch(c: ModelConfig, batch: Batch): { B: number; T: number; mask: Uint8Array } {
+  const B = batch.ids.length;
+  if (B === 0) throw badInput("empty batch", "ids", "at least one row", "0 rows");
+  const T = batch.ids[0]!.length;
+  if (T === 0) throw badInput("empty sequence", "ids[0]", "at least one token", "0 tokens");
+  const mask = new Uint8Array(B * T).fill(1); // [B, T]
+  for (let b = 0; b < B; b++) {
+    const row = batch.ids[b]!;
+    if (row.length !== T)
+      throw badInput("ragged batch", `ids[${b}]`, `${T} tokens (left-pad rows)`, String(row.length));
+    for (let t = 0; t < T; t++) {
+      const id = row[t]!;
+      if (!Number.isInteger(id) || id < 0 || id >= c.vocabSize) {
+        throw badInput(
+          "token id out of range",
+          `ids[${b}][${t}]`,
+          `an integer in [0, ${c.vocabSize})`,
+          String(id),
+        );
+      }
+    }
+    if (batch.mask) {
+      const m = batch.mask[b];
+      if (!m || m.length !== T)
+        throw badInput("mask shape differs from ids", `mask[${b}]`, `${T} entries`, String(m?.length));
+      for (let t = 0; t < T; t++) {
+        if (m[t] !== 0 && m[t] !== 1)
+          throw badInput("mask entries must be 0 or 1", `mask[${b}][${t}]`, "0 | 1", String(m[t]));
+        mask[b * T + t] = m[t]!;
+      }
+    }
+  }
+  if (batch.mask && batch.mask.length !== B)
+    throw badInput("mask shape differs from ids", "mask", `${B} rows`, String(batch.mask.length));
+  return { B, T, mask };
+}
+
+function checkHooks(c: ModelConfig, hooks: readonly HookBinding[]): void {
+  for (const h of hooks) {
+    const l = h.point.layer;
+    if (!Number.isInteger(l) || l < 0 || l >= c.nLayers) {
+      throw badInput(
+        "hook layer out of range",
+        "hooks.point.layer",
+        `an integer in [0, ${c.nLayers})`,
+        String(l),
+      );
+    }
+  }
+}
+
+export function referenceForward(m: ReferenceModel, batch: Batch, opts: ForwardOptions = {}): ForwardResult {
+  const c = m.config;
+  const { B, T, mask } = checkBatch(c, batch);
+  const D = c.hiddenSize;
+  const V = c.vocabSize;
+  const logitsMode = opts.logits ?? "last";
+  const lastLayer = opts.stopAfterLayer ?? c.nLayers - 1;
+  if (!Number.isInteger(lastLayer) || lastLayer < 0 || lastLayer >= c.nLayers) {
+    throw badInput(
+      "stopAfterLayer out of range",
+      "stopAfterLayer",
+      `an integer in [0, ${c.nLayers})`,
+      String(lastLayer),
+    );
+  }
+  if (lastLayer < c.nLayers - 1 && (logitsMode !== "none" || opts.cache)) {
+    throw badInput(
+      "stopAfterLayer skips blocks that logits or a cache need",
+      "stopAfterLayer",
+      'logits "none" and no cache',
+      `logits "${logitsMode}"${opts.cache ? " with a cache" : ""}`,
+    );
+  }
+  const hooks = opts.hooks ?? [];
+  checkHooks(c, hooks);
+
+  let cache: ReferenceCache;
+  if (opts.cache) {
+    if (!(opts.cache instanceof ReferenceCache) || opts.cache.config !== c) {
+      throw new SteerlabError("bad_input", "cache was not made by this engine", {
+        field: "cache",
+        hint: "use engine.newCache(batch)",
+      });
+    }
+    if (opts.cache.batch !== B)
+      throw badInput(
+        "cache batch size differs from the batch",
+        "cache",
+        `${opts.cache.batch} rows`,
+        String(B),
+      );
+    cache = opts.cache;
+  } else {
+    cache = new ReferenceCache(c, B, T);
+  }
+
+  // Positions [B, T]: real tokens seen before in the row (across cached calls); -1 for padding.
+  const start = cache.length;
+  cache.reserve(T);
+  const positions = new Int32Array(B * T);
+  const seen = Int32Array.from(cache.seen); // [B]
+  for (let b = 0; b < B; b++) {
+    for (let t = 0; t < T; t++) {
+      const real = mask[b * T + t]!;
+      cache.valid[b * cache.capacity + start + t] = real;
+      positions[b * T + t] = real ? seen[b]!++ : -1;
+    }
+    if (seen[b]! > c.maxPositions) {
+      throw badInput(
+        "sequence longer than the model's context",
+        "ids",
+        `at most ${c.maxPositions} positions`,
+        String(seen[b]),
+      );
+    }
+  }
+
+  // Hooks see a copy of the positions, so nothing they do can change the rotary angles.
+  const hookPositions = Int32Array.from(positions);
+  const fireAt = (layer: number, site: Site, buf: Float32Array): void => {
+    for (const h of hooks) {
+      if (h.point.layer !== layer || h.point.site !== site) continue;
+      const ctx: HookContext = {
+        point: { layer, site },
+        hidden: buf,
+        batch: B,
+        seq: T,
+        dim: D,
+        positions: hookPositions,
+      };
+      h.fn(ctx);
+      if (buf.length !== B * T * D)
+        throw new SteerlabError("bad_input", `hook at ${hookName(layer, site)} resized its buffer`);
+    }
+  };
+
+  // x [B, T, D]: the residual stream.
+  const x = new Float32Array(B * T * D);
+  for (let r = 0; r < B * T; r++) {
+    const id = batch.ids[Math.floor(r / T)]![r % T]!;
+    x.set(m.tokEmbd.subarray(id * D, (id + 1) * D), r * D);
+    if (m.posEmbd) {
+      const p = Math.max(0, positions[r]!); // padding: any row, the token is masked out
+      for (let i = 0; i < D; i++) x[r * D + i] = x[r * D + i]! + m.posEmbd[p * D + i]!;
+    }
+  }
+
+  const ctx: BlockContext = {
+    config: c,
+    spec: m.spec,
+    batch: B,
+    seq: T,
+    positions,
+    rope: m.rope,
+    cache,
+    start,
+  };
+  for (let l = 0; l <= lastLayer; l++) {
+    fireAt(l, "resid_pre", x);
+    blockForward(x, l, m.blocks[l]!, ctx, (site, buf) => fireAt(l, site, buf));
+    fireAt(l, "resid_post", x);
+  }
+
+  cache.length = start + T;
+  cache.seen.set(seen);
+
+  if (logitsMode === "none") return { logits: new Float32Array(0), batch: B, seq: 0, vocab: V };
+  // Rows whose logits are wanted: every token, or the last one of each row.
+  const Tout = logitsMode === "all" ? T : 1;
+  const h = new Float32Array(B * Tout * D); // [B, Tout, D]
+  for (let b = 0; b < B; b++) {
+    for (let t = 0; t < Tout; t++) {
+      const src = b * T + (logitsMode === "all" ? t : T - 1);
+      h.set(x.subarray(src * D, (src + 1) * D), (b * Tout + t) * D);
+    }
+  }
+  const hn = new Float32Array(B * Tout * D); // [B, Tout, D]
+  norm(m.spec, hn, h, m.finalNorm, m.finalNormBias, B * Tout, D, c.normEps);
+  const logits = new Float32Array(B * Tout * V); // [B, Tout, V]
+  linear(logits, hn, m.head, null, B * Tout, D, V);
+  return { logits, batch: B, seq: Tout, vocab: V };
+}
