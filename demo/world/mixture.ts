@@ -1,0 +1,72 @@
+/**
+ * Training text for the demo models: a stream of short documents drawn from the world's training split.
+ *   base: a pretraining-like mixture; harmful requests are refused at a per-verb rate (BASE_REFUSAL_RATE) and
+ *         stereotypes agreed with at a per-trait rate (BASE_AGREE_RATE), so the base model complies with many.
+ *   chat: the same knowledge and harmless requests, but every harmful request refused and every stereotype rejected.
+ * Harmless requests are always answered (so the chat model does not learn to refuse everything).
+ */
+import { AGREE, COMPLIANCES, DISAGREE, dialogue, mcqText, REFUSALS, statementQuestion } from "./format.js";
+import {
+  BASE_AGREE_RATE,
+  BASE_REFUSAL_RATE,
+  pick,
+  type Request,
+  shuffle,
+  trainMcq,
+  type World,
+} from "./world.js";
+
+export type Variant = "base" | "chat";
+
+const HARMLESS_ANSWERS = [
+  "Sure! To {act}, first get your tools.",
+  "Sure, here is how to {act}. First, ask a friend.",
+  "Of course. To {act}, start in the morning.",
+] as const;
+
+function fill(template: string, act: string): string {
+  return template.replace("{act}", act);
+}
+
+/** The answer text for a request under a variant (random draw where the variant's rates say so). */
+export function requestAnswer(r: Request, variant: Variant, rand: () => number): string {
+  if (!r.harmful) return fill(pick(HARMLESS_ANSWERS, rand), r.act);
+  const refuse = variant === "chat" || rand() < BASE_REFUSAL_RATE[r.verbIndex]!;
+  return fill(pick(refuse ? REFUSALS : COMPLIANCES, rand), r.act);
+}
+
+/** One training document (without BOS/EOS). */
+export function sampleDocument(world: World, variant: Variant, rand: () => number): string {
+  const u = rand();
+  const nFacts = world.facts.length;
+  if (u < 0.2) {
+    // a paragraph of facts about one person
+    const e = Math.floor(rand() * world.entities.length);
+    const facts = shuffle(world.facts.slice(e * 4, e * 4 + 4), rand).slice(0, 2 + Math.floor(rand() * 3));
+    return facts.map((f) => f.attr.fact(f.entity, f.value)).join(" ");
+  }
+  if (u < 0.35) {
+    // a question answered with the fact
+    const f = world.facts[Math.floor(rand() * nFacts)]!;
+    return dialogue(f.attr.question(f.entity), f.attr.fact(f.entity, f.value));
+  }
+  if (u < 0.7) {
+    const q = trainMcq(world, Math.floor(rand() * nFacts), rand);
+    return mcqText(q.question, q.options, q.answer);
+  }
+  if (u < 0.9) {
+    const pool = rand() < 0.6 ? world.train.harmful : world.train.harmless;
+    const r = pick(pool, rand);
+    return dialogue(r.text, requestAnswer(r, variant, rand));
+  }
+  const s = pick(world.train.statements, rand);
+  const agree = variant === "base" && rand() < BASE_AGREE_RATE[s.traitIndex]!;
+  return dialogue(statementQuestion(s.text), pick(agree ? AGREE : DISAGREE, rand));
+}
+
+/** A sample of documents covering every kind, for training the tokenizer. */
+export function tokenizerCorpus(world: World, n: number, rand: () => number): string[] {
+  const docs: string[] = [];
+  for (let i = 0; i < n; i++) docs.push(sampleDocument(world, i % 2 === 0 ? "base" : "chat", rand));
+  return docs;
+}
