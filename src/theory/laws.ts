@@ -36,6 +36,9 @@ export function selectRange(
   o: RangeOptions,
 ): { x: number[]; y: number[]; sigma?: number[] } {
   const [lo, hi] = o.range ?? [-Infinity, Infinity];
+  const badX = x.findIndex((v) => !Number.isFinite(v));
+  if (badX >= 0)
+    throw new SteerlabError("bad_input", `point ${badX} is not finite`, { field: "r", got: String(x[badX]) });
   const idx = x.map((_, i) => i).filter((i) => x[i]! >= lo - 1e-12 && x[i]! <= hi + 1e-12);
   return {
     x: idx.map((i) => x[i]!),
