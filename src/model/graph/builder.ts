@@ -1,0 +1,205 @@
+/**
+ * A thin ONNX graph builder: it only names things and keeps the books. Nodes get hierarchical names
+ * (`/blocks.3/attn/q_proj/MatMul`), their outputs are named after the node (`.../MatMul/out`), initializers and
+ * graph inputs/outputs are registered once, and any duplicate name throws. The math lives in small pure functions
+ * (norm.ts, linear.ts, attention.ts, mlp.ts) that take value names and return value names.
+ */
+
+import type { onnx as P } from "onnx-proto";
+import onnxProto from "onnx-proto";
+import { SteerlabError } from "../../errors.js";
+
+const { onnx } = onnxProto;
+
+/** The name of a tensor value inside a graph. */
+export type Value = string;
+
+export type ElemType = "float32" | "int64";
+const ELEM: Record<ElemType, number> = { float32: 1, int64: 7 };
+
+/** A dimension: a fixed size or a symbolic name ("batch", "seq"). */
+export type Dim = number | string;
+
+export type AttrValue = number | string | number[] | { float: number } | { floats: number[] };
+export type Attrs = Record<string, AttrValue>;
+
+interface Books {
+  nodes: P.INodeProto[];
+  inits: P.ITensorProto[];
+  inputs: P.IValueInfoProto[];
+  outputs: P.IValueInfoProto[];
+  names: Set<string>;
+  /** Bytes of initializer data registered so far. */
+  initBytes: number;
+}
+
+/** Opset of the default domain. 20 gives Gelu(approximate="tanh"); com.microsoft ops are version 1. */
+export const OPSET = 20;
+
+export class GraphBuilder {
+  private constructor(
+    private readonly books: Books,
+    /** Scope path prefix for node names, e.g. "/blocks.3/attn". */
+    readonly path: string,
+  ) {}
+
+  static create(): GraphBuilder {
+    return new GraphBuilder(
+      { nodes: [], inits: [], inputs: [], outputs: [], names: new Set(), initBytes: 0 },
+      "",
+    );
+  }
+
+  /** A view that prefixes node names with one more path segment; shares the books with its parent. */
+  scope(segment: string): GraphBuilder {
+    return new GraphBuilder(this.books, `${this.path}/${segment}`);
+  }
+
+  private claim(name: string, what: string): string {
+    if (this.books.names.has(name)) {
+      throw new SteerlabError("bad_input", `duplicate ${what} name in ONNX graph: ${name}`, {
+        field: name,
+        hint: "give each node a distinct scope or local name",
+      });
+    }
+    this.books.names.add(name);
+    return name;
+  }
+
+  input(name: string, type: ElemType, dims: readonly Dim[]): Value {
+    this.books.inputs.push(valueInfo(this.claim(name, "input"), type, dims));
+    return name;
+  }
+
+  /** Declare `value` as a graph output under `name` (an Identity node renames it when the names differ). */
+  output(value: Value, name: string, type: ElemType, dims: readonly Dim[]): Value {
+    if (value !== name) this.op("Identity", [value], {}, name, name);
+    this.books.outputs.push(valueInfo(name, type, dims));
+    return name;
+  }
+
+  /** A float32 constant. `data` is copied into the model bytes when the graph is encoded. */
+  weight(name: string, dims: readonly number[], data: Float32Array): Value {
+    const n = dims.reduce((a, b) => a * b, 1);
+    if (data.length !== n) {
+      throw new SteerlabError("bad_tensor", `initializer ${name} has ${data.length} values`, {
+        field: name,
+        expected: `${n} values for shape [${dims.join(", ")}]`,
+        got: String(data.length),
+      });
+    }
+    const raw = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+    this.books.inits.push({
+      name: this.claim(name, "initializer"),
+      dims: [...dims],
+      dataType: 1,
+      rawData: raw,
+    });
+    this.books.initBytes += raw.byteLength;
+    return name;
+  }
+
+  /** A small int64 constant (shapes, axes, slice bounds), named under the current scope. */
+  ints(localName: string, values: readonly number[]): Value {
+    const name = this.claim(`${this.path}/${localName}`, "constant");
+    const raw = new Uint8Array(new BigInt64Array(values.map((v) => BigInt(v))).buffer);
+    this.books.inits.push({ name, dims: [values.length], dataType: 7, rawData: raw });
+    return name;
+  }
+
+  /** A float32 scalar constant, named under the current scope. */
+  scalar(localName: string, value: number): Value {
+    const name = this.claim(`${this.path}/${localName}`, "constant");
+    const raw = new Uint8Array(new Float32Array([value]).buffer);
+    this.books.inits.push({ name, dims: [], dataType: 1, rawData: raw });
+    return name;
+  }
+
+  /**
+   * Add one node named `${path}/${local ?? op}`; returns its single output value. `outName` overrides the output
+   * name (used for graph outputs).
+   */
+  op(op: string, inputs: readonly Value[], attrs: Attrs = {}, local?: string, outName?: string): Value {
+    return this.opN(op, inputs, 1, attrs, local, outName ? [outName] : undefined)[0]!;
+  }
+
+  /** Like op, for nodes with several outputs. */
+  opN(
+    op: string,
+    inputs: readonly Value[],
+    nOut: number,
+    attrs: Attrs = {},
+    local?: string,
+    outNames?: readonly string[],
+    domain = "",
+  ): Value[] {
+    const name = this.claim(`${this.path}/${local ?? op}`, "node");
+    const outs = Array.from({ length: nOut }, (_, i) =>
+      this.claim(outNames?.[i] ?? (nOut === 1 ? `${name}/out` : `${name}/out${i}`), "value"),
+    );
+    this.books.nodes.push({
+      name,
+      opType: op,
+      domain,
+      input: [...inputs],
+      output: outs,
+      attribute: Object.entries(attrs).map(([k, v]) => attribute(k, v)),
+    });
+    return outs;
+  }
+
+  /** A com.microsoft contrib op with one output. */
+  msOp(op: string, inputs: readonly Value[], attrs: Attrs = {}, local?: string): Value {
+    return this.opN(op, inputs, 1, attrs, local, undefined, "com.microsoft")[0]!;
+  }
+
+  get initializerBytes(): number {
+    return this.books.initBytes;
+  }
+
+  get nodeNames(): string[] {
+    return this.books.nodes.map((n) => n.name!);
+  }
+
+  /** Serialize to ModelProto bytes for InferenceSession.create. */
+  encode(graphName: string): Uint8Array {
+    const b = this.books;
+    const model = onnx.ModelProto.create({
+      irVersion: 9,
+      producerName: "steerlab",
+      opsetImport: [
+        { domain: "", version: OPSET },
+        { domain: "com.microsoft", version: 1 },
+      ],
+      graph: {
+        name: graphName,
+        node: b.nodes,
+        initializer: b.inits,
+        input: b.inputs,
+        output: b.outputs,
+      },
+    });
+    return onnx.ModelProto.encode(model).finish();
+  }
+}
+
+function valueInfo(name: string, type: ElemType, dims: readonly Dim[]): P.IValueInfoProto {
+  return {
+    name,
+    type: {
+      tensorType: {
+        elemType: ELEM[type],
+        shape: { dim: dims.map((d) => (typeof d === "number" ? { dimValue: d } : { dimParam: d })) },
+      },
+    },
+  };
+}
+
+/** Integers become INT/INTS; `{float}` / `{floats}` mark float attributes; strings become STRING. */
+function attribute(name: string, v: AttrValue): P.IAttributeProto {
+  if (typeof v === "number") return { name, type: 2, i: v };
+  if (typeof v === "string") return { name, type: 3, s: new TextEncoder().encode(v) };
+  if (Array.isArray(v)) return { name, type: 7, ints: v };
+  if ("float" in v) return { name, type: 1, f: v.float };
+  return { name, type: 6, floats: v.floats };
+}

@@ -1,0 +1,134 @@
+/**
+ * Per-call inputs shared by every block: token positions, the additive attention mask and the RoPE rows.
+ * Positions follow engine.ts: the number of real tokens before a token in its row (HF cumsum(mask) - 1),
+ * counted across cached calls; -1 for padding.
+ */
+import { SteerlabError } from "../errors.js";
+import type { Batch } from "../model/engine.js";
+import type { RopeTable } from "../model/rope.js";
+
+/** Additive mask value for keys a query must not see (exp underflows to exactly 0). */
+export const MASKED = -1e9;
+
+export interface CheckedBatch {
+  B: number;
+  T: number;
+  /** [B*T] token ids. */
+  ids: BigInt64Array;
+  /** [B][T] 1 = real, 0 = padding. */
+  mask: Uint8Array[];
+}
+
+export function checkBatch(batch: Batch, vocab: number): CheckedBatch {
+  const B = batch.ids.length;
+  const T = batch.ids[0]?.length ?? 0;
+  if (B === 0 || T === 0) {
+    throw new SteerlabError("bad_input", "a batch needs at least one row and one token", {
+      field: "ids",
+      got: `[${B}, ${T}]`,
+    });
+  }
+  const ids = new BigInt64Array(B * T);
+  const mask: Uint8Array[] = [];
+  for (let b = 0; b < B; b++) {
+    const row = batch.ids[b]!;
+    const m = batch.mask?.[b];
+    if (row.length !== T || (batch.mask && m?.length !== T)) {
+      throw new SteerlabError("bad_input", `batch row ${b} has a different length`, {
+        field: batch.mask && m?.length !== T ? "mask" : "ids",
+        expected: `${T} tokens in every row (left-pad shorter rows)`,
+        got: String(m?.length !== T && batch.mask ? m?.length : row.length),
+      });
+    }
+    const mr = new Uint8Array(T);
+    for (let t = 0; t < T; t++) {
+      const id = row[t]!;
+      const real = m ? m[t]! : 1;
+      if (real !== 0 && real !== 1) {
+        throw new SteerlabError("bad_input", "mask values must be 0 or 1", {
+          field: `mask[${b}][${t}]`,
+          got: String(real),
+        });
+      }
+      if (real === 1 && !(Number.isInteger(id) && id >= 0 && id < vocab)) {
+        throw new SteerlabError("bad_input", `token id ${id} out of range`, {
+          field: `ids[${b}][${t}]`,
+          expected: `an integer in [0, ${vocab})`,
+          got: String(id),
+        });
+      }
+      mr[t] = real;
+      // Padding ids are never looked at; clamp them so the embedding Gather stays in range.
+      ids[b * T + t] = BigInt(real === 1 ? id : 0);
+    }
+    mask.push(mr);
+  }
+  return { B, T, ids, mask };
+}
+
+/** [B, T] positions (-1 for padding) continuing from nextPos; advances nextPos. */
+export function positionsFor(mask: Uint8Array[], T: number, nextPos: Int32Array): Int32Array {
+  const B = mask.length;
+  const pos = new Int32Array(B * T);
+  for (let b = 0; b < B; b++) {
+    let p = nextPos[b]!;
+    for (let t = 0; t < T; t++) pos[b * T + t] = mask[b]![t] ? p++ : -1;
+    nextPos[b] = p;
+  }
+  return pos;
+}
+
+/**
+ * [B, 1, T, S] additive mask, S = P + T: query t (absolute index P + t) sees key j when j <= P + t and key j is
+ * a real token. A padding query that would see nothing sees itself, so its (unused) row stays finite.
+ */
+export function additiveMask(keyMask: Uint8Array[], P: number, T: number): Float32Array {
+  const B = keyMask.length;
+  const S = P + T;
+  const out = new Float32Array(B * T * S).fill(MASKED); // [B, 1, T, S]
+  for (let b = 0; b < B; b++) {
+    const km = keyMask[b]!;
+    for (let t = 0; t < T; t++) {
+      const row = (b * T + t) * S;
+      let any = false;
+      for (let j = 0; j <= P + t; j++) {
+        if (km[j]) {
+          out[row + j] = 0;
+          any = true;
+        }
+      }
+      if (!any) out[row + P + t] = 0;
+    }
+  }
+  return out;
+}
+
+/**
+ * cos and sin rows [B, T, 1, hd] for the graph's rotate_half RoPE: cos halves duplicated, sin as [-sin, sin].
+ * Padding (position -1) uses position 0; its output is never used.
+ */
+export function ropeRows(pos: Int32Array, table: RopeTable): { cos: Float32Array; sin: Float32Array } {
+  const h = table.half;
+  const hd = 2 * h;
+  const cos = new Float32Array(pos.length * hd);
+  const sin = new Float32Array(pos.length * hd);
+  for (let i = 0; i < pos.length; i++) {
+    const p = Math.max(0, pos[i]!);
+    if (p >= table.nPos) {
+      throw new SteerlabError("bad_input", `position ${p} is beyond the model's context`, {
+        field: "positions",
+        expected: `positions < ${table.nPos} (max_position_embeddings)`,
+        got: String(p),
+      });
+    }
+    for (let k = 0; k < h; k++) {
+      const c = table.cos[p * h + k]!;
+      const s = table.sin[p * h + k]!;
+      cos[i * hd + k] = c;
+      cos[i * hd + h + k] = c;
+      sin[i * hd + k] = -s;
+      sin[i * hd + h + k] = s;
+    }
+  }
+  return { cos, sin };
+}

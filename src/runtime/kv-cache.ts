@@ -1,0 +1,32 @@
+/**
+ * The ONNX Runtime engine's KV cache: per block, K and V as ORT tensors [B, KV, S, hd] (the graphs' present
+ * outputs, fed back as past inputs), plus the padding mask seen so far and each row's next position, so that
+ * positions and masks continue across cached calls.
+ */
+import * as ort from "onnxruntime-node";
+import type { KVCache } from "../model/engine.js";
+
+export class OrtKVCache implements KVCache {
+  /** Per block: K and V [B, KV, S, hd]. Empty (S = 0) until the first call. */
+  k: ort.Tensor[];
+  v: ort.Tensor[];
+  /** [B][S] 1 = real token, 0 = padding, for every cached token. */
+  mask: Uint8Array[];
+  /** [B] real tokens seen so far per row = the next real token's position. */
+  nextPos: Int32Array;
+  length = 0;
+
+  constructor(
+    readonly owner: object,
+    readonly batch: number,
+    nLayers: number,
+    nKvHeads: number,
+    headDim: number,
+  ) {
+    const empty = () => new ort.Tensor("float32", new Float32Array(0), [batch, nKvHeads, 0, headDim]);
+    this.k = Array.from({ length: nLayers }, empty);
+    this.v = Array.from({ length: nLayers }, empty);
+    this.mask = Array.from({ length: batch }, () => new Uint8Array(0));
+    this.nextPos = new Int32Array(batch);
+  }
+}

@@ -1,0 +1,315 @@
+/**
+ * The fast path: an Engine that runs steerlab's own ONNX graphs (model/graph/) on onnxruntime-node.
+ *
+ *   ids ─► head.embed ─► resid_pre[0] ─► attn(0) ─► attn_out[0] ─(+)─► mlp(0) ─► mlp_out[0] ─(+)─► resid_post[0] ─► ...
+ *                                  ... resid_post[L-1] ─► head.logits ─► logits
+ * TypeScript holds the residual stream between graphs, does the residual adds and runs the hooks of the call at
+ * each site. With granularity "block" each block is one graph (fewer runs, faster decode) and only the
+ * resid_pre/resid_post sites can be hooked. Weights live only inside ORT once the sessions exist.
+ */
+import type * as ort from "onnxruntime-node";
+import { Tensor as OrtTensor } from "onnxruntime-node";
+import { SteerlabError } from "../errors.js";
+import { archSpec } from "../model/arch/registry.js";
+import type { ModelConfig } from "../model/config.js";
+import type { Batch, Engine, ForwardOptions, ForwardResult, HookBinding, KVCache } from "../model/engine.js";
+import { attnGraph, blockGraph, headGraph, mlpGraph, weightFn } from "../model/graph/graphs.js";
+import { hookName, type Site } from "../model/hooks.js";
+import { type RopeTable, ropeTable } from "../model/rope.js";
+import type { Weights } from "../model/weights.js";
+import { additiveMask, checkBatch, positionsFor, ropeRows } from "./call-inputs.js";
+import { OrtKVCache } from "./kv-cache.js";
+import { createSession, type SessionSettings, sessionOptions } from "./session.js";
+
+export interface OrtEngineOptions extends SessionSettings {
+  /**
+   * "site" (default): two graphs per block, every hook site available.
+   * "block": one graph per block; hooks only at resid_pre / resid_post.
+   */
+  granularity?: "site" | "block";
+  /**
+   * Delete each tensor from `model.weights` once its graph is built, so the weights are never held twice
+   * (lower peak memory). The caller's map is left empty of what was consumed.
+   */
+  consumeWeights?: boolean;
+}
+
+type Blocks =
+  | { kind: "site"; attn: ort.InferenceSession[]; mlp: ort.InferenceSession[] }
+  | { kind: "block"; block: ort.InferenceSession[] };
+
+export async function createOrtEngine(
+  model: { config: ModelConfig; weights: Weights },
+  opts: OrtEngineOptions = {},
+): Promise<OrtEngine> {
+  const c = model.config;
+  const granularity = opts.granularity ?? "site";
+  if (granularity !== "site" && granularity !== "block") {
+    throw new SteerlabError("bad_input", `unknown granularity "${granularity}"`, {
+      field: "granularity",
+      expected: "site | block",
+    });
+  }
+  const so = sessionOptions(opts);
+  const w = weightFn(model.weights);
+  const consume = (pred: (name: string) => boolean) => {
+    if (!opts.consumeWeights) return;
+    for (const name of [...model.weights.keys()]) if (pred(name)) model.weights.delete(name);
+  };
+  const sessions: ort.InferenceSession[] = [];
+  const make = async (g: { name: string; bytes: Uint8Array }) => {
+    const s = await createSession(g.bytes, so, g.name);
+    sessions.push(s);
+    return s;
+  };
+  try {
+    let blocks: Blocks;
+    if (granularity === "site") {
+      const attn: ort.InferenceSession[] = [];
+      const mlp: ort.InferenceSession[] = [];
+      for (let l = 0; l < c.nLayers; l++) {
+        attn.push(await make(attnGraph(c, w, l)));
+        mlp.push(await make(mlpGraph(c, w, l)));
+        consume((n) => n.startsWith(`blocks.${l}.`));
+      }
+      blocks = { kind: "site", attn, mlp };
+    } else {
+      const block: ort.InferenceSession[] = [];
+      for (let l = 0; l < c.nLayers; l++) {
+        block.push(await make(blockGraph(c, w, l)));
+        consume((n) => n.startsWith(`blocks.${l}.`));
+      }
+      blocks = { kind: "block", block };
+    }
+    const head = await make(headGraph(c, w));
+    consume((n) => !n.startsWith("blocks."));
+    const rope = archSpec(c.arch).positional === "rope" ? ropeTable(c, c.maxPositions) : null;
+    return new OrtEngine(c, blocks, head, rope);
+  } catch (e) {
+    await Promise.all(sessions.map((s) => s.release()));
+    throw e;
+  }
+}
+
+export class OrtEngine implements Engine {
+  readonly kind = "onnxruntime";
+  private disposed = false;
+
+  constructor(
+    readonly config: ModelConfig,
+    private readonly blocks: Blocks,
+    private readonly head: ort.InferenceSession,
+    private readonly rope: RopeTable | null,
+  ) {}
+
+  get granularity(): "site" | "block" {
+    return this.blocks.kind;
+  }
+
+  newCache(batch: number): KVCache {
+    if (!Number.isInteger(batch) || batch < 1) {
+      throw new SteerlabError("bad_input", "cache batch must be a positive integer", {
+        field: "batch",
+        got: String(batch),
+      });
+    }
+    const c = this.config;
+    return new OrtKVCache(this, batch, c.nLayers, c.nKvHeads, c.headDim);
+  }
+
+  async forward(batch: Batch, opts: ForwardOptions = {}): Promise<ForwardResult> {
+    if (this.disposed)
+      throw new SteerlabError("bad_input", "engine was disposed", { hint: "create a new engine" });
+    const c = this.config;
+    const D = c.hiddenSize;
+    const L = c.nLayers;
+    const { B, T, ids, mask } = checkBatch(batch, c.vocabSize);
+    const last = opts.stopAfterLayer === undefined ? L - 1 : opts.stopAfterLayer;
+    if (!Number.isInteger(last) || last < 0 || last >= L) {
+      throw new SteerlabError("bad_input", `stopAfterLayer ${opts.stopAfterLayer} out of range`, {
+        field: "stopAfterLayer",
+        expected: `an integer in [0, ${L - 1}]`,
+      });
+    }
+    const want = opts.logits ?? "last";
+    if (last < L - 1 && (want !== "none" || opts.cache)) {
+      throw new SteerlabError("bad_input", "stopAfterLayer skips blocks that logits or a cache need", {
+        field: "stopAfterLayer",
+        expected: 'logits "none" and no cache',
+        got: `logits "${want}"${opts.cache ? " with a cache" : ""}`,
+      });
+    }
+    const hooks = this.groupHooks(opts.hooks ?? []);
+    const cache = this.resolveCache(opts.cache, B);
+    const P = cache?.length ?? 0;
+
+    // Positions and key mask, continued from the cache (committed only when the call succeeds).
+    const nextPos = cache ? Int32Array.from(cache.nextPos) : new Int32Array(B);
+    const positions = positionsFor(mask, T, nextPos);
+    const keyMask = mask.map((m, b) => concatMask(cache?.mask[b], m));
+    const maxPos = Math.max(...nextPos) - 1;
+    if (maxPos >= c.maxPositions) {
+      throw new SteerlabError("bad_input", `position ${maxPos} is beyond the model's context`, {
+        field: "positions",
+        expected: `< ${c.maxPositions} (max_position_embeddings)`,
+      });
+    }
+
+    const shared: Record<string, ort.Tensor> = {
+      mask: new OrtTensor("float32", additiveMask(keyMask, P, T), [B, 1, T, P + T]),
+    };
+    if (this.rope) {
+      const { cos, sin } = ropeRows(positions, this.rope);
+      shared.cos = new OrtTensor("float32", cos, [B, T, 1, c.headDim]);
+      shared.sin = new OrtTensor("float32", sin, [B, T, 1, c.headDim]);
+    }
+    const fire = (layer: number, site: Site, hidden: Float32Array) => {
+      const list = hooks.get(hookName(layer, site));
+      if (!list) return;
+      for (const fn of list) fn({ point: { layer, site }, hidden, batch: B, seq: T, dim: D, positions });
+    };
+    const hid = (x: Float32Array) => new OrtTensor("float32", x, [B, T, D]);
+
+    // Embedding (the head graph with no rows to project).
+    const headFeeds: Record<string, ort.Tensor> = {
+      ids: new OrtTensor("int64", ids, [B, T]),
+      hidden: new OrtTensor("float32", new Float32Array(0), [0, D]),
+    };
+    if (this.head.inputNames.includes("pos")) {
+      headFeeds.pos = new OrtTensor(
+        "int64",
+        BigInt64Array.from(positions, (p) => BigInt(Math.max(0, p))),
+        [B, T],
+      );
+    }
+    let x = (await this.head.run(headFeeds, ["embed"])).embed!.data as Float32Array; // [B, T, D]
+
+    const newK: ort.Tensor[] = [];
+    const newV: ort.Tensor[] = [];
+    for (let l = 0; l <= last; l++) {
+      fire(l, "resid_pre", x);
+      const feeds = {
+        ...shared,
+        hidden: hid(x),
+        past_k: this.past(cache, "k", l, B),
+        past_v: this.past(cache, "v", l, B),
+      };
+      if (this.blocks.kind === "site") {
+        const a = await this.blocks.attn[l]!.run(feeds);
+        newK.push(a.present_k!);
+        newV.push(a.present_v!);
+        const attnOut = a.attn_out!.data as Float32Array; // [B, T, D]
+        fire(l, "attn_out", attnOut);
+        const mid = add(x, attnOut); // resid_mid [B, T, D]
+        const mlpOut = (await this.blocks.mlp[l]!.run({ hidden: hid(mid) })).mlp_out!.data as Float32Array;
+        fire(l, "mlp_out", mlpOut);
+        x = add(mid, mlpOut); // resid_post [B, T, D]
+      } else {
+        const r = await this.blocks.block[l]!.run(feeds);
+        newK.push(r.present_k!);
+        newV.push(r.present_v!);
+        x = r.resid_post!.data as Float32Array;
+      }
+      fire(l, "resid_post", x);
+    }
+
+    if (cache) {
+      for (let l = 0; l < L; l++) {
+        cache.k[l] = newK[l]!;
+        cache.v[l] = newV[l]!;
+      }
+      cache.mask = keyMask;
+      cache.nextPos = nextPos;
+      cache.length = P + T;
+    }
+
+    if (want === "none") return { logits: new Float32Array(0), batch: B, seq: 0, vocab: c.vocabSize };
+    const rows = want === "all" ? x : lastRows(x, B, T, D);
+    const Tout = want === "all" ? T : 1;
+    const out = await this.head.run(
+      {
+        ...headFeeds,
+        ids: new OrtTensor("int64", new BigInt64Array(0), [B, 0]),
+        ...(headFeeds.pos ? { pos: new OrtTensor("int64", new BigInt64Array(0), [B, 0]) } : {}),
+        hidden: new OrtTensor("float32", rows, [B * Tout, D]),
+      },
+      ["logits"],
+    );
+    return { logits: out.logits!.data as Float32Array, batch: B, seq: Tout, vocab: c.vocabSize };
+  }
+
+  async dispose(): Promise<void> {
+    if (this.disposed) return;
+    this.disposed = true;
+    const all =
+      this.blocks.kind === "site" ? [...this.blocks.attn, ...this.blocks.mlp] : [...this.blocks.block];
+    await Promise.all([...all, this.head].map((s) => s.release()));
+  }
+
+  private past(cache: OrtKVCache | null, which: "k" | "v", l: number, B: number): ort.Tensor {
+    if (cache) return cache[which][l]!;
+    return new OrtTensor("float32", new Float32Array(0), [B, this.config.nKvHeads, 0, this.config.headDim]);
+  }
+
+  private resolveCache(kv: KVCache | undefined, B: number): OrtKVCache | null {
+    if (kv === undefined) return null;
+    if (!(kv instanceof OrtKVCache) || kv.owner !== this) {
+      throw new SteerlabError("bad_input", "this cache was not created by this engine", {
+        field: "cache",
+        hint: "create it with engine.newCache(batch)",
+      });
+    }
+    if (kv.batch !== B) {
+      throw new SteerlabError("bad_input", "cache batch size differs from the batch", {
+        field: "cache",
+        expected: String(kv.batch),
+        got: String(B),
+      });
+    }
+    return kv;
+  }
+
+  private groupHooks(bindings: readonly HookBinding[]): Map<string, HookBinding["fn"][]> {
+    const m = new Map<string, HookBinding["fn"][]>();
+    for (const h of bindings) {
+      const { layer, site } = h.point;
+      if (!Number.isInteger(layer) || layer < 0 || layer >= this.config.nLayers) {
+        throw new SteerlabError("bad_input", `hook layer ${layer} out of range`, {
+          field: "hooks",
+          expected: `a resolved layer in [0, ${this.config.nLayers - 1}]`,
+        });
+      }
+      if (this.blocks.kind === "block" && (site === "attn_out" || site === "mlp_out")) {
+        throw new SteerlabError("unsupported", `hook site ${site} needs granularity "site"`, {
+          field: "hooks",
+          got: hookName(layer, site),
+          hint: 'create the engine with granularity: "site" to hook attn_out / mlp_out',
+        });
+      }
+      const key = hookName(layer, site);
+      m.set(key, [...(m.get(key) ?? []), h.fn]);
+    }
+    return m;
+  }
+}
+
+function add(a: Float32Array, b: Float32Array): Float32Array {
+  const out = new Float32Array(a.length);
+  for (let i = 0; i < a.length; i++) out[i] = a[i]! + b[i]!;
+  return out;
+}
+
+/** [B, T, D] → [B, 1, D]: each row's last token (rows are left-padded, so the last token is real). */
+function lastRows(x: Float32Array, B: number, T: number, D: number): Float32Array {
+  const out = new Float32Array(B * D);
+  for (let b = 0; b < B; b++) out.set(x.subarray(((b + 1) * T - 1) * D, (b + 1) * T * D), b * D);
+  return out;
+}
+
+function concatMask(prev: Uint8Array | undefined, next: Uint8Array): Uint8Array {
+  if (!prev || prev.length === 0) return next;
+  const out = new Uint8Array(prev.length + next.length);
+  out.set(prev);
+  out.set(next, prev.length);
+  return out;
+}

@@ -1,0 +1,58 @@
+/**
+ * ONNX Runtime session settings in one place: intra-op threads, optimization level, spinning. Every graph of an
+ * engine gets the same options; the model bytes are handed over and not kept.
+ */
+import os from "node:os";
+import * as ort from "onnxruntime-node";
+import { SteerlabError } from "../errors.js";
+
+export interface SessionSettings {
+  /** Intra-op threads per session. Default: the cores available to this process. */
+  threads?: number;
+  /**
+   * Let idle pool threads spin between runs (lower latency per run, but an engine runs many small sessions in a
+   * row and spinning pools steal cores from the next one). Default false.
+   */
+  spin?: boolean;
+}
+
+export function resolveThreads(threads: number | undefined): number {
+  const n = threads ?? os.availableParallelism();
+  if (!Number.isInteger(n) || n < 1) {
+    throw new SteerlabError("bad_input", "threads must be a positive integer", {
+      field: "threads",
+      got: String(threads),
+    });
+  }
+  return n;
+}
+
+export function sessionOptions(s: SessionSettings): ort.InferenceSession.SessionOptions {
+  return {
+    executionProviders: ["cpu"],
+    intraOpNumThreads: resolveThreads(s.threads),
+    interOpNumThreads: 1,
+    executionMode: "sequential",
+    graphOptimizationLevel: "all",
+    extra: { session: { intra_op: { allow_spinning: s.spin ? "1" : "0" } } },
+  };
+}
+
+export async function createSession(
+  bytes: Uint8Array,
+  opts: ort.InferenceSession.SessionOptions,
+  name: string,
+): Promise<ort.InferenceSession> {
+  try {
+    return await ort.InferenceSession.create(bytes, opts);
+  } catch (e) {
+    throw new SteerlabError(
+      "unsupported",
+      `onnxruntime could not load graph ${name}: ${(e as Error).message}`,
+      {
+        field: name,
+        hint: "a graph-builder bug or an onnxruntime-node without this operator",
+      },
+    );
+  }
+}
