@@ -1,0 +1,163 @@
+/**
+ * llama.cpp's tokenizer test data, taken at test time from the llama.cpp sources that node-llama-cpp ships as a git
+ * bundle: vocab-only GGUF files (models/ggml-vocab-NAME.gguf) and their test vectors (.inp: inputs separated by a
+ * marker line; .out: one line of token ids per input, encoded without BOS and without parsing special tokens).
+ *
+ * The bundle is cloned (without checkout, ~1 s) once into a cache directory under os.tmpdir(); files are read from
+ * it with `git show`. Also holds a minimal GGUF metadata reader, used only because src/io/gguf.ts did not exist when
+ * the tokenizer tests were written.
+ */
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdtempSync, renameSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+/** Path of the llama.cpp git bundle inside node-llama-cpp, or null if the package is not installed. */
+export function llamaBundlePath(): string | null {
+  // The package's exports hide package.json, so look in node_modules above this file (works from dist/ too).
+  for (let dir = dirname(fileURLToPath(import.meta.url)); dir !== dirname(dir); dir = dirname(dir)) {
+    const p = join(dir, "node_modules", "node-llama-cpp", "llama", "gitRelease.bundle");
+    if (existsSync(p)) return p;
+  }
+  return null;
+}
+
+/** Clone the bundle once (no checkout) into os.tmpdir(); returns the git dir, or null without node-llama-cpp. */
+export function llamaRepo(): string | null {
+  const bundle = llamaBundlePath();
+  if (!bundle) return null;
+  const head =
+    execFileSync("git", ["bundle", "list-heads", bundle], { encoding: "utf8" }).split(/\s/)[0] ?? "x";
+  const dir = join(tmpdir(), `steerlab-llama-src-${head.slice(0, 12)}`);
+  if (existsSync(join(dir, "HEAD"))) return dir;
+  // Clone into a private temp dir and rename, so concurrent test files never see a half-made clone.
+  const tmp = mkdtempSync(join(tmpdir(), "steerlab-llama-clone-"));
+  execFileSync("git", ["clone", "-q", "--bare", bundle, join(tmp, "repo")], { stdio: "ignore" });
+  try {
+    renameSync(join(tmp, "repo"), dir);
+  } catch {
+    if (!existsSync(join(dir, "HEAD"))) throw new Error(`could not create ${dir}`);
+  }
+  rmSync(tmp, { recursive: true, force: true });
+  return dir;
+}
+
+/** One file of the llama.cpp sources at the bundle's HEAD. */
+export function llamaFile(repo: string, path: string): Buffer {
+  return execFileSync("git", ["--git-dir", repo, "show", `HEAD:${path}`], { maxBuffer: 1 << 28 });
+}
+
+export interface VocabCase {
+  input: string;
+  ids: number[];
+}
+
+/** Test vectors of one vocab, as llama.cpp's test-tokenizer-0 reads them (duplicate inputs keep the last). */
+export function vocabCases(repo: string, name: string): VocabCase[] {
+  const inp = llamaFile(repo, `models/ggml-vocab-${name}.gguf.inp`).toString("utf8");
+  const out = llamaFile(repo, `models/ggml-vocab-${name}.gguf.out`).toString("utf8");
+  const sep = "\n__ggml_vocab_test__\n";
+  const inputs: string[] = [];
+  let pos = 0;
+  while (pos < inp.length) {
+    const next = inp.indexOf(sep, pos);
+    if (next < 0) {
+      inputs.push(inp.slice(pos));
+      break;
+    }
+    inputs.push(inp.slice(pos, next));
+    pos = next + sep.length;
+  }
+  const lines = out.split("\n");
+  if (lines[lines.length - 1] === "") lines.pop();
+  if (lines.length !== inputs.length) {
+    throw new Error(`${name}: ${inputs.length} inputs but ${lines.length} outputs`);
+  }
+  const cases = new Map<string, number[]>();
+  inputs.forEach((input, i) => {
+    const line = (lines[i] as string).trim();
+    cases.set(input, line === "" ? [] : line.split(" ").map(Number));
+  });
+  return [...cases].map(([input, ids]) => ({ input, ids }));
+}
+
+/** Minimal GGUF metadata reader (key/value section only; tensor infos are not read). */
+export function readGgufMetadata(buf: Buffer): Map<string, unknown> {
+  let o = 0;
+  const u32 = () => {
+    const v = buf.readUInt32LE(o);
+    o += 4;
+    return v;
+  };
+  const u64 = () => {
+    const v = Number(buf.readBigUInt64LE(o));
+    o += 8;
+    return v;
+  };
+  const str = () => {
+    const n = u64();
+    const s = buf.toString("utf8", o, o + n);
+    o += n;
+    return s;
+  };
+  const value = (type: number): unknown => {
+    switch (type) {
+      case 0:
+        return buf.readUInt8(o++);
+      case 1:
+        return buf.readInt8(o++);
+      case 2:
+        o += 2;
+        return buf.readUInt16LE(o - 2);
+      case 3:
+        o += 2;
+        return buf.readInt16LE(o - 2);
+      case 4:
+        return u32();
+      case 5:
+        o += 4;
+        return buf.readInt32LE(o - 4);
+      case 6:
+        o += 4;
+        return buf.readFloatLE(o - 4);
+      case 7:
+        return buf.readUInt8(o++) !== 0;
+      case 8:
+        return str();
+      case 9: {
+        const t = u32();
+        const n = u64();
+        const arr: unknown[] = new Array(n);
+        for (let i = 0; i < n; i++) arr[i] = value(t);
+        return arr;
+      }
+      case 10:
+        return u64();
+      case 11:
+        o += 8;
+        return Number(buf.readBigInt64LE(o - 8));
+      case 12:
+        o += 8;
+        return buf.readDoubleLE(o - 8);
+      default:
+        throw new Error(`GGUF value type ${type} at offset ${o}`);
+    }
+  };
+  if (buf.toString("latin1", 0, 4) !== "GGUF") throw new Error("not a GGUF file");
+  o = 4;
+  u32(); // version
+  u64(); // tensor count
+  const nkv = u64();
+  const meta = new Map<string, unknown>();
+  for (let i = 0; i < nkv; i++) {
+    const key = str();
+    meta.set(key, value(u32()));
+  }
+  return meta;
+}
+
+/** The metadata of models/ggml-vocab-NAME.gguf. */
+export function vocabMetadata(repo: string, name: string): Map<string, unknown> {
+  return readGgufMetadata(llamaFile(repo, `models/ggml-vocab-${name}.gguf`));
+}
