@@ -1,0 +1,204 @@
+/**
+ * The trainer's pointwise and row-wise kernels, each forward beside its backward (llm.c style). Backward kernels
+ * ADD into gradient buffers (dx +=, dw +=), so residual branches and shared weights accumulate naturally.
+ * N = rows (tokens), D = width, V = vocabulary.
+ */
+import type { RopeTable } from "../model/rope.js";
+
+/** y = x / rms(x) * w; keeps rstd [N] for the backward.   x, y [N, D]   w [D] */
+export function rmsnormForward(
+  y: Float32Array,
+  rstd: Float32Array,
+  x: Float32Array,
+  w: Float32Array,
+  n: number,
+  d: number,
+  eps: number,
+): void {
+  for (let r = 0; r < n; r++) {
+    const o = r * d;
+    let ss = 0;
+    for (let i = 0; i < d; i++) ss += x[o + i]! * x[o + i]!;
+    const inv = 1 / Math.sqrt(ss / d + eps);
+    rstd[r] = inv;
+    for (let i = 0; i < d; i++) y[o + i] = w[i]! * x[o + i]! * inv;
+  }
+}
+
+/** dx += r (w dy) - x r^3 <w dy, x> / D;  dw += sum_rows dy x r. */
+export function rmsnormBackward(
+  dx: Float32Array,
+  dw: Float32Array,
+  dy: Float32Array,
+  x: Float32Array,
+  rstd: Float32Array,
+  w: Float32Array,
+  n: number,
+  d: number,
+): void {
+  for (let r = 0; r < n; r++) {
+    const o = r * d;
+    const inv = rstd[r]!;
+    let dot = 0;
+    for (let i = 0; i < d; i++) {
+      dot += w[i]! * dy[o + i]! * x[o + i]!;
+      dw[i] += dy[o + i]! * x[o + i]! * inv;
+    }
+    const c = (inv * inv * inv * dot) / d;
+    for (let i = 0; i < d; i++) dx[o + i] += inv * w[i]! * dy[o + i]! - c * x[o + i]!;
+  }
+}
+
+/**
+ * RoPE on every head of every row, in place (HF rotate_half layout). Row r of batch row b sits at position r % T.
+ * sign = +1 rotates forward; sign = -1 applies the inverse rotation, which is the backward of a rotation.
+ *   x [N, nHeads*hd]
+ */
+export function rope(
+  x: Float32Array,
+  n: number,
+  seq: number,
+  nHeads: number,
+  hd: number,
+  table: RopeTable,
+  sign: 1 | -1,
+): void {
+  const half = hd / 2;
+  for (let r = 0; r < n; r++) {
+    const p = (r % seq) * half;
+    for (let h = 0; h < nHeads; h++) {
+      const off = r * nHeads * hd + h * hd;
+      for (let i = 0; i < half; i++) {
+        const c = table.cos[p + i]!;
+        const s = sign * table.sin[p + i]!;
+        const a = x[off + i]!;
+        const b = x[off + i + half]!;
+        x[off + i] = a * c - b * s;
+        x[off + i + half] = b * c + a * s;
+      }
+    }
+  }
+}
+
+/** out = silu(g) * u.   g, u, out [N, F] */
+export function swigluForward(out: Float32Array, g: Float32Array, u: Float32Array): void {
+  for (let i = 0; i < out.length; i++) {
+    const v = g[i]!;
+    out[i] = (v / (1 + Math.exp(-v))) * u[i]!;
+  }
+}
+
+/** dg = dout u silu'(g), du = dout silu(g) (written, not added).   all [N, F] */
+export function swigluBackward(
+  dg: Float32Array,
+  du: Float32Array,
+  dout: Float32Array,
+  g: Float32Array,
+  u: Float32Array,
+): void {
+  for (let i = 0; i < dout.length; i++) {
+    const v = g[i]!;
+    const s = 1 / (1 + Math.exp(-v));
+    du[i] = dout[i]! * v * s;
+    dg[i] = dout[i]! * u[i]! * s * (1 + v * (1 - s));
+  }
+}
+
+/**
+ * Causal softmax over attention scores, in place: row i of each [T, T] block keeps columns 0..i, scaled.
+ *   s [BH, T, T]
+ */
+export function causalSoftmaxForward(s: Float32Array, bh: number, seq: number, scale: number): void {
+  for (let b = 0; b < bh; b++) {
+    for (let i = 0; i < seq; i++) {
+      const o = (b * seq + i) * seq;
+      let m = Number.NEGATIVE_INFINITY;
+      for (let j = 0; j <= i; j++) m = Math.max(m, s[o + j]! * scale);
+      let sum = 0;
+      for (let j = 0; j <= i; j++) {
+        const e = Math.exp(s[o + j]! * scale - m);
+        s[o + j] = e;
+        sum += e;
+      }
+      for (let j = 0; j <= i; j++) s[o + j] = s[o + j]! / sum;
+      for (let j = i + 1; j < seq; j++) s[o + j] = 0;
+    }
+  }
+}
+
+/** dS = scale P (dP - <dP, P>_row), in place over dp.   p, dp [BH, T, T] */
+export function causalSoftmaxBackward(
+  dp: Float32Array,
+  p: Float32Array,
+  bh: number,
+  seq: number,
+  scale: number,
+) {
+  for (let b = 0; b < bh; b++) {
+    for (let i = 0; i < seq; i++) {
+      const o = (b * seq + i) * seq;
+      let dot = 0;
+      for (let j = 0; j <= i; j++) dot += dp[o + j]! * p[o + j]!;
+      for (let j = 0; j <= i; j++) dp[o + j] = scale * p[o + j]! * (dp[o + j]! - dot);
+      for (let j = i + 1; j < seq; j++) dp[o + j] = 0;
+    }
+  }
+}
+
+/**
+ * Mean cross-entropy over rows whose target is >= 0; turns logits into dlogits in place (softmax - onehot) / count.
+ * Returns the mean loss (0 when no row counts).   logits [N, V]   targets [N]
+ */
+export function crossEntropyForwardBackward(
+  logits: Float32Array,
+  targets: Int32Array,
+  n: number,
+  v: number,
+): number {
+  let count = 0;
+  for (let r = 0; r < n; r++) if (targets[r]! >= 0) count++;
+  let loss = 0;
+  for (let r = 0; r < n; r++) {
+    const o = r * v;
+    const t = targets[r]!;
+    if (t < 0 || count === 0) {
+      logits.fill(0, o, o + v);
+      continue;
+    }
+    let m = Number.NEGATIVE_INFINITY;
+    for (let i = 0; i < v; i++) m = Math.max(m, logits[o + i]!);
+    let sum = 0;
+    for (let i = 0; i < v; i++) sum += Math.exp(logits[o + i]! - m);
+    loss += Math.log(sum) + m - logits[o + t]!;
+    for (let i = 0; i < v; i++) logits[o + i] = Math.exp(logits[o + i]! - m) / sum / count;
+    logits[o + t] -= 1 / count;
+  }
+  return count === 0 ? 0 : loss / count;
+}
+
+/** [B, T, H, hd] <-> [B, H, T, hd] (toHeads = true goes left to right). */
+export function splitHeads(
+  out: Float32Array,
+  x: Float32Array,
+  b: number,
+  seq: number,
+  h: number,
+  hd: number,
+  toHeads: boolean,
+): void {
+  for (let bi = 0; bi < b; bi++) {
+    for (let t = 0; t < seq; t++) {
+      for (let hi = 0; hi < h; hi++) {
+        const flat = ((bi * seq + t) * h + hi) * hd; // [B, T, H, hd]
+        const heads = ((bi * h + hi) * seq + t) * hd; // [B, H, T, hd]
+        if (toHeads) out.set(x.subarray(flat, flat + hd), heads);
+        else out.set(x.subarray(heads, heads + hd), flat);
+      }
+    }
+  }
+}
+
+/** a += b.   a, b [same] */
+export function addTo(a: Float32Array, b: Float32Array): void {
+  for (let i = 0; i < a.length; i++) a[i] += b[i]!;
+}
