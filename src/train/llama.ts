@@ -103,7 +103,7 @@ export class LlamaTrainer {
       });
     }
     const emb = p.get("tok_embd")!;
-    let x = new Float32Array(N * D); // [N, D]
+    let x: Float32Array = new Float32Array(N * D); // [N, D]
     for (let r = 0; r < N; r++) {
       const t = tokens[r]!;
       if (!(t >= 0 && t < V)) {
