@@ -126,34 +126,44 @@ class Cursor {
   }
 
   u8(w: string) {
-    return this.dv.getUint8(this.need(1, w));
+    const o = this.need(1, w);
+    return this.dv.getUint8(o);
   }
   i8(w: string) {
-    return this.dv.getInt8(this.need(1, w));
+    const o = this.need(1, w);
+    return this.dv.getInt8(o);
   }
   u16(w: string) {
-    return this.dv.getUint16(this.need(2, w), true);
+    const o = this.need(2, w);
+    return this.dv.getUint16(o, true);
   }
   i16(w: string) {
-    return this.dv.getInt16(this.need(2, w), true);
+    const o = this.need(2, w);
+    return this.dv.getInt16(o, true);
   }
   u32(w: string) {
-    return this.dv.getUint32(this.need(4, w), true);
+    const o = this.need(4, w);
+    return this.dv.getUint32(o, true);
   }
   i32(w: string) {
-    return this.dv.getInt32(this.need(4, w), true);
+    const o = this.need(4, w);
+    return this.dv.getInt32(o, true);
   }
   f32(w: string) {
-    return this.dv.getFloat32(this.need(4, w), true);
+    const o = this.need(4, w);
+    return this.dv.getFloat32(o, true);
   }
   f64(w: string) {
-    return this.dv.getFloat64(this.need(8, w), true);
+    const o = this.need(8, w);
+    return this.dv.getFloat64(o, true);
   }
   u64big(w: string) {
-    return this.dv.getBigUint64(this.need(8, w), true);
+    const o = this.need(8, w);
+    return this.dv.getBigUint64(o, true);
   }
   i64big(w: string) {
-    return this.dv.getBigInt64(this.need(8, w), true);
+    const o = this.need(8, w);
+    return this.dv.getBigInt64(o, true);
   }
   /** A u64 used as a count or size: must fit a safe integer and the bytes left (each item >= minItemBytes). */
   count(w: string, minItemBytes: number): number {

@@ -1,0 +1,495 @@
+/**
+ * GGUF model files in llama.cpp's conventions (convert_hf_to_gguf.py, llama-arch.cpp, llama-model.cpp):
+ *  - hyperparameters under `{arch}.*` keys, tensors named blk.N.attn_q.weight etc. (spec.ggufName);
+ *  - llama (and mistral, written as llama) uses interleaved RoPE, so the converter permutes the rows of q and k
+ *    within each head: HF row (h, j, i) -> GGUF row (h, i, j) for j in {0, 1}, i < hd/2. We undo that on load and
+ *    redo it on save, so canonical weights stay in the HF rotate_half layout. qwen2 uses NEOX RoPE: no permutation;
+ *  - gpt2 fuses q, k and v into blk.N.attn_qkv ([q + 2 kv, D] rows; spec names carry a ":q|:k|:v" suffix);
+ *  - output.weight is absent when the embedding is tied;
+ *  - llama3 RoPE scaling is a `rope_freqs.weight` tensor of per-frequency divisors [hd/2], no metadata.
+ *    steerlab also writes its parameters under `steerlab.rope_scaling.*` (llama.cpp ignores these) so they
+ *    round-trip exactly; for other files they are recovered from the divisors.
+ */
+import { SteerlabError } from "../errors.js";
+import { ARCHS } from "../model/arch/registry.js";
+import type { ArchSpec } from "../model/arch/spec.js";
+import { type ModelConfig, type RopeScaling, validate } from "../model/config.js";
+import { modelFingerprint } from "../model/fingerprint.js";
+import type { LoadedModel } from "../model/model.js";
+import { checkWeights, expectedWeights, type Weights } from "../model/weights.js";
+import { fmtShape, shapeEquals, type Tensor, tensor } from "../tensor.js";
+import { fileSource } from "./byte-source.js";
+import {
+  type GgufMetadata,
+  type GgufScalar,
+  type GgufTensorInfo,
+  type GgufTensorOut,
+  type GgufType,
+  type GgufValue,
+  gv,
+  metaNumber,
+  metaString,
+  readGgufHeader,
+  readGgufTensor,
+  writeGguf,
+} from "./gguf.js";
+import { GGML_TYPE, ggmlTypeName, quantize } from "./gguf-quant.js";
+import { tokenizerFromGguf } from "./tokenizer.js";
+
+/** GGUF architectures whose llama.cpp RoPE is interleaved (LLAMA_ROPE_TYPE_NORM): q/k rows are permuted. */
+const INTERLEAVED_ROPE = new Set(["llama"]);
+
+const ROPE_FREQS = "rope_freqs.weight";
+
+/** HF rotate_half row order -> llama.cpp interleaved order, per head of `hd` rows ([rows, cols] row-major). */
+export function permuteQk(t: Tensor, nHeads: number): Tensor {
+  return moveRows(t, nHeads, false);
+}
+
+/** Inverse of permuteQk. */
+export function unpermuteQk(t: Tensor, nHeads: number): Tensor {
+  return moveRows(t, nHeads, true);
+}
+
+function moveRows(t: Tensor, nHeads: number, inverse: boolean): Tensor {
+  const rows = t.shape[0]!;
+  const cols = t.shape.length > 1 ? t.shape[1]! : 1;
+  const hd = rows / nHeads;
+  const half = hd / 2;
+  const out = new Float32Array(t.data.length);
+  for (let h = 0; h < nHeads; h++) {
+    for (let j = 0; j < 2; j++) {
+      for (let i = 0; i < half; i++) {
+        const hfRow = h * hd + j * half + i;
+        const ggRow = h * hd + 2 * i + j;
+        const [from, to] = inverse ? [ggRow, hfRow] : [hfRow, ggRow];
+        out.set(t.data.subarray(from * cols, (from + 1) * cols), to * cols);
+      }
+    }
+  }
+  return tensor(t.shape, out);
+}
+
+// ---------- llama3 RoPE frequency factors ----------
+
+type Llama3 = Extract<RopeScaling, { type: "llama3" }>;
+
+/** Per-frequency divisors exactly as convert_hf_to_gguf computes them (frequencies in float32). */
+export function llama3RopeFactors(headDim: number, theta: number, s: Llama3): Float32Array {
+  const half = headDim / 2;
+  const out = new Float32Array(half);
+  const lowWavelen = s.originalMaxPositions / s.lowFreqFactor;
+  const highWavelen = s.originalMaxPositions / s.highFreqFactor;
+  for (let i = 0; i < half; i++) {
+    const freq = Math.fround(1 / Math.fround(theta ** Math.fround((2 * i) / headDim)));
+    const wavelen = (2 * Math.PI) / freq;
+    if (wavelen < highWavelen) out[i] = 1;
+    else if (wavelen > lowWavelen) out[i] = s.factor;
+    else {
+      const smooth =
+        (s.originalMaxPositions / wavelen - s.lowFreqFactor) / (s.highFreqFactor - s.lowFreqFactor);
+      out[i] = 1 / ((1 - smooth) / s.factor + smooth);
+    }
+  }
+  return out;
+}
+
+function factorsMatch(a: Float32Array, b: Float32Array): boolean {
+  return a.length === b.length && a.every((x, i) => Math.abs(x - b[i]!) <= 1e-4 * Math.max(1, Math.abs(x)));
+}
+
+/**
+ * Recover llama3 parameters from the divisors of a file steerlab did not write. Only the two threshold
+ * wavelengths matter (original/low and original/high), so lowFreqFactor is fixed at 1 and the rest is solved
+ * from the interpolated band; the result is checked by recomputing every divisor.
+ */
+function llama3FromFactors(f: Float32Array, c: ModelConfig, file: string): RopeScaling | null {
+  const factor = Math.max(...f);
+  if (f.every((x) => Math.abs(x - 1) < 1e-6)) return null;
+  if (f.every((x) => Math.abs(x - factor) < 1e-6 * factor)) return { type: "linear", factor };
+  const lam = [...f].map(
+    (_, i) => (2 * Math.PI) / Math.fround(1 / Math.fround(c.ropeTheta ** Math.fround((2 * i) / c.headDim))),
+  );
+  const isOne = (x: number) => Math.abs(x - 1) < 1e-6;
+  const isFull = (x: number) => Math.abs(x - factor) < 1e-6 * factor;
+  const smooth: number[] = [];
+  f.forEach((x, i) => {
+    if (!isOne(x) && !isFull(x)) smooth.push(i);
+  });
+  const sOf = (i: number) => (1 / f[i]! - 1 / factor) / (1 - 1 / factor);
+  const lastOne = [...f].map((x, i) => (isOne(x) ? i : -1)).reduce((a, b) => Math.max(a, b), -1);
+  const firstFull = [...f].findIndex(isFull);
+  let L: number;
+  let hi: number;
+  if (smooth.length >= 2) {
+    // s = A / lambda - B with A = L / (hi - 1), B = 1 / (hi - 1).
+    const i1 = smooth[0]!;
+    const i2 = smooth[smooth.length - 1]!;
+    const A = (sOf(i1) - sOf(i2)) / (1 / lam[i1]! - 1 / lam[i2]!);
+    const B = A / lam[i1]! - sOf(i1);
+    hi = 1 + 1 / B;
+    L = A / B;
+  } else if (smooth.length === 1) {
+    const i = smooth[0]!;
+    L = firstFull >= 0 ? Math.sqrt(lam[i]! * lam[firstFull]!) : 2 * lam[i]!;
+    hi = 1 + (L / lam[i]! - 1) / sOf(i);
+  } else {
+    const a = lastOne >= 0 ? lam[lastOne]! : lam[0]! / 2;
+    const b = lam[firstFull]!;
+    const highW = a ** (2 / 3) * b ** (1 / 3);
+    L = a ** (1 / 3) * b ** (2 / 3);
+    hi = L / highW;
+  }
+  const s: Llama3 = { type: "llama3", factor, lowFreqFactor: 1, highFreqFactor: hi, originalMaxPositions: L };
+  if (
+    !(Number.isFinite(hi) && hi > 1 && L > 0) ||
+    !factorsMatch(llama3RopeFactors(c.headDim, c.ropeTheta, s), f)
+  ) {
+    throw new SteerlabError("unsupported", `${ROPE_FREQS} does not follow the llama3 RoPE scaling formula`, {
+      file,
+      field: ROPE_FREQS,
+      got: `[${[...f].map((x) => x.toPrecision(4)).join(", ")}]`,
+    });
+  }
+  return s;
+}
+
+// ---------- config ----------
+
+/** The shortest decimal that rounds to the same float32 (so 1e-5 stored as f32 reads back as 1e-5). */
+function f32Decimal(x: number): number {
+  for (let p = 1; p <= 9; p++) {
+    const v = Number(x.toPrecision(p));
+    if (Math.fround(v) === x) return v;
+  }
+  return x;
+}
+
+function configFromMeta(
+  meta: GgufMetadata,
+  tensors: Map<string, GgufTensorInfo>,
+  file: string,
+): [ModelConfig, ArchSpec] {
+  const ggufArch = metaString(meta, "general.architecture", file);
+  const spec = Object.values(ARCHS).find((s) => s.ggufArch === ggufArch && s.name === ggufArch);
+  if (!spec) {
+    throw new SteerlabError("unsupported", `unsupported GGUF architecture "${ggufArch}"`, {
+      file,
+      field: "general.architecture",
+      expected: [...new Set(Object.values(ARCHS).map((s) => s.ggufArch))].join(" | "),
+      got: String(ggufArch),
+    });
+  }
+  const A = spec.ggufArch;
+  const opt = (key: string) => {
+    const v = metaNumber(meta, `${A}.${key}`, file);
+    return v !== undefined && meta.get(`${A}.${key}`)?.type === "f32" ? f32Decimal(v) : v;
+  };  const need = (key: string): number => {
+    const v = opt(key);
+    if (v === undefined) {
+      throw new SteerlabError("bad_config", `GGUF metadata is missing ${A}.${key}`, {
+        file,
+        field: `${A}.${key}`,
+      });
+    }
+    return v;
+  };
+
+  const hidden = need("embedding_length");
+  const heads = need("attention.head_count");
+  const emb = tensors.get("token_embd.weight");
+  if (emb?.shape.length !== 2) {
+    throw new SteerlabError("bad_tensor", "GGUF file has no 2-D token_embd.weight", {
+      file,
+      field: "token_embd.weight",
+    });
+  }
+  const rope = spec.positional === "rope";
+  const headDim = opt("attention.key_length") ?? hidden / heads;
+  const ropeDims = opt("rope.dimension_count");
+  if (rope && ropeDims !== undefined && ropeDims !== headDim) {
+    throw new SteerlabError("unsupported", "partial rotary embeddings are not supported", {
+      file,
+      field: `${A}.rope.dimension_count`,
+      expected: String(headDim),
+      got: String(ropeDims),
+    });
+  }
+  const tokenId = (k: string) => metaNumber(meta, `tokenizer.ggml.${k}`, file);
+  const eos = tokenId("eos_token_id");
+  const c: ModelConfig = {
+    arch: spec.name,
+    vocabSize: emb.shape[0]!,
+    hiddenSize: hidden,
+    nLayers: need("block_count"),
+    nHeads: heads,
+    nKvHeads: opt("attention.head_count_kv") ?? heads,
+    headDim,
+    intermediateSize: need("feed_forward_length"),
+    normEps:
+      spec.norm === "rms" ? need("attention.layer_norm_rms_epsilon") : need("attention.layer_norm_epsilon"),
+    maxPositions: need("context_length"),
+    ropeTheta: rope ? (opt("rope.freq_base") ?? 10000) : 0,
+    ropeScaling: null,
+    tiedEmbeddings: !tensors.has("output.weight"),
+    bosTokenId: tokenId("bos_token_id") ?? null,
+    eosTokenIds: eos === undefined ? [] : [eos],
+  };
+  const scalingType = metaString(meta, `${A}.rope.scaling.type`, file);
+  if (scalingType === "linear") {
+    c.ropeScaling = { type: "linear", factor: need("rope.scaling.factor") };
+  } else if (scalingType !== undefined && scalingType !== "none") {
+    throw new SteerlabError("unsupported", `unsupported RoPE scaling type "${scalingType}"`, {
+      file,
+      field: `${A}.rope.scaling.type`,
+      expected: "none | linear (or llama3 via rope_freqs.weight)",
+      got: scalingType,
+    });
+  }
+  return [validate(c, file), spec];
+}
+
+/** The llama3 parameters steerlab wrote, if any. */
+function steerlabLlama3(meta: GgufMetadata, file: string): Llama3 | null {
+  const g = (k: string) => {
+    const v = metaNumber(meta, `steerlab.rope_scaling.${k}`, file);
+    return v === undefined ? v : f32Decimal(v);
+  };
+  const [factor, lo, hi, orig] = [
+    g("factor"),
+    g("low_freq_factor"),
+    g("high_freq_factor"),
+    g("original_max_positions"),
+  ];
+  if (factor === undefined || lo === undefined || hi === undefined || orig === undefined) return null;
+  return { type: "llama3", factor, lowFreqFactor: lo, highFreqFactor: hi, originalMaxPositions: orig };
+}
+
+/** Metadata values unwrapped to plain JS values (what the tokenizer reader takes). */
+export function plainMetadata(meta: GgufMetadata): Map<string, unknown> {
+  const unwrap = (v: GgufValue): unknown =>
+    v.type === "array" && v.itemType === "array" ? (v.value as GgufValue[]).map(unwrap) : v.value;
+  return new Map([...meta].map(([k, v]) => [k, unwrap(v)]));
+}
+
+// ---------- load ----------
+
+export async function loadGgufModel(file: string): Promise<LoadedModel> {
+  const src = fileSource(file);
+  try {
+    const header = readGgufHeader(src);
+    const infos = new Map(header.tensors.map((t) => [t.name, t]));
+    const [config, spec] = configFromMeta(header.metadata, infos, file);
+    const freqs = infos.get(ROPE_FREQS);
+    if (freqs && spec.positional === "rope") {
+      if (!shapeEquals(freqs.shape, [config.headDim / 2])) {
+        throw new SteerlabError(
+          "bad_tensor",
+          `${ROPE_FREQS} has shape ${fmtShape(freqs.shape)}, expected [${config.headDim / 2}]`,
+          {
+            file,
+            field: ROPE_FREQS,
+          },
+        );
+      }
+      const f = readGgufTensor(src, freqs).data;
+      const mine = steerlabLlama3(header.metadata, file);
+      config.ropeScaling =
+        mine && factorsMatch(llama3RopeFactors(config.headDim, config.ropeTheta, mine), f)
+          ? mine
+          : llama3FromFactors(f, config, file);
+    }
+    const permute = INTERLEAVED_ROPE.has(spec.ggufArch);
+    const weights: Weights = new Map();
+    const dtypes: Record<string, number> = {};
+    const problems: string[] = [];
+    const fused = new Map<string, Tensor>();
+    const q = config.nHeads * config.headDim;
+    const kv = config.nKvHeads * config.headDim;
+    const partRows = { q: [0, q], k: [q, q + kv], v: [q + kv, q + 2 * kv] } as const;
+    for (const [canonical, shape] of expectedWeights(config)) {
+      const [name, part] = spec.ggufName(canonical).split(":") as [string, "q" | "k" | "v" | undefined];
+      const info = infos.get(name);
+      if (!info) {
+        problems.push(`missing tensor ${name} (${canonical}, expected shape ${fmtShape(shape)})`);
+        continue;
+      }
+      const fileShape = part ? [q + 2 * kv, ...shape.slice(1)] : shape;
+      if (!shapeEquals(info.shape, fileShape)) {
+        problems.push(
+          `tensor ${name} (${canonical}) has shape ${fmtShape(info.shape)}, expected ${fmtShape(fileShape)}`,
+        );
+        continue;
+      }
+      let t = fused.get(name);
+      if (!t) {
+        t = readGgufTensor(src, info);
+        const tn = ggmlTypeName(info.type);
+        dtypes[tn] = (dtypes[tn] ?? 0) + 1;
+      }
+      if (part) {
+        fused.set(name, t);
+        const [a, b] = partRows[part];
+        const cols = t.shape.length > 1 ? t.shape[1]! : 1;
+        t = tensor(shape, t.data.slice(a * cols, b * cols));
+        if (part === "v") fused.delete(name);
+      }
+      if (permute && /\.attn\.q\.weight$/.test(canonical)) t = unpermuteQk(t, config.nHeads);
+      if (permute && /\.attn\.k\.weight$/.test(canonical)) t = unpermuteQk(t, config.nKvHeads);
+      weights.set(canonical, t);
+    }
+    if (problems.length) {
+      throw new SteerlabError("bad_tensor", `GGUF tensors do not match its metadata: ${problems[0]}`, {
+        file,
+        problems,
+      });
+    }
+    checkWeights(config, weights, file);
+    const tokenizer = header.metadata.has("tokenizer.ggml.tokens")
+      ? await tokenizerFromGguf(plainMetadata(header.metadata), file)
+      : null;
+    return {
+      source: { path: file, format: "gguf" },
+      config,
+      spec,
+      weights,
+      tokenizer,
+      dtypes,
+      fileWeightBytes: header.tensors.reduce((s, t) => s + t.byteSize, 0),
+      fingerprint: modelFingerprint(config, weights),
+    };
+  } finally {
+    src.close();
+  }
+}
+
+// ---------- save ----------
+
+export type GgufWriteDtype = "F32" | "F16" | "Q8_0" | "Q4_0";
+
+/** llama_ftype of a file whose matrices are all `dtype` (general.file_type). */
+const FILE_TYPE: Record<GgufWriteDtype, number> = { F32: 0, F16: 1, Q4_0: 2, Q8_0: 7 };
+
+/** Known types of tokenizer keys (llama.cpp checks them); other plain values are typed by their JS type. */
+const KEY_TYPES: Record<string, GgufType> = {
+  "tokenizer.ggml.scores": "f32",
+  "tokenizer.ggml.token_type": "i32",
+};
+
+function isGgufValue(v: unknown): v is GgufValue {
+  return typeof v === "object" && v !== null && !Array.isArray(v) && "type" in v && "value" in v;
+}
+
+/** Type a plain JS value (from ggufTokenizerMetadata): integers u32 (i32 if negative), floats f32. */
+export function toGgufValue(key: string, v: unknown): GgufValue {
+  if (isGgufValue(v)) return v;
+  const num = (x: number): GgufType =>
+    KEY_TYPES[key] ?? (Number.isInteger(x) ? (x < 0 ? "i32" : "u32") : "f32");
+  if (typeof v === "string") return gv.str(v);
+  if (typeof v === "boolean") return gv.bool(v);
+  if (typeof v === "number") return { type: num(v), value: v };
+  if (Array.isArray(v)) {
+    if (v.every((x) => typeof x === "string")) return gv.arr("str", v);
+    if (v.every((x) => typeof x === "number")) {
+      const t = KEY_TYPES[key] ?? (v.every(Number.isInteger) ? "i32" : "f32");
+      return gv.arr(t, v as GgufScalar[]);
+    }
+  }
+  throw new SteerlabError("bad_input", `cannot store metadata ${key} in GGUF`, { field: key, got: typeof v });
+}
+
+export interface SaveGgufOptions {
+  /** tokenizer.ggml.* keys (typed GgufValues or plain values as ggufTokenizerMetadata returns them). */
+  tokenizerMeta?: Record<string, unknown>;
+  /** Storage type of the 2-D matrices; norms, biases and rope_freqs stay F32 as llama.cpp's converter keeps them. */
+  dtype?: GgufWriteDtype;
+  name?: string;
+}
+
+/** Write a GGUF file llama.cpp loads. */
+export function saveGgufModel(
+  file: string,
+  config: ModelConfig,
+  weights: Weights,
+  opts: SaveGgufOptions = {},
+): void {
+  checkWeights(config, weights, file);
+  const spec = ARCHS[config.arch];
+  const A = spec.ggufArch;
+  const dtype = opts.dtype ?? "F32";
+  const rope = spec.positional === "rope";
+  const meta: GgufMetadata = new Map();
+  meta.set("general.architecture", gv.str(A));
+  meta.set("general.name", gv.str(opts.name ?? "steerlab"));
+  meta.set("general.file_type", gv.u32(FILE_TYPE[dtype]));
+  meta.set(`${A}.context_length`, gv.u32(config.maxPositions));
+  meta.set(`${A}.embedding_length`, gv.u32(config.hiddenSize));
+  meta.set(`${A}.feed_forward_length`, gv.u32(config.intermediateSize));
+  meta.set(`${A}.block_count`, gv.u32(config.nLayers));
+  meta.set(`${A}.attention.head_count`, gv.u32(config.nHeads));
+  if (rope) meta.set(`${A}.attention.head_count_kv`, gv.u32(config.nKvHeads));
+  if (config.headDim * config.nHeads !== config.hiddenSize) {
+    meta.set(`${A}.attention.key_length`, gv.u32(config.headDim));
+    meta.set(`${A}.attention.value_length`, gv.u32(config.headDim));
+  }
+  if (spec.norm === "rms") meta.set(`${A}.attention.layer_norm_rms_epsilon`, gv.f32(config.normEps));
+  else meta.set(`${A}.attention.layer_norm_epsilon`, gv.f32(config.normEps));
+  if (rope) {
+    meta.set(`${A}.rope.freq_base`, gv.f32(config.ropeTheta));
+    meta.set(`${A}.rope.dimension_count`, gv.u32(config.headDim));
+    meta.set(`${A}.vocab_size`, gv.u32(config.vocabSize));
+  }
+  const rs = config.ropeScaling;
+  const tensors: GgufTensorOut[] = [];
+  if (rs?.type === "linear") {
+    meta.set(`${A}.rope.scaling.type`, gv.str("linear"));
+    meta.set(`${A}.rope.scaling.factor`, gv.f32(rs.factor));
+  } else if (rs?.type === "llama3") {
+    meta.set("steerlab.rope_scaling.factor", gv.f32(rs.factor));
+    meta.set("steerlab.rope_scaling.low_freq_factor", gv.f32(rs.lowFreqFactor));
+    meta.set("steerlab.rope_scaling.high_freq_factor", gv.f32(rs.highFreqFactor));
+    meta.set("steerlab.rope_scaling.original_max_positions", gv.f32(rs.originalMaxPositions));
+    const f = llama3RopeFactors(config.headDim, config.ropeTheta, rs);
+    tensors.push({
+      name: ROPE_FREQS,
+      shape: [f.length],
+      type: GGML_TYPE.F32,
+      data: quantize(GGML_TYPE.F32, f),
+    });
+  }
+  for (const [k, v] of Object.entries(opts.tokenizerMeta ?? {})) meta.set(k, toGgufValue(k, v));
+
+  const permute = INTERLEAVED_ROPE.has(A);
+  const q = config.nHeads * config.headDim;
+  const kv = config.nKvHeads * config.headDim;
+  const fused = new Map<string, Tensor>();
+  const encode = (name: string, t: Tensor) => {
+    // Matrices take the requested type when their rows fit its blocks (else F16, as llama.cpp falls back).
+    let type: number = GGML_TYPE.F32;
+    if (t.shape.length === 2 && dtype !== "F32") {
+      type = GGML_TYPE[dtype];
+      if (dtype !== "F16" && t.shape[1]! % 32 !== 0) type = GGML_TYPE.F16;
+    }
+    tensors.push({ name, shape: t.shape, type, data: quantize(type, t.data) });
+  };
+  for (const canonical of expectedWeights(config).keys()) {
+    let t = weights.get(canonical)!;
+    const [name, part] = spec.ggufName(canonical).split(":") as [string, "q" | "k" | "v" | undefined];
+    if (permute && /\.attn\.q\.weight$/.test(canonical)) t = permuteQk(t, config.nHeads);
+    if (permute && /\.attn\.k\.weight$/.test(canonical)) t = permuteQk(t, config.nKvHeads);
+    if (!part) {
+      encode(name, t);
+      continue;
+    }
+    // Fused qkv: rows q, then k, then v.
+    let f = fused.get(name);
+    if (!f) {
+      f = tensor([q + 2 * kv, ...t.shape.slice(1)]);
+      fused.set(name, f);
+    }
+    const cols = t.shape.length > 1 ? t.shape[1]! : 1;
+    f.data.set(t.data, { q: 0, k: q, v: q + kv }[part] * cols);
+    if (part === "v") encode(name, f);
+  }
+  writeGguf(file, meta, tensors);
+}

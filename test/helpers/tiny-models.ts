@@ -1,0 +1,55 @@
+/**
+ * Tiny seeded random-weight models on disk, in both formats: an HF folder and a GGUF file of the same
+ * randomWeights(TINY_CONFIGS[name], seed), each with a byte-level BPE tokenizer of the config's vocab size.
+ */
+import { join } from "node:path";
+import { byteLevelTokenizerJson } from "../../src/io/bpe-train.js";
+import { type GgufWriteDtype, saveGgufModel } from "../../src/io/gguf-model.js";
+import { saveHfModel } from "../../src/io/hf-model.js";
+import type { StWriteDtype } from "../../src/io/safetensors.js";
+import { ggufTokenizerMetadata } from "../../src/io/tokenizer.js";
+import type { ModelConfig } from "../../src/model/config.js";
+import { randomWeights, TINY_CONFIGS } from "../../src/model/random.js";
+import type { Weights } from "../../src/model/weights.js";
+
+export interface TinyModelOptions {
+  seed?: number;
+  hfDtype?: StWriteDtype;
+  ggufDtype?: GgufWriteDtype;
+  /** Shard the safetensors weights at this many bytes. */
+  shardBytes?: number;
+}
+
+export interface TinyModel {
+  config: ModelConfig;
+  weights: Weights;
+  hfDir: string;
+  ggufFile: string;
+  tokenizerJson: object;
+}
+
+export function writeTinyModels(
+  dir: string,
+  name: keyof typeof TINY_CONFIGS,
+  opts: TinyModelOptions = {},
+): TinyModel {
+  const config = structuredClone(TINY_CONFIGS[name]!);
+  const weights = randomWeights(config, opts.seed ?? 1);
+  const tokenizerJson = byteLevelTokenizerJson(config.vocabSize);
+  const hfDir = join(dir, `${String(name)}-hf`);
+  const ggufFile = join(dir, `${String(name)}.gguf`);
+  saveHfModel(hfDir, config, weights, {
+    tokenizerJson,
+    tokenizerConfig: { bos_token: "<s>", eos_token: "</s>", add_bos_token: true },
+    dtype: opts.hfDtype,
+    shardBytes: opts.shardBytes,
+  });
+  saveGgufModel(ggufFile, config, weights, {
+    tokenizerMeta: ggufTokenizerMetadata(tokenizerJson, {
+      bosTokenId: config.bosTokenId,
+      eosTokenId: config.eosTokenIds[0] ?? null,
+    }),
+    dtype: opts.ggufDtype,
+  });
+  return { config, weights, hfDir, ggufFile, tokenizerJson };
+}
