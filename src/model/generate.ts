@@ -1,0 +1,283 @@
+/**
+ * Text generation against any Engine: encode, left-pad the batch, prefill the prompts into a KV cache, then
+ * decode one token per row per step until each row hits a stop token, a stop string or its token budget.
+ *
+ * Hooks are per call: `hooks` apply at every step, `hooksForStep(step)` may add different ones per step. Hooks
+ * see absolute positions (HookContext.positions), so "generated tokens only" is `pos >= promptLengths[row]`,
+ * the same with or without the cache. Rows that have finished keep their slot with mask 0 (positions -1).
+ */
+import { SteerlabError } from "../errors.js";
+import type { Tokenizer } from "../io/tokenizer-types.js";
+import type { Engine, HookBinding } from "./engine.js";
+import { makeSampler, type SamplingOptions } from "./sampling.js";
+
+/** A prompt: text (encoded with the tokenizer) or token ids used as they are. */
+export type Prompt = string | readonly number[];
+
+export interface GenerateStep {
+  /** 0 = the prefill call over the prompts, then 1, 2, ... one call per generated token fed back. */
+  step: number;
+  /** Real prompt tokens per row: a token at position p of row b was generated iff p >= promptLengths[b]. */
+  promptLengths: readonly number[];
+}
+
+export interface GenerateOptions extends SamplingOptions {
+  /** Most tokens to generate per row (default 64); also capped by the model's context. */
+  maxNewTokens?: number;
+  /** Stop a row when its generated text contains one of these; the text is cut before it. */
+  stopStrings?: readonly string[];
+  /** Token ids that end a row (not included in the output). Default: the tokenizer's and the config's EOS ids. */
+  stopTokens?: readonly number[];
+  /** Hooks applied at every step of this call. */
+  hooks?: readonly HookBinding[];
+  /** Extra hooks chosen per step (e.g. steering only while decoding). */
+  hooksForStep?: (step: GenerateStep) => readonly HookBinding[];
+  /** Passed to tokenizer.encode for text prompts (default true: add BOS as the model expects). */
+  addSpecialTokens?: boolean;
+  /** Stops every row at the next step with finishReason "aborted". */
+  signal?: AbortSignal;
+}
+
+export type FinishReason = "stop_token" | "stop_string" | "length" | "aborted";
+
+export interface GenerationResult {
+  promptIds: number[];
+  /** Generated token ids, without the stop token. */
+  ids: number[];
+  /** Decoded generated text (special tokens skipped), cut before a stop string. */
+  text: string;
+  finishReason: FinishReason;
+  stopTokenId?: number;
+  stopString?: string;
+}
+
+/** One generated token of one row and the text it adds (text may be "" while a multi-byte char or a possible stop string is pending). */
+export interface GenerateEvent {
+  row: number;
+  tokenId: number;
+  text: string;
+  /** Set on the row's last event. */
+  finishReason?: FinishReason;
+}
+
+function encodePrompt(tokenizer: Tokenizer | null, p: Prompt, addSpecial: boolean, i: number): number[] {
+  if (typeof p !== "string") return [...p];
+  if (!tokenizer) {
+    throw new SteerlabError("bad_input", "a text prompt needs a tokenizer", {
+      field: `prompts[${i}]`,
+      hint: "pass token ids or a tokenizer",
+    });
+  }
+  return tokenizer.encode(p, { addSpecialTokens: addSpecial });
+}
+
+/** Per-row decoding state: what has been generated and how much of its text was handed out. */
+interface RowState {
+  result: GenerationResult;
+  budget: number;
+  emitted: number;
+  done: boolean;
+}
+
+/** Length of the longest suffix of `s` (ending at `end`) that is a proper prefix of a stop string. */
+function pendingStopPrefix(s: string, end: number, stops: readonly string[]): number {
+  let best = 0;
+  for (const stop of stops) {
+    for (let L = Math.min(stop.length - 1, end); L > best; L--) {
+      if (s.startsWith(stop.slice(0, L), end - L)) {
+        best = L;
+        break;
+      }
+    }
+  }
+  return best;
+}
+
+/**
+ * Feed one new token to a row: update ids and text, detect stop strings and the budget, and return the text this
+ * token releases (held back: an incomplete UTF-8 character, or a tail that may grow into a stop string).
+ */
+function accept(
+  row: RowState,
+  tokenId: number,
+  tokenizer: Tokenizer | null,
+  stops: readonly string[],
+  stopTokens: ReadonlySet<number>,
+): string {
+  const r = row.result;
+  if (stopTokens.has(tokenId)) {
+    r.finishReason = "stop_token";
+    r.stopTokenId = tokenId;
+    row.done = true;
+  } else {
+    r.ids.push(tokenId);
+  }
+  const full = tokenizer ? tokenizer.decode(r.ids, { skipSpecialTokens: true }) : "";
+  const from = Math.max(0, row.emitted - Math.max(0, ...stops.map((s) => s.length)));
+  let cut = -1;
+  for (const s of stops) {
+    const i = full.indexOf(s, from);
+    if (i >= 0 && (cut < 0 || i < cut)) {
+      cut = i;
+      r.stopString = s;
+    }
+  }
+  if (cut >= 0) {
+    r.finishReason = "stop_string";
+    row.done = true;
+  } else if (!row.done && r.ids.length >= row.budget) {
+    r.finishReason = "length";
+    row.done = true;
+  }
+  let end: number;
+  if (row.done) {
+    end = cut >= 0 ? Math.max(cut, row.emitted) : full.length;
+  } else {
+    end = full.length;
+    while (end > row.emitted && full.charCodeAt(end - 1) === 0xfffd) end--; // incomplete character
+    end -= pendingStopPrefix(full, end, stops);
+  }
+  let delta = "";
+  if (end > row.emitted) {
+    delta = full.slice(row.emitted, end);
+    row.emitted = end;
+  }
+  r.text = full.slice(0, row.emitted);
+  return delta;
+}
+
+/**
+ * The decoding loop shared by every entry point: yields one event per generated token and row, and fills
+ * `results` (one per prompt, in order).
+ */
+async function* decodeLoop(
+  engine: Engine,
+  tokenizer: Tokenizer | null,
+  prompts: readonly Prompt[],
+  opts: GenerateOptions,
+  results: GenerationResult[],
+): AsyncGenerator<GenerateEvent> {
+  const c = engine.config;
+  const B = prompts.length;
+  if (B === 0) return;
+  const stops = opts.stopStrings ?? [];
+  if (stops.some((s) => s.length === 0)) {
+    throw new SteerlabError("bad_input", "empty stop string", { field: "stopStrings" });
+  }
+  if (stops.length && !tokenizer) {
+    throw new SteerlabError("bad_input", "stop strings need a tokenizer", { field: "stopStrings" });
+  }
+  const maxNew = opts.maxNewTokens ?? 64;
+  if (!Number.isInteger(maxNew) || maxNew < 1) {
+    throw new SteerlabError("bad_input", "maxNewTokens must be a positive integer", {
+      field: "maxNewTokens",
+      got: String(maxNew),
+    });
+  }
+  const stopTokens = new Set(opts.stopTokens ?? [...(tokenizer?.eosTokenIds ?? []), ...c.eosTokenIds]);
+  const sampler = makeSampler(opts);
+
+  const promptIds = prompts.map((p, i) => encodePrompt(tokenizer, p, opts.addSpecialTokens ?? true, i));
+  const rows: RowState[] = promptIds.map((ids, i) => {
+    if (ids.length === 0 || ids.length >= c.maxPositions) {
+      throw new SteerlabError("bad_input", "prompt length out of range", {
+        field: `prompts[${i}]`,
+        expected: `1 to ${c.maxPositions - 1} tokens`,
+        got: `${ids.length} tokens`,
+      });
+    }
+    const result: GenerationResult = { promptIds: ids, ids: [], text: "", finishReason: "length" };
+    results.push(result);
+    return { result, budget: Math.min(maxNew, c.maxPositions - ids.length), emitted: 0, done: false };
+  });
+  const promptLengths = promptIds.map((p) => p.length);
+  const hooksFor = (step: number): HookBinding[] => [
+    ...(opts.hooks ?? []),
+    ...(opts.hooksForStep?.({ step, promptLengths }) ?? []),
+  ];
+
+  // Prefill: prompts left-padded to a common length T.
+  const T = Math.max(...promptLengths);
+  const ids = promptIds.map((p) => [...Array<number>(T - p.length).fill(0), ...p]); // [B, T]
+  const mask = promptIds.map((p) => [
+    ...Array<number>(T - p.length).fill(0),
+    ...Array<number>(p.length).fill(1),
+  ]);
+  const cache = engine.newCache(B);
+  let out = await engine.forward({ ids, mask }, { cache, hooks: hooksFor(0), logits: "last" });
+
+  for (let step = 1; ; step++) {
+    const next = new Array<number>(B).fill(0); // [B] token fed back (0 for finished rows)
+    const live = new Array<number>(B).fill(0); // [B] mask of this step
+    for (let b = 0; b < B; b++) {
+      const row = rows[b]!;
+      if (row.done) continue;
+      const tok = sampler.next(out.logits, b * out.vocab, out.vocab);
+      const text = accept(row, tok, tokenizer, stops, stopTokens);
+      yield row.done
+        ? { row: b, tokenId: tok, text, finishReason: row.result.finishReason }
+        : { row: b, tokenId: tok, text };
+      if (!row.done) {
+        next[b] = tok;
+        live[b] = 1;
+      }
+    }
+    if (!live.includes(1)) return;
+    if (opts.signal?.aborted) {
+      for (const row of rows) if (!row.done) row.result.finishReason = "aborted";
+      return;
+    }
+    out = await engine.forward(
+      { ids: next.map((t) => [t]), mask: live.map((m) => [m]) },
+      { cache, hooks: hooksFor(step), logits: "last" },
+    );
+  }
+}
+
+/** Generate from several prompts at once (left-padded batch); one result per prompt, in order. */
+export async function generateBatch(
+  engine: Engine,
+  tokenizer: Tokenizer | null,
+  prompts: readonly Prompt[],
+  opts: GenerateOptions = {},
+): Promise<GenerationResult[]> {
+  const results: GenerationResult[] = [];
+  for await (const _ of decodeLoop(engine, tokenizer, prompts, opts, results)) {
+    // the events only matter to streaming callers
+  }
+  return results;
+}
+
+/** Generate from one prompt (text or token ids). */
+export async function generate(
+  engine: Engine,
+  tokenizer: Tokenizer | null,
+  prompt: Prompt,
+  opts: GenerateOptions = {},
+): Promise<GenerationResult> {
+  return (await generateBatch(engine, tokenizer, [prompt], opts))[0]!;
+}
+
+/** Stream one prompt's tokens as they are decoded: each event is a token id and the text it adds. */
+export async function* streamGenerate(
+  engine: Engine,
+  tokenizer: Tokenizer | null,
+  prompt: Prompt,
+  opts: GenerateOptions = {},
+): AsyncGenerator<{ tokenId: number; text: string; finishReason?: FinishReason }> {
+  for await (const e of decodeLoop(engine, tokenizer, [prompt], opts, [])) {
+    yield e.finishReason
+      ? { tokenId: e.tokenId, text: e.text, finishReason: e.finishReason }
+      : { tokenId: e.tokenId, text: e.text };
+  }
+}
+
+/** Stream a batch: events of all rows interleaved, step by step (row order within a step). */
+export function streamGenerateBatch(
+  engine: Engine,
+  tokenizer: Tokenizer | null,
+  prompts: readonly Prompt[],
+  opts: GenerateOptions = {},
+): AsyncGenerator<GenerateEvent> {
+  return decodeLoop(engine, tokenizer, prompts, opts, []);
+}
