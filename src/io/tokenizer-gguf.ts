@@ -120,8 +120,9 @@ export function tokenizerJsonFromGguf(meta: Meta, file: string): GgufTokenizerPa
     );
   }
   const id = (key: string): number | null => {
-    const v = get(key);
-    if (v === undefined || v === null) return null;
+    const raw = get(key);
+    if (raw === undefined || raw === null) return null;
+    const v = typeof raw === "bigint" ? Number(raw) : raw;
     if (typeof v !== "number" || !Number.isInteger(v) || v < 0 || v >= n)
       throw bad(key, `a token id < ${n}`, v);
     return v;

@@ -4,8 +4,9 @@
  * marker line; .out: one line of token ids per input, encoded without BOS and without parsing special tokens).
  *
  * The bundle is cloned (without checkout, ~1 s) once into a cache directory under os.tmpdir(); files are read from
- * it with `git show`. Also holds a minimal GGUF metadata reader, used only because src/io/gguf.ts did not exist when
- * the tokenizer tests were written.
+ * it with `git show`. Also holds a minimal GGUF metadata reader: src/io/gguf.ts's reader failed on every file when
+ * these tests were written (its Cursor reads `this.dv` before `need()` swaps in the new window); switch to
+ * parseGguf + plainMetadata once that is fixed.
  */
 import { execFileSync } from "node:child_process";
 import { existsSync, mkdtempSync, renameSync, rmSync } from "node:fs";
