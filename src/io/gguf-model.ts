@@ -184,7 +184,8 @@ function configFromMeta(
   const opt = (key: string) => {
     const v = metaNumber(meta, `${A}.${key}`, file);
     return v !== undefined && meta.get(`${A}.${key}`)?.type === "f32" ? f32Decimal(v) : v;
-  };  const need = (key: string): number => {
+  };
+  const need = (key: string): number => {
     const v = opt(key);
     if (v === undefined) {
       throw new SteerlabError("bad_config", `GGUF metadata is missing ${A}.${key}`, {

@@ -84,9 +84,9 @@ test("F16 and BF16 round trips stay within half an ulp", () => {
     const r = parseSafetensors(encodeSafetensors(ts, { dtype }));
     for (const [n, t] of ts) {
       const got = r.tensors.get(n)!.data;
-      t.data.forEach((x, i) =>
-        assert.ok(Math.abs(got[i]! - x) <= Math.abs(x) * rel + 1e-7, `${dtype} ${n}[${i}]`),
-      );
+      t.data.forEach((x, i) => {
+        assert.ok(Math.abs(got[i]! - x) <= Math.abs(x) * rel + 1e-7, `${dtype} ${n}[${i}]`);
+      });
       assert.equal(r.dtypes.get(n), dtype);
     }
   }
