@@ -36,6 +36,7 @@ export function attention(
   const keys = cache.keys[layer]!; // [B, cap, KV*hd]
   const values = cache.values[layer]!; // [B, cap, KV*hd]
   const scores = new Float32Array(start + T); // [slots] one query's scores
+  const acc = new Float64Array(hd); // [hd] one head's output, accumulated in float64
   out.fill(0);
   for (let b = 0; b < B; b++) {
     const validRow = b * cap; // into cache.valid [B, cap]
@@ -59,7 +60,7 @@ export function attention(
         softmaxInPlace(scores, 0, slot + 1);
         // out_h = sum_j p_j v_j
         const oo = qo;
-        const acc = new Float64Array(hd); // [hd]
+        acc.fill(0);
         for (let j = 0; j <= slot; j++) {
           const p = scores[j]!;
           if (p === 0) continue;

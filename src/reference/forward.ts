@@ -11,7 +11,7 @@ import { archSpec } from "../model/arch/registry.js";
 import type { ArchSpec } from "../model/arch/spec.js";
 import type { ModelConfig } from "../model/config.js";
 import type { Batch, ForwardOptions, ForwardResult, HookBinding, HookContext } from "../model/engine.js";
-import { hookName, type Site } from "../model/hooks.js";
+import { hookName, isSite, SITES, type Site } from "../model/hooks.js";
 import { type RopeTable, ropeTable } from "../model/rope.js";
 import { checkWeights, lmHead, type Weights } from "../model/weights.js";
 import { type BlockContext, type BlockWeights, blockForward, blockWeights, norm } from "./block.js";
@@ -99,6 +99,9 @@ function checkHooks(c: ModelConfig, hooks: readonly HookBinding[]): void {
         `an integer in [0, ${c.nLayers})`,
         String(l),
       );
+    }
+    if (!isSite(h.point.site)) {
+      throw badInput("unknown hook site", "hooks.point.site", SITES.join(" | "), String(h.point.site));
     }
   }
 }

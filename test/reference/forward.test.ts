@@ -220,6 +220,11 @@ describe("reference forward: input checks", () => {
       engine.forward({ ids: [Array(c.maxPositions + 1).fill(1)] }, { logits: "none" }),
       bad,
     );
+    const site = "resid_mid" as Site;
+    await assert.rejects(
+      engine.forward({ ids: [[1]] }, { hooks: [{ point: { layer: 0, site }, fn: () => {} }] }),
+      bad,
+    );
     await assert.rejects(engine.forward({ ids: [[]] }), bad);
   });
   test("rejects a checkpoint with missing or misshapen tensors, naming each", () => {
