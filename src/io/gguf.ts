@@ -484,7 +484,13 @@ class Writer {
     if (p) this.bytes(new Uint8Array(p));
   }
   concat(): Uint8Array {
-    return Buffer.concat(this.chunks);
+    const out = new Uint8Array(this.size);
+    let p = 0;
+    for (const c of this.chunks) {
+      out.set(c, p);
+      p += c.length;
+    }
+    return out;
   }
 }
 

@@ -22,7 +22,10 @@ for (const name of Object.keys(TINY_CONFIGS)) {
       const llama = await llamaCpp();
       const model = await llama.loadModel({ modelPath: t.ggufFile, gpuLayers: 0 });
       try {
-        assert.equal(model.fileInfo.metadata.general.architecture, t.config.arch === "mistral" ? "llama" : t.config.arch);
+        assert.equal(
+          model.fileInfo.metadata.general.architecture,
+          t.config.arch === "mistral" ? "llama" : t.config.arch,
+        );
         assert.equal(model.trainContextSize, t.config.maxPositions);
         assert.equal(model.embeddingVectorSize, t.config.hiddenSize);
         // The vocabulary made it through: llama.cpp tokenizes with it.
