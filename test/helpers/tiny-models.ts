@@ -53,3 +53,19 @@ export function writeTinyModels(
   });
   return { config, weights, hfDir, ggufFile, tokenizerJson };
 }
+
+/** Same names and shapes; values bit-exact (tol 0) or within tol * |x| + 1e-7 (tol a relative bound). */
+export function assertWeightsClose(got: Weights, want: Weights, tol = 0): void {
+  const names = (w: Weights) => [...w.keys()].sort().join(",");
+  if (names(got) !== names(want)) throw new Error(`weight names differ:\n${names(got)}\n${names(want)}`);
+  for (const [name, t] of want) {
+    const g = got.get(name)!;
+    if (g.shape.join(",") !== t.shape.join(","))
+      throw new Error(`${name}: shape [${g.shape}] != [${t.shape}]`);
+    for (let i = 0; i < t.data.length; i++) {
+      const x = t.data[i]!;
+      const ok = tol === 0 ? Object.is(g.data[i], x) : Math.abs(g.data[i]! - x) <= tol * Math.abs(x) + 1e-7;
+      if (!ok) throw new Error(`${name}[${i}]: ${g.data[i]} vs ${x} (tol ${tol})`);
+    }
+  }
+}
