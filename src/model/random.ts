@@ -138,7 +138,7 @@ export const TINY_CONFIGS: Record<string, ModelConfig> = {
     ropeTheta: 0,
     ropeScaling: null,
     tiedEmbeddings: true,
-    bosTokenId: 0,
-    eosTokenIds: [0],
+    bosTokenId: 1,
+    eosTokenIds: [2],
   },
 };

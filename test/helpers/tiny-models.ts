@@ -40,7 +40,11 @@ export function writeTinyModels(
   const ggufFile = join(dir, `${String(name)}.gguf`);
   saveHfModel(hfDir, config, weights, {
     tokenizerJson,
-    tokenizerConfig: { bos_token: "<s>", eos_token: "</s>", add_bos_token: true },
+    // Keep the tokenizer's BOS behaviour consistent with the config (Qwen2-style configs have no BOS).
+    tokenizerConfig:
+      config.bosTokenId === null
+        ? { bos_token: null, eos_token: "</s>", add_bos_token: false }
+        : { bos_token: "<s>", eos_token: "</s>", add_bos_token: true },
     dtype: opts.hfDtype,
     shardBytes: opts.shardBytes,
   });
