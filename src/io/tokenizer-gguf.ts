@@ -33,29 +33,53 @@ export const LLAMA3_PATTERN_HF =
   "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
 export const QWEN2_PATTERN_HF =
   "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
-const DEFAULT_PATTERNS = [
-  "[\\p{P}\\$\\+<=>\\^~\\|]+",
-  "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)",
-  "\\p{N}+",
-  "[0-9][0-9][0-9]",
-];
+const GPT2_PATTERN = "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)";
+const QWEN35_PATTERN =
+  "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\\r\\n\\p{L}\\p{N}]?[\\p{L}\\p{M}]+|\\p{N}| ?[^\\s\\p{L}\\p{M}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
 
-type PreFamily = "gpt2" | "llama3" | "qwen2" | "default";
+/**
+ * A pre-tokenizer family: the regexes llama.cpp splits with, one after another (null: GPT-2's, which the ByteLevel
+ * pre-tokenizer applies itself), whether whole words found in the vocab skip BPE, and llama.cpp's add_bos default.
+ */
+interface PreFamily {
+  patterns: string[] | null;
+  ignoreMerges: boolean;
+  addBos: boolean;
+}
+const family = (patterns: string[] | null, ignoreMerges = false, addBos = false): PreFamily => ({
+  patterns,
+  ignoreMerges,
+  addBos,
+});
+const GPT2 = family(null);
+const LLAMA3 = family([LLAMA3_PATTERN], true, true);
+const QWEN2 = family([QWEN2_PATTERN]);
+const STARCODER = family(["\\p{N}", GPT2_PATTERN]);
+/** `tokenizer.ggml.pre` values (as llama.cpp names them) -> family. Absent key = "default". */
 const PRE_FAMILIES: Record<string, PreFamily> = {
-  default: "default",
-  "gpt-2": "gpt2",
-  gpt2: "gpt2",
-  "phi-2": "gpt2",
-  mpt: "gpt2",
-  olmo: "gpt2",
-  llama3: "llama3",
-  "llama-v3": "llama3",
-  "llama-bpe": "llama3",
-  falcon3: "llama3",
-  pixtral: "llama3",
-  qwen2: "qwen2",
-  "deepseek-r1-qwen": "qwen2",
-  stablelm2: "qwen2",
+  default: family(["[\\p{P}\\$\\+<=>\\^~\\|]+", GPT2_PATTERN, "\\p{N}+", "[0-9][0-9][0-9]"]),
+  "gpt-2": GPT2,
+  "phi-2": GPT2,
+  mpt: GPT2,
+  olmo: GPT2,
+  llama3: LLAMA3,
+  "llama-v3": LLAMA3,
+  "llama-bpe": LLAMA3,
+  falcon3: LLAMA3,
+  pixtral: LLAMA3,
+  dbrx: family([LLAMA3_PATTERN]),
+  "smaug-bpe": family([LLAMA3_PATTERN]),
+  qwen2: QWEN2,
+  "deepseek-r1-qwen": QWEN2,
+  stablelm2: QWEN2,
+  qwen35: family([QWEN35_PATTERN]),
+  falcon: family(["[\\p{P}\\$\\+<=>\\^~\\|`]+", GPT2_PATTERN, "[0-9][0-9][0-9]"]),
+  starcoder: STARCODER,
+  refact: STARCODER,
+  "command-r": STARCODER,
+  smollm: STARCODER,
+  codeshell: STARCODER,
+  exaone: STARCODER,
 };
 
 const byteLevel = (useRegex: boolean) => ({
@@ -71,17 +95,9 @@ const split = (pattern: string) => ({
   invert: false,
 });
 
-function preTokenizerJson(family: PreFamily): Record<string, unknown> {
-  switch (family) {
-    case "gpt2":
-      return byteLevel(true);
-    case "llama3":
-      return { type: "Sequence", pretokenizers: [split(LLAMA3_PATTERN), byteLevel(false)] };
-    case "qwen2":
-      return { type: "Sequence", pretokenizers: [split(QWEN2_PATTERN), byteLevel(false)] };
-    case "default":
-      return { type: "Sequence", pretokenizers: [...DEFAULT_PATTERNS.map(split), byteLevel(false)] };
-  }
+function preTokenizerJson(f: PreFamily): Record<string, unknown> {
+  if (f.patterns === null) return byteLevel(true);
+  return { type: "Sequence", pretokenizers: [...f.patterns.map(split), byteLevel(false)] };
 }
 
 type Meta = Map<string, unknown> | Record<string, unknown>;
@@ -166,8 +182,8 @@ export function tokenizerJsonFromGguf(meta: Meta, file: string): GgufTokenizerPa
 
   if (model === "gpt2") {
     const pre = get("tokenizer.ggml.pre") ?? "default";
-    const family = PRE_FAMILIES[String(pre)];
-    if (!family) {
+    const fam = PRE_FAMILIES[String(pre)];
+    if (!fam) {
       throw new SteerlabError("unsupported", "unsupported GGUF pre-tokenizer", {
         file,
         field: "tokenizer.ggml.pre",
@@ -190,10 +206,10 @@ export function tokenizerJsonFromGguf(meta: Meta, file: string): GgufTokenizerPa
       padding: null,
       added_tokens: addedTokens,
       normalizer: null,
-      pre_tokenizer: preTokenizerJson(family),
+      pre_tokenizer: preTokenizerJson(fam),
       post_processor: specialTokensProcessor(
         tokens,
-        flag("tokenizer.ggml.add_bos_token", family === "llama3") ? bos : null,
+        flag("tokenizer.ggml.add_bos_token", fam.addBos) ? bos : null,
         flag("tokenizer.ggml.add_eos_token", false) ? eos : null,
       ),
       decoder: byteLevel(true),
@@ -205,7 +221,7 @@ export function tokenizerJsonFromGguf(meta: Meta, file: string): GgufTokenizerPa
         end_of_word_suffix: null,
         fuse_unk: false,
         byte_fallback: false,
-        ignore_merges: family === "llama3",
+        ignore_merges: fam.ignoreMerges,
         vocab,
         merges: pairs,
       },

@@ -9,7 +9,7 @@
  * parseGguf + plainMetadata once that is fixed.
  */
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdtempSync, renameSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -161,4 +161,36 @@ export function readGgufMetadata(buf: Buffer): Map<string, unknown> {
 /** The metadata of models/ggml-vocab-NAME.gguf. */
 export function vocabMetadata(repo: string, name: string): Map<string, unknown> {
   return readGgufMetadata(llamaFile(repo, `models/ggml-vocab-${name}.gguf`));
+}
+
+/** models/ggml-vocab-NAME.gguf written to a file (for llama.cpp itself, which loads from a path). */
+export function vocabFile(repo: string, name: string): string {
+  const path = join(`${repo}-files`, `ggml-vocab-${name}.gguf`);
+  if (!existsSync(path)) {
+    mkdirSync(dirname(path), { recursive: true });
+    const tmp = `${path}.${process.pid}.tmp`;
+    writeFileSync(tmp, llamaFile(repo, `models/ggml-vocab-${name}.gguf`));
+    renameSync(tmp, path);
+  }
+  return path;
+}
+
+/** Every mismatch of a tokenizer against a vocab's test vectors (encode without BOS; decode of the expected ids). */
+export function vocabFailures(
+  tok: {
+    encode(t: string, o?: { addSpecialTokens?: boolean }): number[];
+    decode(ids: readonly number[]): string;
+  },
+  cases: readonly VocabCase[],
+): string[] {
+  const failures: string[] = [];
+  for (const c of cases) {
+    const got = tok.encode(c.input, { addSpecialTokens: false });
+    if (JSON.stringify(got) !== JSON.stringify(c.ids)) {
+      failures.push(`encode ${JSON.stringify(c.input)}: got ${got.join(" ")}; expected ${c.ids.join(" ")}`);
+    }
+    const text = tok.decode(c.ids);
+    if (text !== c.input) failures.push(`decode ${JSON.stringify(c.input)}: got ${JSON.stringify(text)}`);
+  }
+  return failures;
 }
