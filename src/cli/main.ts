@@ -1,0 +1,34 @@
+#!/usr/bin/env node
+/** The steerlab command line: a thin skin over the library. Only this layer prints or exits. */
+import { Command } from "commander";
+import { isSteerlabError } from "../errors.js";
+import { VERSION } from "../version.js";
+import { registerInspect } from "./commands/inspect.js";
+import { registerLogprobs } from "./commands/logprobs.js";
+import { registerRun } from "./commands/run.js";
+
+export function buildProgram(): Command {
+  const program = new Command()
+    .name("steerlab")
+    .description("steer language models with representation engineering, and measure what it costs")
+    .version(VERSION)
+    .showHelpAfterError();
+  registerInspect(program);
+  registerRun(program);
+  registerLogprobs(program);
+  return program;
+}
+
+async function main(): Promise<void> {
+  try {
+    await buildProgram().parseAsync(process.argv);
+  } catch (e) {
+    if (isSteerlabError(e)) {
+      process.stderr.write(`steerlab: error [${e.code}]: ${e.message}\n`);
+      process.exit(1);
+    }
+    throw e;
+  }
+}
+
+await main();

@@ -1,0 +1,48 @@
+/** Parsers for CLI option values: each failure is a SteerlabError naming the option. */
+import { type Command, Option } from "commander";
+import { SteerlabError } from "../errors.js";
+import { BACKENDS, type OpenOptions, parseBackend } from "../model/open.js";
+
+export function int(name: string, min = Number.NEGATIVE_INFINITY) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < min) {
+      throw new SteerlabError("bad_input", `option --${name} must be an integer >= ${min}`, {
+        field: name,
+        got: v,
+      });
+    }
+    return n;
+  };
+}
+
+export function float(name: string) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isFinite(n))
+      throw new SteerlabError("bad_input", `option --${name} must be a number`, { field: name, got: v });
+    return n;
+  };
+}
+
+/** Comma-separated numbers, e.g. "-2,0,2". */
+export function floatList(name: string) {
+  return (v: string): number[] => v.split(",").map((x) => float(name)(x.trim()));
+}
+
+/** Repeatable string option. */
+export function collect(v: string, prev: string[] = []): string[] {
+  return [...prev, v];
+}
+
+/** --model, --backend and --threads, shared by every command that runs a model. */
+export function withModelOptions(cmd: Command): Command {
+  return cmd
+    .requiredOption("-m, --model <path>", "model: a Hugging Face folder or a .gguf file")
+    .addOption(new Option("--backend <name>", "compute backend").choices(BACKENDS).default("onnxruntime"))
+    .option("--threads <n>", "compute threads (default: all cores)", int("threads", 1));
+}
+
+export function openOptions(o: { backend?: string; threads?: number }): OpenOptions {
+  return { backend: parseBackend(o.backend ?? "onnxruntime"), threads: o.threads };
+}

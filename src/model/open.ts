@@ -1,0 +1,66 @@
+/**
+ * Open a checkpoint and put an engine on it: the one entry the CLI, the lab and the server use.
+ * The ONNX Runtime engine is the default; the plain-TS reference is there for checking and for tiny models.
+ */
+import { SteerlabError } from "../errors.js";
+import type { Tokenizer } from "../io/tokenizer-types.js";
+import { ReferenceEngine } from "../reference/engine.js";
+import { createOrtEngine } from "../runtime/ort-engine.js";
+import type { Engine } from "./engine.js";
+import { loadModel } from "./load.js";
+import type { LoadedModel } from "./model.js";
+
+export type Backend = "onnxruntime" | "reference";
+export const BACKENDS: readonly Backend[] = ["onnxruntime", "reference"];
+
+export interface OpenOptions {
+  /** Default "onnxruntime". */
+  backend?: Backend;
+  /** Compute threads for ONNX Runtime (default: all cores). */
+  threads?: number;
+  /**
+   * Keep the f32 weights in `model.weights` after the ORT engine is built (default false: they are handed to
+   * ONNX Runtime and dropped, so memory stays close to one copy of the weights).
+   */
+  keepWeights?: boolean;
+}
+
+export interface OpenedModel {
+  model: LoadedModel;
+  engine: Engine;
+  tokenizer: Tokenizer | null;
+}
+
+export function parseBackend(s: string): Backend {
+  if (!(BACKENDS as readonly string[]).includes(s)) {
+    throw new SteerlabError("bad_input", `unknown backend "${s}"`, {
+      field: "backend",
+      expected: BACKENDS.join(" | "),
+      got: s,
+    });
+  }
+  return s as Backend;
+}
+
+export async function openModel(path: string, opts: OpenOptions = {}): Promise<OpenedModel> {
+  const model = await loadModel(path);
+  const backend = opts.backend ?? "onnxruntime";
+  const engine =
+    backend === "reference"
+      ? ReferenceEngine.fromModel(model)
+      : await createOrtEngine(model, { threads: opts.threads, consumeWeights: !opts.keepWeights });
+  return { model, engine, tokenizer: model.tokenizer };
+}
+
+/** The tokenizer, or an error saying the model folder/file has none. */
+export function requireTokenizer(m: OpenedModel | LoadedModel): Tokenizer {
+  const tok = m.tokenizer;
+  const path = "model" in m ? m.model.source.path : m.source.path;
+  if (!tok) {
+    throw new SteerlabError("not_found", "this model has no tokenizer", {
+      file: path,
+      hint: "add tokenizer.json to the model folder (or use a GGUF with tokenizer.ggml.* metadata)",
+    });
+  }
+  return tok;
+}
