@@ -237,8 +237,10 @@ export async function loadCurve(path: string): Promise<Curve[]> {
 }
 
 export interface CurveFitOptions {
-  /** r range of the tanh / Corollary fits. Default: all points. The paper-data README uses [-3, 5] for tanh. */
-  range?: readonly [number, number];
+  /** r range of the tanh fit. Default: all points. The paper-data README uses [-3, 5] (PAPER_TANH_RANGE). */
+  tanhRange?: readonly [number, number];
+  /** r range of the Corollary-1 fits. Default: all points. */
+  corollaryRange?: readonly [number, number];
   /** Weight points by 1/se^2 with se = std / sqrt(n) (n prompts per point). Default unweighted. */
   weightN?: number;
   /** Half widths of the local fits (defaults 1 for linear, 2.5 for quadratic). */
@@ -263,14 +265,15 @@ export function fitCurve(c: Curve, o: CurveFitOptions = {}): CurveFits {
   const base = { ...(sigma ? { sigma } : {}) };
   const lin = () => fitLocalLinear(c.r, c.value, { ...base, halfWidth: o.linearHalfWidth ?? 1 });
   const quad = () => fitLocalQuadratic(c.r, c.value, { ...base, halfWidth: o.quadraticHalfWidth ?? 2.5 });
-  const ranged = { ...base, ...(o.range ? { range: o.range } : {}) };
+  const tanhOpts = { ...base, ...(o.tanhRange ? { range: o.tanhRange } : {}) };
+  const corOpts = { ...base, ...(o.corollaryRange ? { range: o.corollaryRange } : {}) };
   switch (c.kind) {
     case "behavior":
-      return { curve: c, law: fitTanh(c.r, c.value, ranged), local: [lin()] };
+      return { curve: c, law: fitTanh(c.r, c.value, tanhOpts), local: [lin()] };
     case "helpfulness-full":
-      return { curve: c, law: fitCorollary(c.r, c.value, "corollary-full", ranged), local: [quad()] };
+      return { curve: c, law: fitCorollary(c.r, c.value, "corollary-full", corOpts), local: [quad()] };
     case "helpfulness-ad":
-      return { curve: c, law: fitCorollary(c.r, c.value, "corollary-ad", ranged), local: [quad()] };
+      return { curve: c, law: fitCorollary(c.r, c.value, "corollary-ad", corOpts), local: [quad()] };
     case "generic":
       return { curve: c, local: [lin(), quad()] };
   }

@@ -31,7 +31,7 @@ test("tanh fits of the four behaviour files match the README", { skip }, async (
     const [c] = await loadCurve(join(DIR, file));
     assert.equal(c!.kind, "behavior");
     assert.equal(c!.r.length, 51);
-    const f = fitCurve(c!, { range: PAPER_TANH_RANGE });
+    const f = fitCurve(c!, { tanhRange: PAPER_TANH_RANGE });
     rel(param(f.law!, "a"), a);
     rel(param(f.law!, "b0"), b0);
     rel(f.law!.r2, r2);

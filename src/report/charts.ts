@@ -1,0 +1,355 @@
+/**
+ * SVG charts rendered on the server by Apache ECharts (SSR, SVG renderer; no browser, no DOM).
+ * Each function takes report data and returns one self-contained <svg> string.
+ */
+import * as echarts from "echarts";
+import type { A3Diagnostic, LinearDiagnostic } from "../eval/score-diagnostics.js";
+import { type LawFit, predict } from "../theory/laws.js";
+import type { FrontierPoint } from "../theory/regime.js";
+import type { MetricPoint, RegimeReport, TaskFits, TaskSeries } from "./types.js";
+
+export const PALETTE = [
+  "#2563eb",
+  "#dc2626",
+  "#059669",
+  "#d97706",
+  "#7c3aed",
+  "#0891b2",
+  "#be185d",
+  "#4b5563",
+];
+
+export interface ChartSize {
+  width?: number;
+  height?: number;
+}
+
+// biome-ignore lint/suspicious/noExplicitAny: ECharts' option type is a deep union; series are built as plain objects.
+type Series = Record<string, any>;
+
+/** Render an option to an SVG string (one chart instance per call, disposed at once). */
+export function renderSvg(option: Record<string, unknown>, size: ChartSize = {}): string {
+  const chart = echarts.init(null, null, {
+    renderer: "svg",
+    ssr: true,
+    width: size.width ?? 760,
+    height: size.height ?? 380,
+  });
+  try {
+    chart.setOption({
+      animation: false,
+      backgroundColor: "#ffffff",
+      textStyle: { fontFamily: "sans-serif" },
+      ...option,
+    });
+    return chart.renderToSVGString();
+  } finally {
+    chart.dispose();
+  }
+}
+
+/** A shaded band mean +- k*se, drawn as one polygon by a custom series (data holds every vertex for the axis extent). */
+function bandSeries(name: string, pts: readonly MetricPoint[], color: string, k = 1): Series | null {
+  const ok = pts.filter((p) => Number.isFinite(p.se) && p.se > 0);
+  if (ok.length < 2) return null;
+  const upper = ok.map((p) => [p.r, p.mean + k * p.se]);
+  const lower = ok.map((p) => [p.r, p.mean - k * p.se]).reverse();
+  const ring = [...upper, ...lower];
+  return {
+    name,
+    type: "custom",
+    silent: true,
+    z: 1,
+    data: ring,
+    renderItem: (params: { dataIndex: number }, api: { coord: (v: number[]) => number[] }) => {
+      if (params.dataIndex !== 0) return null;
+      return {
+        type: "polygon",
+        shape: { points: ring.map((v) => api.coord(v)) },
+        style: { fill: color, opacity: 0.18 },
+      };
+    },
+  };
+}
+
+function curveData(fit: LawFit, lo: number, hi: number, n = 200): number[][] {
+  return Array.from({ length: n + 1 }, (_, i) => {
+    const r = lo + ((hi - lo) * i) / n;
+    return [r, predict(fit, r)];
+  });
+}
+
+const LAW_NAMES: Record<string, string> = {
+  tanh: "tanh fit",
+  "corollary-full": "Corollary-1 fit",
+  "corollary-ad": "Corollary-1 fit",
+  poly1: "linear near 0",
+  poly2: "quadratic near 0",
+};
+
+/** Short legend label of a fit (its parameters are in the report's fit table). */
+function fitLabel(f: LawFit): string {
+  return `${LAW_NAMES[f.kind] ?? f.kind} (R²=${f.r2.toFixed(3)})`;
+}
+
+function markLines(regime: RegimeReport | undefined): Series | undefined {
+  if (!regime) return undefined;
+  const data: Series[] = [
+    { xAxis: regime.result.tradeoff.r, name: `r* = ${regime.result.tradeoff.r.toFixed(2)}` },
+  ];
+  if (regime.result.withinBudget) {
+    data.push({
+      xAxis: regime.result.withinBudget.r,
+      name: `budget r = ${regime.result.withinBudget.r.toFixed(2)}`,
+      lineStyle: { type: "dotted", color: "#6b7280" },
+    });
+  }
+  return {
+    silent: true,
+    symbol: "none",
+    label: { formatter: "{b}", position: "insideEndTop", fontSize: 10 },
+    lineStyle: { color: "#111827", type: "dashed" },
+    data,
+  };
+}
+
+/**
+ * Metric against r_e for a group of tasks (behaviour, or helpfulness full + A-D): points with se bands, the
+ * global law over its fit range and the local fit near 0, the chosen efficient r_e marked.
+ */
+export function metricChart(
+  title: string,
+  yName: string,
+  tasks: readonly TaskSeries[],
+  fits: readonly TaskFits[],
+  regime?: RegimeReport,
+  size?: ChartSize,
+): string {
+  const series: Series[] = [];
+  tasks.forEach((t, i) => {
+    const color = PALETTE[i % PALETTE.length]!;
+    const band = bandSeries(`${t.title} ±1 se`, t.points, color);
+    if (band) series.push(band);
+    series.push({
+      name: t.title,
+      type: "line",
+      data: t.points.map((p) => [p.r, p.mean]),
+      symbolSize: 4,
+      lineStyle: { width: 1, opacity: 0.5 },
+      itemStyle: { color },
+      z: 3,
+      ...(i === 0 && markLines(regime) ? { markLine: markLines(regime) } : {}),
+    });
+    const f = fits.find((x) => x.taskId === t.id);
+    if (f?.law) {
+      series.push({
+        name: `${t.title} · ${fitLabel(f.law)}`,
+        type: "line",
+        showSymbol: false,
+        data: curveData(f.law, f.law.range[0], f.law.range[1]),
+        lineStyle: { width: 2, color },
+        itemStyle: { color },
+        z: 4,
+      });
+    }
+    for (const l of f?.local ?? []) {
+      series.push({
+        name: `${t.title} · ${fitLabel(l)}`,
+        type: "line",
+        showSymbol: false,
+        data: curveData(l, l.range[0], l.range[1], 60),
+        lineStyle: { width: 2, type: "dashed", color },
+        itemStyle: { color },
+        z: 4,
+      });
+    }
+  });
+  // Bands stay out of the legend; about two entries fit on a legend row.
+  const legendNames = series.filter((x) => x.type !== "custom").map((x) => x.name as string);
+  const legendRows = Math.ceil(legendNames.length / 2);
+  return renderSvg(
+    {
+      title: { text: title, left: "center", textStyle: { fontSize: 14 } },
+      legend: {
+        type: "plain",
+        data: legendNames,
+        bottom: 0,
+        left: 20,
+        right: 20,
+        textStyle: { fontSize: 10 },
+        itemWidth: 14,
+        itemHeight: 8,
+        itemGap: 14,
+      },
+      grid: { left: 60, right: 24, top: 40, bottom: 50 + 18 * legendRows },
+      xAxis: { type: "value", name: "r_e", nameLocation: "middle", nameGap: 22, splitLine: { show: false } },
+      yAxis: { type: "value", name: yName, nameLocation: "middle", nameGap: 42, scale: true },
+      series,
+    },
+    { height: 360 + 18 * legendRows, ...size },
+  );
+}
+
+/** Alignment gain against helpfulness loss along r_e on the aligning side; Pareto points and chosen r_e marked. */
+export function frontierChart(regime: RegimeReport, size?: ChartSize): string {
+  const pts: readonly FrontierPoint[] = regime.result.frontier;
+  const chosen = regime.result.tradeoff;
+  const budget = regime.result.withinBudget;
+  const series: Series[] = [
+    {
+      name: "frontier (along r_e)",
+      type: "line",
+      showSymbol: false,
+      data: pts.map((p) => [p.loss, p.gain, p.r]),
+      lineStyle: { color: PALETTE[0] },
+      itemStyle: { color: PALETTE[0] },
+    },
+    {
+      name: "Pareto-optimal",
+      type: "scatter",
+      symbolSize: 4,
+      data: pts.filter((p) => p.pareto).map((p) => [p.loss, p.gain, p.r]),
+      itemStyle: { color: PALETTE[2] },
+    },
+    {
+      name: `efficient r_e = ${chosen.r.toFixed(2)} (λ=${regime.result.lambda})`,
+      type: "scatter",
+      symbol: "diamond",
+      symbolSize: 14,
+      data: [[chosen.loss, chosen.gain, chosen.r]],
+      itemStyle: { color: PALETTE[1] },
+      z: 5,
+    },
+  ];
+  if (budget) {
+    series.push({
+      name: `budget ${regime.result.budget}: r_e = ${budget.r.toFixed(2)}`,
+      type: "scatter",
+      symbol: "triangle",
+      symbolSize: 12,
+      data: [[budget.loss, budget.gain, budget.r]],
+      itemStyle: { color: PALETTE[3] },
+      z: 5,
+    });
+  }
+  return renderSvg(
+    {
+      title: {
+        text: `Alignment-helpfulness frontier (${regime.alignmentTask} vs ${regime.helpfulnessTask}, ${regime.source})`,
+        left: "center",
+        textStyle: { fontSize: 13 },
+      },
+      legend: { bottom: 0, textStyle: { fontSize: 10 } },
+      grid: { left: 60, right: 24, top: 40, bottom: 60 },
+      xAxis: {
+        type: "value",
+        name: "helpfulness loss H(0) - H(r_e)",
+        nameLocation: "middle",
+        nameGap: 22,
+        scale: true,
+      },
+      yAxis: {
+        type: "value",
+        name: "alignment gain B(r_e) - B(0)",
+        nameLocation: "middle",
+        nameGap: 42,
+        scale: true,
+      },
+      series,
+    },
+    size,
+  );
+}
+
+/** A diagnostic: mean per r_e (with se band) and its linear fit (against |r_e| when `absX`). */
+export function diagnosticChart(
+  title: string,
+  yName: string,
+  d: LinearDiagnostic | A3Diagnostic,
+  absX: boolean,
+  size?: ChartSize,
+): string {
+  const isA3 = "stdFit" in d;
+  const pts: MetricPoint[] = d.rows.map((r) =>
+    isA3 ? { r: r.r, mean: r.std, std: Number.NaN, se: Number.NaN, n: r.n } : r,
+  );
+  const fit = isA3 ? d.stdFit : d.fit;
+  const series: Series[] = [];
+  const band = isA3 ? null : bandSeries("±1 se", pts, PALETTE[0]!);
+  if (band) series.push(band);
+  series.push({
+    name: isA3 ? "std of X_i" : "mean",
+    type: "line",
+    data: pts.map((p) => [p.r, p.mean]),
+    symbolSize: 5,
+    itemStyle: { color: PALETTE[0] },
+    lineStyle: { width: 1 },
+  });
+  if (fit) {
+    const rs = d.rows.map((r) => r.r).filter((r) => Math.abs(r) <= d.rMax + 1e-12);
+    const lo = Math.min(...rs);
+    const hi = Math.max(...rs);
+    const data = Array.from({ length: 201 }, (_, i) => {
+      const r = lo + ((hi - lo) * i) / 200;
+      return [r, predict(fit, absX ? Math.abs(r) : r)];
+    });
+    series.push({
+      name: `linear fit in ${absX ? "|r_e|" : "r_e"} (slope ${fit.values[1]!.toPrecision(3)}, R²=${fit.r2.toFixed(3)})`,
+      type: "line",
+      showSymbol: false,
+      data,
+      lineStyle: { width: 2, type: "dashed", color: PALETTE[1] },
+      itemStyle: { color: PALETTE[1] },
+    });
+  }
+  return renderSvg(
+    {
+      title: { text: title, left: "center", textStyle: { fontSize: 13 } },
+      legend: { bottom: 0, textStyle: { fontSize: 10 } },
+      grid: { left: 60, right: 24, top: 40, bottom: 56 },
+      xAxis: { type: "value", name: "r_e", nameLocation: "middle", nameGap: 22 },
+      yAxis: { type: "value", name: yName, nameLocation: "middle", nameGap: 42, scale: true },
+      series,
+    },
+    { height: 320, ...size },
+  );
+}
+
+/** A3 normality: Shapiro-Wilk p-value per r_e (log scale) with the 0.05 line. */
+export function normalityChart(d: A3Diagnostic, size?: ChartSize): string {
+  const data = d.rows
+    .filter((r) => r.shapiroWilk && r.shapiroWilk.statistic < 1)
+    .map((r) => [r.r, Math.max(r.shapiroWilk!.pValue, 1e-12)]);
+  return renderSvg(
+    {
+      title: { text: "A3: Shapiro-Wilk p-value of X_i per r_e", left: "center", textStyle: { fontSize: 13 } },
+      grid: { left: 60, right: 24, top: 40, bottom: 40 },
+      xAxis: { type: "value", name: "r_e", nameLocation: "middle", nameGap: 22 },
+      yAxis: {
+        type: "log",
+        name: "p",
+        nameLocation: "middle",
+        nameGap: 42,
+        min: 1e-12,
+        max: 1,
+        axisLabel: { formatter: (v: number) => v.toExponential(0) },
+      },
+      series: [
+        {
+          name: "p-value",
+          type: "scatter",
+          data,
+          itemStyle: { color: PALETTE[4] },
+          markLine: {
+            silent: true,
+            symbol: "none",
+            data: [{ yAxis: 0.05, name: "0.05" }],
+            label: { formatter: "p = 0.05" },
+            lineStyle: { color: "#6b7280", type: "dashed" },
+          },
+        },
+      ],
+    },
+    { height: 300, ...size },
+  );
+}
