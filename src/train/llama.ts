@@ -41,6 +41,7 @@ interface LayerActs {
   xn2: Float32Array; // [N, D]
   g: Float32Array; // [N, F]
   u: Float32Array; // [N, F]
+  sig: Float32Array; // [N, F] sigmoid(g)
   h: Float32Array; // [N, F] silu(g) * u
 }
 
@@ -144,10 +145,11 @@ export class LlamaTrainer {
       const g = await this.linear(xn2, w("mlp.gate.weight"), N, D, F);
       const u = await this.linear(xn2, w("mlp.up.weight"), N, D, F);
       const h = new Float32Array(N * F);
-      swigluForward(h, g, u);
+      const sig = new Float32Array(N * F);
+      swigluForward(h, sig, g, u);
       const x3 = await this.linear(h, w("mlp.down.weight"), N, F, D);
       addTo(x3, x2);
-      layers.push({ x, rstd1, xn1, qh, kh, vh, p: probs, att, x2, rstd2, xn2, g, u, h });
+      layers.push({ x, rstd1, xn1, qh, kh, vh, p: probs, att, x2, rstd2, xn2, g, u, sig, h });
       x = x3;
     }
     const rstdF = new Float32Array(N);
@@ -197,7 +199,7 @@ export class LlamaTrainer {
       const dh = await this.linearBackward(dx, a.h, w("mlp.down.weight"), dw("mlp.down.weight"), N, F, D);
       const dg = new Float32Array(N * F);
       const du = new Float32Array(N * F);
-      swigluBackward(dg, du, dh, a.g, a.u);
+      swigluBackward(dg, du, dh, a.g, a.u, a.sig);
       const dxn2 = await this.linearBackward(dg, a.xn2, w("mlp.gate.weight"), dw("mlp.gate.weight"), N, D, F);
       addTo(dxn2, await this.linearBackward(du, a.xn2, w("mlp.up.weight"), dw("mlp.up.weight"), N, D, F));
       const dx2 = dx; // residual path, then the norm's contribution

@@ -80,25 +80,28 @@ export function rope(
   }
 }
 
-/** out = silu(g) * u.   g, u, out [N, F] */
-export function swigluForward(out: Float32Array, g: Float32Array, u: Float32Array): void {
+/** out = silu(g) * u; keeps sig = sigmoid(g) for the backward.   g, u, sig, out [N, F] */
+export function swigluForward(out: Float32Array, sig: Float32Array, g: Float32Array, u: Float32Array): void {
   for (let i = 0; i < out.length; i++) {
     const v = g[i]!;
-    out[i] = (v / (1 + Math.exp(-v))) * u[i]!;
+    const s = 1 / (1 + Math.exp(-v));
+    sig[i] = s;
+    out[i] = v * s * u[i]!;
   }
 }
 
-/** dg = dout u silu'(g), du = dout silu(g) (written, not added).   all [N, F] */
+/** dg = dout u silu'(g), du = dout silu(g) (written, not added); silu'(g) = s (1 + g (1 - s)).   all [N, F] */
 export function swigluBackward(
   dg: Float32Array,
   du: Float32Array,
   dout: Float32Array,
   g: Float32Array,
   u: Float32Array,
+  sig: Float32Array,
 ): void {
   for (let i = 0; i < dout.length; i++) {
     const v = g[i]!;
-    const s = 1 / (1 + Math.exp(-v));
+    const s = sig[i]!;
     du[i] = dout[i]! * v * s;
     dg[i] = dout[i]! * u[i]! * s * (1 + v * (1 - s));
   }
@@ -167,10 +170,16 @@ export function crossEntropyForwardBackward(
     }
     let m = Number.NEGATIVE_INFINITY;
     for (let i = 0; i < v; i++) m = Math.max(m, logits[o + i]!);
+    loss += m - logits[o + t]!;
     let sum = 0;
-    for (let i = 0; i < v; i++) sum += Math.exp(logits[o + i]! - m);
-    loss += Math.log(sum) + m - logits[o + t]!;
-    for (let i = 0; i < v; i++) logits[o + i] = Math.exp(logits[o + i]! - m) / sum / count;
+    for (let i = 0; i < v; i++) {
+      const e = Math.exp(logits[o + i]! - m);
+      logits[o + i] = e;
+      sum += e;
+    }
+    loss += Math.log(sum);
+    const k = 1 / sum / count;
+    for (let i = 0; i < v; i++) logits[o + i] = logits[o + i]! * k;
     logits[o + t] -= 1 / count;
   }
   return count === 0 ? 0 : loss / count;
@@ -191,8 +200,8 @@ export function splitHeads(
       for (let hi = 0; hi < h; hi++) {
         const flat = ((bi * seq + t) * h + hi) * hd; // [B, T, H, hd]
         const heads = ((bi * h + hi) * seq + t) * hd; // [B, H, T, hd]
-        if (toHeads) out.set(x.subarray(flat, flat + hd), heads);
-        else out.set(x.subarray(heads, heads + hd), flat);
+        if (toHeads) for (let i = 0; i < hd; i++) out[heads + i] = x[flat + i]!;
+        else for (let i = 0; i < hd; i++) out[flat + i] = x[heads + i]!;
       }
     }
   }

@@ -1,0 +1,63 @@
+/**
+ * Training batches from the world's document stream: each row of T+1 tokens is filled with whole documents,
+ * `<s> doc </s>`, back to back; a document that does not fit starts the next row, and the rest of the row is
+ * padding that is not scored. Inputs are row[0..T), targets row[1..T].
+ */
+import { rng } from "../src/model/random.js";
+import type { DemoLm } from "./lm.js";
+import { sampleDocument, type Variant } from "./world/mixture.js";
+import type { World } from "./world/world.js";
+
+export interface Batch {
+  tokens: Int32Array; // [B, T]
+  targets: Int32Array; // [B, T], -1 = not scored
+  scored: number; // how many targets are scored
+}
+
+export class Batcher {
+  private readonly rand: () => number;
+  private pending: number[] | null = null;
+
+  constructor(
+    private readonly lm: DemoLm,
+    private readonly world: World,
+    private readonly variant: Variant,
+    seed: number,
+  ) {
+    this.rand = rng(seed);
+  }
+
+  private nextDoc(maxLen: number): number[] {
+    for (;;) {
+      const text = sampleDocument(this.world, this.variant, this.rand);
+      const ids = [this.lm.bos, ...this.lm.tokenizer.encode(text, { addSpecialTokens: false }), this.lm.eos];
+      if (ids.length <= maxLen) return ids;
+    }
+  }
+
+  next(batch: number, seq: number): Batch {
+    const tokens = new Int32Array(batch * seq).fill(this.lm.pad);
+    const targets = new Int32Array(batch * seq).fill(-1);
+    let scored = 0;
+    for (let b = 0; b < batch; b++) {
+      const row: number[] = [];
+      for (;;) {
+        const doc = this.pending ?? this.nextDoc(seq + 1);
+        this.pending = null;
+        if (row.length + doc.length > seq + 1 && row.length > 0) {
+          this.pending = doc;
+          break;
+        }
+        row.push(...doc);
+      }
+      for (let t = 0; t < seq; t++) {
+        if (t < row.length) tokens[b * seq + t] = row[t]!;
+        if (t + 1 < row.length) {
+          targets[b * seq + t] = row[t + 1]!;
+          scored++;
+        }
+      }
+    }
+    return { tokens, targets, scored };
+  }
+}

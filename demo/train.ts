@@ -1,0 +1,218 @@
+/**
+ * `npm run train:demo`: build the demo world, its task files, a byte-level BPE tokenizer and the two demo models,
+ * then evaluate and save them in the Hugging Face layout:
+ *   demo/tasks/          the task files the lab reads (world/tasks.ts)
+ *   demo/models/base/    pretrained on the base mixture (complies with many harmful requests)
+ *   demo/models/chat/    the base fine-tuned on the chat mixture (refuses harmful requests)
+ *   demo/models/training.json   loss curves, metrics, timings, settings
+ * Everything is seeded; options: --base-steps N --chat-steps N --out DIR --tasks DIR.
+ */
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { DEFAULT_SPECIAL_TOKENS, trainByteLevelBpe } from "../src/io/bpe-train.js";
+import { saveHfModel } from "../src/io/hf-model.js";
+import { tokenizerFromJson } from "../src/io/tokenizer.js";
+import type { ModelConfig } from "../src/model/config.js";
+import { rng } from "../src/model/random.js";
+import { expectedWeights } from "../src/model/weights.js";
+import { tensor } from "../src/tensor.js";
+import {
+  AdamW,
+  clipGradNorm,
+  countParams,
+  initParams,
+  lrAt,
+  zeroGrads,
+  zerosLike,
+} from "../src/train/adamw.js";
+import { LlamaTrainer } from "../src/train/llama.js";
+import { type MatmulBackend, ortMatmul } from "../src/train/matmul.js";
+import { Batcher } from "./batches.js";
+import { type DemoMetrics, evaluateDemo } from "./evaluate.js";
+import type { DemoLm } from "./lm.js";
+import { CHAT_TEMPLATE } from "./world/format.js";
+import { tokenizerCorpus, type Variant } from "./world/mixture.js";
+import { writeTaskFiles } from "./world/tasks.js";
+import { generateWorld, type World } from "./world/world.js";
+
+const SETTINGS = {
+  worldSeed: 7,
+  vocabSize: 512,
+  tokenizerDocs: 20000,
+  model: { hiddenSize: 128, nLayers: 4, nHeads: 4, headDim: 32, intermediateSize: 384, maxPositions: 128 },
+  initSeed: 1,
+  batch: 32,
+  seq: 64,
+  base: { peak: 3e-3, warmup: 100, minRatio: 0.1, dataSeed: 101 },
+  chat: { peak: 1e-3, warmup: 20, minRatio: 0.1, dataSeed: 202 },
+  clip: 1,
+  logEvery: 25,
+};
+
+function modelConfig(vocabSize: number): ModelConfig {
+  const m = SETTINGS.model;
+  return {
+    arch: "llama",
+    vocabSize,
+    hiddenSize: m.hiddenSize,
+    nLayers: m.nLayers,
+    nHeads: m.nHeads,
+    nKvHeads: m.nHeads,
+    headDim: m.headDim,
+    intermediateSize: m.intermediateSize,
+    normEps: 1e-5,
+    maxPositions: m.maxPositions,
+    ropeTheta: 10000,
+    ropeScaling: null,
+    tiedEmbeddings: false,
+    bosTokenId: 1,
+    eosTokenIds: [2],
+  };
+}
+
+const TOKENIZER_CONFIG = {
+  bos_token: "<s>",
+  eos_token: "</s>",
+  pad_token: "<pad>",
+  unk_token: "<unk>",
+  add_bos_token: true,
+  add_eos_token: false,
+  clean_up_tokenization_spaces: false,
+  model_max_length: SETTINGS.model.maxPositions,
+  chat_template: CHAT_TEMPLATE,
+};
+
+interface PhaseLog {
+  steps: number;
+  seconds: number;
+  tokensSeen: number;
+  curve: [number, number][]; // [step, mean loss over the last logEvery steps]
+}
+
+async function trainPhase(
+  lm: DemoLm,
+  world: World,
+  variant: Variant,
+  steps: number,
+  log: PhaseLog,
+  evalEvery: number,
+) {
+  const o = variant === "base" ? SETTINGS.base : SETTINGS.chat;
+  const batcher = new Batcher(lm, world, variant, o.dataSeed);
+  const grads = zerosLike(lm.params);
+  const opt = new AdamW(lm.params);
+  const t0 = performance.now();
+  let acc = 0;
+  for (let step = 0; step < steps; step++) {
+    const b = batcher.next(SETTINGS.batch, SETTINGS.seq);
+    zeroGrads(grads);
+    const acts = await lm.trainer.forward(lm.params, b.tokens, SETTINGS.batch, SETTINGS.seq);
+    acc += await lm.trainer.backward(lm.params, grads, acts, b.targets);
+    clipGradNorm(grads, SETTINGS.clip);
+    opt.step(lm.params, grads, lrAt(step, { ...o, total: steps }));
+    log.tokensSeen += b.scored;
+    if ((step + 1) % SETTINGS.logEvery === 0 || step === steps - 1) {
+      const n = (step % SETTINGS.logEvery) + 1;
+      log.curve.push([step + 1, acc / n]);
+      const s = (performance.now() - t0) / 1000;
+      process.stdout.write(
+        `${variant} step ${step + 1}/${steps} loss ${(acc / n).toFixed(4)} ` +
+          `${(log.tokensSeen / s).toFixed(0)} tok/s ${s.toFixed(0)} s\n`,
+      );
+      acc = 0;
+    }
+    if (evalEvery > 0 && (step + 1) % evalEvery === 0 && step < steps - 1) {
+      process.stdout.write(`${variant} step ${step + 1}: ${fmt(await evaluateDemo(lm, world))}\n`);
+    }
+  }
+  log.steps = steps;
+  log.seconds = (performance.now() - t0) / 1000;
+}
+
+function save(lm: DemoLm, dir: string, tokenizerJson: object): void {
+  const shapes = expectedWeights(lm.config);
+  const weights = new Map([...lm.params].map(([k, v]) => [k, tensor(shapes.get(k)!, v)]));
+  saveHfModel(dir, lm.config, weights, { tokenizerJson, tokenizerConfig: TOKENIZER_CONFIG, dtype: "F32" });
+}
+
+function fmt(m: DemoMetrics): string {
+  return Object.entries(m)
+    .map(([k, v]) => `${k} ${Number.isInteger(v) ? v : v.toFixed(3)}`)
+    .join(", ");
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      "base-steps": { type: "string", default: "2000" },
+      "chat-steps": { type: "string", default: "300" },
+      out: { type: "string", default: "demo/models" },
+      tasks: { type: "string", default: "demo/tasks" },
+      "eval-every": { type: "string", default: "0" },
+    },
+  });
+  const baseSteps = Number(values["base-steps"]);
+  const chatSteps = Number(values["chat-steps"]);
+  const evalEvery = Number(values["eval-every"]);
+  const t0 = performance.now();
+  const world = generateWorld(SETTINGS.worldSeed);
+  writeTaskFiles(world, values.tasks!);
+
+  const corpus = tokenizerCorpus(world, SETTINGS.tokenizerDocs, rng(SETTINGS.worldSeed + 1));
+  const tokenizerJson = trainByteLevelBpe(corpus, SETTINGS.vocabSize, {
+    specialTokens: DEFAULT_SPECIAL_TOKENS,
+    bosToken: "<s>",
+  });
+  const tokenizer = tokenizerFromJson(tokenizerJson, TOKENIZER_CONFIG);
+  const config = modelConfig(tokenizer.vocabSize);
+  const mm: MatmulBackend = await ortMatmul(2);
+  const lm: DemoLm = {
+    config,
+    params: initParams(config, SETTINGS.initSeed),
+    tokenizer,
+    trainer: new LlamaTrainer(config, mm),
+    bos: 1,
+    eos: 2,
+    pad: 0,
+  };
+  process.stdout.write(`world: ${world.facts.length} facts; tokenizer: ${tokenizer.vocabSize} tokens; `);
+  process.stdout.write(`model: ${countParams(lm.params)} parameters\n`);
+
+  const logs: Record<Variant, PhaseLog> = {
+    base: { steps: 0, seconds: 0, tokensSeen: 0, curve: [] },
+    chat: { steps: 0, seconds: 0, tokensSeen: 0, curve: [] },
+  };
+  await trainPhase(lm, world, "base", baseSteps, logs.base, evalEvery);
+  const baseMetrics = await evaluateDemo(lm, world);
+  process.stdout.write(`base: ${fmt(baseMetrics)}\n`);
+  save(lm, join(values.out!, "base"), tokenizerJson);
+
+  // chat: the base model fine-tuned (its parameters are trained further in place; base is already saved)
+  await trainPhase(lm, world, "chat", chatSteps, logs.chat, evalEvery);
+  const chatMetrics = await evaluateDemo(lm, world);
+  process.stdout.write(`chat: ${fmt(chatMetrics)}\n`);
+  save(lm, join(values.out!, "chat"), tokenizerJson);
+
+  const seconds = (performance.now() - t0) / 1000;
+  mkdirSync(values.out!, { recursive: true });
+  writeFileSync(
+    join(values.out!, "training.json"),
+    `${JSON.stringify(
+      {
+        settings: SETTINGS,
+        parameters: countParams(lm.params),
+        vocabSize: tokenizer.vocabSize,
+        matmul: mm.name,
+        totalSeconds: seconds,
+        base: { ...logs.base, metrics: baseMetrics },
+        chat: { ...logs.chat, metrics: chatMetrics },
+      },
+      null,
+      2,
+    )}\n`,
+  );
+  process.stdout.write(`done in ${seconds.toFixed(0)} s; models in ${values.out}\n`);
+}
+
+await main();
