@@ -247,6 +247,24 @@ function configFromMeta(
       got: scalingType,
     });
   }
+  // Counts come from the file: bound them before anything loops over them (see expectedWeights).
+  for (const [field, v, max] of [
+    ["block_count", c.nLayers, tensors.size],
+    ["embedding_length", c.hiddenSize, 1 << 24],
+    ["feed_forward_length", c.intermediateSize, 1 << 26],
+    ["attention.head_count", c.nHeads, c.hiddenSize],
+    ["attention.head_count_kv", c.nKvHeads, c.nHeads],
+    ["context_length", c.maxPositions, 2 ** 40],
+  ] as const) {
+    if (!Number.isInteger(v) || v < 1 || v > max) {
+      throw new SteerlabError("bad_config", `GGUF ${A}.${field} is out of range`, {
+        file,
+        field: `${A}.${field}`,
+        expected: `an integer in [1, ${max}]`,
+        got: String(v),
+      });
+    }
+  }
   return [validate(c, file), spec];
 }
 
@@ -385,14 +403,17 @@ function isGgufValue(v: unknown): v is GgufValue {
 export function toGgufValue(key: string, v: unknown): GgufValue {
   if (isGgufValue(v)) return v;
   const num = (x: number): GgufType =>
-    KEY_TYPES[key] ?? (Number.isInteger(x) ? (x < 0 ? "i32" : "u32") : "f32");
+    (Object.hasOwn(KEY_TYPES, key) ? KEY_TYPES[key] : undefined) ??
+    (Number.isInteger(x) ? (x < 0 ? "i32" : "u32") : "f32");
   if (typeof v === "string") return gv.str(v);
   if (typeof v === "boolean") return gv.bool(v);
   if (typeof v === "number") return { type: num(v), value: v };
   if (Array.isArray(v)) {
     if (v.every((x) => typeof x === "string")) return gv.arr("str", v);
     if (v.every((x) => typeof x === "number")) {
-      const t = KEY_TYPES[key] ?? (v.every(Number.isInteger) ? "i32" : "f32");
+      const t =
+        (Object.hasOwn(KEY_TYPES, key) ? KEY_TYPES[key] : undefined) ??
+        (v.every(Number.isInteger) ? "i32" : "f32");
       return gv.arr(t, v as GgufScalar[]);
     }
   }

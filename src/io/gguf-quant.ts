@@ -114,6 +114,19 @@ export function ggmlByteSize(type: number, n: number): number | undefined {
   return (n / t.block) * t.bytes;
 }
 
+/**
+ * n little-endian f32 values. A buffer the caller owns whole (a fresh file read) becomes the array without a
+ * copy; anything else (a view into a larger buffer, maybe unaligned) is copied.
+ */
+export function f32FromBytes(b: Uint8Array, n: number): Float32Array {
+  if (b.byteOffset === 0 && b.byteLength === b.buffer.byteLength && b.byteLength === 4 * n) {
+    return new Float32Array(b.buffer, 0, n);
+  }
+  const out = new Float32Array(n);
+  new Uint8Array(out.buffer).set(b.subarray(0, 4 * n));
+  return out;
+}
+
 function u16(b: Uint8Array, o: number): number {
   return b[o]! | (b[o + 1]! << 8);
 }
@@ -127,14 +140,10 @@ export function dequantize(type: number, src: Uint8Array, n: number): Float32Arr
       got: `${src.length} bytes`,
     });
   }
+  if (type === GGML_TYPE.F32) return f32FromBytes(src.subarray(0, size), n);
   const out = new Float32Array(n);
   const half = halfTable();
   switch (type) {
-    case GGML_TYPE.F32: {
-      // Copy through an aligned buffer: src may sit at any byte offset.
-      new Uint8Array(out.buffer).set(src.subarray(0, size));
-      break;
-    }
     case GGML_TYPE.F16:
       for (let i = 0; i < n; i++) out[i] = half[u16(src, 2 * i)]!;
       break;

@@ -98,6 +98,16 @@ export async function loadHfModel(dir: string): Promise<LoadedModel> {
         fileWeightBytes += info.end - info.begin;
       }
     }
+    // Every block has several tensors: a block count above the tensor count is a wrong config, and listing
+    // its expected weights would take unbounded time and memory.
+    if (config.nLayers > where.size) {
+      throw new SteerlabError("bad_config", "config has more layers than the checkpoint has tensors", {
+        file: configPath,
+        field: "num_hidden_layers",
+        expected: `<= ${where.size}`,
+        got: String(config.nLayers),
+      });
+    }
     const find = (name: string) =>
       where.get(name) ?? where.get(`transformer.${name}`) ?? where.get(name.replace(/^model\./, ""));
     const conv1d = CONV1D_ARCHS.has(config.arch);

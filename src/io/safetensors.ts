@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { SteerlabError } from "../errors.js";
 import { fmtShape, numel, type Tensor, tensor } from "../tensor.js";
 import { type ByteSource, bufferSource, withFile } from "./byte-source.js";
-import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from "./gguf-quant.js";
+import { bf16ToF32, f16ToF32, f32FromBytes, f32ToBf16, f32ToF16 } from "./gguf-quant.js";
 
 /** Bytes per element of every safetensors dtype (so headers with any of them validate). */
 const DTYPE_BYTES: Record<string, number> = {
@@ -133,7 +133,7 @@ function checkEntry(name: string, v: unknown, dataSize: number): StTensorInfo | 
   if (typeof v !== "object" || v === null) return `tensor ${name}: entry is not an object`;
   const e = v as Record<string, unknown>;
   const dtype = e.dtype;
-  if (typeof dtype !== "string" || !(dtype in DTYPE_BYTES)) {
+  if (typeof dtype !== "string" || !Object.hasOwn(DTYPE_BYTES, dtype)) {
     return `tensor ${name}: field dtype: unknown dtype ${JSON.stringify(dtype)}`;
   }
   const shape = e.shape;
@@ -168,12 +168,10 @@ export function readSafetensorsTensor(src: ByteSource, info: StTensorInfo): Tens
 }
 
 function decodeFloats(b: Uint8Array, dtype: string, n: number, file: string, name: string): Float32Array {
+  if (dtype === "F32") return f32FromBytes(b, n);
   const out = new Float32Array(n);
   const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
   switch (dtype) {
-    case "F32":
-      new Uint8Array(out.buffer).set(b);
-      return out;
     case "F64":
       for (let i = 0; i < n; i++) out[i] = dv.getFloat64(8 * i, true);
       return out;

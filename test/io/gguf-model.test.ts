@@ -200,6 +200,12 @@ test("wrong-shape tensors, missing keys and unsupported architectures are named"
     loadGgufModel(f),
     (e) => isSteerlabError(e, "bad_config") && e.message.includes("llama.block_count"),
   );
+  // Absurd counts are refused before anything loops over them.
+  rewrite(t.ggufFile, f, (m) => m.set("llama.block_count", gv.u32(4_000_000_000)));
+  await assert.rejects(
+    loadGgufModel(f),
+    (e) => isSteerlabError(e, "bad_config") && e.message.includes("block_count"),
+  );
   rewrite(t.ggufFile, f, (m) => m.set("general.architecture", gv.str("bert")));
   await assert.rejects(
     loadGgufModel(f),

@@ -131,6 +131,11 @@ test("a missing tensor is named; an unsupported model_type names the file", asyn
       e.message.includes(join(sub, "config.json")) &&
       e.message.includes("bert"),
   );
+  writeFileSync(join(sub, "config.json"), JSON.stringify({ ...toHfConfig(c), num_hidden_layers: 1e9 }));
+  await assert.rejects(
+    loadHfModel(sub),
+    (e) => isSteerlabError(e, "bad_config") && e.message.includes("num_hidden_layers"),
+  );
   writeFileSync(join(sub, "config.json"), "{oops");
   await assert.rejects(loadHfModel(sub), (e) => isSteerlabError(e, "bad_file"));
 });
