@@ -84,6 +84,20 @@ test("report of a synthetic sweep: fits, regime, every chart and escaped text", 
   assert.doesNotMatch(html, /<script/i, "self-contained, no scripts");
 });
 
+test("weighted option fits with 1/se^2; the regime can use interpolated data", () => {
+  const r = buildReport(syntheticSweep(5), {
+    weighted: true,
+    regime: { source: "data", budget: 0.05, lambda: 2 },
+  });
+  for (const f of r.fits) {
+    assert.ok(f.law!.weighted, `${f.taskId} law weighted`);
+    assert.ok(f.local.every((l) => l.weighted));
+  }
+  assert.equal(r.regime!.source, "data");
+  assert.ok(r.regime!.result.withinBudget!.loss <= 0.05 + 1e-12);
+  assert.throws(() => buildReport(syntheticSweep(5), { regime: { alignmentTask: "nope" } }), /no task nope/);
+});
+
 test("writers: JSON round trip, CSV tables and files on disk", async () => {
   const r = buildReport(syntheticSweep(2));
   const j = JSON.parse(toJson(r));
