@@ -29,7 +29,9 @@ export async function nextLogits(lm: DemoLm, prompts: readonly number[][]): Prom
   const V = lm.config.vocabSize;
   const T = Math.max(...prompts.map((p) => p.length));
   const tokens = new Int32Array(prompts.length * T).fill(lm.pad); // [B, T]
-  prompts.forEach((p, b) => tokens.set(p, b * T));
+  prompts.forEach((p, b) => {
+    tokens.set(p, b * T);
+  });
   const acts = await lm.trainer.forward(lm.params, tokens, prompts.length, T);
   return prompts.map((p, b) => {
     const o = (b * T + p.length - 1) * V;

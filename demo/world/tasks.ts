@@ -31,11 +31,11 @@ export function csvField(s: string): string {
 }
 
 function csv(header: string[], rows: string[][]): string {
-  return [header, ...rows].map((r) => r.map(csvField).join(",")).join("\n") + "\n";
+  return `${[header, ...rows].map((r) => r.map(csvField).join(",")).join("\n")}\n`;
 }
 
 function jsonl(rows: object[]): string {
-  return rows.map((r) => JSON.stringify(r)).join("\n") + "\n";
+  return `${rows.map((r) => JSON.stringify(r)).join("\n")}\n`;
 }
 
 /** Write the task files into `dir` (created if needed); returns the paths written. */
