@@ -5,6 +5,7 @@
  * Batches are left-padded: every row has the same length T; mask 0 marks padding. A token's position is the
  * number of real tokens before it in its row (HF position_ids = cumsum(mask) - 1), counted across cached calls.
  */
+import { SteerlabError } from "../errors.js";
 import type { ModelConfig } from "./config.js";
 import type { HookPoint } from "./hooks.js";
 
@@ -50,6 +51,14 @@ export interface ForwardOptions {
   logits?: "all" | "last" | "none";
   /** Stop after this block (inclusive) when no logits are needed: saves the rest of the forward. */
   stopAfterLayer?: number;
+  /**
+   * Resume a forward at this block: skip the embedding and the blocks below, and use `inputHidden`
+   * ([B, T, D], the resid_pre of `startLayer` read in an earlier call on the same batch) as the residual stream.
+   * `batch` still gives the positions and the mask. Not allowed with a cache (the lower blocks' keys and
+   * values would be missing). A sweep uses it to compute the unsteered part below the first steered layer once.
+   */
+  startLayer?: number;
+  inputHidden?: Float32Array;
 }
 
 export interface ForwardResult {
@@ -67,4 +76,29 @@ export interface Engine {
   newCache(batch: number): KVCache;
   forward(batch: Batch, opts?: ForwardOptions): Promise<ForwardResult>;
   dispose(): Promise<void>;
+}
+
+function bad(message: string, field: string, expected: string, got: string): SteerlabError {
+  return new SteerlabError("bad_input", message, { field, expected, got });
+}
+
+/** Validate startLayer/inputHidden (see ForwardOptions); return the first block to run. */
+export function checkStart(opts: ForwardOptions, size: number, lastLayer: number): number {
+  if (opts.startLayer === undefined && opts.inputHidden === undefined) return 0;
+  const s = opts.startLayer ?? 0;
+  if (!Number.isInteger(s) || s < 0 || s > lastLayer) {
+    throw bad("startLayer out of range", "startLayer", `an integer in [0, ${lastLayer}]`, String(s));
+  }
+  if (!opts.inputHidden || opts.inputHidden.length !== size) {
+    throw bad(
+      "inputHidden must hold resid_pre of startLayer for the whole batch",
+      "inputHidden",
+      `${size} floats ([B, T, D])`,
+      String(opts.inputHidden?.length),
+    );
+  }
+  if (opts.cache) {
+    throw bad("startLayer cannot be used with a cache", "cache", "no cache", "a cache");
+  }
+  return s;
 }

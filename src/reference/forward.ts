@@ -10,7 +10,14 @@ import { SteerlabError } from "../errors.js";
 import { archSpec } from "../model/arch/registry.js";
 import type { ArchSpec } from "../model/arch/spec.js";
 import type { ModelConfig } from "../model/config.js";
-import type { Batch, ForwardOptions, ForwardResult, HookBinding, HookContext } from "../model/engine.js";
+import {
+  type Batch,
+  checkStart,
+  type ForwardOptions,
+  type ForwardResult,
+  type HookBinding,
+  type HookContext,
+} from "../model/engine.js";
 import { hookName, isSite, SITES, type Site } from "../model/hooks.js";
 import { type RopeTable, ropeTable } from "../model/rope.js";
 import { checkWeights, lmHead, type Weights } from "../model/weights.js";
@@ -131,6 +138,7 @@ export function referenceForward(m: ReferenceModel, batch: Batch, opts: ForwardO
   }
   const hooks = opts.hooks ?? [];
   checkHooks(c, hooks);
+  const firstLayer = checkStart(opts, B * T * D, lastLayer);
 
   let cache: ReferenceCache;
   if (opts.cache) {
@@ -192,16 +200,18 @@ export function referenceForward(m: ReferenceModel, batch: Batch, opts: ForwardO
     }
   };
 
-  // x [B, T, D]: the residual stream.
+  // x [B, T, D]: the residual stream (resumed from inputHidden when starting above block 0).
   const x = new Float32Array(B * T * D);
-  for (let r = 0; r < B * T; r++) {
-    const id = batch.ids[Math.floor(r / T)]![r % T]!;
-    x.set(m.tokEmbd.subarray(id * D, (id + 1) * D), r * D);
-    if (m.posEmbd) {
-      const p = Math.max(0, positions[r]!); // padding: any row, the token is masked out
-      for (let i = 0; i < D; i++) x[r * D + i] = x[r * D + i]! + m.posEmbd[p * D + i]!;
+  if (opts.inputHidden) x.set(opts.inputHidden);
+  else
+    for (let r = 0; r < B * T; r++) {
+      const id = batch.ids[Math.floor(r / T)]![r % T]!;
+      x.set(m.tokEmbd.subarray(id * D, (id + 1) * D), r * D);
+      if (m.posEmbd) {
+        const p = Math.max(0, positions[r]!); // padding: any row, the token is masked out
+        for (let i = 0; i < D; i++) x[r * D + i] = x[r * D + i]! + m.posEmbd[p * D + i]!;
+      }
     }
-  }
 
   const ctx: BlockContext = {
     config: c,
@@ -213,7 +223,7 @@ export function referenceForward(m: ReferenceModel, batch: Batch, opts: ForwardO
     cache,
     start,
   };
-  for (let l = 0; l <= lastLayer; l++) {
+  for (let l = firstLayer; l <= lastLayer; l++) {
     fireAt(l, "resid_pre", x);
     blockForward(x, l, m.blocks[l]!, ctx, (site, buf) => fireAt(l, site, buf));
     fireAt(l, "resid_post", x);
