@@ -1,7 +1,7 @@
 /**
  * tokenizer.json -> GGUF `tokenizer.ggml.*` metadata, so a GGUF file steerlab writes carries a vocabulary that
  * llama.cpp loads. Byte-level BPE only (GPT-2, Llama-3 and Qwen2 pre-tokenizers): what steerlab's own trainer
- * produces and what most BPE models ship.
+ * produces and what most BPE models ship. Anything llama.cpp would tokenize differently is refused, not approximated.
  */
 import { SteerlabError } from "../errors.js";
 import {
@@ -45,13 +45,17 @@ export function ggufTokenizerMetadata(
   const decoder = asObj(tj.decoder);
   if (decoder?.type !== "ByteLevel")
     throw unsupported("decoder", "ByteLevel (byte-level BPE)", decoder?.type);
-  const pre = ggufPreName(tj.pre_tokenizer);
-  if (!pre)
+  if (tj.normalizer !== null && tj.normalizer !== undefined) {
+    throw unsupported("normalizer", "none (llama.cpp's BPE does not normalise)", tj.normalizer);
+  }
+  const pre = ggufPreName(tj.pre_tokenizer, model.ignore_merges === true);
+  if (!pre) {
     throw unsupported(
       "pre_tokenizer",
-      "GPT-2, Llama-3 or Qwen2 style byte-level splitting",
-      tj.pre_tokenizer,
+      "GPT-2, Llama-3 or Qwen2 style byte-level splitting (ignore_merges only with the Llama-3 regex)",
+      { pre_tokenizer: tj.pre_tokenizer, ignore_merges: model.ignore_merges },
     );
+  }
 
   // tokens[id]; ids no token uses become unused placeholders, as llama.cpp's converter writes them.
   const byId = new Map<number, { content: string; type: number }>();
@@ -101,18 +105,21 @@ export function ggufTokenizerMetadata(
   return meta;
 }
 
-/** The `tokenizer.ggml.pre` name of a byte-level pre-tokenizer, or null if llama.cpp has no equivalent. */
-function ggufPreName(value: unknown): string | null {
+/**
+ * The `tokenizer.ggml.pre` name of a byte-level pre-tokenizer, or null if llama.cpp has no equivalent. llama.cpp ties
+ * ignore_merges to the name: on for llama-bpe, off for dbrx (same regex), gpt-2 and qwen2.
+ */
+function ggufPreName(value: unknown, ignoreMerges: boolean): string | null {
   const pre = asObj(value);
-  if (pre?.type === "ByteLevel" && pre.use_regex !== false) return "gpt-2";
+  if (pre?.type === "ByteLevel" && pre.use_regex !== false) return ignoreMerges ? null : "gpt-2";
   const list = pre?.type === "Sequence" && Array.isArray(pre.pretokenizers) ? pre.pretokenizers : [];
   if (list.length !== 2) return null;
   const s = asObj(list[0]);
   const b = asObj(list[1]);
   if (s?.type !== "Split" || b?.type !== "ByteLevel" || b.use_regex !== false) return null;
   const regex = asObj(s.pattern)?.Regex;
-  if (regex === LLAMA3_PATTERN || regex === LLAMA3_PATTERN_HF) return "llama-bpe";
-  if (regex === QWEN2_PATTERN || regex === QWEN2_PATTERN_HF) return "qwen2";
+  if (regex === LLAMA3_PATTERN || regex === LLAMA3_PATTERN_HF) return ignoreMerges ? "llama-bpe" : "dbrx";
+  if ((regex === QWEN2_PATTERN || regex === QWEN2_PATTERN_HF) && !ignoreMerges) return "qwen2";
   return null;
 }
 

@@ -1,7 +1,7 @@
 /**
  * ggufTokenizerMetadata against llama.cpp itself: a trained byte-level BPE tokenizer is written as a vocab-only GGUF,
  * loaded by llama.cpp (node-llama-cpp, vocabOnly) and must tokenize exactly as steerlab does, for each pre-tokenizer
- * steerlab can export (gpt-2, llama-bpe, qwen2).
+ * steerlab can export (gpt-2, llama-bpe, dbrx = llama-bpe without ignore_merges, qwen2).
  */
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -53,7 +53,8 @@ function typed(meta: Record<string, unknown>): Map<string, GgufValue> {
   return out;
 }
 
-function variant(pre: "gpt-2" | "llama-bpe" | "qwen2"): Record<string, unknown> {
+type Pre = "gpt-2" | "llama-bpe" | "dbrx" | "qwen2";
+function variant(pre: Pre): Record<string, unknown> {
   const json = byteLevelTokenizerJson(400) as unknown as Record<string, unknown>;
   const split = (regex: string) => ({
     type: "Sequence",
@@ -62,15 +63,14 @@ function variant(pre: "gpt-2" | "llama-bpe" | "qwen2"): Record<string, unknown> 
       { type: "ByteLevel", add_prefix_space: false, trim_offsets: true, use_regex: false },
     ],
   });
-  if (pre === "llama-bpe") {
-    json.pre_tokenizer = split(LLAMA3_PATTERN_HF);
-    (json.model as Record<string, unknown>).ignore_merges = true; // as Llama-3's tokenizer.json (and llama.cpp)
-  }
+  if (pre === "llama-bpe" || pre === "dbrx") json.pre_tokenizer = split(LLAMA3_PATTERN_HF);
+  // Llama-3's tokenizer.json (and llama.cpp for llama-bpe) skip BPE for words that are whole vocab entries.
+  if (pre === "llama-bpe") (json.model as Record<string, unknown>).ignore_merges = true;
   if (pre === "qwen2") json.pre_tokenizer = split(QWEN2_PATTERN_HF);
   return json;
 }
 
-for (const pre of ["gpt-2", "llama-bpe", "qwen2"] as const) {
+for (const pre of ["gpt-2", "llama-bpe", "dbrx", "qwen2"] as const) {
   test(`exported ${pre} vocabulary: llama.cpp loads it and tokenizes exactly as steerlab`, async () => {
     const json = variant(pre);
     const meta = ggufTokenizerMetadata(json, { eosTokenId: 2, chatTemplate: "{{ messages[0]['content'] }}" });
@@ -108,4 +108,13 @@ test("ggufTokenizerMetadata rejects tokenizers llama.cpp could not run the same 
     (e) => e instanceof Error && /pre_tokenizer/.test(e.message),
   );
   assert.throws(() => ggufTokenizerMetadata({ model: { type: "Unigram", vocab: [] } }), /model/);
+  assert.throws(() => ggufTokenizerMetadata({ ...json, normalizer: { type: "NFC" } }), /normalizer/);
+  // ignore_merges is implied by the pre-tokenizer name in llama.cpp: only the Llama-3 regex can carry it.
+  const model = json.model as Record<string, unknown>;
+  assert.throws(
+    () => ggufTokenizerMetadata({ ...json, model: { ...model, ignore_merges: true } }),
+    /ignore_merges/,
+  );
+  const llama3NoIgnore = { ...variant("llama-bpe"), model: { ...model, ignore_merges: false } };
+  assert.equal(ggufTokenizerMetadata(llama3NoIgnore)["tokenizer.ggml.pre"], "dbrx");
 });
