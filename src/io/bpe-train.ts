@@ -335,7 +335,9 @@ const fixtureCache = new Map<number, ByteLevelBpeJson>();
 
 /**
  * A byte-level BPE tokenizer.json for test fixtures: trained on FIXTURE_TEXT with the default special tokens
- * (<pad>=0, <s>=1, </s>=2, <unk>=3), BOS <s> prepended on encode. Returns a fresh copy each call.
+ * (<pad>=0, <s>=1, </s>=2, <unk>=3), BOS <s> prepended on encode. It has exactly vocabSize ids: when the short text
+ * runs out of merges (~660 tokens), the rest are reserved special tokens <|reserved_N|> (as Llama-3 pads its vocab).
+ * Returns a fresh copy each call.
  */
 export function byteLevelTokenizerJson(vocabSize: number): ByteLevelBpeJson {
   let json = fixtureCache.get(vocabSize);
@@ -344,6 +346,11 @@ export function byteLevelTokenizerJson(vocabSize: number): ByteLevelBpeJson {
       specialTokens: DEFAULT_SPECIAL_TOKENS,
       bosToken: "<s>",
     });
+    for (let id = Object.keys(json.model.vocab).length, n = 0; id < vocabSize; id++, n++) {
+      const content = `<|reserved_${n}|>`;
+      json.model.vocab[content] = id;
+      json.added_tokens.push({ ...(json.added_tokens[0] as AddedTokenJson), id, content });
+    }
     fixtureCache.set(vocabSize, json);
   }
   return structuredClone(json);

@@ -88,6 +88,18 @@ test("trains ~1 MB of text quickly into a larger vocabulary", () => {
   assert.equal(tok.decode(tok.encode(sample).ids, { skip_special_tokens: true }), sample);
 });
 
+test("byteLevelTokenizerJson has exactly vocabSize ids, padding with reserved special tokens", () => {
+  const json = byteLevelTokenizerJson(1000);
+  assert.equal(Object.keys(json.model.vocab).length, 1000);
+  assert.equal(json.model.vocab["<|reserved_0|>"], 4 + 256 + json.model.merges.length);
+  const tok = new Tokenizer(json, {});
+  assert.equal(tok.id_to_token(999), `<|reserved_${999 - 260 - json.model.merges.length}|>`);
+  assert.equal(tok.decode(tok.encode("Zürich <|reserved_3|>").ids, { skip_special_tokens: true }), "Zürich ");
+  // Fixtures are copies: changing one does not change the next.
+  json.model.vocab.A = -1;
+  assert.equal(byteLevelTokenizerJson(1000).model.vocab.A, 4 + 0x41);
+});
+
 test("rejects a vocabulary too small for the byte alphabet and duplicate specials", () => {
   assert.throws(
     () => trainByteLevelBpe(["x"], 100, { specialTokens: [] }),
