@@ -13,7 +13,14 @@ import { SteerlabError } from "../errors.js";
 import { archSpec } from "../model/arch/registry.js";
 import type { ModelConfig } from "../model/config.js";
 import type { Batch, Engine, ForwardOptions, ForwardResult, HookBinding, KVCache } from "../model/engine.js";
-import { attnGraph, blockGraph, headGraph, mlpGraph, weightFn } from "../model/graph/graphs.js";
+import {
+  attnGraph,
+  type BuiltGraph,
+  blockGraph,
+  headGraph,
+  mlpGraph,
+  weightFn,
+} from "../model/graph/graphs.js";
 import { hookName, type Site } from "../model/hooks.js";
 import { type RopeTable, ropeTable } from "../model/rope.js";
 import type { Weights } from "../model/weights.js";
@@ -57,8 +64,10 @@ export async function createOrtEngine(
     for (const name of [...model.weights.keys()]) if (pred(name)) model.weights.delete(name);
   };
   const sessions: ort.InferenceSession[] = [];
-  const make = async (g: { name: string; bytes: Uint8Array }) => {
-    const s = await createSession(g.bytes, so, g.name);
+  const make = async (g: BuiltGraph) => {
+    // Weights go in as in-memory external data: no protobuf copy of them (and no 2 GiB protobuf limit).
+    const { bytes, files } = g.builder.encode(g.name, { external: true });
+    const s = await createSession(bytes, { ...so, externalData: files }, g.name);
     sessions.push(s);
     return s;
   };

@@ -31,24 +31,36 @@ test("node names are hierarchical and duplicates throw", () => {
   );
 });
 
-test("a built graph runs in onnxruntime: (x @ W^T + b) via the builder's encoding", async () => {
+test("a built graph runs in onnxruntime, with weights inline or as in-memory external data", async () => {
   const g = GraphBuilder.create();
   const x = g.input("x", "float32", ["n", 2]);
   const w = g.weight("w", [2, 3], Float32Array.from([1, 2, 3, 4, 5, 6]));
   const b = g.weight("b", [3], Float32Array.from([0.5, -1, 2]));
   const y = g.scope("lin").op("Add", [g.scope("lin").op("MatMul", [x, w]), b]);
   g.output(y, "y", "float32", ["n", 3]);
-  const s = await ort.InferenceSession.create(g.encode("t"));
-  const r = await s.run({ x: new ort.Tensor("float32", Float32Array.from([1, 1, 2, 0]), [2, 2]) });
-  assert.deepEqual(Array.from(r.y!.data as Float32Array), [5.5, 6, 11, 2.5, 3, 8]);
-  await s.release();
+  const inline = g.encode("t");
+  const external = g.encode("t", { external: true });
+  assert.equal(inline.files.length, 0);
+  assert.deepEqual(
+    external.files.map((f) => [f.path, f.data.byteLength]),
+    [
+      ["w", 24],
+      ["b", 12],
+    ],
+  );
+  for (const e of [inline, external]) {
+    const s = await ort.InferenceSession.create(e.bytes, { externalData: e.files });
+    const r = await s.run({ x: new ort.Tensor("float32", Float32Array.from([1, 1, 2, 0]), [2, 2]) });
+    assert.deepEqual(Array.from(r.y!.data as Float32Array), [5.5, 6, 11, 2.5, 3, 8]);
+    await s.release();
+  }
 });
 
 test("block graphs name nodes by block and op group, and hold each weight once", () => {
   const c = TINY_CONFIGS.llama!;
   const w = randomWeights(c, 1);
   const g = attnGraph(c, weightFn(w), 2);
-  const text = new TextDecoder("latin1").decode(g.bytes);
+  const text = new TextDecoder("latin1").decode(g.builder.encode(g.name).bytes);
   assert.ok(text.includes("/blocks.2/attn/q_proj/MatMul"));
   assert.ok(text.includes("/blocks.2/attn_norm/SimplifiedLayerNormalization"));
   const expected = ["attn_norm.weight", "attn.q.weight", "attn.k.weight", "attn.v.weight", "attn.o.weight"]

@@ -29,6 +29,8 @@ interface Books {
   inputs: P.IValueInfoProto[];
   outputs: P.IValueInfoProto[];
   names: Set<string>;
+  /** The float32 weights (not the small constants), for external-data encoding. */
+  weights: { name: string; data: Float32Array }[];
   /** Bytes of initializer data registered so far. */
   initBytes: number;
 }
@@ -45,7 +47,7 @@ export class GraphBuilder {
 
   static create(): GraphBuilder {
     return new GraphBuilder(
-      { nodes: [], inits: [], inputs: [], outputs: [], names: new Set(), initBytes: 0 },
+      { nodes: [], inits: [], inputs: [], outputs: [], names: new Set(), weights: [], initBytes: 0 },
       "",
     );
   }
@@ -95,6 +97,7 @@ export class GraphBuilder {
       dataType: 1,
       rawData: raw,
     });
+    this.books.weights.push({ name, data });
     this.books.initBytes += raw.byteLength;
     return name;
   }
@@ -161,9 +164,29 @@ export class GraphBuilder {
     return this.books.nodes.map((n) => n.name!);
   }
 
-  /** Serialize to ModelProto bytes for InferenceSession.create. */
-  encode(graphName: string): Uint8Array {
+  /**
+   * Serialize to ModelProto bytes for InferenceSession.create.
+   * external: the weights are not copied into the bytes; each initializer points at an in-memory "file" (its
+   * name), and `files` lists them for SessionOptions.externalData.
+   */
+  encode(graphName: string, opts: { external?: boolean } = {}): EncodedGraph {
     const b = this.books;
+    const big = new Set(opts.external ? b.weights.map((w) => w.name) : []);
+    const inits = b.inits.map((t) =>
+      big.has(t.name!)
+        ? {
+            name: t.name,
+            dims: t.dims,
+            dataType: t.dataType,
+            dataLocation: 1, // EXTERNAL
+            externalData: [
+              { key: "location", value: t.name },
+              { key: "offset", value: "0" },
+              { key: "length", value: String(t.rawData!.byteLength) },
+            ],
+          }
+        : t,
+    );
     const model = onnx.ModelProto.create({
       irVersion: 9,
       producerName: "steerlab",
@@ -171,16 +194,22 @@ export class GraphBuilder {
         { domain: "", version: OPSET },
         { domain: "com.microsoft", version: 1 },
       ],
-      graph: {
-        name: graphName,
-        node: b.nodes,
-        initializer: b.inits,
-        input: b.inputs,
-        output: b.outputs,
-      },
+      graph: { name: graphName, node: b.nodes, initializer: inits, input: b.inputs, output: b.outputs },
     });
-    return onnx.ModelProto.encode(model).finish();
+    const files = opts.external
+      ? b.weights.map((w) => ({
+          path: w.name,
+          data: new Uint8Array(w.data.buffer, w.data.byteOffset, w.data.byteLength),
+        }))
+      : [];
+    return { bytes: onnx.ModelProto.encode(model).finish(), files };
   }
+}
+
+export interface EncodedGraph {
+  bytes: Uint8Array;
+  /** External weight "files" (name → data) for SessionOptions.externalData; empty unless encoded external. */
+  files: { path: string; data: Uint8Array }[];
 }
 
 function valueInfo(name: string, type: ElemType, dims: readonly Dim[]): P.IValueInfoProto {

@@ -15,10 +15,10 @@ import { attention } from "./attention.js";
 import { type Dim, GraphBuilder, type Value } from "./builder.js";
 import { mlp, norm, type WeightFn } from "./layers.js";
 
-/** A built graph: its bytes and the bytes of weights it holds. */
+/** A built graph, not yet encoded: encode it with or without external weights. */
 export interface BuiltGraph {
   name: string;
-  bytes: Uint8Array;
+  builder: GraphBuilder;
   weightBytes: number;
 }
 
@@ -39,7 +39,7 @@ const B: Dim = "batch";
 const T: Dim = "seq";
 
 function finish(g: GraphBuilder, name: string): BuiltGraph {
-  return { name, bytes: g.encode(name), weightBytes: g.initializerBytes };
+  return { name, builder: g, weightBytes: g.initializerBytes };
 }
 
 /** Inputs of the attention half: hidden, mask, rope tables (rope archs only), past K/V. */

@@ -1,0 +1,224 @@
+/**
+ * Engine benchmark on GPT-2-small-shaped models with random weights (no downloads):
+ *   prefill tokens/s (one 128-token prompt), decode tokens/s (1 token/step with the KV cache after a 16-token
+ *   prompt), build time, and peak RSS against the weights' bytes.
+ * Run: npx tsx bench/engine.bench.ts [--model llama|gpt2] [--granularity site|block] [--threads N] [--spin]
+ * Without --model it runs every case in a fresh child process each (so peak RSS is per case) and prints a table.
+ *
+ * Other backends (llama.cpp on the same weights) plug in as further BenchCase runners: add a function returning
+ * a BenchRow and list it in RUNNERS; the table and child-process driver are shared.
+ */
+import { execFileSync } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import type { ModelConfig } from "../src/model/config.js";
+import { randomWeights, rng } from "../src/model/random.js";
+import { createOrtEngine } from "../src/runtime/ort-engine.js";
+
+export const BENCH_CONFIGS: Record<string, ModelConfig> = {
+  llama: {
+    arch: "llama",
+    vocabSize: 32000,
+    hiddenSize: 768,
+    nLayers: 12,
+    nHeads: 12,
+    nKvHeads: 12,
+    headDim: 64,
+    intermediateSize: 2048,
+    normEps: 1e-5,
+    maxPositions: 1024,
+    ropeTheta: 10000,
+    ropeScaling: null,
+    tiedEmbeddings: false,
+    bosTokenId: 1,
+    eosTokenIds: [2],
+  },
+  gpt2: {
+    arch: "gpt2",
+    vocabSize: 50257,
+    hiddenSize: 768,
+    nLayers: 12,
+    nHeads: 12,
+    nKvHeads: 12,
+    headDim: 64,
+    intermediateSize: 3072,
+    normEps: 1e-5,
+    maxPositions: 1024,
+    ropeTheta: 0,
+    ropeScaling: null,
+    tiedEmbeddings: true,
+    bosTokenId: 50256,
+    eosTokenIds: [50256],
+  },
+};
+
+export interface BenchCase {
+  model: keyof typeof BENCH_CONFIGS;
+  backend: string;
+  granularity: "site" | "block";
+  threads: number;
+  spin: boolean;
+}
+
+export interface BenchRow extends BenchCase {
+  weightMiB: number;
+  buildS: number;
+  prefillTokS: number;
+  decodeTokS: number;
+  /** Peak resident set of the whole process, MiB (weights generated in JS included). */
+  peakRssMiB: number;
+  /** Resident set after the engine is built and the JS weights are dropped, MiB. */
+  steadyRssMiB: number;
+}
+
+const PROMPT = 128;
+const DECODE_PROMPT = 16;
+const DECODE_STEPS = 64;
+const MiB = 1024 * 1024;
+
+function vmKiB(field: "VmHWM" | "VmRSS"): number {
+  const m = new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync("/proc/self/status", "utf8"));
+  return m ? Number(m[1]) : Number.NaN;
+}
+
+function ids(n: number, vocab: number, seed: number): number[] {
+  const u = rng(seed);
+  return Array.from({ length: n }, () => Math.floor(u() * vocab));
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)]!;
+}
+
+export async function benchOrt(k: BenchCase): Promise<BenchRow> {
+  const c = BENCH_CONFIGS[k.model]!;
+  let weights: ReturnType<typeof randomWeights> | null = randomWeights(c, 1);
+  let bytes = 0;
+  for (const t of weights.values()) bytes += t.data.byteLength;
+  const t0 = performance.now();
+  const engine = await createOrtEngine(
+    { config: c, weights },
+    { threads: k.threads, spin: k.spin, granularity: k.granularity, consumeWeights: true },
+  );
+  const buildS = (performance.now() - t0) / 1000;
+  weights = null;
+  (globalThis as { gc?: () => void }).gc?.();
+
+  const prompt = [ids(PROMPT, c.vocabSize, 2)];
+  await engine.forward({ ids: prompt }); // warm-up
+  const pre: number[] = [];
+  for (let r = 0; r < 3; r++) {
+    const s = performance.now();
+    await engine.forward({ ids: prompt });
+    pre.push(performance.now() - s);
+  }
+
+  const dec: number[] = [];
+  for (let r = 0; r < 2; r++) {
+    const cache = engine.newCache(1);
+    await engine.forward({ ids: [ids(DECODE_PROMPT, c.vocabSize, 3)] }, { cache });
+    const next = ids(DECODE_STEPS, c.vocabSize, 4);
+    const s = performance.now();
+    for (const id of next) await engine.forward({ ids: [[id]] }, { cache });
+    dec.push(performance.now() - s);
+  }
+  const steady = vmKiB("VmRSS") / 1024;
+  await engine.dispose();
+  return {
+    ...k,
+    weightMiB: bytes / MiB,
+    buildS,
+    prefillTokS: PROMPT / (median(pre) / 1000),
+    decodeTokS: DECODE_STEPS / (Math.min(...dec) / 1000),
+    peakRssMiB: vmKiB("VmHWM") / 1024,
+    steadyRssMiB: steady,
+  };
+}
+
+/** Backends by name: add "llama.cpp" here (same BenchCase in, BenchRow out). */
+export const RUNNERS: Record<string, (k: BenchCase) => Promise<BenchRow>> = { onnxruntime: benchOrt };
+
+function table(rows: BenchRow[]): string {
+  const head = [
+    "model",
+    "backend",
+    "graphs",
+    "thr",
+    "weights MiB",
+    "build s",
+    `prefill tok/s (T=${PROMPT})`,
+    "decode tok/s",
+    "peak RSS MiB",
+    "steady RSS MiB",
+  ];
+  const body = rows.map((r) => [
+    r.model,
+    r.backend,
+    `${r.granularity}${r.spin ? "+spin" : ""}`,
+    String(r.threads),
+    r.weightMiB.toFixed(0),
+    r.buildS.toFixed(1),
+    r.prefillTokS.toFixed(0),
+    r.decodeTokS.toFixed(1),
+    r.peakRssMiB.toFixed(0),
+    r.steadyRssMiB.toFixed(0),
+  ]);
+  const width = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
+  const line = (cells: string[]) => `| ${cells.map((x, i) => x.padEnd(width[i]!)).join(" | ")} |`;
+  return [line(head), line(width.map((n) => "-".repeat(n))), ...body.map(line)].join("\n");
+}
+
+function arg(name: string): string | undefined {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? process.argv[i + 1] : undefined;
+}
+
+async function main(): Promise<void> {
+  const threads = Number(arg("threads") ?? 2);
+  const model = arg("model");
+  if (model) {
+    const k: BenchCase = {
+      model,
+      backend: arg("backend") ?? "onnxruntime",
+      granularity: (arg("granularity") ?? "site") as BenchCase["granularity"],
+      threads,
+      spin: process.argv.includes("--spin"),
+    };
+    const run = RUNNERS[k.backend];
+    if (!run) throw new Error(`unknown backend ${k.backend}; known: ${Object.keys(RUNNERS).join(", ")}`);
+    process.stdout.write(`${JSON.stringify(await run(k))}\n`);
+    return;
+  }
+  // Driver: one child process per case, so each peak RSS is its own.
+  const self = fileURLToPath(import.meta.url);
+  const rows: BenchRow[] = [];
+  for (const m of Object.keys(BENCH_CONFIGS)) {
+    for (const g of ["site", "block"]) {
+      const args = [
+        ...process.execArgv,
+        self,
+        "--model",
+        m,
+        "--granularity",
+        g,
+        "--threads",
+        String(threads),
+      ];
+      const out = execFileSync(process.execPath, args, {
+        encoding: "utf8",
+        stdio: ["ignore", "pipe", "inherit"],
+      });
+      rows.push(JSON.parse(out.trim().split("\n").at(-1)!) as BenchRow);
+      process.stderr.write(`done: ${m} ${g}\n`);
+    }
+  }
+  process.stdout.write(`${table(rows)}\n`);
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  main().catch((e) => {
+    process.stderr.write(`${(e as Error).stack}\n`);
+    process.exitCode = 1;
+  });
+}
