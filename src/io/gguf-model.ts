@@ -484,34 +484,51 @@ export function saveGgufModel(
   const permute = INTERLEAVED_ROPE.has(A);
   const q = config.nHeads * config.headDim;
   const kv = config.nKvHeads * config.headDim;
-  const fused = new Map<string, Tensor>();
-  const encode = (name: string, t: Tensor) => {
+  // Tensors are made (permuted, fused, quantized) lazily, one at a time as the writer reaches them.
+  const encode = (name: string, shape: readonly number[], make: () => Tensor) => {
     // Matrices take the requested type when their rows fit its blocks (else F16, as llama.cpp falls back).
     let type: number = GGML_TYPE.F32;
-    if (t.shape.length === 2 && dtype !== "F32") {
+    if (shape.length === 2 && dtype !== "F32") {
       type = GGML_TYPE[dtype];
-      if (dtype !== "F16" && t.shape[1]! % 32 !== 0) type = GGML_TYPE.F16;
+      if (dtype !== "F16" && shape[1]! % 32 !== 0) type = GGML_TYPE.F16;
     }
-    tensors.push({ name, shape: t.shape, type, data: quantize(type, t.data) });
+    tensors.push({ name, shape, type, data: () => quantize(type, make().data) });
   };
+  const parts = new Map<string, Tensor[]>();
   for (const canonical of expectedWeights(config).keys()) {
-    let t = weights.get(canonical)!;
+    const w = weights.get(canonical)!;
     const [name, part] = spec.ggufName(canonical).split(":") as [string, "q" | "k" | "v" | undefined];
-    if (permute && /\.attn\.q\.weight$/.test(canonical)) t = permuteQk(t, config.nHeads);
-    if (permute && /\.attn\.k\.weight$/.test(canonical)) t = permuteQk(t, config.nKvHeads);
+    const heads = /\.attn\.q\.weight$/.test(canonical)
+      ? config.nHeads
+      : /\.attn\.k\.weight$/.test(canonical)
+        ? config.nKvHeads
+        : 0;
+    const t = permute && heads ? () => permuteQk(w, heads) : () => w;
     if (!part) {
-      encode(name, t);
+      encode(name, w.shape, t);
       continue;
     }
-    // Fused qkv: rows q, then k, then v.
-    let f = fused.get(name);
-    if (!f) {
-      f = tensor([q + 2 * kv, ...t.shape.slice(1)]);
-      fused.set(name, f);
-    }
-    const cols = t.shape.length > 1 ? t.shape[1]! : 1;
-    f.data.set(t.data, { q: 0, k: q, v: q + kv }[part] * cols);
-    if (part === "v") encode(name, f);
+    // Fused qkv: rows q, then k, then v (the spec lists them in that order).
+    const got = [...(parts.get(name) ?? []), t()];
+    parts.set(name, got);
+    if (part !== "v") continue;
+    parts.delete(name);
+    const cols = w.shape.length > 1 ? w.shape[1]! : 1;
+    const shape = [q + 2 * kv, ...w.shape.slice(1)];
+    encode(name, shape, () => {
+      const f = tensor(shape);
+      let at = 0;
+      for (const p of got) {
+        f.data.set(p.data, at);
+        at += p.data.length;
+      }
+      if (at !== (q + 2 * kv) * cols) {
+        throw new SteerlabError("bad_input", `fused ${name}: q, k and v do not fill ${fmtShape(shape)}`, {
+          field: name,
+        });
+      }
+      return f;
+    });
   }
   writeGguf(file, meta, tensors);
 }

@@ -9,7 +9,7 @@
  * first multiple of general.alignment (default 32) after the infos; every tensor offset is a multiple of it.
  * Every count and length is checked against the bytes left before anything is allocated.
  */
-import { writeFileSync } from "node:fs";
+import { closeSync, openSync, writeSync } from "node:fs";
 import { SteerlabError } from "../errors.js";
 import { fmtShape, numel, type Tensor, tensor } from "../tensor.js";
 import { type ByteSource, bufferSource, withFile } from "./byte-source.js";
@@ -417,8 +417,8 @@ export interface GgufTensorOut {
   shape: readonly number[];
   /** ggml_type id of `data`. */
   type: number;
-  /** Encoded bytes (see gguf-quant.ts quantize). */
-  data: Uint8Array;
+  /** Encoded bytes (see gguf-quant.ts quantize), or a function making them when the writer reaches this tensor. */
+  data: Uint8Array | (() => Uint8Array);
 }
 
 class Writer {
@@ -494,11 +494,16 @@ class Writer {
   }
 }
 
-/** Encode a GGUF v3 image. Metadata keeps its order; general.alignment (if given) sets the alignment. */
-export function encodeGguf(
-  metadata: GgufMetadata | Record<string, GgufValue>,
-  tensors: GgufTensorOut[],
-): Uint8Array {
+type MetaIn = GgufMetadata | Record<string, GgufValue>;
+
+/**
+ * Everything before the tensor data: header, metadata, tensor infos (offsets from the byte sizes the shapes and
+ * types imply) and padding. Metadata keeps its order; general.alignment (if given) sets the alignment.
+ */
+function ggufHead(
+  metadata: MetaIn,
+  tensors: readonly GgufTensorOut[],
+): { head: Uint8Array; alignment: number } {
   const meta = metadata instanceof Map ? metadata : new Map(Object.entries(metadata));
   const al = meta.get("general.alignment");
   const alignment = al && typeof al.value === "number" ? al.value : 32;
@@ -513,38 +518,67 @@ export function encodeGguf(
     w.value(v);
   }
   let offset = 0;
-  const offsets: number[] = [];
   for (const t of tensors) {
-    const want = ggmlByteSize(t.type, numel(t.shape));
-    if (want !== t.data.length) {
-      throw new SteerlabError("bad_input", `tensor ${t.name}: data does not match its shape and type`, {
-        field: t.name,
-        expected: `${want} bytes for ${fmtShape(t.shape)} ${ggmlTypeName(t.type)}`,
-        got: `${t.data.length} bytes`,
-      });
+    const size = ggmlByteSize(t.type, numel(t.shape));
+    if (size === undefined) {
+      throw new SteerlabError(
+        "bad_input",
+        `tensor ${t.name}: shape does not fit ${ggmlTypeName(t.type)} blocks`,
+        {
+          field: t.name,
+          got: fmtShape(t.shape),
+        },
+      );
     }
     w.str(t.name);
     w.u32(t.shape.length);
     for (const d of [...t.shape].reverse()) w.u64(d);
     w.u32(t.type);
     w.u64(offset);
-    offsets.push(offset);
-    offset += Math.ceil(t.data.length / alignment) * alignment;
+    offset += Math.ceil(size / alignment) * alignment;
   }
   w.pad(alignment);
-  for (const t of tensors) {
-    w.bytes(t.data);
-    w.pad(alignment);
+  return { head: w.concat(), alignment };
+}
+
+/** A tensor's encoded bytes followed by padding to the alignment, checked against its shape and type. */
+function ggufTensorBytes(t: GgufTensorOut, alignment: number): Uint8Array[] {
+  const data = typeof t.data === "function" ? t.data() : t.data;
+  const want = ggmlByteSize(t.type, numel(t.shape));
+  if (want !== data.length) {
+    throw new SteerlabError("bad_input", `tensor ${t.name}: data does not match its shape and type`, {
+      field: t.name,
+      expected: `${want} bytes for ${fmtShape(t.shape)} ${ggmlTypeName(t.type)}`,
+      got: `${data.length} bytes`,
+    });
   }
+  const pad = (alignment - (data.length % alignment)) % alignment;
+  return pad ? [data, new Uint8Array(pad)] : [data];
+}
+
+/** Encode a GGUF v3 image in memory. */
+export function encodeGguf(metadata: MetaIn, tensors: GgufTensorOut[]): Uint8Array {
+  const { head, alignment } = ggufHead(metadata, tensors);
+  const w = new Writer();
+  w.bytes(head);
+  for (const t of tensors) for (const b of ggufTensorBytes(t, alignment)) w.bytes(b);
   return w.concat();
 }
 
-export function writeGguf(
-  path: string,
-  metadata: GgufMetadata | Record<string, GgufValue>,
-  tensors: GgufTensorOut[],
-): void {
-  writeFileSync(path, encodeGguf(metadata, tensors));
+/** Write a GGUF v3 file, encoding and writing one tensor at a time (no whole-file buffer). */
+export function writeGguf(path: string, metadata: MetaIn, tensors: GgufTensorOut[]): void {
+  const { head, alignment } = ggufHead(metadata, tensors);
+  const fd = openSync(path, "w");
+  const put = (b: Uint8Array) => {
+    let done = 0;
+    while (done < b.length) done += writeSync(fd, b, done, b.length - done);
+  };
+  try {
+    put(head);
+    for (const t of tensors) for (const b of ggufTensorBytes(t, alignment)) put(b);
+  } finally {
+    closeSync(fd);
+  }
 }
 
 // ---------- typed access for loaders ----------

@@ -4,7 +4,7 @@
  * relative to the start of the data section. Every field is validated before any tensor byte is read, and
  * reading goes through a ByteSource, so a hostile file gives a SteerlabError("bad_file"), never a crash.
  */
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { SteerlabError } from "../errors.js";
 import { fmtShape, numel, type Tensor, tensor } from "../tensor.js";
@@ -236,45 +236,71 @@ function encodeFloats(t: Tensor, dtype: StWriteDtype): Uint8Array {
   return out;
 }
 
-/**
- * Encode tensors (in the given order) as a safetensors image. The header is padded with spaces to a multiple
- * of 8 bytes, as the reference writer does, so the data section stays aligned.
- */
-export function encodeSafetensors(
-  tensors: Iterable<[string, Tensor]>,
-  opts: { dtype?: StWriteDtype; metadata?: Record<string, string> } = {},
+/** The header bytes (length prefix included) for tensors written in order as `dtype`. */
+function headerBytes(
+  tensors: readonly [string, Tensor][],
+  dtype: StWriteDtype,
+  metadata?: Record<string, string>,
 ): Uint8Array {
-  const dtype = opts.dtype ?? "F32";
   const header: Record<string, unknown> = {};
-  if (opts.metadata) header.__metadata__ = opts.metadata;
-  const parts: Uint8Array[] = [];
+  if (metadata) header.__metadata__ = metadata;
   let offset = 0;
   for (const [name, t] of tensors) {
-    const bytes = encodeFloats(t, dtype);
-    header[name] = { dtype, shape: [...t.shape], data_offsets: [offset, offset + bytes.length] };
-    parts.push(bytes);
-    offset += bytes.length;
+    const n = stByteSize(t, dtype);
+    header[name] = { dtype, shape: [...t.shape], data_offsets: [offset, offset + n] };
+    offset += n;
   }
+  // Pad the JSON with spaces to a multiple of 8 bytes, as the reference writer does: the data stays aligned.
   let json = JSON.stringify(header);
   json += " ".repeat((8 - ((Buffer.byteLength(json) + 8) % 8)) % 8);
   const hb = Buffer.from(json, "utf8");
-  const out = new Uint8Array(8 + hb.length + offset);
+  const out = new Uint8Array(8 + hb.length);
   new DataView(out.buffer).setBigUint64(0, BigInt(hb.length), true);
   out.set(hb, 8);
-  let p = 8 + hb.length;
-  for (const part of parts) {
-    out.set(part, p);
-    p += part.length;
+  return out;
+}
+
+type StWriteOptions = { dtype?: StWriteDtype; metadata?: Record<string, string> };
+
+/** Encode tensors (in the given order) as an in-memory safetensors image. */
+export function encodeSafetensors(
+  tensors: Iterable<[string, Tensor]>,
+  opts: StWriteOptions = {},
+): Uint8Array {
+  const dtype = opts.dtype ?? "F32";
+  const list = [...tensors];
+  const head = headerBytes(list, dtype, opts.metadata);
+  const out = new Uint8Array(head.length + list.reduce((s, [, t]) => s + stByteSize(t, dtype), 0));
+  out.set(head);
+  let p = head.length;
+  for (const [, t] of list) {
+    const b = encodeFloats(t, dtype);
+    out.set(b, p);
+    p += b.length;
   }
   return out;
 }
 
+/** Write a safetensors file, streaming one tensor at a time (no whole-file buffer). */
 export function writeSafetensors(
   path: string,
   tensors: Iterable<[string, Tensor]>,
-  opts: { dtype?: StWriteDtype; metadata?: Record<string, string> } = {},
+  opts: StWriteOptions = {},
 ): void {
-  writeFileSync(path, encodeSafetensors(tensors, opts));
+  const dtype = opts.dtype ?? "F32";
+  const list = [...tensors];
+  const fd = openSync(path, "w");
+  try {
+    writeAll(fd, headerBytes(list, dtype, opts.metadata));
+    for (const [, t] of list) writeAll(fd, encodeFloats(t, dtype));
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function writeAll(fd: number, b: Uint8Array): void {
+  let done = 0;
+  while (done < b.length) done += writeSync(fd, b, done, b.length - done);
 }
 
 /** Bytes a tensor occupies when written as `dtype`. */
