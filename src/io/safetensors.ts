@@ -342,6 +342,9 @@ export function safetensorsShards(dir: string): { files: string[]; weightMap: Ma
   throw new SteerlabError("not_found", "no safetensors weights in folder", {
     file: dir,
     expected: "model.safetensors or model.safetensors.index.json",
+    hint: existsSync(join(dir, "pytorch_model.bin"))
+      ? "this folder has PyTorch .bin weights only: save it with safe_serialization=True (or convert it) first"
+      : undefined,
   });
 }
 

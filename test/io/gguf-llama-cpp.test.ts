@@ -15,7 +15,8 @@ const dir = mkdtempSync(join(tmpdir(), "steerlab-gguf-llama-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
 for (const name of Object.keys(TINY_CONFIGS)) {
-  for (const dtype of ["F32", "Q8_0"] as const) {
+  const dtypes = name === "llama" ? (["F32", "F16", "Q8_0", "Q4_0"] as const) : (["F32", "Q8_0"] as const);
+  for (const dtype of dtypes) {
     test(`llama.cpp loads a ${dtype} ${name} GGUF written by steerlab`, async () => {
       const sub = mkdtempSync(join(dir, `${name}-${dtype}-`));
       const t = writeTinyModels(sub, name, { ggufDtype: dtype });

@@ -14,7 +14,7 @@ import {
 } from "../../src/io/gguf-model.js";
 import { GGML_TYPE, quantize } from "../../src/io/gguf-quant.js";
 import { loadHfModel } from "../../src/io/hf-model.js";
-import { randomWeights, TINY_CONFIGS } from "../../src/model/random.js";
+import { randomWeights, rng, TINY_CONFIGS } from "../../src/model/random.js";
 import { ropeInvFreq } from "../../src/model/rope.js";
 import { tensor } from "../../src/tensor.js";
 import { assertWeightsClose, writeTinyModels } from "../helpers/tiny-models.js";
@@ -224,4 +224,21 @@ test("fuzz: a model file truncated anywhere fails with a SteerlabError", async (
     writeFileSync(f, buf.subarray(0, n));
     await assert.rejects(loadGgufModel(f), (e) => e instanceof SteerlabError, `cut at ${n}`);
   }
+  // Random byte changes in the tensor table (names, dims, types, offsets): loads or a SteerlabError.
+  const infoStart = buf.indexOf(Buffer.from("token_embd.weight")) - 8;
+  assert.ok(infoStart > 0 && infoStart < dataStart);
+  const r = rng(9);
+  let failed = 0;
+  for (let i = 0; i < 200; i++) {
+    const b = Buffer.from(buf);
+    b[infoStart + Math.floor(r() * (dataStart - infoStart))] = Math.floor(r() * 256);
+    writeFileSync(f, b);
+    try {
+      await loadGgufModel(f);
+    } catch (e) {
+      if (!(e instanceof SteerlabError)) throw e;
+      failed++;
+    }
+  }
+  assert.ok(failed > 50, `most corruptions are caught (${failed}/200)`);
 });
