@@ -4,15 +4,15 @@
  * marker line; .out: one line of token ids per input, encoded without BOS and without parsing special tokens).
  *
  * The bundle is cloned (without checkout, ~1 s) once into a cache directory under os.tmpdir(); files are read from
- * it with `git show`. Also holds a minimal GGUF metadata reader: src/io/gguf.ts's reader failed on every file when
- * these tests were written (its Cursor reads `this.dv` before `need()` swaps in the new window); switch to
- * parseGguf + plainMetadata once that is fixed.
+ * it with `git show`. GGUF metadata is read with steerlab's own reader (src/io/gguf.ts).
  */
 import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { parseGguf } from "../../src/io/gguf.js";
+import { plainMetadata } from "../../src/io/gguf-model.js";
 
 /** Path of the llama.cpp git bundle inside node-llama-cpp, or null if the package is not installed. */
 export function llamaBundlePath(): string | null {
@@ -83,84 +83,10 @@ export function vocabCases(repo: string, name: string): VocabCase[] {
   return [...cases].map(([input, ids]) => ({ input, ids }));
 }
 
-/** Minimal GGUF metadata reader (key/value section only; tensor infos are not read). */
-export function readGgufMetadata(buf: Buffer): Map<string, unknown> {
-  let o = 0;
-  const u32 = () => {
-    const v = buf.readUInt32LE(o);
-    o += 4;
-    return v;
-  };
-  const u64 = () => {
-    const v = Number(buf.readBigUInt64LE(o));
-    o += 8;
-    return v;
-  };
-  const str = () => {
-    const n = u64();
-    const s = buf.toString("utf8", o, o + n);
-    o += n;
-    return s;
-  };
-  const value = (type: number): unknown => {
-    switch (type) {
-      case 0:
-        return buf.readUInt8(o++);
-      case 1:
-        return buf.readInt8(o++);
-      case 2:
-        o += 2;
-        return buf.readUInt16LE(o - 2);
-      case 3:
-        o += 2;
-        return buf.readInt16LE(o - 2);
-      case 4:
-        return u32();
-      case 5:
-        o += 4;
-        return buf.readInt32LE(o - 4);
-      case 6:
-        o += 4;
-        return buf.readFloatLE(o - 4);
-      case 7:
-        return buf.readUInt8(o++) !== 0;
-      case 8:
-        return str();
-      case 9: {
-        const t = u32();
-        const n = u64();
-        const arr: unknown[] = new Array(n);
-        for (let i = 0; i < n; i++) arr[i] = value(t);
-        return arr;
-      }
-      case 10:
-        return u64();
-      case 11:
-        o += 8;
-        return Number(buf.readBigInt64LE(o - 8));
-      case 12:
-        o += 8;
-        return buf.readDoubleLE(o - 8);
-      default:
-        throw new Error(`GGUF value type ${type} at offset ${o}`);
-    }
-  };
-  if (buf.toString("latin1", 0, 4) !== "GGUF") throw new Error("not a GGUF file");
-  o = 4;
-  u32(); // version
-  u64(); // tensor count
-  const nkv = u64();
-  const meta = new Map<string, unknown>();
-  for (let i = 0; i < nkv; i++) {
-    const key = str();
-    meta.set(key, value(u32()));
-  }
-  return meta;
-}
-
 /** The metadata of models/ggml-vocab-NAME.gguf. */
 export function vocabMetadata(repo: string, name: string): Map<string, unknown> {
-  return readGgufMetadata(llamaFile(repo, `models/ggml-vocab-${name}.gguf`));
+  const file = `models/ggml-vocab-${name}.gguf`;
+  return plainMetadata(parseGguf(llamaFile(repo, file), file).header.metadata);
 }
 
 /** models/ggml-vocab-NAME.gguf written to a file (for llama.cpp itself, which loads from a path). */
