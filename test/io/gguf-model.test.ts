@@ -5,14 +5,9 @@ import { join } from "node:path";
 import { after, test } from "node:test";
 import { isSteerlabError, SteerlabError } from "../../src/errors.js";
 import { encodeGguf, type GgufMetadata, gv, parseGguf, readGguf } from "../../src/io/gguf.js";
-import {
-  llama3RopeFactors,
-  loadGgufModel,
-  permuteQk,
-  saveGgufModel,
-  unpermuteQk,
-} from "../../src/io/gguf-model.js";
+import { loadGgufModel, permuteQk, saveGgufModel, unpermuteQk } from "../../src/io/gguf-model.js";
 import { GGML_TYPE, quantize } from "../../src/io/gguf-quant.js";
+import { llama3RopeFactors } from "../../src/io/gguf-rope.js";
 import { loadHfModel } from "../../src/io/hf-model.js";
 import { randomWeights, rng, TINY_CONFIGS } from "../../src/model/random.js";
 import { ropeInvFreq } from "../../src/model/rope.js";
