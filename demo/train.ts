@@ -5,7 +5,7 @@
  *   demo/models/base/    pretrained on the base mixture (complies with many harmful requests)
  *   demo/models/chat/    the base fine-tuned on the chat mixture (refuses harmful requests)
  *   demo/models/training.json   loss curves, metrics, timings, settings
- * Everything is seeded; options: --base-steps N --chat-steps N --out DIR --tasks DIR.
+ * Everything is seeded; options: --base-steps N --chat-steps N --workers N --eval-every N --out DIR --tasks DIR.
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -28,6 +28,7 @@ import {
 } from "../src/train/adamw.js";
 import { LlamaTrainer } from "../src/train/llama.js";
 import { type MatmulBackend, ortMatmul } from "../src/train/matmul.js";
+import { ParallelTrainer, shareParams } from "../src/train/parallel.js";
 import { Batcher } from "./batches.js";
 import { type DemoMetrics, evaluateDemo } from "./evaluate.js";
 import type { DemoLm } from "./lm.js";
@@ -97,18 +98,18 @@ async function trainPhase(
   steps: number,
   log: PhaseLog,
   evalEvery: number,
+  workers: number,
 ) {
   const o = variant === "base" ? SETTINGS.base : SETTINGS.chat;
   const batcher = new Batcher(lm, world, variant, o.dataSeed);
   const grads = zerosLike(lm.params);
   const opt = new AdamW(lm.params);
+  const par = new ParallelTrainer(lm.config, lm.params, workers);
   const t0 = performance.now();
   let acc = 0;
   for (let step = 0; step < steps; step++) {
     const b = batcher.next(SETTINGS.batch, SETTINGS.seq);
-    zeroGrads(grads);
-    const acts = await lm.trainer.forward(lm.params, b.tokens, SETTINGS.batch, SETTINGS.seq);
-    acc += await lm.trainer.backward(lm.params, grads, acts, b.targets);
+    acc += await par.step(grads, b.tokens, b.targets, SETTINGS.batch, SETTINGS.seq);
     clipGradNorm(grads, SETTINGS.clip);
     opt.step(lm.params, grads, lrAt(step, { ...o, total: steps }));
     log.tokensSeen += b.scored;
@@ -126,6 +127,7 @@ async function trainPhase(
       process.stdout.write(`${variant} step ${step + 1}: ${fmt(await evaluateDemo(lm, world))}\n`);
     }
   }
+  await par.close();
   log.steps = steps;
   log.seconds = (performance.now() - t0) / 1000;
 }
@@ -150,11 +152,13 @@ async function main(): Promise<void> {
       out: { type: "string", default: "demo/models" },
       tasks: { type: "string", default: "demo/tasks" },
       "eval-every": { type: "string", default: "0" },
+      workers: { type: "string", default: "2" },
     },
   });
   const baseSteps = Number(values["base-steps"]);
   const chatSteps = Number(values["chat-steps"]);
   const evalEvery = Number(values["eval-every"]);
+  const workers = Number(values.workers);
   const t0 = performance.now();
   const world = generateWorld(SETTINGS.worldSeed);
   writeTaskFiles(world, values.tasks!);
@@ -169,7 +173,7 @@ async function main(): Promise<void> {
   const mm: MatmulBackend = await ortMatmul(2);
   const lm: DemoLm = {
     config,
-    params: initParams(config, SETTINGS.initSeed),
+    params: shareParams(initParams(config, SETTINGS.initSeed)),
     tokenizer,
     trainer: new LlamaTrainer(config, mm),
     bos: 1,
@@ -183,13 +187,13 @@ async function main(): Promise<void> {
     base: { steps: 0, seconds: 0, tokensSeen: 0, curve: [] },
     chat: { steps: 0, seconds: 0, tokensSeen: 0, curve: [] },
   };
-  await trainPhase(lm, world, "base", baseSteps, logs.base, evalEvery);
+  await trainPhase(lm, world, "base", baseSteps, logs.base, evalEvery, workers);
   const baseMetrics = await evaluateDemo(lm, world);
   process.stdout.write(`base: ${fmt(baseMetrics)}\n`);
   save(lm, join(values.out!, "base"), tokenizerJson);
 
   // chat: the base model fine-tuned (its parameters are trained further in place; base is already saved)
-  await trainPhase(lm, world, "chat", chatSteps, logs.chat, evalEvery);
+  await trainPhase(lm, world, "chat", chatSteps, logs.chat, evalEvery, workers);
   const chatMetrics = await evaluateDemo(lm, world);
   process.stdout.write(`chat: ${fmt(chatMetrics)}\n`);
   save(lm, join(values.out!, "chat"), tokenizerJson);

@@ -112,6 +112,9 @@ export async function ortMatmul(threads = 2): Promise<MatmulBackend> {
     name: "onnxruntime",
     async bmm({ a, b, batch, m, k, n, transA = false, transB = false, bBatch = true }) {
       const s = sessions.get(`${transA}${transB}`)!;
+      // onnxruntime-node cannot read SharedArrayBuffer memory (data-parallel parameters): copy those operands
+      if (a.buffer instanceof SharedArrayBuffer) a = a.slice();
+      if (b.buffer instanceof SharedArrayBuffer) b = b.slice();
       const A = new ort.Tensor("float32", a, transA ? [batch, k, m] : [batch, m, k]);
       const bDims = transB ? [n, k] : [k, n];
       const B = new ort.Tensor("float32", b, [bBatch ? batch : 1, bDims[0]!, bDims[1]!]);
