@@ -14,8 +14,12 @@ import {
 
 /** Options for ggufTokenizerMetadata; ids default to what the tokenizer.json's post-processor adds. */
 export interface GgufTokenizerOptions {
+  /** null: the model has no BOS (then add_bos_token is false, whatever the post-processor does). */
   bosTokenId?: number | null;
   eosTokenId?: number | null;
+  /** Override add_bos_token / add_eos_token (default: what the post-processor adds, given the id exists). */
+  addBos?: boolean;
+  addEos?: boolean;
   chatTemplate?: string | null;
 }
 
@@ -96,8 +100,9 @@ export function ggufTokenizerMetadata(
     "tokenizer.ggml.tokens": tokens,
     "tokenizer.ggml.token_type": tokenType,
     "tokenizer.ggml.merges": merges,
-    "tokenizer.ggml.add_bos_token": added.first !== undefined,
-    "tokenizer.ggml.add_eos_token": added.last !== undefined,
+    // llama.cpp falls back to default ids when add_bos is on without an id: never write that combination.
+    "tokenizer.ggml.add_bos_token": bos !== null && (opts.addBos ?? added.first !== undefined),
+    "tokenizer.ggml.add_eos_token": eos !== null && (opts.addEos ?? added.last !== undefined),
   };
   if (bos !== null) meta["tokenizer.ggml.bos_token_id"] = bos;
   if (eos !== null) meta["tokenizer.ggml.eos_token_id"] = eos;

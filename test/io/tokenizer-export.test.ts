@@ -100,6 +100,26 @@ for (const pre of ["gpt-2", "llama-bpe", "dbrx", "qwen2"] as const) {
   });
 }
 
+test("ggufTokenizerMetadata: add_bos/add_eos follow the post-processor, explicit options and missing ids", () => {
+  const json = byteLevelTokenizerJson(300);
+  const dflt = ggufTokenizerMetadata(json);
+  assert.equal(dflt["tokenizer.ggml.add_bos_token"], true);
+  assert.equal(dflt["tokenizer.ggml.bos_token_id"], 1);
+  assert.equal(dflt["tokenizer.ggml.add_eos_token"], false);
+  assert.equal(dflt["tokenizer.ggml.eos_token_id"], undefined);
+  const noBos = ggufTokenizerMetadata(json, { bosTokenId: null, eosTokenId: 2 });
+  assert.equal(noBos["tokenizer.ggml.add_bos_token"], false);
+  assert.equal(noBos["tokenizer.ggml.bos_token_id"], undefined);
+  assert.equal(noBos["tokenizer.ggml.eos_token_id"], 2);
+  const forced = ggufTokenizerMetadata(json, { eosTokenId: 2, addBos: false, addEos: true });
+  assert.equal(forced["tokenizer.ggml.add_bos_token"], false);
+  assert.equal(forced["tokenizer.ggml.add_eos_token"], true);
+  // The GGUF side honours them: encode() adds exactly what the flags say.
+  const tok = tokenizerFromGguf(forced, "forced.gguf");
+  const plain = tok.encode("hi", { addSpecialTokens: false });
+  assert.deepEqual(tok.encode("hi"), [...plain, 2]);
+});
+
 test("ggufTokenizerMetadata rejects tokenizers llama.cpp could not run the same way", () => {
   const json = byteLevelTokenizerJson(300) as unknown as Record<string, unknown>;
   assert.throws(() => ggufTokenizerMetadata({ ...json, decoder: { type: "Metaspace" } }), /decoder/);
