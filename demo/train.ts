@@ -23,7 +23,6 @@ import {
   countParams,
   initParams,
   lrAt,
-  zeroGrads,
   zerosLike,
 } from "../src/train/adamw.js";
 import { LlamaTrainer } from "../src/train/llama.js";
