@@ -128,7 +128,10 @@ function configFromMeta(
     });
   }
   const tokenId = (k: string) => metaNumber(meta, `tokenizer.ggml.${k}`, file);
-  const eos = tokenId("eos_token_id");
+  // llama.cpp ends generation on any end-of-generation token: eos, and eot / eom where the vocab has them.
+  const eos = [...new Set(["eos_token_id", "eot_token_id", "eom_token_id"].map(tokenId))].filter(
+    (x): x is number => x !== undefined,
+  );
   const c: ModelConfig = {
     arch: spec.name,
     vocabSize: emb.shape[0]!,
@@ -145,7 +148,7 @@ function configFromMeta(
     ropeScaling: null,
     tiedEmbeddings: !tensors.has("output.weight"),
     bosTokenId: tokenId("bos_token_id") ?? null,
-    eosTokenIds: eos === undefined ? [] : [eos],
+    eosTokenIds: eos,
   };
   const scalingType = metaString(meta, `${A}.rope.scaling.type`, file);
   if (scalingType === "linear") {

@@ -208,6 +208,13 @@ test("wrong-shape tensors, missing keys and unsupported architectures are named"
   );
 });
 
+test("end-of-generation ids: eos plus eot / eom when the vocab defines them", async () => {
+  const t = writeTinyModels(mkdtempSync(join(dir, "eot-")), "llama");
+  const f = join(dir, "eot.gguf");
+  rewrite(t.ggufFile, f, (m) => m.set("tokenizer.ggml.eot_token_id", gv.u32(3)));
+  assert.deepEqual((await loadGgufModel(f)).config.eosTokenIds, [2, 3]);
+});
+
 test("fuzz: a model file truncated anywhere fails with a SteerlabError", async () => {
   const t = writeTinyModels(mkdtempSync(join(dir, "fz-")), "gpt2", { ggufDtype: "Q8_0" });
   const buf = readFileSync(t.ggufFile);
