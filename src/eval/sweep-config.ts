@@ -1,0 +1,209 @@
+/**
+ * Sweep configs: a YAML or JSON file (or the same object built from CLI flags), validated once, collecting
+ * every problem into one error. The identity of a run (what its result store is keyed on) is the config with
+ * paths made absolute and the contents of its data and vector files hashed, minus run-time knobs that do not
+ * change the numbers (batch size, prefix reuse).
+ *
+ *   model: ./tiny-llama          # HF folder or .gguf
+ *   backend: reference           # or onnxruntime (default)
+ *   vectors: [{ name: refusal, source: refusal.json }]   # or source: random:<seed>
+ *   layers: ["-5..-1"]           # layer sets (each a sweep axis value); default: every layer of the vector
+ *   coeffs: -2:2:0.5             # or a list
+ *   tasks: [{ kind: mcq, data: mmlu.csv }, { kind: behavior-logprob, data: harmful.csv }]
+ */
+import { createHash } from "node:crypto";
+import { existsSync, readFileSync } from "node:fs";
+import { dirname, isAbsolute, resolve } from "node:path";
+import { parse as parseYaml } from "yaml";
+import { SteerlabError } from "../errors.js";
+import { BACKENDS, type Backend } from "../model/open.js";
+import { parseTaskSpec, type TaskSpec } from "./tasks.js";
+
+export interface VectorSpec {
+  name: string;
+  /** A vector JSON file or "random:<seed>". */
+  source: string;
+}
+
+export interface SweepConfig {
+  model: string;
+  backend?: Backend;
+  vectors: VectorSpec[];
+  /** Layer sets, each a layer list ("8..15", "-5..-1", "3,4"); omitted: all layers the vector has. */
+  layers?: string[];
+  /** The r_e grid. */
+  coeffs: number[];
+  tasks: TaskSpec[];
+  /** Prompts per forward (default 8). Not part of the run identity. */
+  batchSize?: number;
+  /** Record A1/A3 diagnostics on mcq tasks (default true). */
+  diagnostics?: boolean;
+  /** Folder relative paths are resolved against (the config file's folder). */
+  baseDir?: string;
+}
+
+/** "-2:2:0.5" (inclusive range), "-1,0,1" or a single number. Values are rounded to 1e-9 to keep keys stable. */
+export function parseCoeffs(spec: string | number | readonly number[], field = "coeffs"): number[] {
+  const round = (x: number) => Number(x.toFixed(9)) + 0; // + 0 turns -0 into 0
+  if (typeof spec === "number") return [round(spec)];
+  if (Array.isArray(spec)) {
+    if (spec.length === 0 || spec.some((x) => typeof x !== "number" || !Number.isFinite(x)))
+      throw new SteerlabError("bad_config", "coeffs must be finite numbers", { field });
+    return [...new Set(spec.map(round))].sort((a, b) => a - b);
+  }
+  const s = String(spec).trim();
+  const m = /^(-?[\d.]+(?:e-?\d+)?):(-?[\d.]+(?:e-?\d+)?):([\d.]+(?:e-?\d+)?)$/.exec(s);
+  if (m) {
+    const [a, b, step] = [Number(m[1]), Number(m[2]), Number(m[3])];
+    if (!(step > 0) || !(b >= a) || !Number.isFinite(a) || !Number.isFinite(b))
+      throw new SteerlabError("bad_config", "bad coefficient range", {
+        field,
+        expected: "start:stop:step with start <= stop, step > 0",
+        got: s,
+      });
+    const n = Math.floor((b - a) / step + 1e-9);
+    if (n > 100000)
+      throw new SteerlabError("bad_config", "coefficient grid too large", { field, got: `${n + 1} values` });
+    return Array.from({ length: n + 1 }, (_, i) => round(a + i * step));
+  }
+  const parts = s.split(",").map((x) => Number(x.trim()));
+  if (parts.some((x) => !Number.isFinite(x)) || s === "")
+    throw new SteerlabError("bad_config", "bad coefficient list", {
+      field,
+      expected: "start:stop:step or a,b,c",
+      got: s,
+    });
+  return parseCoeffs(parts, field);
+}
+
+/** Validate a parsed config object (from YAML/JSON or flags). */
+export function parseSweepConfig(raw: unknown, baseDir: string, file = "<flags>"): SweepConfig {
+  const problems: string[] = [];
+  if (!raw || typeof raw !== "object" || Array.isArray(raw))
+    throw new SteerlabError("bad_config", "a sweep config is an object", { file });
+  const o = raw as Record<string, unknown>;
+  const known = [
+    "model",
+    "backend",
+    "vectors",
+    "vector",
+    "layers",
+    "coeffs",
+    "tasks",
+    "batchSize",
+    "diagnostics",
+  ];
+  for (const k of Object.keys(o))
+    if (!known.includes(k)) problems.push(`${k}: unknown key (known: ${known.join(", ")})`);
+  if (typeof o.model !== "string" || o.model === "") problems.push("model: expected a path");
+  if (o.backend !== undefined && !(BACKENDS as readonly unknown[]).includes(o.backend))
+    problems.push(`backend: ${BACKENDS.join(" | ")}`);
+  const vraw = o.vectors ?? (o.vector !== undefined ? [o.vector] : undefined);
+  const vectors: VectorSpec[] = [];
+  if (!Array.isArray(vraw) || vraw.length === 0)
+    problems.push('vectors: expected a list of { name, source } (or "vector: <path>")');
+  else
+    vraw.forEach((v, i) => {
+      if (typeof v === "string")
+        vectors.push({ name: v.startsWith("random:") ? v.replace(":", "") : `v${i}`, source: v });
+      else if (v && typeof v === "object" && typeof (v as VectorSpec).source === "string") {
+        const vs = v as VectorSpec;
+        vectors.push({ name: typeof vs.name === "string" ? vs.name : `v${i}`, source: vs.source });
+      } else problems.push(`vectors[${i}]: expected a path or { name, source }`);
+    });
+  if (new Set(vectors.map((v) => v.name)).size !== vectors.length)
+    problems.push("vectors: names must be unique");
+  let layers: string[] | undefined;
+  if (o.layers !== undefined) {
+    const l = Array.isArray(o.layers) ? o.layers : [o.layers];
+    if (l.some((x) => typeof x !== "string" && typeof x !== "number"))
+      problems.push('layers: a list of layer specs like "8..15"');
+    else layers = l.map(String);
+  }
+  let coeffs: number[] = [];
+  try {
+    if (o.coeffs === undefined) problems.push("coeffs: expected start:stop:step or a list");
+    else coeffs = parseCoeffs(o.coeffs as string | number[]);
+  } catch (e) {
+    problems.push(`coeffs: ${(e as Error).message}`);
+  }
+  const tasks: TaskSpec[] = [];
+  if (!Array.isArray(o.tasks) || o.tasks.length === 0) problems.push("tasks: expected a non-empty list");
+  else
+    o.tasks.forEach((t, i) => {
+      const s = parseTaskSpec(t, i, problems);
+      if (s) tasks.push(s);
+    });
+  if (new Set(tasks.map((t) => t.id)).size !== tasks.length) problems.push("tasks: ids must be unique");
+  if (o.batchSize !== undefined && (!Number.isInteger(o.batchSize) || (o.batchSize as number) < 1))
+    problems.push("batchSize: a positive integer");
+  if (o.diagnostics !== undefined && typeof o.diagnostics !== "boolean")
+    problems.push("diagnostics: true or false");
+  if (problems.length) throw new SteerlabError("bad_config", "invalid sweep config", { file, problems });
+  return {
+    model: o.model as string,
+    ...(o.backend ? { backend: o.backend as Backend } : {}),
+    vectors,
+    ...(layers ? { layers } : {}),
+    coeffs,
+    tasks,
+    ...(o.batchSize !== undefined ? { batchSize: o.batchSize as number } : {}),
+    ...(o.diagnostics !== undefined ? { diagnostics: o.diagnostics as boolean } : {}),
+    baseDir,
+  };
+}
+
+/** Read a .yaml/.yml/.json config file. */
+export function loadSweepConfig(path: string): SweepConfig {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (e) {
+    throw new SteerlabError("not_found", `cannot read sweep config: ${(e as Error).message}`, { file: path });
+  }
+  let raw: unknown;
+  try {
+    raw = /\.json$/i.test(path) ? JSON.parse(text) : parseYaml(text);
+  } catch (e) {
+    throw new SteerlabError("bad_config", `cannot parse sweep config: ${(e as Error).message}`, {
+      file: path,
+    });
+  }
+  return parseSweepConfig(raw, dirname(resolve(path)), path);
+}
+
+export function resolvePath(p: string, baseDir: string): string {
+  return isAbsolute(p) ? p : resolve(baseDir, p);
+}
+
+function fileHash(path: string): string {
+  if (!existsSync(path))
+    throw new SteerlabError("not_found", "file named by the sweep config is missing", { file: path });
+  return createHash("sha256").update(readFileSync(path)).digest("hex");
+}
+
+/** What identifies a run: absolute paths, hashes of data and vector files, and the grid. */
+export function runIdentity(c: SweepConfig): Record<string, unknown> {
+  const base = c.baseDir ?? process.cwd();
+  return {
+    model: resolvePath(c.model, base),
+    backend: c.backend ?? "onnxruntime",
+    vectors: c.vectors.map((v) =>
+      v.source.startsWith("random:")
+        ? v
+        : {
+            name: v.name,
+            source: resolvePath(v.source, base),
+            sha256: fileHash(resolvePath(v.source, base)),
+          },
+    ),
+    layers: c.layers ?? null,
+    coeffs: c.coeffs,
+    tasks: c.tasks.map((t) => ({
+      ...t,
+      data: resolvePath(t.data, base),
+      sha256: fileHash(resolvePath(t.data, base)),
+    })),
+    diagnostics: c.diagnostics ?? true,
+  };
+}

@@ -1,0 +1,106 @@
+/**
+ * From a validated SweepConfig to a finished run folder: open the model, load vectors and tasks, build the
+ * variants (vector x layer set), open (or resume) the result store and run. The CLI's `sweep` is this call;
+ * `reportOfRun` turns a run folder into SweepData without the model.
+ */
+
+import type { Tokenizer } from "../io/tokenizer-types.js";
+import type { Engine } from "../model/engine.js";
+import { parseLayers } from "../model/hooks.js";
+import { openModel } from "../model/open.js";
+import type { SweepData } from "../report/types.js";
+import { ResultStore } from "./store.js";
+import {
+  layersLabel,
+  type RunOptions,
+  runSweep,
+  type SweepPlan,
+  type SweepStats,
+  type Variant,
+} from "./sweep.js";
+import { aggregateRecords } from "./sweep-aggregate.js";
+import { resolvePath, runIdentity, type SweepConfig } from "./sweep-config.js";
+import { loadSweepVector } from "./sweep-steer.js";
+import { loadTask } from "./tasks.js";
+
+/** Vectors, variants and loaded tasks of a config for an opened model. */
+export async function planSweep(
+  config: SweepConfig,
+  engine: Engine,
+  tokenizer: Tokenizer | null,
+): Promise<SweepPlan> {
+  const base = config.baseDir ?? process.cwd();
+  const { nLayers, hiddenSize } = engine.config;
+  const variants: Variant[] = [];
+  for (const vs of config.vectors) {
+    const src = vs.source.startsWith("random:") ? vs.source : resolvePath(vs.source, base);
+    const vector = await loadSweepVector(src, vs.name, nLayers, hiddenSize);
+    const sets = config.layers?.map((s) => parseLayers(s, nLayers)) ?? [
+      [...vector.directions.keys()].sort((a, b) => a - b),
+    ];
+    for (const layers of sets) variants.push({ id: `${vs.name}@${layersLabel(layers)}`, vector, layers });
+  }
+  const tasks = [];
+  for (const t of config.tasks) tasks.push(await loadTask(t, base, tokenizer));
+  return { tasks, variants, coeffs: config.coeffs, diagnostics: config.diagnostics ?? true };
+}
+
+export interface SweepRunResult {
+  dir: string;
+  stats: SweepStats;
+  data: SweepData;
+}
+
+/** Open the model, run (or resume) the sweep into `dir`, and aggregate everything stored there. */
+export async function sweepToDir(
+  config: SweepConfig,
+  dir: string,
+  opts: RunOptions & { threads?: number } = {},
+): Promise<SweepRunResult> {
+  const identity = runIdentity(config);
+  const store = ResultStore.open(dir, identity);
+  try {
+    const m = await openModel(resolvePath(config.model, config.baseDir ?? process.cwd()), {
+      backend: config.backend ?? "onnxruntime",
+      ...(opts.threads ? { threads: opts.threads } : {}),
+    });
+    try {
+      const plan = await planSweep(config, m.engine, m.tokenizer);
+      const stats = await runSweep(m.engine, m.tokenizer, plan, store, {
+        batchSize: config.batchSize ?? 8,
+        ...opts,
+      });
+      return { dir, stats, data: reportDataOf(store.records(), identity) };
+    } finally {
+      await m.engine.dispose();
+    }
+  } finally {
+    store.close();
+  }
+}
+
+function reportDataOf(
+  records: Parameters<typeof aggregateRecords>[0],
+  identity: Record<string, unknown>,
+): SweepData {
+  const tasks = (identity.tasks as { id: string; kind: string; data: string }[] | undefined) ?? [];
+  const coeffs = (identity.coeffs as number[] | undefined) ?? [];
+  return aggregateRecords(records, {
+    title: `Sweep of ${String(identity.model).split("/").pop()}`,
+    titles: Object.fromEntries(tasks.map((t) => [t.id, `${t.id} (${t.kind})`])),
+    metadata: {
+      model: String(identity.model),
+      backend: String(identity.backend),
+      vectors: ((identity.vectors as { name: string }[] | undefined) ?? []).map((v) => v.name).join(", "),
+      layers: identity.layers ? (identity.layers as string[]).join(" | ") : "the vector's layers",
+      coeffs: coeffs.length ? `${coeffs[0]}..${coeffs[coeffs.length - 1]} (${coeffs.length} values)` : "",
+      tasks: tasks.map((t) => `${t.id}: ${t.kind} on ${t.data.split("/").pop()}`).join("; "),
+    },
+  });
+}
+
+/** SweepData of a run folder (records + run.json), no model needed. */
+export function reportOfRun(dir: string): SweepData {
+  const info = ResultStore.readInfo(dir);
+  return reportDataOf(ResultStore.readRecords(dir), info.config as Record<string, unknown>);
+}
