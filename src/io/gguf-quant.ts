@@ -5,6 +5,7 @@
  * Byte order: little-endian, as both formats specify (this host is little-endian too).
  */
 import { SteerlabError } from "../errors.js";
+import { dequantizeMore } from "./gguf-dequant.js";
 
 // ---------- scalar half floats ----------
 
@@ -77,7 +78,21 @@ export function bf16ToF32(h: number): number {
 // ---------- ggml types ----------
 
 /** ggml_type ids (ggml.h) that steerlab reads; the writer supports F32, F16, BF16, Q8_0 and Q4_0. */
-export const GGML_TYPE = { F32: 0, F16: 1, Q4_0: 2, Q8_0: 8, Q4_K: 12, Q6_K: 14, BF16: 30 } as const;
+export const GGML_TYPE = {
+  F32: 0,
+  F16: 1,
+  Q4_0: 2,
+  Q4_1: 3,
+  Q5_0: 6,
+  Q5_1: 7,
+  Q8_0: 8,
+  Q2_K: 10,
+  Q3_K: 11,
+  Q4_K: 12,
+  Q5_K: 13,
+  Q6_K: 14,
+  BF16: 30,
+} as const;
 export type GgmlTypeName = keyof typeof GGML_TYPE;
 
 interface TypeInfo {
@@ -92,8 +107,14 @@ const TYPES: Record<number, TypeInfo> = {
   0: { name: "F32", block: 1, bytes: 4 },
   1: { name: "F16", block: 1, bytes: 2 },
   2: { name: "Q4_0", block: 32, bytes: 18 },
+  3: { name: "Q4_1", block: 32, bytes: 20 },
+  6: { name: "Q5_0", block: 32, bytes: 22 },
+  7: { name: "Q5_1", block: 32, bytes: 24 },
   8: { name: "Q8_0", block: 32, bytes: 34 },
+  10: { name: "Q2_K", block: 256, bytes: 84 },
+  11: { name: "Q3_K", block: 256, bytes: 110 },
   12: { name: "Q4_K", block: 256, bytes: 144 },
+  13: { name: "Q5_K", block: 256, bytes: 176 },
   14: { name: "Q6_K", block: 256, bytes: 210 },
   30: { name: "BF16", block: 1, bytes: 2 },
 };
@@ -170,65 +191,10 @@ export function dequantize(type: number, src: Uint8Array, n: number): Float32Arr
         }
       }
       break;
-    case GGML_TYPE.Q4_K:
-      dequantQ4K(src, n, out, half);
-      break;
-    case GGML_TYPE.Q6_K:
-      dequantQ6K(src, n, out, half);
-      break;
+    default:
+      dequantizeMore(type, src, n, out, half);
   }
   return out;
-}
-
-/** Q4_K super-block (256 values): d f16 | dmin f16 | scales u8[12] (8 6-bit scale/min pairs) | qs u8[128]. */
-function dequantQ4K(src: Uint8Array, n: number, out: Float32Array, half: Float32Array): void {
-  for (let b = 0, o = 0; b < n; b += 256, o += 144) {
-    const d = half[u16(src, o)]!;
-    const dmin = half[u16(src, o + 2)]!;
-    const sc = o + 4;
-    const scaleMin = (j: number): [number, number] =>
-      j < 4
-        ? [src[sc + j]! & 63, src[sc + j + 4]! & 63]
-        : [
-            (src[sc + j + 4]! & 15) | ((src[sc + j - 4]! >>> 6) << 4),
-            (src[sc + j + 4]! >>> 4) | ((src[sc + j]! >>> 6) << 4),
-          ];
-    let q = o + 16;
-    for (let j = 0, is = 0; j < 256; j += 64, is += 2, q += 32) {
-      const [s1, m1] = scaleMin(is);
-      const [s2, m2] = scaleMin(is + 1);
-      for (let l = 0; l < 32; l++) {
-        out[b + j + l] = d * s1 * (src[q + l]! & 15) - dmin * m1;
-        out[b + j + 32 + l] = d * s2 * (src[q + l]! >>> 4) - dmin * m2;
-      }
-    }
-  }
-}
-
-/** Q6_K super-block (256 values): ql u8[128] (low 4 bits) | qh u8[64] (high 2 bits) | scales i8[16] | d f16. */
-function dequantQ6K(src: Uint8Array, n: number, out: Float32Array, half: Float32Array): void {
-  for (let b = 0, o = 0; b < n; b += 256, o += 210) {
-    const d = half[u16(src, o + 208)]!;
-    for (let h = 0; h < 2; h++) {
-      const ql = o + 64 * h;
-      const qh = o + 128 + 32 * h;
-      const sc = o + 192 + 8 * h;
-      const y = b + 128 * h;
-      for (let l = 0; l < 32; l++) {
-        const is = l >> 4;
-        const hb = src[qh + l]!;
-        const q1 = ((src[ql + l]! & 15) | ((hb & 3) << 4)) - 32;
-        const q2 = ((src[ql + l + 32]! & 15) | (((hb >>> 2) & 3) << 4)) - 32;
-        const q3 = ((src[ql + l]! >>> 4) | (((hb >>> 4) & 3) << 4)) - 32;
-        const q4 = ((src[ql + l + 32]! >>> 4) | (((hb >>> 6) & 3) << 4)) - 32;
-        const s = (k: number) => (src[sc + is + k]! << 24) >> 24;
-        out[y + l] = d * s(0) * q1;
-        out[y + l + 32] = d * s(2) * q2;
-        out[y + l + 64] = d * s(4) * q3;
-        out[y + l + 96] = d * s(6) * q4;
-      }
-    }
-  }
 }
 
 /** roundf: half away from zero (Math.round rounds half up). */
