@@ -17,14 +17,7 @@ import type { ModelConfig } from "../src/model/config.js";
 import { rng } from "../src/model/random.js";
 import { expectedWeights } from "../src/model/weights.js";
 import { tensor } from "../src/tensor.js";
-import {
-  AdamW,
-  clipGradNorm,
-  countParams,
-  initParams,
-  lrAt,
-  zerosLike,
-} from "../src/train/adamw.js";
+import { AdamW, clipGradNorm, countParams, initParams, lrAt, zerosLike } from "../src/train/adamw.js";
 import { LlamaTrainer } from "../src/train/llama.js";
 import { type MatmulBackend, ortMatmul } from "../src/train/matmul.js";
 import { ParallelTrainer, shareParams } from "../src/train/parallel.js";
@@ -34,10 +27,10 @@ import type { DemoLm } from "./lm.js";
 import { CHAT_TEMPLATE } from "./world/format.js";
 import { tokenizerCorpus, type Variant } from "./world/mixture.js";
 import { writeTaskFiles } from "./world/tasks.js";
-import { generateWorld, type World } from "./world/world.js";
+import { generateWorld, WORLD_SEED, type World } from "./world/world.js";
 
 const SETTINGS = {
-  worldSeed: 7,
+  worldSeed: WORLD_SEED,
   vocabSize: 512,
   tokenizerDocs: 20000,
   model: { hiddenSize: 128, nLayers: 4, nHeads: 4, headDim: 32, intermediateSize: 384, maxPositions: 128 },

@@ -191,7 +191,10 @@ function splitObjects(nVerbs: number, rand: () => number): { train: string[][]; 
   return { train, test };
 }
 
-export function generateWorld(seed = 7, nEntities = 32): World {
+/** The seed of the shipped demo world (the task files and models in demo/ come from it). */
+export const WORLD_SEED = 7;
+
+export function generateWorld(seed = WORLD_SEED, nEntities = 32): World {
   const rand = rng(seed);
   const names = new Set<string>();
   while (names.size < nEntities) names.add(capitalize(pick(SYLLABLES, rand) + pick(SYLLABLES, rand)));
