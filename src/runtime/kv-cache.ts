@@ -7,7 +7,7 @@ import * as ort from "onnxruntime-node";
 import type { KVCache } from "../model/engine.js";
 
 export class OrtKVCache implements KVCache {
-  /** Per block: K and V [B, KV, S, hd]. Empty (S = 0) until the first call. */
+  /** Per block: K [B, KV, hd, S] (transposed for Q K^T) and V [B, KV, S, hd]. Empty (S = 0) at first. */
   k: ort.Tensor[];
   v: ort.Tensor[];
   /** [B][S] 1 = real token, 0 = padding, for every cached token. */
@@ -23,9 +23,15 @@ export class OrtKVCache implements KVCache {
     nKvHeads: number,
     headDim: number,
   ) {
-    const empty = () => new ort.Tensor("float32", new Float32Array(0), [batch, nKvHeads, 0, headDim]);
-    this.k = Array.from({ length: nLayers }, empty);
-    this.v = Array.from({ length: nLayers }, empty);
+    const none = new Float32Array(0);
+    this.k = Array.from(
+      { length: nLayers },
+      () => new ort.Tensor("float32", none, [batch, nKvHeads, headDim, 0]),
+    );
+    this.v = Array.from(
+      { length: nLayers },
+      () => new ort.Tensor("float32", none, [batch, nKvHeads, 0, headDim]),
+    );
     this.mask = Array.from({ length: batch }, () => new Uint8Array(0));
     this.nextPos = new Int32Array(batch);
   }

@@ -257,7 +257,8 @@ export class OrtEngine implements Engine {
 
   private past(cache: OrtKVCache | null, which: "k" | "v", l: number, B: number): ort.Tensor {
     if (cache) return cache[which][l]!;
-    return new OrtTensor("float32", new Float32Array(0), [B, this.config.nKvHeads, 0, this.config.headDim]);
+    const { nKvHeads: KV, headDim: hd } = this.config;
+    return new OrtTensor("float32", new Float32Array(0), which === "k" ? [B, KV, hd, 0] : [B, KV, 0, hd]);
   }
 
   private resolveCache(kv: KVCache | undefined, B: number): OrtKVCache | null {

@@ -38,6 +38,11 @@ test("a built graph runs in onnxruntime, with weights inline or as in-memory ext
   const b = g.weight("b", [3], Float32Array.from([0.5, -1, 2]));
   const y = g.scope("lin").op("Add", [g.scope("lin").op("MatMul", [x, w]), b]);
   g.output(y, "y", "float32", ["n", 3]);
+  assert.deepEqual(
+    g.nodeNames,
+    ["/lin/MatMul", "/lin/Add"],
+    "the output is renamed in place, no Identity copy",
+  );
   const inline = g.encode("t");
   const external = g.encode("t", { external: true });
   assert.equal(inline.files.length, 0);
@@ -61,7 +66,7 @@ test("block graphs name nodes by block and op group, and hold each weight once",
   const w = randomWeights(c, 1);
   const g = attnGraph(c, weightFn(w), 2);
   const text = new TextDecoder("latin1").decode(g.builder.encode(g.name).bytes);
-  assert.ok(text.includes("/blocks.2/attn/q_proj/MatMul"));
+  assert.ok(text.includes("/blocks.2/attn/qkv_proj/MatMul"));
   assert.ok(text.includes("/blocks.2/attn_norm/SimplifiedLayerNormalization"));
   const expected = ["attn_norm.weight", "attn.q.weight", "attn.k.weight", "attn.v.weight", "attn.o.weight"]
     .map((n) => w.get(`blocks.2.${n}`)!.data.byteLength)

@@ -5,7 +5,7 @@
  */
 import type { ModelConfig } from "../config.js";
 import type { GraphBuilder, Value } from "./builder.js";
-import { linear, type WeightFn } from "./layers.js";
+import { fusedLinear, linear, type WeightFn } from "./layers.js";
 
 /** Graph inputs shared by every block of one call. */
 export interface AttnInputs {
@@ -31,7 +31,7 @@ export function rope(g: GraphBuilder, x: Value, cos: Value, sin: Value, headDim:
 
 /**
  * x [B,T,D] ─► q/k/v proj ─► reshape [B,T,heads,hd] ─► rope(q,k) ─► transpose [B,heads,T,hd]
- *   k, v: Concat(past [B,KV,P,hd], new) ─► present [B,KV,S,hd] (graph outputs)
+ *   k, v: Concat(past, new) ─► present K [B,KV,hd,S] (kept transposed), V [B,KV,S,hd] (graph outputs)
  *   q [B,KV,G,T,hd] @ k^T [B,KV,1,hd,S] + mask ─► softmax ─► @ v [B,KV,1,S,hd] ─► [B,T,H*hd] ─► o proj ─► y [B,T,D]
  * The 1/sqrt(hd) score scale is folded into the q weights.
  */
@@ -44,13 +44,23 @@ export function attention(
   w: WeightFn,
   prefix: string,
   io: AttnInputs,
+  /** past K [B, KV, hd, P] (transposed) and past V [B, KV, P, hd]. */
   past: { k: Value; v: Value },
 ): { out: Value; k: Value; v: Value } {
   const { nHeads: H, nKvHeads: KV, headDim: hd } = c;
   const G = H / KV;
-  const q = linear(g.scope("q_proj"), x, w, `${prefix}.q`, hasQkvBias, 1 / Math.sqrt(hd));
-  const k = linear(g.scope("k_proj"), x, w, `${prefix}.k`, hasQkvBias);
-  const v = linear(g.scope("v_proj"), x, w, `${prefix}.v`, hasQkvBias);
+  const [q, k, v] = fusedLinear(
+    g.scope("qkv_proj"),
+    x,
+    w,
+    `${prefix}.qkv`,
+    [
+      { prefix: `${prefix}.q`, scale: 1 / Math.sqrt(hd) },
+      { prefix: `${prefix}.k` },
+      { prefix: `${prefix}.v` },
+    ],
+    hasQkvBias,
+  ) as [Value, Value, Value];
 
   const heads = (s: GraphBuilder, t: Value, n: number) =>
     s.op("Reshape", [t, s.ints("shape", [0, 0, n, hd])]); // [B, T, n, hd]
@@ -64,12 +74,13 @@ export function attention(
   const toBHTD = (s: GraphBuilder, t: Value) => s.op("Transpose", [t], { perm: [0, 2, 1, 3] });
 
   const cache = g.scope("cache");
-  const kAll = cache.op("Concat", [past.k, toBHTD(g.scope("k_heads"), k4)], { axis: 2 }, "ConcatK"); // [B,KV,S,hd]
+  // K is cached transposed, [B, KV, hd, S], so Q K^T needs no per-call transpose of the whole cache.
+  const kNew = g.scope("k_heads").op("Transpose", [k4], { perm: [0, 2, 3, 1] }); // [B, KV, hd, T]
+  const kT = cache.op("Concat", [past.k, kNew], { axis: 3 }, "ConcatK"); // [B, KV, hd, S]
   const vAll = cache.op("Concat", [past.v, toBHTD(g.scope("v_heads"), v4)], { axis: 2 }, "ConcatV");
 
   const s = g.scope("sdpa");
   const qT = toBHTD(g.scope("q_heads"), q4); // [B, H, T, hd]
-  const kT = s.op("Transpose", [kAll], { perm: [0, 1, 3, 2] }, "TransposeK"); // [B, KV, hd, S]
   let ctx: Value;
   if (G === 1) {
     const scores = s.op("Add", [s.op("MatMul", [qT, kT], {}, "QK"), io.mask], {}, "Mask"); // [B, H, T, S]
@@ -90,5 +101,5 @@ export function attention(
     .scope("merge")
     .op("Reshape", [toBHTD(g.scope("merge"), ctx), g.scope("merge").ints("shape", [0, 0, H * hd])]);
   const out = linear(g.scope("o_proj"), merged, w, `${prefix}.o`, hasOBias);
-  return { out, k: kAll, v: vAll };
+  return { out, k: kT, v: vAll };
 }

@@ -75,9 +75,28 @@ export class GraphBuilder {
 
   /** Declare `value` as a graph output under `name` (an Identity node renames it when the names differ). */
   output(value: Value, name: string, type: ElemType, dims: readonly Dim[]): Value {
-    if (value !== name) this.op("Identity", [value], {}, name, name);
+    if (value !== name) this.rename(value, name);
     this.books.outputs.push(valueInfo(name, type, dims));
     return name;
+  }
+
+  /**
+   * Give a node's output the graph-output name: rename it where produced and where consumed (an Identity would
+   * copy the tensor on every run). Graph inputs and initializers get an Identity instead.
+   */
+  private rename(value: Value, name: string): void {
+    const producer = this.books.nodes.find((n) => n.output?.includes(value));
+    if (!producer) {
+      if (!this.books.names.has(value)) {
+        throw new SteerlabError("bad_input", `graph output of unknown value ${value}`, { field: name });
+      }
+      this.op("Identity", [value], {}, name, name);
+      return;
+    }
+    this.claim(name, "value");
+    this.books.names.delete(value);
+    producer.output = producer.output!.map((o) => (o === value ? name : o));
+    for (const n of this.books.nodes) n.input = n.input!.map((i) => (i === value ? name : i));
   }
 
   /** A float32 constant. `data` is copied into the model bytes when the graph is encoded. */

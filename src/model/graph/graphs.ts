@@ -51,7 +51,7 @@ function attnInputs(g: GraphBuilder, c: ModelConfig) {
     mask: g.input("mask", "float32", [B, 1, T, "total"]),
     cos: rope ? g.input("cos", "float32", [B, T, 1, hd]) : null,
     sin: rope ? g.input("sin", "float32", [B, T, 1, hd]) : null,
-    pastK: g.input("past_k", "float32", [B, c.nKvHeads, "past", hd]),
+    pastK: g.input("past_k", "float32", [B, c.nKvHeads, hd, "past"]), // transposed: [B, KV, hd, P]
     pastV: g.input("past_v", "float32", [B, c.nKvHeads, "past", hd]),
   };
 }
@@ -81,7 +81,7 @@ function mlpPart(g: GraphBuilder, c: ModelConfig, w: WeightFn, l: number, x: Val
 }
 
 function kvOutputs(g: GraphBuilder, c: ModelConfig, a: { k: Value; v: Value }): void {
-  g.output(a.k, "present_k", "float32", [B, c.nKvHeads, "total", c.headDim]);
+  g.output(a.k, "present_k", "float32", [B, c.nKvHeads, c.headDim, "total"]);
   g.output(a.v, "present_v", "float32", [B, c.nKvHeads, "total", c.headDim]);
 }
 

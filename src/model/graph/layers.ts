@@ -54,13 +54,48 @@ export function linear(
   hasBias: boolean,
   scale = 1,
 ): Value {
-  const W = w(`${prefix}.weight`);
-  const wt = g.weight(`${prefix}.weight`, [W.shape[1]!, W.shape[0]!], transposed(W, scale));
-  const y = g.op("MatMul", [x, wt]);
-  if (!hasBias) return y;
-  const B = w(`${prefix}.bias`);
-  const bias = g.weight(`${prefix}.bias`, B.shape, scale === 1 ? B.data : B.data.map((v) => v * scale));
-  return g.op("Add", [y, bias]);
+  return fusedLinear(g, x, w, prefix, [{ prefix, scale }], hasBias)[0]!;
+}
+
+/**
+ * Several linears of the same input as one matmul (fewer, larger kernels: faster decode):
+ *   x [.., in] ─► MatMul([W1^T | W2^T | ..] [in, sum out]) ─► (+ [b1 | b2 | ..]) ─► Split ─► y1, y2, ..
+ * `name` names the fused initializers (blocks.3.attn.qkv); each part may fold a scale into its rows.
+ */
+export function fusedLinear(
+  g: GraphBuilder,
+  x: Value,
+  w: WeightFn,
+  name: string,
+  parts: readonly { prefix: string; scale?: number }[],
+  hasBias: boolean,
+): Value[] {
+  const Ws = parts.map((p) => w(`${p.prefix}.weight`));
+  const inDim = Ws[0]!.shape[1]!;
+  const outs = Ws.map((W) => W.shape[0]!);
+  const total = outs.reduce((a, b) => a + b, 0);
+  const wt = new Float32Array(inDim * total); // [in, sum out]
+  let col = 0;
+  parts.forEach((p, k) => {
+    const t = transposed(Ws[k]!, p.scale ?? 1); // [in, out_k]
+    for (let r = 0; r < inDim; r++) wt.set(t.subarray(r * outs[k]!, (r + 1) * outs[k]!), r * total + col);
+    col += outs[k]!;
+  });
+  let y = g.op("MatMul", [x, g.weight(`${name}.weight`, [inDim, total], wt)]);
+  if (hasBias) {
+    const b = new Float32Array(total);
+    let off = 0;
+    parts.forEach((p, k) => {
+      b.set(
+        w(`${p.prefix}.bias`).data.map((v) => v * (p.scale ?? 1)),
+        off,
+      );
+      off += outs[k]!;
+    });
+    y = g.op("Add", [y, g.weight(`${name}.bias`, [total], b)]);
+  }
+  if (parts.length === 1) return [y];
+  return g.opN("Split", [y, g.ints("split", outs)], parts.length, { axis: -1 });
 }
 
 /**
@@ -70,14 +105,21 @@ export function linear(
  */
 export function mlp(g: GraphBuilder, x: Value, spec: ArchSpec, w: WeightFn, prefix: string): Value {
   const bias = spec.bias.mlp;
-  const up = linear(g.scope("up_proj"), x, w, `${prefix}.up`, bias);
   let act: Value;
   if (spec.mlp === "gated-silu") {
+    const [gate, up] = fusedLinear(
+      g.scope("gate_up_proj"),
+      x,
+      w,
+      `${prefix}.gate_up`,
+      [{ prefix: `${prefix}.gate` }, { prefix: `${prefix}.up` }],
+      bias,
+    );
     const gs = g.scope("act");
-    const gate = linear(g.scope("gate_proj"), x, w, `${prefix}.gate`, bias);
-    const silu = gs.op("Mul", [gate, gs.op("Sigmoid", [gate])], {}, "Silu");
-    act = gs.op("Mul", [silu, up]);
+    const silu = gs.op("Mul", [gate!, gs.op("Sigmoid", [gate!])], {}, "Silu");
+    act = gs.op("Mul", [silu, up!]);
   } else {
+    const up = linear(g.scope("up_proj"), x, w, `${prefix}.up`, bias);
     act = g.scope("act").op("Gelu", [up], { approximate: "tanh" });
   }
   return linear(g.scope("down_proj"), act, w, `${prefix}.down`, bias);
