@@ -238,7 +238,10 @@ export function saveHfModel(
 ): void {
   checkWeights(config, weights, dir);
   mkdirSync(dir, { recursive: true });
-  writeFileSync(join(dir, "config.json"), `${JSON.stringify(toHfConfig(config), null, 2)}\n`);
+  // torch_dtype tells transformers which precision the weights were saved in.
+  const torchDtype = { F32: "float32", F16: "float16", BF16: "bfloat16" }[opts.dtype ?? "F32"];
+  const hfConfig = { ...toHfConfig(config), torch_dtype: torchDtype };
+  writeFileSync(join(dir, "config.json"), `${JSON.stringify(hfConfig, null, 2)}\n`);
   writeSafetensorsDir(dir, toHfTensors(config, weights), { dtype: opts.dtype, shardBytes: opts.shardBytes });
   if (opts.tokenizerJson) writeFileSync(join(dir, "tokenizer.json"), JSON.stringify(opts.tokenizerJson));
   if (opts.tokenizerConfig) {
