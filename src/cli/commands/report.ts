@@ -1,0 +1,102 @@
+/** `steerlab report`: JSON, CSV and a self-contained HTML report of a sweep run folder or of the paper's curves. */
+import { existsSync, readdirSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { type Command, Option } from "commander";
+import { SteerlabError } from "../../errors.js";
+import { RUN_FILE } from "../../eval/store.js";
+import { reportOfRun } from "../../eval/sweep-plan.js";
+import { type BuildOptions, buildReport } from "../../report/build.js";
+import { PAPER_MODELS, PAPER_VECTORS, reportFromPaperData } from "../../report/paper.js";
+import type { SweepReport } from "../../report/types.js";
+import { writeReport } from "../../report/writers.js";
+import { float } from "../options.js";
+
+interface ReportCli {
+  out: string;
+  paperModel: (typeof PAPER_MODELS)[number];
+  paperVector: (typeof PAPER_VECTORS)[number];
+  budget?: number;
+  lambda?: number;
+  regimeSource?: "fit" | "data";
+  weighted?: boolean;
+  json?: boolean;
+}
+
+export function registerReport(program: Command): void {
+  program
+    .command("report")
+    .description(
+      "write report.json, CSV tables and report.html (SVG plots) for a sweep run or the paper's data",
+    )
+    .argument("<dir>", "a sweep run folder (with run.json) or the paper-data folder")
+    .requiredOption("-o, --out <dir>", "output folder")
+    .addOption(
+      new Option("--paper-model <name>", "paper data: which model")
+        .choices(PAPER_MODELS)
+        .default(PAPER_MODELS[0]),
+    )
+    .addOption(
+      new Option("--paper-vector <name>", "paper data: which vector")
+        .choices(PAPER_VECTORS)
+        .default(PAPER_VECTORS[0]),
+    )
+    .option(
+      "--budget <loss>",
+      "helpfulness loss allowed for the efficient regime (default 0.02)",
+      float("budget"),
+    )
+    .option("--lambda <w>", "weight of helpfulness loss against alignment gain (default 1)", float("lambda"))
+    .addOption(
+      new Option(
+        "--regime-source <s>",
+        "efficient regime from the fitted laws or the measured points",
+      ).choices(["fit", "data"]),
+    )
+    .option("--weighted", "weight fits by 1/se^2")
+    .option("--json", "print the written paths as JSON")
+    .addHelpText(
+      "after",
+      "\nExamples:\n  steerlab report runs/exp -o out/exp\n  steerlab report ../shared/paper-data -o out/paper --paper-model Llama-2-13b-chat",
+    )
+    .action(async (dir: string, o: ReportCli) => {
+      const build: BuildOptions = {
+        ...(o.weighted ? { weighted: true } : {}),
+        regime: {
+          ...(o.budget !== undefined ? { budget: o.budget } : {}),
+          ...(o.lambda !== undefined ? { lambda: o.lambda } : {}),
+          ...(o.regimeSource ? { source: o.regimeSource } : {}),
+        },
+      };
+      let report: SweepReport;
+      if (existsSync(join(dir, RUN_FILE))) report = buildReport(reportOfRun(dir), build);
+      else if (existsSync(dir) && readdirSync(dir).some((f) => /^behavior_\w+_.+\.json$/.test(f)))
+        report = await reportFromPaperData(dir, { model: o.paperModel, vector: o.paperVector, build });
+      else
+        throw new SteerlabError("not_found", "not a sweep run folder nor the paper-data folder", {
+          file: dir,
+          expected: `${RUN_FILE} (from steerlab sweep) or behavior_*.json files`,
+        });
+      if (report.tasks.length === 0)
+        throw new SteerlabError("bad_input", "the run has no results yet", {
+          file: dir,
+          hint: "run steerlab sweep first",
+        });
+      const written = await writeReport(report, resolve(o.out));
+      if (o.json) {
+        process.stdout.write(`${JSON.stringify(written, null, 2)}\n`);
+        return;
+      }
+      process.stdout.write(`${Object.values(written).join("\n")}\n`);
+      const g = report.regime;
+      if (g)
+        process.stdout.write(
+          `efficient regime (${g.alignmentTask} vs ${g.helpfulnessTask}, ${g.source}): ${JSON.stringify(summaryOf(g.result))}\n`,
+        );
+    });
+}
+
+function summaryOf(r: unknown): unknown {
+  const o = r as Record<string, unknown>;
+  const { frontier: _f, ...rest } = o;
+  return rest;
+}
