@@ -3,9 +3,12 @@
 import { Command } from "commander";
 import { isSteerlabError } from "../errors.js";
 import { VERSION } from "../version.js";
+import { registerFit } from "./commands/fit.js";
 import { registerInspect } from "./commands/inspect.js";
 import { registerLogprobs } from "./commands/logprobs.js";
+import { registerReport } from "./commands/report.js";
 import { registerRun } from "./commands/run.js";
+import { registerSweep } from "./commands/sweep.js";
 
 export function buildProgram(): Command {
   const program = new Command()
@@ -16,6 +19,9 @@ export function buildProgram(): Command {
   registerInspect(program);
   registerRun(program);
   registerLogprobs(program);
+  registerSweep(program);
+  registerFit(program);
+  registerReport(program);
   return program;
 }
 
