@@ -378,6 +378,13 @@ export function saveGgufModel(
     });
   }
   for (const [k, v] of Object.entries(opts.tokenizerMeta ?? {})) meta.set(k, toGgufValue(k, v));
+  // The config's special ids, unless the tokenizer metadata says otherwise (they are config facts too).
+  if (!meta.has("tokenizer.ggml.bos_token_id") && config.bosTokenId !== null) {
+    meta.set("tokenizer.ggml.bos_token_id", gv.u32(config.bosTokenId));
+  }
+  if (!meta.has("tokenizer.ggml.eos_token_id") && config.eosTokenIds.length) {
+    meta.set("tokenizer.ggml.eos_token_id", gv.u32(config.eosTokenIds[0]!));
+  }
 
   const permute = INTERLEAVED_ROPE.has(A);
   const q = config.nHeads * config.headDim;

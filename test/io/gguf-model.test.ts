@@ -208,6 +208,17 @@ test("wrong-shape tensors, missing keys and unsupported architectures are named"
   );
 });
 
+test("mistral is written as llama.cpp's llama (permuted q/k) and loads back as the same weights", async () => {
+  const c = { ...TINY_CONFIGS.llama!, arch: "mistral" as const };
+  const w = randomWeights(c, 4);
+  const f = join(dir, "mistral.gguf");
+  saveGgufModel(f, c, w);
+  const m = await loadGgufModel(f);
+  assert.equal(readGguf(f).header.metadata.get("general.architecture")?.value, "llama");
+  assert.deepEqual(m.config, { ...c, arch: "llama" });
+  assertWeightsClose(m.weights, w);
+});
+
 test("end-of-generation ids: eos plus eot / eom when the vocab defines them", async () => {
   const t = writeTinyModels(mkdtempSync(join(dir, "eot-")), "llama");
   const f = join(dir, "eot.gguf");
