@@ -1,0 +1,79 @@
+/**
+ * `repe-pca`: the RepE reading vector exactly as the paper uses it (DESIGN.md section 1). Per layer:
+ *   d_i = pos_i - neg_i                      pair differences [N, D]
+ *   x_i = d_i - mean(d)                      mean-centred
+ *   v   = first principal component of x     (power iteration on the N x N Gram or D x D scatter, the smaller)
+ *   sign: flip v when fewer pairs have pos_i . v > neg_i . v than the reverse (majority vote)
+ *   v  /= ||v||
+ * Note what mean-centring implies: a shift shared equally by every pair is removed, so the direction comes from
+ * how the contrast varies across pairs (RepE shuffles pair order for exactly this reason).
+ */
+import { SteerlabError } from "../../errors.js";
+import { dot, firstPc, topEigen, unit } from "../linalg.js";
+import type { PairMoments } from "../moments.js";
+import { checkLayerData, type ExtractionMethod, type LayerData, type MethodOptions } from "./method.js";
+import { pairDifferences, voteSign } from "./pca-common.js";
+
+export const repePca: ExtractionMethod = {
+  name: "repe-pca",
+  description:
+    "RepE reading vector: first PC of mean-centred pair differences, sign by majority vote (the paper's)",
+  accepts: ["pairs"],
+  fitLayer(data: LayerData, opts: MethodOptions = {}) {
+    checkLayerData("repe-pca", ["pairs"], data);
+    if (data.kind !== "pairs") throw new Error("unreachable");
+    if (data.positive.n < 2) {
+      throw new SteerlabError("bad_input", "repe-pca needs at least 2 pairs", {
+        got: `${data.positive.n} pair`,
+        hint: "mean-centring one difference leaves nothing; use mean-diff",
+      });
+    }
+    const d = pairDifferences(data.positive, data.negative);
+    const x = { data: new Float64Array(d.data), n: d.n, dim: d.dim };
+    const mu = new Float64Array(d.dim);
+    for (let i = 0; i < d.n; i++) for (let j = 0; j < d.dim; j++) mu[j]! += d.data[i * d.dim + j]! / d.n;
+    for (let i = 0; i < d.n; i++) for (let j = 0; j < d.dim; j++) x.data[i * d.dim + j]! -= mu[j]!;
+    const pc = firstPc(x, opts);
+    if (!(pc.explainedVariance > 0)) {
+      throw new SteerlabError("bad_input", "repe-pca: every pair difference is the same, nothing varies", {
+        hint: "mean-centring removed the whole contrast; use mean-diff",
+      });
+    }
+    const vote = voteSign(d, pc.direction);
+    return {
+      direction: unit(vote.direction),
+      info: {
+        explainedVariance: pc.explainedVariance,
+        iterations: pc.iterations,
+        converged: pc.converged,
+        via: pc.via,
+        votesFor: vote.votesFor,
+        votesAgainst: vote.votesAgainst,
+        flipped: vote.flipped,
+      },
+    };
+  },
+  fromMoments(m: PairMoments, opts: MethodOptions = {}) {
+    if (m.n < 2)
+      throw new SteerlabError("bad_input", "repe-pca needs at least 2 pairs", { got: String(m.n) });
+    const D = m.dim;
+    const c = m.scatter();
+    const mu = m.meanDiff();
+    // centred scatter: sum (d - mu)(d - mu)^T = S - n mu mu^T
+    for (let a = 0; a < D; a++) for (let b = 0; b < D; b++) c[a * D + b]! -= m.n * mu[a]! * mu[b]!;
+    let trace = 0;
+    for (let a = 0; a < D; a++) trace += c[a * D + a]!;
+    const e = topEigen(c, D, opts);
+    return {
+      direction: e.vector,
+      voteSign: true,
+      info: {
+        explainedVariance: trace > 0 ? e.value / trace : 0,
+        iterations: e.iterations,
+        converged: e.converged,
+        via: "covariance",
+        meanDiffProjection: dot(mu, e.vector),
+      },
+    };
+  },
+};
