@@ -12,7 +12,16 @@ import { applyRope, type RopeTable } from "../model/rope.js";
 import type { Weights } from "../model/weights.js";
 import { attention } from "./attention.js";
 import type { ReferenceCache } from "./cache.js";
-import { addInPlace, geluTanhInPlace, layernorm, linear, mulInPlace, rmsnorm, siluInPlace } from "./ops.js";
+import {
+  addInPlace,
+  geluGgmlF16InPlace,
+  geluTanhInPlace,
+  layernorm,
+  linear,
+  mulInPlace,
+  rmsnorm,
+  siluInPlace,
+} from "./ops.js";
 
 /** The tensors of block l, looked up once. Shapes are the canonical ones of model/weights.ts. */
 export interface BlockWeights {
@@ -72,6 +81,8 @@ export interface BlockContext {
   cache: ReferenceCache;
   /** Cache slot of this call's first token; slots start..start+T are written by this block. */
   start: number;
+  /** GELU kernel: exact tanh GELU, or llama.cpp's fp16 table (for parity checks against llama.cpp). */
+  gelu: "exact" | "ggml-f16-table";
 }
 
 /** y = norm(x) with the spec's norm kind.   x, y [N, D] */
@@ -158,6 +169,8 @@ export function mlpSublayer(x: Float32Array, w: BlockWeights, ctx: BlockContext)
     linear(gate, h, w.gate!, null, N, D, F);
     siluInPlace(gate);
     mulInPlace(up, gate); // up = silu(gate) * up
+  } else if (ctx.gelu === "ggml-f16-table") {
+    geluGgmlF16InPlace(up);
   } else {
     geluTanhInPlace(up);
   }

@@ -9,19 +9,26 @@ import type { Weights } from "../model/weights.js";
 import { ReferenceCache } from "./cache.js";
 import { type ReferenceModel, referenceForward, referenceModel } from "./forward.js";
 
+export interface ReferenceOptions {
+  gelu?: ReferenceModel["gelu"];
+}
+
 export class ReferenceEngine implements Engine {
   readonly config: ModelConfig;
   readonly kind = "reference";
   readonly model: ReferenceModel;
 
-  /** Checks every weight against the config (one error listing all problems). */
-  constructor(config: ModelConfig, weights: Weights, file?: string) {
+  /**
+   * Checks every weight against the config (one error listing all problems). `gelu: "ggml-f16-table"`
+   * reproduces llama.cpp's CPU GELU lookup table, for parity checks against llama.cpp on GPT-2.
+   */
+  constructor(config: ModelConfig, weights: Weights, file?: string, opts: ReferenceOptions = {}) {
     this.config = config;
-    this.model = referenceModel(config, weights, file);
+    this.model = referenceModel(config, weights, file, opts.gelu);
   }
 
-  static fromModel(m: LoadedModel): ReferenceEngine {
-    return new ReferenceEngine(m.config, m.weights, m.source.path);
+  static fromModel(m: LoadedModel, opts: ReferenceOptions = {}): ReferenceEngine {
+    return new ReferenceEngine(m.config, m.weights, m.source.path, opts);
   }
 
   newCache(batch: number): KVCache {

@@ -36,9 +36,16 @@ export interface ReferenceModel {
   finalNormBias: Float32Array | null; // [D]
   head: Float32Array; // [V, D] (lm_head, or tok_embd when tied)
   rope: RopeTable | null; // [maxPositions, hd/2] cos/sin
+  /** GELU kernel (see BlockContext.gelu); "exact" unless reproducing llama.cpp's numerics. */
+  gelu: "exact" | "ggml-f16-table";
 }
 
-export function referenceModel(config: ModelConfig, weights: Weights, file = "<weights>"): ReferenceModel {
+export function referenceModel(
+  config: ModelConfig,
+  weights: Weights,
+  file = "<weights>",
+  gelu: ReferenceModel["gelu"] = "exact",
+): ReferenceModel {
   checkWeights(config, weights, file);
   const spec = archSpec(config.arch, file);
   return {
@@ -51,6 +58,7 @@ export function referenceModel(config: ModelConfig, weights: Weights, file = "<w
     finalNormBias: weights.get("final_norm.bias")?.data ?? null,
     head: lmHead(config, weights).data,
     rope: spec.positional === "rope" ? ropeTable(config, config.maxPositions) : null,
+    gelu,
   };
 }
 
@@ -222,6 +230,7 @@ export function referenceForward(m: ReferenceModel, batch: Batch, opts: ForwardO
     rope: m.rope,
     cache,
     start,
+    gelu: m.gelu,
   };
   for (let l = firstLayer; l <= lastLayer; l++) {
     fireAt(l, "resid_pre", x);

@@ -5,6 +5,7 @@
  *
  * Shapes use N = rows (B*T tokens), D = model width, In/Out = linear fan-in/fan-out.
  */
+import { f16ToF32, f32ToF16 } from "../io/gguf-quant.js";
 
 /**
  * y = x W^T + b for HF-layout weights W [Out, In].
@@ -111,6 +112,23 @@ export function geluTanhInPlace(x: Float32Array): void {
   for (let i = 0; i < x.length; i++) {
     const v = x[i]!;
     x[i] = 0.5 * v * (1 + Math.tanh(k * (v + 0.044715 * v * v * v)));
+  }
+}
+
+/**
+ * GELU as llama.cpp's CPU backend computes it: a lookup table indexed by the fp16 rounding of x, holding
+ * fp16(gelu(x)); identity above 10 and 0 below -10. Only for matching llama.cpp's numerics in parity checks.
+ */
+export function geluGgmlF16InPlace(x: Float32Array): void {
+  const k = Math.sqrt(2 / Math.PI);
+  for (let i = 0; i < x.length; i++) {
+    const v = x[i]!;
+    if (v <= -10) x[i] = 0;
+    else if (v >= 10) x[i] = v;
+    else {
+      const h = Math.fround(f16ToF32(f32ToF16(v)));
+      x[i] = f16ToF32(f32ToF16(0.5 * h * (1 + Math.tanh(k * h * (1 + 0.044715 * h * h)))));
+    }
   }
 }
 

@@ -59,28 +59,42 @@ for (const name of ["llama", "llama3", "qwen2", "gpt2"] as const) {
       const ids = fromHf.tokenizer!.encode(TEXT);
       assert.ok(ids.length >= 16, `expected a real prompt, got ${ids.length} tokens`);
       assert.deepEqual(fromGguf.tokenizer!.encode(TEXT), ids, "GGUF and HF tokenizers agree");
-
-      const ref = ReferenceEngine.fromModel(fromHf);
-      const refGguf = ReferenceEngine.fromModel(fromGguf);
-      const ort = await createOrtEngine(fromHf, { threads: 2 });
+      const engines: Engine[] = [];
       try {
+        const ref = ReferenceEngine.fromModel(fromHf);
+        const refGguf = ReferenceEngine.fromModel(fromGguf);
+        // llama.cpp's CPU GELU is an fp16 lookup table (DESIGN.md section 4); this reference reproduces it, so the
+        // comparison isolates everything else. Exact-GELU engines are then held to the table's own error.
+        const refCpp = ReferenceEngine.fromModel(fromHf, { gelu: "ggml-f16-table" });
+        const ort = await createOrtEngine(fromHf, { threads: 2 });
+        engines.push(ref, refGguf, refCpp, ort);
         const pRef = await engineProbs(ref, ids);
         const pRefGguf = await engineProbs(refGguf, ids);
+        const pRefCpp = await engineProbs(refCpp, ids);
         const pOrt = await engineProbs(ort, ids);
         const pCpp = await llamaCppProbs(tiny.ggufFile, ids, tiny.config.vocabSize);
         assert.equal(maxAbsDiff(pRef, pRefGguf), 0, "HF and GGUF load to identical logits");
-        const dRef = maxAbsDiff(pRef, pCpp);
-        const dOrt = maxAbsDiff(pOrt, pCpp);
         // The distributions must be far from uniform, or the comparison proves nothing.
         const peak = Math.max(...pCpp.map((r) => Math.max(...r)));
         assert.ok(peak > 20 / tiny.config.vocabSize, `distributions too flat (max p ${peak})`);
-        assert.ok(dRef <= 1e-4, `reference vs llama.cpp: max |dp| = ${dRef.toExponential(2)}`);
-        assert.ok(dOrt <= 1e-4, `onnxruntime vs llama.cpp: max |dp| = ${dOrt.toExponential(2)}`);
+        const dRefOrt = maxAbsDiff(pRef, pOrt);
+        const dCpp = maxAbsDiff(pRefCpp, pCpp);
+        const dRef = maxAbsDiff(pRef, pCpp);
+        const dOrt = maxAbsDiff(pOrt, pCpp);
         console.log(
-          `# ${name}: max |dp| reference ${dRef.toExponential(2)}, onnxruntime ${dOrt.toExponential(2)}`,
+          `# ${name}: max |dp| vs llama.cpp: reference ${dRef.toExponential(2)}, onnxruntime ${dOrt.toExponential(2)}, ` +
+            `reference with llama.cpp numerics ${dCpp.toExponential(2)}; reference vs onnxruntime ${dRefOrt.toExponential(2)}`,
         );
+        assert.ok(dRefOrt <= 1e-5, `reference vs onnxruntime: max |dp| = ${dRefOrt.toExponential(2)}`);
+        assert.ok(
+          dCpp <= 1e-4,
+          `reference (llama.cpp numerics) vs llama.cpp: max |dp| = ${dCpp.toExponential(2)}`,
+        );
+        const budget = tiny.config.arch === "gpt2" ? 1e-3 : 1e-4; // gpt2: the fp16 GELU table's own error
+        assert.ok(dRef <= budget, `reference vs llama.cpp: max |dp| = ${dRef.toExponential(2)}`);
+        assert.ok(dOrt <= budget, `onnxruntime vs llama.cpp: max |dp| = ${dOrt.toExponential(2)}`);
       } finally {
-        await Promise.all([ref.dispose(), refGguf.dispose(), ort.dispose()]);
+        await Promise.all(engines.map((e) => e.dispose()));
       }
     });
   });
