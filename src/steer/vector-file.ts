@@ -1,0 +1,191 @@
+/**
+ * steerlab's vector file: a safetensors file, self-describing through its `__metadata__`.
+ *
+ *   tensors      direction.<l>  f32 [D], one per layer; l is a 0-based block index (see below)
+ *   __metadata__ (string -> string, as safetensors requires)
+ *     format            "steerlab.vector"
+ *     format_version    "1"
+ *     steerlab          JSON: { site, layer_base, layers, hidden_size, model {arch, hidden_size, n_layers,
+ *                       fingerprint}, model_hint, method, read_position, dataset {hash, size}, scale,
+ *                       sign_convention, created_by, norms {l: ||direction.l||}, diagnostics {l: {...}},
+ *                       suggested_layers }
+ *
+ * layer_base "block0": direction.l belongs to block l counted from 0; at site resid_post it is added to the
+ * output of block l = HF hidden_states[l + 1] = llama.cpp l_out-l (DESIGN.md section 2).
+ */
+import { SteerlabError } from "../errors.js";
+import { encodeSafetensors, parseSafetensors, readSafetensors, writeSafetensors } from "../io/safetensors.js";
+import { isSite } from "../model/hooks.js";
+import { tensor } from "../tensor.js";
+import type { LayerDiagnostics } from "./diagnostics.js";
+import { makeVector, type SteeringVector } from "./vector.js";
+
+export const VECTOR_FORMAT = "steerlab.vector";
+export const VECTOR_FORMAT_VERSION = 1;
+const LAYER_BASE = "block0";
+
+type Json = Record<string, unknown>;
+
+function norm(v: Float32Array): number {
+  let s = 0;
+  for (const x of v) s += x * x;
+  return Math.sqrt(s);
+}
+
+/** NaN/Inf are not JSON: store them as null (a streaming fit has no held-out accuracy, for instance). */
+function finiteOrNull(x: number | null): number | null {
+  return x === null || !Number.isFinite(x) ? null : x;
+}
+
+function metadataOf(v: SteeringVector): Record<string, string> {
+  const layers = [...v.directions.keys()].sort((a, b) => a - b);
+  const diag: Json = {};
+  for (const [l, d] of v.diagnostics) {
+    const o: Json = {};
+    for (const [k, x] of Object.entries(d)) o[k] = typeof x === "number" ? finiteOrNull(x) : x;
+    diag[String(l)] = o;
+  }
+  const body = {
+    site: v.site,
+    layer_base: LAYER_BASE,
+    layers,
+    hidden_size: v.hiddenSize,
+    model: v.model && {
+      arch: v.model.arch,
+      hidden_size: v.model.hiddenSize,
+      n_layers: v.model.nLayers,
+      fingerprint: v.model.fingerprint,
+    },
+    model_hint: v.modelHint,
+    method: v.method,
+    read_position: v.readPosition,
+    dataset: v.dataset,
+    scale: v.scale,
+    sign_convention: v.signConvention,
+    created_by: v.createdBy,
+    norms: Object.fromEntries(layers.map((l) => [String(l), norm(v.directions.get(l)!)])),
+    diagnostics: diag,
+    suggested_layers: v.suggestedLayers,
+  };
+  return {
+    format: VECTOR_FORMAT,
+    format_version: String(VECTOR_FORMAT_VERSION),
+    steerlab: JSON.stringify(body),
+  };
+}
+
+function tensorsOf(v: SteeringVector): [string, ReturnType<typeof tensor>][] {
+  return [...v.directions.keys()]
+    .sort((a, b) => a - b)
+    .map((l) => [`direction.${l}`, tensor([v.hiddenSize], v.directions.get(l)!)]);
+}
+
+export function encodeVector(v: SteeringVector): Uint8Array {
+  return encodeSafetensors(tensorsOf(v), { metadata: metadataOf(v) });
+}
+
+export function writeVector(path: string, v: SteeringVector): void {
+  writeSafetensors(path, tensorsOf(v), { metadata: metadataOf(v) });
+}
+
+export function readVector(path: string): SteeringVector {
+  const c = readSafetensors(path);
+  return fromContents(c.metadata, c.tensors, path);
+}
+
+export function decodeVector(buf: Uint8Array, file = "<buffer>"): SteeringVector {
+  const c = parseSafetensors(buf, file);
+  return fromContents(c.metadata, c.tensors, file);
+}
+
+function fromContents(
+  meta: Record<string, string>,
+  tensors: Map<string, { shape: readonly number[]; data: Float32Array }>,
+  file: string,
+): SteeringVector {
+  const bad = (msg: string, field: string, expected?: string, got?: string) =>
+    new SteerlabError("bad_file", msg, { file, field, expected, got });
+  if (meta.format !== VECTOR_FORMAT) {
+    throw new SteerlabError("bad_file", "not a steerlab vector file", {
+      file,
+      field: "__metadata__.format",
+      expected: VECTOR_FORMAT,
+      got: meta.format ?? "(absent)",
+      hint: "GGUF control vectors are read with readControlVector; plain safetensors need a format key",
+    });
+  }
+  if (Number(meta.format_version) !== VECTOR_FORMAT_VERSION) {
+    throw bad(
+      "unsupported vector file version",
+      "__metadata__.format_version",
+      String(VECTOR_FORMAT_VERSION),
+      meta.format_version,
+    );
+  }
+  let b: Json;
+  try {
+    b = JSON.parse(meta.steerlab ?? "");
+  } catch {
+    throw bad("vector metadata is not valid JSON", "__metadata__.steerlab");
+  }
+  const site = String(b.site);
+  if (!isSite(site)) throw bad("unknown site", "site", "resid_pre | attn_out | mlp_out | resid_post", site);
+  if (b.layer_base !== LAYER_BASE)
+    throw bad("unknown layer index base", "layer_base", LAYER_BASE, String(b.layer_base));
+  const D = b.hidden_size;
+  if (typeof D !== "number" || !Number.isInteger(D) || D <= 0)
+    throw bad("bad hidden size", "hidden_size", "a positive integer", String(D));
+  const problems: string[] = [];
+  const directions = new Map<number, Float32Array>();
+  for (const [name, t] of tensors) {
+    const m = /^direction\.(\d+)$/.exec(name);
+    if (!m) {
+      problems.push(`unexpected tensor "${name}" (expected direction.<layer>)`);
+      continue;
+    }
+    if (t.shape.length !== 1 || t.shape[0] !== D) {
+      problems.push(`${name}: shape [${t.shape.join(", ")}], expected [${D}]`);
+      continue;
+    }
+    const i = t.data.findIndex((x) => !Number.isFinite(x));
+    if (i >= 0) problems.push(`${name}: non-finite value at ${i}`);
+    directions.set(Number(m[1]), Float32Array.from(t.data));
+  }
+  const listed = Array.isArray(b.layers) ? (b.layers as number[]) : [];
+  const have = [...directions.keys()].sort((x, y) => x - y);
+  if (listed.join(",") !== have.join(","))
+    problems.push(`metadata lists layers [${listed}] but the file holds [${have}]`);
+  if (problems.length || directions.size === 0) {
+    throw new SteerlabError("bad_file", "bad vector file", {
+      file,
+      problems: problems.length ? problems : ["no direction tensors"],
+    });
+  }
+  const model = b.model as Json | null;
+  const diagnostics = new Map<number, LayerDiagnostics>();
+  for (const [l, d] of Object.entries((b.diagnostics as Json) ?? {})) {
+    const o = { ...(d as Json) };
+    for (const [k, x] of Object.entries(o)) if (x === null && k !== "heldOutAccuracy") o[k] = Number.NaN;
+    diagnostics.set(Number(l), o as unknown as LayerDiagnostics);
+  }
+  return makeVector(directions, {
+    site,
+    model: model
+      ? {
+          arch: String(model.arch),
+          hiddenSize: Number(model.hidden_size),
+          nLayers: Number(model.n_layers),
+          fingerprint: (model.fingerprint as string | null) ?? null,
+        }
+      : null,
+    modelHint: (b.model_hint as string | null) ?? null,
+    method: String(b.method ?? "unknown"),
+    readPosition: (b.read_position as string | null) ?? null,
+    dataset: (b.dataset as { hash: string; size: number } | null) ?? null,
+    diagnostics,
+    suggestedLayers: Array.isArray(b.suggested_layers) ? (b.suggested_layers as number[]) : [],
+    scale: b.scale === "unit" ? "unit" : "raw",
+    signConvention: String(b.sign_convention ?? ""),
+    createdBy: String(b.created_by ?? ""),
+  });
+}
