@@ -79,25 +79,38 @@ export function positionsFor(mask: Uint8Array[], T: number, nextPos: Int32Array)
 }
 
 /**
- * [B, 1, T, S] additive mask, S = P + T: query t (absolute index P + t) sees key j when j <= P + t and key j is
- * a real token. A padding query that would see nothing sees itself, so its (unused) row stays finite.
+ * [B, 1, T, C+T] additive mask over C cache slots then the T new tokens. Query t sees cache slot j < P when it
+ * holds a real token (slots P..C-1 are spare), and new token u <= t when it is real. A padding query that would
+ * see nothing sees itself, so its (unused) row stays finite.
  */
-export function additiveMask(keyMask: Uint8Array[], P: number, T: number): Float32Array {
-  const B = keyMask.length;
-  const S = P + T;
-  const out = new Float32Array(B * T * S).fill(MASKED); // [B, 1, T, S]
+export function additiveMask(
+  pastMask: Uint8Array[],
+  newMask: Uint8Array[],
+  C: number,
+  T: number,
+): Float32Array {
+  const B = newMask.length;
+  const S = C + T;
+  const out = new Float32Array(B * T * S).fill(MASKED); // [B, 1, T, C+T]
   for (let b = 0; b < B; b++) {
-    const km = keyMask[b]!;
+    const pm = pastMask[b]!;
+    const nm = newMask[b]!;
     for (let t = 0; t < T; t++) {
       const row = (b * T + t) * S;
       let any = false;
-      for (let j = 0; j <= P + t; j++) {
-        if (km[j]) {
+      for (let j = 0; j < pm.length; j++) {
+        if (pm[j]) {
           out[row + j] = 0;
           any = true;
         }
       }
-      if (!any) out[row + P + t] = 0;
+      for (let u = 0; u <= t; u++) {
+        if (nm[u]) {
+          out[row + C + u] = 0;
+          any = true;
+        }
+      }
+      if (!any) out[row + C + t] = 0;
     }
   }
   return out;

@@ -155,7 +155,7 @@ export class OrtEngine implements Engine {
     // Positions and key mask, continued from the cache (committed only when the call succeeds).
     const nextPos = cache ? Int32Array.from(cache.nextPos) : new Int32Array(B);
     const positions = positionsFor(mask, T, nextPos);
-    const keyMask = mask.map((m, b) => concatMask(cache?.mask[b], m));
+    const keyMask = mask.map((m, b) => concatMask(cache?.mask[b], m)); // [B][P + T]
     const maxPos = Math.max(...nextPos) - 1;
     if (maxPos >= c.maxPositions) {
       throw new SteerlabError("bad_input", `position ${maxPos} is beyond the model's context`, {
@@ -164,8 +164,12 @@ export class OrtEngine implements Engine {
       });
     }
 
+    // The cache's spare slots are fed too (masked): its buffers go to ORT as they are, never copied.
+    cache?.reserve(T);
+    const C = cache?.capacity ?? 0;
+    const pastMask = cache?.mask ?? mask.map(() => new Uint8Array(0));
     const shared: Record<string, ort.Tensor> = {
-      mask: new OrtTensor("float32", additiveMask(keyMask, P, T), [B, 1, T, P + T]),
+      mask: new OrtTensor("float32", additiveMask(pastMask, mask, C, T), [B, 1, T, C + T]),
     };
     if (this.rope) {
       const { cos, sin } = ropeRows(positions, this.rope);
@@ -193,20 +197,19 @@ export class OrtEngine implements Engine {
     }
     let x = (await this.head.run(headFeeds, ["embed"])).embed!.data as Float32Array; // [B, T, D]
 
-    const newK: ort.Tensor[] = [];
-    const newV: ort.Tensor[] = [];
     for (let l = 0; l <= last; l++) {
       fire(l, "resid_pre", x);
       const feeds = {
         ...shared,
         hidden: hid(x),
-        past_k: this.past(cache, "k", l, B),
-        past_v: this.past(cache, "v", l, B),
+        ...this.past(cache, l, B),
       };
+      // Appends land in spare slots [P, P + T): a call that fails midway leaves the cache as it was.
+      const keep = (r: ort.InferenceSession.ReturnType) =>
+        cache?.write(l, r.new_k!.data as Float32Array, r.new_v!.data as Float32Array, T);
       if (this.blocks.kind === "site") {
         const a = await this.blocks.attn[l]!.run(feeds);
-        newK.push(a.present_k!);
-        newV.push(a.present_v!);
+        keep(a);
         const attnOut = a.attn_out!.data as Float32Array; // [B, T, D]
         fire(l, "attn_out", attnOut);
         const mid = add(x, attnOut); // resid_mid [B, T, D]
@@ -215,18 +218,13 @@ export class OrtEngine implements Engine {
         x = add(mid, mlpOut); // resid_post [B, T, D]
       } else {
         const r = await this.blocks.block[l]!.run(feeds);
-        newK.push(r.present_k!);
-        newV.push(r.present_v!);
+        keep(r);
         x = r.resid_post!.data as Float32Array;
       }
       fire(l, "resid_post", x);
     }
 
     if (cache) {
-      for (let l = 0; l < L; l++) {
-        cache.k[l] = newK[l]!;
-        cache.v[l] = newV[l]!;
-      }
       cache.mask = keyMask;
       cache.nextPos = nextPos;
       cache.length = P + T;
@@ -255,10 +253,17 @@ export class OrtEngine implements Engine {
     await Promise.all([...all, this.head].map((s) => s.release()));
   }
 
-  private past(cache: OrtKVCache | null, which: "k" | "v", l: number, B: number): ort.Tensor {
-    if (cache) return cache[which][l]!;
+  private past(cache: OrtKVCache | null, l: number, B: number): { past_k: ort.Tensor; past_v: ort.Tensor } {
+    if (cache) {
+      const t = cache.tensors(l);
+      return { past_k: t.k, past_v: t.v };
+    }
     const { nKvHeads: KV, headDim: hd } = this.config;
-    return new OrtTensor("float32", new Float32Array(0), which === "k" ? [B, KV, hd, 0] : [B, KV, 0, hd]);
+    const none = new Float32Array(0);
+    return {
+      past_k: new OrtTensor("float32", none, [B, KV, hd, 0]),
+      past_v: new OrtTensor("float32", none, [B, KV, 0, hd]),
+    };
   }
 
   private resolveCache(kv: KVCache | undefined, B: number): OrtKVCache | null {

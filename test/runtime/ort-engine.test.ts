@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
+import v8 from "node:v8";
+import vm from "node:vm";
 import { isSteerlabError } from "../../src/errors.js";
 import type { ModelConfig } from "../../src/model/config.js";
 import type { Engine, HookBinding } from "../../src/model/engine.js";
@@ -73,19 +75,26 @@ for (const [name, c] of Object.entries(TINY_CONFIGS)) {
       }
     });
 
-    test("cached decode equals full recompute", async () => {
+    test("cached decode equals full recompute (chunks, single steps, cache growth)", async () => {
       const e = await engine();
-      const ids = randomIds(10, c.vocabSize, 3);
+      const N = 40; // past the cache's first capacity (16) and its first doubling (32)
+      const ids = randomIds(N, c.vocabSize, 3);
+      const V = c.vocabSize;
       const full = await e.forward({ ids: [ids] }, { logits: "all" });
       const cache = e.newCache(1);
       const pre = await e.forward({ ids: [ids.slice(0, 6)] }, { cache, logits: "last" });
-      assert.ok(relDiff(pre.logits, at(full.logits, 10, c.vocabSize, 0, 5)) <= TOL);
-      for (let t = 6; t < 10; t++) {
+      assert.ok(relDiff(pre.logits, at(full.logits, N, V, 0, 5)) <= TOL);
+      const chunk = await e.forward({ ids: [ids.slice(6, 11)] }, { cache, logits: "all" });
+      for (let t = 6; t < 11; t++)
+        assert.ok(relDiff(at(chunk.logits, 5, V, 0, t - 6), at(full.logits, N, V, 0, t)) <= TOL);
+      for (let t = 11; t < N; t++) {
         const step = await e.forward({ ids: [[ids[t]!]] }, { cache, logits: "last" });
-        const d = relDiff(step.logits, at(full.logits, 10, c.vocabSize, 0, t));
+        const d = relDiff(step.logits, at(full.logits, N, V, 0, t));
         assert.ok(d <= TOL, `step ${t} differs by ${d}`);
       }
-      assert.equal(cache.length, 10);
+      assert.equal(cache.length, N);
+      const r = await ref.forward({ ids: [ids] }, { logits: "all" });
+      assert.ok(relDiff(full.logits, r.logits) <= TOL);
     });
 
     test("left-padded batch equals rows alone, also across cached steps", async () => {
@@ -107,6 +116,20 @@ for (const [name, c] of Object.entries(TINY_CONFIGS)) {
       const step = await e.forward({ ids: [[next[0]![0]!], [next[1]![0]!]] }, { cache, logits: "last" });
       const aloneLong = await e.forward({ ids: [[...long, next[0]![0]!]] }, { logits: "all" });
       const aloneShort = await e.forward({ ids: [[...short, next[1]![0]!]] }, { logits: "all" });
+      // Ten more steps (the cache grows past 16 slots), the short row with a padding step in the middle.
+      const more = [randomIds(10, c.vocabSize, 14), randomIds(10, c.vocabSize, 15)];
+      let last = step;
+      for (let i = 0; i < 10; i++) {
+        last = await e.forward(
+          { ids: [[more[0]![i]!], [more[1]![i]!]], mask: [[1], [i === 4 ? 0 : 1]] },
+          { cache, logits: "last" },
+        );
+      }
+      const tailShort = more[1]!.filter((_, i) => i !== 4);
+      const endLong = await e.forward({ ids: [[...long, next[0]![0]!, ...more[0]!]] }, { logits: "last" });
+      const endShort = await e.forward({ ids: [[...short, next[1]![0]!, ...tailShort]] }, { logits: "last" });
+      assert.ok(relDiff(at(last.logits, 1, c.vocabSize, 0, 0), endLong.logits) <= TOL);
+      assert.ok(relDiff(at(last.logits, 1, c.vocabSize, 1, 0), endShort.logits) <= TOL);
       const V = c.vocabSize;
       for (let t = 0; t < 7; t++)
         assert.ok(relDiff(at(batch.logits, 7, V, 0, t), at(aloneLong.logits, 8, V, 0, t)) <= TOL);
@@ -168,6 +191,18 @@ describe("OrtEngine options", () => {
     const a = await site.forward({ ids }, { logits: "all" });
     const b = await block.forward({ ids }, { logits: "all" });
     assert.ok(relDiff(b.logits, a.logits) <= TOL);
+    const steer: HookBinding[] = [
+      {
+        point: { layer: 1, site: "resid_post" },
+        fn: (ctx) => {
+          for (let i = 0; i < ctx.hidden.length; i += ctx.dim) ctx.hidden[i]! += 5;
+        },
+      },
+    ];
+    const sa = await site.forward({ ids }, { logits: "all", hooks: steer });
+    const sb = await block.forward({ ids }, { logits: "all", hooks: steer });
+    assert.ok(relDiff(sa.logits, a.logits) > 1e-3, "the write changed nothing");
+    assert.ok(relDiff(sb.logits, sa.logits) <= TOL);
     await assert.rejects(
       block.forward({ ids }, { hooks: [{ point: { layer: 0, site: "mlp_out" }, fn: () => {} }] }),
       (err) => isSteerlabError(err, "unsupported"),
@@ -182,6 +217,12 @@ describe("OrtEngine options", () => {
     const expected = await ref.forward({ ids });
     const e = await createOrtEngine({ config: c, weights: w }, { threads: 1, consumeWeights: true });
     assert.equal(w.size, 0);
+    // Collect whatever JS buffers the build dropped and scribble over freed memory: ORT must own its weights.
+    v8.setFlagsFromString("--expose-gc");
+    const gc = vm.runInNewContext("gc") as () => void;
+    gc();
+    const junk = Array.from({ length: 64 }, () => new Float32Array(64 * 1024).fill(Number.NaN));
+    assert.equal(junk.length, 64);
     const got = await e.forward({ ids });
     assert.ok(relDiff(got.logits, expected.logits) <= TOL);
     await e.dispose();

@@ -9,7 +9,7 @@ import { fusedLinear, linear, type WeightFn } from "./layers.js";
 
 /** Graph inputs shared by every block of one call. */
 export interface AttnInputs {
-  /** [B, 1, T, S] additive mask: 0 = attend, large negative = not (causal + padding). S = past + T. */
+  /** [B, 1, T, C+T] additive mask over the C cache slots then the T new tokens: 0 = attend, large negative = not. */
   mask: Value;
   /** [B, T, 1, hd] cos(pos * freq) with halves duplicated; null for learned positions. */
   cos: Value | null;
@@ -30,10 +30,11 @@ export function rope(g: GraphBuilder, x: Value, cos: Value, sin: Value, headDim:
 }
 
 /**
- * x [B,T,D] ─► q/k/v proj ─► reshape [B,T,heads,hd] ─► rope(q,k) ─► transpose [B,heads,T,hd]
- *   k, v: Concat(past, new) ─► present K [B,KV,hd,S] (kept transposed), V [B,KV,S,hd] (graph outputs)
- *   q [B,KV,G,T,hd] @ k^T [B,KV,1,hd,S] + mask ─► softmax ─► @ v [B,KV,1,S,hd] ─► [B,T,H*hd] ─► o proj ─► y [B,T,D]
- * The 1/sqrt(hd) score scale is folded into the q weights.
+ * x [B,T,D] ─► qkv proj ─► reshape [B,T,heads,hd] ─► rope(q,k) ─► new K^T [B,KV,hd,T], new V [B,KV,T,hd] (outputs)
+ *   q [B,KV,G,T,hd] ─┬─► @ past K^T [B,KV,1,hd,C] ─┐
+ *                    └─► @ new K^T  [B,KV,1,hd,T] ─┴─► Concat ─► + mask ─► softmax ─► Split(C, T)
+ *   ─► @ past V [B,KV,1,C,hd] (+) @ new V [B,KV,1,T,hd] ─► [B,T,H*hd] ─► o proj ─► y [B,T,D]
+ * G = H / KV query heads share each KV head (GQA). The 1/sqrt(hd) score scale is folded into the q weights.
  */
 export function attention(
   g: GraphBuilder,
@@ -44,7 +45,7 @@ export function attention(
   w: WeightFn,
   prefix: string,
   io: AttnInputs,
-  /** past K [B, KV, hd, P] (transposed) and past V [B, KV, P, hd]. */
+  /** Cached K^T [B, KV, hd, C] and V [B, KV, C, hd]; slots the mask hides may hold anything. */
   past: { k: Value; v: Value },
 ): { out: Value; k: Value; v: Value } {
   const { nHeads: H, nKvHeads: KV, headDim: hd } = c;
@@ -73,33 +74,40 @@ export function attention(
   const v4 = heads(g.scope("v_heads"), v, KV);
   const toBHTD = (s: GraphBuilder, t: Value) => s.op("Transpose", [t], { perm: [0, 2, 1, 3] });
 
-  const cache = g.scope("cache");
-  // K is cached transposed, [B, KV, hd, S], so Q K^T needs no per-call transpose of the whole cache.
-  const kNew = g.scope("k_heads").op("Transpose", [k4], { perm: [0, 2, 3, 1] }); // [B, KV, hd, T]
-  const kT = cache.op("Concat", [past.k, kNew], { axis: 3 }, "ConcatK"); // [B, KV, hd, S]
-  const vAll = cache.op("Concat", [past.v, toBHTD(g.scope("v_heads"), v4)], { axis: 2 }, "ConcatV");
+  // New keys transposed, [B, KV, hd, T]: the cache keeps K as K^T so Q K^T needs no transpose of it.
+  const kNew = g.scope("k_heads").op("Transpose", [k4], { perm: [0, 2, 3, 1] });
+  const vNew = toBHTD(g.scope("v_heads"), v4); // [B, KV, T, hd]
 
+  // Past and new keys are attended separately and never concatenated: the cache stays where the caller keeps
+  // it (no per-step copy of the whole cache); only the small score rows are joined for the softmax.
   const s = g.scope("sdpa");
+  const axis2 = s.ints("axis2", [2]);
   const qT = toBHTD(g.scope("q_heads"), q4); // [B, H, T, hd]
-  let ctx: Value;
-  if (G === 1) {
-    const scores = s.op("Add", [s.op("MatMul", [qT, kT], {}, "QK"), io.mask], {}, "Mask"); // [B, H, T, S]
-    const p = s.op("Softmax", [scores], { axis: -1 });
-    ctx = s.op("MatMul", [p, vAll], {}, "PV"); // [B, H, T, hd]
-  } else {
-    const axis2 = s.ints("axis2", [2]);
-    const q5 = s.op("Reshape", [qT, s.ints("q_groups", [0, KV, G, -1, hd])], {}, "GroupQ"); // [B,KV,G,T,hd]
-    const k5 = s.op("Unsqueeze", [kT, axis2], {}, "UnsqueezeK"); // [B, KV, 1, hd, S]
-    const v5 = s.op("Unsqueeze", [vAll, axis2], {}, "UnsqueezeV"); // [B, KV, 1, S, hd]
-    const m5 = s.op("Unsqueeze", [io.mask, s.ints("axis1", [1])], {}, "UnsqueezeMask"); // [B, 1, 1, T, S]
-    const scores = s.op("Add", [s.op("MatMul", [q5, k5], {}, "QK"), m5], {}, "Mask"); // [B, KV, G, T, S]
-    const p = s.op("Softmax", [scores], { axis: -1 });
-    const c5 = s.op("MatMul", [p, v5], {}, "PV"); // [B, KV, G, T, hd]
-    ctx = s.op("Reshape", [c5, s.ints("ungroup", [0, H, -1, hd])], {}, "Ungroup"); // [B, H, T, hd]
-  }
+  const q5 = s.op("Reshape", [qT, s.ints("q_groups", [0, KV, G, -1, hd])], {}, "GroupQ"); // [B,KV,G,T,hd]
+  const kp = s.op("Unsqueeze", [past.k, axis2], {}, "UnsqueezePastK"); // [B, KV, 1, hd, C]
+  const vp = s.op("Unsqueeze", [past.v, axis2], {}, "UnsqueezePastV"); // [B, KV, 1, C, hd]
+  const kn = s.op("Unsqueeze", [kNew, axis2], {}, "UnsqueezeNewK"); // [B, KV, 1, hd, T]
+  const vn = s.op("Unsqueeze", [vNew, axis2], {}, "UnsqueezeNewV"); // [B, KV, 1, T, hd]
+  const m5 = s.op("Unsqueeze", [io.mask, s.ints("axis1", [1])], {}, "UnsqueezeMask"); // [B, 1, 1, T, C+T]
+  const scores = s.op(
+    "Concat",
+    [s.op("MatMul", [q5, kp], {}, "QKPast"), s.op("MatMul", [q5, kn], {}, "QKNew")],
+    { axis: -1 },
+    "ConcatScores",
+  ); // [B, KV, G, T, C+T]
+  const p = s.op("Softmax", [s.op("Add", [scores, m5], {}, "Mask")], { axis: -1 });
+  const sizes = s.op(
+    "Concat",
+    [s.op("Shape", [past.k], { start: 3 }, "PastLen"), s.op("Shape", [kNew], { start: 3 }, "NewLen")],
+    { axis: 0 },
+    "SplitSizes",
+  ); // [C, T]
+  const [pp, pn] = s.opN("Split", [p, sizes], 2, { axis: -1 }); // [B,KV,G,T,C], [B,KV,G,T,T]
+  const c5 = s.op("Add", [s.op("MatMul", [pp!, vp], {}, "PVPast"), s.op("MatMul", [pn!, vn], {}, "PVNew")]);
+  const ctx = s.op("Reshape", [c5, s.ints("ungroup", [0, H, -1, hd])], {}, "Ungroup"); // [B, H, T, hd]
   const merged = g
     .scope("merge")
     .op("Reshape", [toBHTD(g.scope("merge"), ctx), g.scope("merge").ints("shape", [0, 0, H * hd])]);
   const out = linear(g.scope("o_proj"), merged, w, `${prefix}.o`, hasOBias);
-  return { out, k: kT, v: vAll };
+  return { out, k: kNew, v: vNew };
 }

@@ -1,7 +1,7 @@
 /**
  * The graphs the ONNX Runtime engine runs, sized so that TypeScript holds the residual stream at every hook point:
  *   embed+head:  ids [B,T] (+ pos [B,T]) ─► embed [B,T,D];   hidden [B,T',D] ─► final norm ─► logits [B*T', V]
- *   attn(l):     resid_pre [B,T,D] ─► norm ─► attention ─► attn_out [B,T,D]  (+ present K/V)
+ *   attn(l):     resid_pre [B,T,D] ─► norm ─► attention ─► attn_out [B,T,D]  (+ new K^T/V)
  *   mlp(l):      resid_mid [B,T,D] ─► norm ─► mlp ─► mlp_out [B,T,D]
  *   block(l):    resid_pre ─► attn ─(+)─► mlp ─(+)─► resid_post   (fused: only resid hooks can see inside)
  * Graph input/output names are plain (hidden, mask, ...); node and weight names are hierarchical.
@@ -48,11 +48,11 @@ function attnInputs(g: GraphBuilder, c: ModelConfig) {
   const hd = c.headDim;
   return {
     hidden: g.input("hidden", "float32", [B, T, c.hiddenSize]),
-    mask: g.input("mask", "float32", [B, 1, T, "total"]),
+    mask: g.input("mask", "float32", [B, 1, T, "slots_plus_seq"]),
     cos: rope ? g.input("cos", "float32", [B, T, 1, hd]) : null,
     sin: rope ? g.input("sin", "float32", [B, T, 1, hd]) : null,
-    pastK: g.input("past_k", "float32", [B, c.nKvHeads, hd, "past"]), // transposed: [B, KV, hd, P]
-    pastV: g.input("past_v", "float32", [B, c.nKvHeads, "past", hd]),
+    pastK: g.input("past_k", "float32", [B, c.nKvHeads, hd, "slots"]), // K^T cache [B, KV, hd, C]
+    pastV: g.input("past_v", "float32", [B, c.nKvHeads, "slots", hd]), // V cache [B, KV, C, hd]
   };
 }
 
@@ -81,11 +81,11 @@ function mlpPart(g: GraphBuilder, c: ModelConfig, w: WeightFn, l: number, x: Val
 }
 
 function kvOutputs(g: GraphBuilder, c: ModelConfig, a: { k: Value; v: Value }): void {
-  g.output(a.k, "present_k", "float32", [B, c.nKvHeads, c.headDim, "total"]);
-  g.output(a.v, "present_v", "float32", [B, c.nKvHeads, "total", c.headDim]);
+  g.output(a.k, "new_k", "float32", [B, c.nKvHeads, c.headDim, T]);
+  g.output(a.v, "new_v", "float32", [B, c.nKvHeads, T, c.headDim]);
 }
 
-/** attn(l): hidden=resid_pre ─► attn_out, present_k, present_v. */
+/** attn(l): hidden=resid_pre ─► attn_out, new_k, new_v. */
 export function attnGraph(c: ModelConfig, w: WeightFn, l: number): BuiltGraph {
   const g = GraphBuilder.create();
   const io = attnInputs(g, c);
@@ -103,7 +103,7 @@ export function mlpGraph(c: ModelConfig, w: WeightFn, l: number): BuiltGraph {
   return finish(g, `mlp.${l}`);
 }
 
-/** block(l): hidden=resid_pre ─► resid_post, present_k, present_v (residual adds inside the graph). */
+/** block(l): hidden=resid_pre ─► resid_post, new_k, new_v (residual adds inside the graph). */
 export function blockGraph(c: ModelConfig, w: WeightFn, l: number): BuiltGraph {
   const g = GraphBuilder.create();
   const io = attnInputs(g, c);
