@@ -3,12 +3,15 @@
 import { Command } from "commander";
 import { isSteerlabError } from "../errors.js";
 import { VERSION } from "../version.js";
+import { registerExtract } from "./commands/extract.js";
 import { registerFit } from "./commands/fit.js";
+import { registerGenerate } from "./commands/generate.js";
 import { registerInspect } from "./commands/inspect.js";
 import { registerLogprobs } from "./commands/logprobs.js";
 import { registerReport } from "./commands/report.js";
 import { registerRun } from "./commands/run.js";
 import { registerSweep } from "./commands/sweep.js";
+import { registerVector } from "./commands/vector.js";
 
 export function buildProgram(): Command {
   const program = new Command()
@@ -19,6 +22,9 @@ export function buildProgram(): Command {
   registerInspect(program);
   registerRun(program);
   registerLogprobs(program);
+  registerExtract(program);
+  registerGenerate(program);
+  registerVector(program);
   registerSweep(program);
   registerFit(program);
   registerReport(program);
