@@ -179,7 +179,10 @@ export class MomentExtractor {
     if (this.fits) throw new SteerlabError("bad_input", "add() after fit(): start a new extractor");
     let m = this.moments.get(layer);
     if (!m) {
-      m = new PairMoments(positive.dim, { secondMoments: this.method.name !== "mean-diff" });
+      m = new PairMoments(positive.dim, {
+        secondMoments: this.method.name !== "mean-diff",
+        ...(this.opts.shufflePairs !== undefined ? { flipSeed: this.opts.shufflePairs } : {}),
+      });
       this.moments.set(layer, m);
     }
     m.add(positive, negative);

@@ -13,6 +13,7 @@
  */
 import { SteerlabError } from "../errors.js";
 import { dot, type Rows } from "./linalg.js";
+import { pairFlip } from "./methods/pca-common.js";
 
 export class PairMoments {
   readonly dim: number;
@@ -22,9 +23,14 @@ export class PairMoments {
   readonly sumDiff: Float64Array;
   readonly scatterDiff: Float64Array | null;
   sumNorm = 0;
+  /** With a flip seed: sum of s_i d_i, s_i = pairFlip(seed, i) over the global pair index (repe-pca shufflePairs). */
+  readonly flipSeed: number | null;
+  readonly sumFlippedDiff: Float64Array | null;
 
-  constructor(dim: number, opts: { secondMoments?: boolean } = {}) {
+  constructor(dim: number, opts: { secondMoments?: boolean; flipSeed?: number } = {}) {
     this.dim = dim;
+    this.flipSeed = opts.flipSeed ?? null;
+    this.sumFlippedDiff = opts.flipSeed !== undefined ? new Float64Array(dim) : null;
     this.sumPos = new Float64Array(dim);
     this.sumNeg = new Float64Array(dim);
     this.sumDiff = new Float64Array(dim);
@@ -43,6 +49,7 @@ export class PairMoments {
     const d = new Float64Array(D);
     for (let i = 0; i < positive.n; i++) {
       const o = i * D;
+      const flip = this.flipSeed !== null ? pairFlip(this.flipSeed, this.n) : 1;
       for (let j = 0; j < D; j++) {
         const p = positive.data[o + j]!;
         const q = negative.data[o + j]!;
@@ -53,6 +60,7 @@ export class PairMoments {
         this.sumNeg[j]! += q;
         d[j] = p - q;
         this.sumDiff[j]! += p - q;
+        if (this.sumFlippedDiff) this.sumFlippedDiff[j]! += flip * (p - q);
       }
       this.sumNorm +=
         Math.sqrt(dot(positive.data, positive.data, o, o, D)) +
@@ -71,9 +79,14 @@ export class PairMoments {
     return this;
   }
 
-  /** Add another accumulator's statistics (disjoint data). */
+  /** Add another accumulator's statistics (disjoint data; not with a flip seed, whose signs follow the pair index). */
   merge(o: PairMoments): this {
     if (o.dim !== this.dim) throw new SteerlabError("bad_input", "merging moments of different dimension");
+    if (this.flipSeed !== null || o.flipSeed !== null) {
+      throw new SteerlabError("unsupported", "moments with a flip seed cannot be merged", {
+        hint: "stream all pairs through one accumulator",
+      });
+    }
     this.n += o.n;
     this.sumNorm += o.sumNorm;
     for (let j = 0; j < this.dim; j++) {
@@ -99,6 +112,12 @@ export class PairMoments {
     const full = new Float64Array(s);
     for (let a = 0; a < D; a++) for (let b = 0; b < a; b++) full[a * D + b] = full[b * D + a]!;
     return full;
+  }
+
+  meanFlippedDiff(): Float64Array {
+    if (!this.sumFlippedDiff)
+      throw new SteerlabError("bad_input", "moments were accumulated without a flip seed");
+    return this.sumFlippedDiff.map((x) => x / Math.max(1, this.n));
   }
 
   meanDiff(): Float64Array {

@@ -290,3 +290,42 @@ describe("registry", () => {
     registerMethod(firstAxis, { replace: true });
   });
 });
+
+describe("repe-pca shufflePairs", () => {
+  // every pair differs by the same 2 u plus small noise: centring leaves only the noise
+  const g = gaussian(rng(31));
+  const u = unit(Float64Array.from({ length: D }, () => g()));
+  const n = 60;
+  const pos = new Float32Array(n * D);
+  const neg = new Float32Array(n * D);
+  for (let i = 0; i < n; i++) {
+    for (let j = 0; j < D; j++) {
+      const c = 3 * g();
+      pos[i * D + j] = c + u[j]! + 0.05 * g();
+      neg[i * D + j] = c - u[j]! + 0.05 * g();
+    }
+  }
+  const data: LayerData = {
+    kind: "pairs",
+    positive: { data: pos, n, dim: D },
+    negative: { data: neg, n, dim: D },
+  };
+
+  it("recovers a contrast shared by all pairs only with shuffled pair order, right sign either way", () => {
+    const plain = getMethod("repe-pca").fitLayer(data).direction;
+    assert.ok(Math.abs(dot(plain, u)) < 0.9, `as given: ${dot(plain, u)}`);
+    const shuffled = getMethod("repe-pca").fitLayer(data, { shufflePairs: 3 }).direction;
+    assert.ok(dot(shuffled, u) > 0.99, `shuffled: ${dot(shuffled, u)}`);
+  });
+
+  it("streams to the same direction", () => {
+    const ex = new MomentExtractor("repe-pca", { shufflePairs: 3 });
+    const { positive, negative } = data as LayerData & { kind: "pairs" };
+    ex.add(0, positive, negative);
+    ex.fit();
+    ex.vote(0, positive, negative);
+    const st = ex.finish().directions.get(0)!;
+    const mem = getMethod("repe-pca").fitLayer(data, { shufflePairs: 3 }).direction;
+    assert.ok(dot(st, mem) > 0.99999, `stream vs memory: ${dot(st, mem)}`);
+  });
+});

@@ -25,6 +25,12 @@ export interface MethodOptions {
   tolerance?: number;
   /** L2 strength of the logistic probe (on globally standardised features). */
   l2?: number;
+  /**
+   * repe-pca only: negate each pair difference with probability 1/2 (seeded by this number) before centring,
+   * as RepE's datasets do by shuffling the order inside each pair. Without it a contrast shared equally by all
+   * pairs is removed by the centring. The sign vote still uses the true order. Default: off (differences as given).
+   */
+  shufflePairs?: number;
 }
 
 export interface LayerFit {

@@ -1,6 +1,7 @@
 /**
  * `repe-pca`: the RepE reading vector exactly as the paper uses it (DESIGN.md section 1). Per layer:
  *   d_i = pos_i - neg_i                      pair differences [N, D]
+ *                                            (opts.shufflePairs: s_i d_i with seeded random signs s_i)
  *   x_i = d_i - mean(d)                      mean-centred
  *   v   = first principal component of x     (power iteration on the N x N Gram or D x D scatter, the smaller)
  *   sign: flip v when fewer pairs have pos_i . v > neg_i . v than the reverse (majority vote)
@@ -12,7 +13,7 @@ import { SteerlabError } from "../../errors.js";
 import { dot, firstPc, topEigen, unit } from "../linalg.js";
 import type { PairMoments } from "../moments.js";
 import { checkLayerData, type ExtractionMethod, type LayerData, type MethodOptions } from "./method.js";
-import { pairDifferences, voteSign } from "./pca-common.js";
+import { pairDifferences, pairFlip, voteSign } from "./pca-common.js";
 
 export const repePca: ExtractionMethod = {
   name: "repe-pca",
@@ -30,8 +31,14 @@ export const repePca: ExtractionMethod = {
     }
     const d = pairDifferences(data.positive, data.negative);
     const x = { data: new Float64Array(d.data), n: d.n, dim: d.dim };
+    if (opts.shufflePairs !== undefined) {
+      for (let i = 0; i < d.n; i++) {
+        if (pairFlip(opts.shufflePairs, i) < 0)
+          for (let j = 0; j < d.dim; j++) x.data[i * d.dim + j] = -x.data[i * d.dim + j]!;
+      }
+    }
     const mu = new Float64Array(d.dim);
-    for (let i = 0; i < d.n; i++) for (let j = 0; j < d.dim; j++) mu[j]! += d.data[i * d.dim + j]! / d.n;
+    for (let i = 0; i < d.n; i++) for (let j = 0; j < d.dim; j++) mu[j]! += x.data[i * d.dim + j]! / d.n;
     for (let i = 0; i < d.n; i++) for (let j = 0; j < d.dim; j++) x.data[i * d.dim + j]! -= mu[j]!;
     const pc = firstPc(x, opts);
     if (!(pc.explainedVariance > 0)) {
@@ -58,7 +65,14 @@ export const repePca: ExtractionMethod = {
       throw new SteerlabError("bad_input", "repe-pca needs at least 2 pairs", { got: String(m.n) });
     const D = m.dim;
     const c = m.scatter();
-    const mu = m.meanDiff();
+    if (opts.shufflePairs !== undefined && m.flipSeed !== opts.shufflePairs) {
+      throw new SteerlabError("bad_input", "shufflePairs needs moments accumulated with the same flipSeed", {
+        expected: String(opts.shufflePairs),
+        got: String(m.flipSeed),
+      });
+    }
+    // the scatter of s_i d_i equals that of d_i (s_i^2 = 1); only the mean changes
+    const mu = opts.shufflePairs !== undefined ? m.meanFlippedDiff() : m.meanDiff();
     // centred scatter: sum (d - mu)(d - mu)^T = S - n mu mu^T
     for (let a = 0; a < D; a++) for (let b = 0; b < D; b++) c[a * D + b]! -= m.n * mu[a]! * mu[b]!;
     let trace = 0;
