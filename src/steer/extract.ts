@@ -20,6 +20,7 @@ import { dot, pickRows, project, type Rows, topEigen, unit } from "./linalg.js";
 import type { ExtractionMethod, LayerData, LayerFit, MethodOptions, MomentFit } from "./methods/method.js";
 import { splitByLabel } from "./methods/method.js";
 import { getMethod } from "./methods/registry.js";
+import { shuffleSeed } from "./methods/repe-pca.js";
 import { PairMoments } from "./moments.js";
 
 export interface ExtractOptions extends MethodOptions {
@@ -128,8 +129,11 @@ export function extract(
     }
     directions.set(layer, fit.direction);
     info.set(layer, fit.info);
+    // reuse repe-pca's own PC when it decomposed exactly the diagnostic's matrix (unshuffled differences)
     const ev =
-      m.name === "repe-pca" && typeof fit.info.explainedVariance === "number"
+      m.name === "repe-pca" &&
+      fit.info.shuffleSeed === "off" &&
+      typeof fit.info.explainedVariance === "number"
         ? fit.info.explainedVariance
         : undefined;
     const base = describeLayer(layer, d, fit.direction, { seed: opts.seed, explainedVariance: ev });
@@ -181,7 +185,9 @@ export class MomentExtractor {
     if (!m) {
       m = new PairMoments(positive.dim, {
         secondMoments: this.method.name !== "mean-diff",
-        ...(this.opts.shufflePairs !== undefined ? { flipSeed: this.opts.shufflePairs } : {}),
+        ...(this.method.name === "repe-pca" && shuffleSeed(this.opts) !== null
+          ? { flipSeed: shuffleSeed(this.opts)! }
+          : {}),
       });
       this.moments.set(layer, m);
     }
@@ -255,7 +261,10 @@ export class MomentExtractor {
           for (let b = 0; b < m.dim; b++) C[a * m.dim + b]! -= m.n * mu[a]! * mu[b]!;
         total = 0;
         for (let a = 0; a < m.dim; a++) total += C[a * m.dim + a]!;
-        const own = this.method.name === "repe-pca" ? f.info.explainedVariance : undefined;
+        const own =
+          this.method.name === "repe-pca" && f.info.shuffleSeed === "off"
+            ? f.info.explainedVariance
+            : undefined;
         ev = typeof own === "number" ? own : total > 0 ? topEigen(C, m.dim, this.opts).value / total : 0;
       }
       const acc = (sign > 0 ? s.up : s.down) / m.n;

@@ -85,7 +85,7 @@ describe("steering through the reference engine", () => {
     const test = prefixes(8, 99).map((p) => [...p, 70]);
     const base = logSoftmaxRows(await lastLogits(test), test.length);
     for (const method of ["mean-diff", "repe-pca"]) {
-      const r = extract(method, layers, { folds: 3, shufflePairs: 5 });
+      const r = extract(method, layers, { folds: 3 });
       for (const d of r.diagnostics.values())
         assert.ok(d.trainAccuracy === 1, `${method}: layer ${d.layer} train accuracy ${d.trainAccuracy}`);
       const v = vectorFromExtraction(r, { model: config, readPosition: "last" });

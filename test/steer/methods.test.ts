@@ -155,7 +155,9 @@ describe("repe-pca sign rule", () => {
       positive: { data: Float32Array.from([1, 0, 1, 0]), n: 2, dim: 2 },
       negative: { data: Float32Array.from([0, 0, 0, 0]), n: 2, dim: 2 },
     };
-    assert.throws(() => getMethod("repe-pca").fitLayer(same), /mean-diff/);
+    assert.throws(() => getMethod("repe-pca").fitLayer(same, { shufflePairs: false }), /mean-diff/);
+    // shuffled, the same two differences become +-(1, 0) and the direction is e1 again
+    assert.ok(getMethod("repe-pca").fitLayer(same).direction[0]! > 0.999, "shuffled identical differences");
     assert.throws(
       () =>
         getMethod("repe-pca").fitLayer({ ...same, negative: { data: new Float32Array(2), n: 1, dim: 2 } }),
@@ -176,7 +178,7 @@ describe("diagnostics on hand-made data", () => {
   };
 
   it("gives the exact values", () => {
-    const r = extract("repe-pca", new Map([[7, data]]), { folds: 0 });
+    const r = extract("repe-pca", new Map([[7, data]]), { folds: 0, shufflePairs: false });
     const v = r.directions.get(7)!;
     assert.ok(v[0]! > 0.999999, `direction ${v}`);
     const g = r.diagnostics.get(7)!;
@@ -291,7 +293,7 @@ describe("registry", () => {
   });
 });
 
-describe("repe-pca shufflePairs", () => {
+describe("repe-pca pair shuffling", () => {
   // every pair differs by the same 2 u plus small noise: centring leaves only the noise
   const g = gaussian(rng(31));
   const u = unit(Float64Array.from({ length: D }, () => g()));
@@ -312,10 +314,12 @@ describe("repe-pca shufflePairs", () => {
   };
 
   it("recovers a contrast shared by all pairs only with shuffled pair order, right sign either way", () => {
-    const plain = getMethod("repe-pca").fitLayer(data).direction;
+    const plain = getMethod("repe-pca").fitLayer(data, { shufflePairs: false }).direction;
     assert.ok(Math.abs(dot(plain, u)) < 0.9, `as given: ${dot(plain, u)}`);
     const shuffled = getMethod("repe-pca").fitLayer(data, { shufflePairs: 3 }).direction;
     assert.ok(dot(shuffled, u) > 0.99, `shuffled: ${dot(shuffled, u)}`);
+    const byDefault = getMethod("repe-pca").fitLayer(data).direction;
+    assert.ok(dot(byDefault, u) > 0.99, `default (shuffled, seed 1): ${dot(byDefault, u)}`);
   });
 
   it("streams to the same direction", () => {

@@ -26,11 +26,12 @@ export interface MethodOptions {
   /** L2 strength of the logistic probe (on globally standardised features). */
   l2?: number;
   /**
-   * repe-pca only: negate each pair difference with probability 1/2 (seeded by this number) before centring,
-   * as RepE's datasets do by shuffling the order inside each pair. Without it a contrast shared equally by all
-   * pairs is removed by the centring. The sign vote still uses the true order. Default: off (differences as given).
+   * repe-pca only: the order inside each pair is shuffled (seeded by this number) before the differences are
+   * centred, i.e. each d_i is negated with probability 1/2, as RepE's own datasets shuffle every pair (the
+   * labels, not the order, then decide the sign). Default 1 (on). `false` keeps the order as given: then a
+   * contrast shared equally by every pair is removed by the centring and only its variation is found.
    */
-  shufflePairs?: number;
+  shufflePairs?: number | false;
 }
 
 export interface LayerFit {

@@ -1,19 +1,24 @@
 /**
  * `repe-pca`: the RepE reading vector exactly as the paper uses it (DESIGN.md section 1). Per layer:
- *   d_i = pos_i - neg_i                      pair differences [N, D]
- *                                            (opts.shufflePairs: s_i d_i with seeded random signs s_i)
+ *   d_i = s_i (pos_i - neg_i)                pair differences [N, D], in shuffled pair order: s_i = +-1
+ *                                            seeded (opts.shufflePairs, default on), as RepE's datasets
  *   x_i = d_i - mean(d)                      mean-centred
  *   v   = first principal component of x     (power iteration on the N x N Gram or D x D scatter, the smaller)
  *   sign: flip v when fewer pairs have pos_i . v > neg_i . v than the reverse (majority vote)
  *   v  /= ||v||
- * Note what mean-centring implies: a shift shared equally by every pair is removed, so the direction comes from
- * how the contrast varies across pairs (RepE shuffles pair order for exactly this reason).
+ * Note what mean-centring implies without the shuffle (shufflePairs: false): a shift shared equally by every
+ * pair is removed, so the direction comes only from how the contrast varies across pairs.
  */
 import { SteerlabError } from "../../errors.js";
 import { dot, firstPc, topEigen, unit } from "../linalg.js";
 import type { PairMoments } from "../moments.js";
 import { checkLayerData, type ExtractionMethod, type LayerData, type MethodOptions } from "./method.js";
 import { pairDifferences, pairFlip, voteSign } from "./pca-common.js";
+
+/** The pair-shuffle seed in effect: default 1, null when turned off. */
+export function shuffleSeed(opts: MethodOptions): number | null {
+  return opts.shufflePairs === false ? null : (opts.shufflePairs ?? 1);
+}
 
 export const repePca: ExtractionMethod = {
   name: "repe-pca",
@@ -31,9 +36,10 @@ export const repePca: ExtractionMethod = {
     }
     const d = pairDifferences(data.positive, data.negative);
     const x = { data: new Float64Array(d.data), n: d.n, dim: d.dim };
-    if (opts.shufflePairs !== undefined) {
+    const seed = shuffleSeed(opts);
+    if (seed !== null) {
       for (let i = 0; i < d.n; i++) {
-        if (pairFlip(opts.shufflePairs, i) < 0)
+        if (pairFlip(seed, i) < 0)
           for (let j = 0; j < d.dim; j++) x.data[i * d.dim + j] = -x.data[i * d.dim + j]!;
       }
     }
@@ -51,6 +57,7 @@ export const repePca: ExtractionMethod = {
       direction: unit(vote.direction),
       info: {
         explainedVariance: pc.explainedVariance,
+        shuffleSeed: seed ?? "off",
         iterations: pc.iterations,
         converged: pc.converged,
         via: pc.via,
@@ -65,14 +72,15 @@ export const repePca: ExtractionMethod = {
       throw new SteerlabError("bad_input", "repe-pca needs at least 2 pairs", { got: String(m.n) });
     const D = m.dim;
     const c = m.scatter();
-    if (opts.shufflePairs !== undefined && m.flipSeed !== opts.shufflePairs) {
-      throw new SteerlabError("bad_input", "shufflePairs needs moments accumulated with the same flipSeed", {
-        expected: String(opts.shufflePairs),
-        got: String(m.flipSeed),
+    const seed = shuffleSeed(opts);
+    if (m.flipSeed !== seed) {
+      throw new SteerlabError("bad_input", "repe-pca needs moments accumulated with its pair-shuffle seed", {
+        expected: `flipSeed ${seed}`,
+        got: `flipSeed ${m.flipSeed}`,
       });
     }
     // the scatter of s_i d_i equals that of d_i (s_i^2 = 1); only the mean changes
-    const mu = opts.shufflePairs !== undefined ? m.meanFlippedDiff() : m.meanDiff();
+    const mu = seed !== null ? m.meanFlippedDiff() : m.meanDiff();
     // centred scatter: sum (d - mu)(d - mu)^T = S - n mu mu^T
     for (let a = 0; a < D; a++) for (let b = 0; b < D; b++) c[a * D + b]! -= m.n * mu[a]! * mu[b]!;
     let trace = 0;
@@ -83,6 +91,7 @@ export const repePca: ExtractionMethod = {
       voteSign: true,
       info: {
         explainedVariance: trace > 0 ? e.value / trace : 0,
+        shuffleSeed: seed ?? "off",
         iterations: e.iterations,
         converged: e.converged,
         via: "covariance",
