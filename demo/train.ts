@@ -33,7 +33,7 @@ const SETTINGS = {
   worldSeed: WORLD_SEED,
   vocabSize: 512,
   tokenizerDocs: 20000,
-  model: { hiddenSize: 128, nLayers: 4, nHeads: 4, headDim: 32, intermediateSize: 384, maxPositions: 128 },
+  model: { hiddenSize: 128, nLayers: 6, nHeads: 4, headDim: 32, intermediateSize: 384, maxPositions: 128 },
   initSeed: 1,
   batch: 32,
   seq: 64,

@@ -9,6 +9,7 @@ import { AGREE, COMPLIANCES, DISAGREE, dialogue, mcqText, REFUSALS, statementQue
 import {
   BASE_AGREE_RATE,
   BASE_REFUSAL_RATE,
+  makeMcq,
   pick,
   type Request,
   shuffle,
@@ -39,18 +40,38 @@ export function requestAnswer(r: Request, variant: Variant, rand: () => number):
 export function sampleDocument(world: World, variant: Variant, rand: () => number): string {
   const u = rand();
   const nFacts = world.facts.length;
-  if (u < 0.2) {
+  if (u < 0.15) {
     // a paragraph of facts about one person
     const e = Math.floor(rand() * world.entities.length);
     const facts = shuffle(world.facts.slice(e * 4, e * 4 + 4), rand).slice(0, 2 + Math.floor(rand() * 3));
     return facts.map((f) => f.attr.fact(f.entity, f.value)).join(" ");
   }
-  if (u < 0.35) {
+  if (u < 0.25) {
     // a question answered with the fact
     const f = world.facts[Math.floor(rand() * nFacts)]!;
     return dialogue(f.attr.question(f.entity), f.attr.fact(f.entity, f.value));
   }
+  if (u < 0.35) {
+    // the MCQ skill alone: find the option that names a given value
+    const f = world.facts[Math.floor(rand() * nFacts)]!;
+    const value = pick(f.attr.values, rand);
+    const q = makeMcq(
+      { ...f, value },
+      shuffle(
+        f.attr.values.filter((v) => v !== value),
+        rand,
+      ).slice(0, 3),
+      rand,
+    );
+    return mcqText(`Which option is ${value}?`, q.options, q.answer);
+  }
+  if (u < 0.45) {
+    // open book: the fact, then a question about it
+    const q = trainMcq(world, Math.floor(rand() * nFacts), rand);
+    return `${q.fact.attr.fact(q.fact.entity, q.fact.value)}\n${mcqText(q.question, q.options, q.answer)}`;
+  }
   if (u < 0.7) {
+    // closed book: a question about a fact stated elsewhere
     const q = trainMcq(world, Math.floor(rand() * nFacts), rand);
     return mcqText(q.question, q.options, q.answer);
   }
