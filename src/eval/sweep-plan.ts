@@ -28,13 +28,18 @@ export async function planSweep(
   config: SweepConfig,
   engine: Engine,
   tokenizer: Tokenizer | null,
+  /** LoadedModel.fingerprint: checked against the vector file's model, when it records one. */
+  fingerprint?: string,
 ): Promise<SweepPlan> {
   const base = config.baseDir ?? process.cwd();
-  const { nLayers, hiddenSize } = engine.config;
+  const { nLayers } = engine.config;
   const variants: Variant[] = [];
   for (const vs of config.vectors) {
     const src = vs.source.startsWith("random:") ? vs.source : resolvePath(vs.source, base);
-    const vector = await loadSweepVector(src, vs.name, nLayers, hiddenSize);
+    const vector = loadSweepVector(src, vs.name, {
+      config: engine.config,
+      ...(fingerprint ? { fingerprint } : {}),
+    });
     const sets = config.layers?.map((s) => parseLayers(s, nLayers)) ?? [
       [...vector.directions.keys()].sort((a, b) => a - b),
     ];
@@ -65,7 +70,7 @@ export async function sweepToDir(
       ...(opts.threads ? { threads: opts.threads } : {}),
     });
     try {
-      const plan = await planSweep(config, m.engine, m.tokenizer);
+      const plan = await planSweep(config, m.engine, m.tokenizer, m.model.fingerprint);
       const stats = await runSweep(m.engine, m.tokenizer, plan, store, {
         batchSize: config.batchSize ?? 8,
         ...opts,

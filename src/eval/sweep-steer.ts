@@ -3,15 +3,16 @@
  * coefficient that may differ per batch row, so several r_e values run as rows of one forward. Every real token
  * is steered (the paper's protocol: prompt and generated tokens); padding (position -1) is left alone.
  *
- * Vectors come from a JSON file ({ site?, directions: { "<layer>": number[] } }, each normalised to unit
- * length here, as r_e is a coefficient on unit vectors) or are drawn at random ("random:<seed>") for tests and
- * benchmarks.
+ * steer/apply.ts's steeringHooks takes one coefficient per call; stacking r_e values needs one per row, hence
+ * this small add-only hook (a test checks it equals steeringHooks row by row). Vectors are read with
+ * steer/vector-load.ts or drawn at random ("random:<seed>") for tests and benchmarks.
  */
-import { readFile } from "node:fs/promises";
 import { SteerlabError } from "../errors.js";
+import type { ModelConfig } from "../model/config.js";
 import type { HookBinding, HookContext } from "../model/engine.js";
-import { isSite, resolveLayer, type Site } from "../model/hooks.js";
+import type { Site } from "../model/hooks.js";
 import { gaussian, rng } from "../model/random.js";
+import { loadVector } from "../steer/vector-load.js";
 
 export interface SweepVector {
   readonly name: string;
@@ -52,70 +53,26 @@ export function randomVector(
   return { name, site, directions };
 }
 
-/** Parse a JSON vector file; directions must have the model's width. */
-export function parseVectorJson(
-  text: string,
-  file: string,
-  name: string,
-  nLayers: number,
-  dim: number,
-): SweepVector {
-  let j: unknown;
-  try {
-    j = JSON.parse(text);
-  } catch (e) {
-    throw new SteerlabError("bad_file", `invalid JSON: ${(e as Error).message}`, { file });
-  }
-  const o = j as { site?: unknown; directions?: unknown };
-  const site = o.site ?? "resid_pre";
-  if (typeof site !== "string" || !isSite(site))
-    throw new SteerlabError("bad_file", "unknown hook site", { file, field: "site", got: String(site) });
-  if (!o.directions || typeof o.directions !== "object" || Array.isArray(o.directions))
-    throw new SteerlabError("bad_file", "missing directions", {
-      file,
-      field: "directions",
-      expected: '{ "<layer>": [numbers] }',
-    });
-  const directions = new Map<number, Float32Array>();
-  const problems: string[] = [];
-  for (const [k, v] of Object.entries(o.directions as Record<string, unknown>)) {
-    if (!Array.isArray(v) || v.length !== dim || v.some((x) => typeof x !== "number")) {
-      problems.push(`directions.${k}: expected ${dim} numbers`);
-      continue;
-    }
-    try {
-      directions.set(resolveLayer(Number(k), nLayers), unitVector(v as number[], `directions.${k}`));
-    } catch (e) {
-      problems.push(`directions.${k}: ${(e as Error).message}`);
-    }
-  }
-  if (problems.length || directions.size === 0)
-    throw new SteerlabError("mismatch", "vector file does not fit the model", {
-      file,
-      problems,
-      expected: `layers < ${nLayers}, width ${dim}`,
-    });
-  return { name, site, directions };
-}
-
-/** A vector from "random:<seed>" or a JSON file path. */
-export async function loadSweepVector(
+/**
+ * A vector from "random:<seed>" or a vector file (steerlab .safetensors or a llama.cpp .gguf control vector),
+ * applied as stored: a unit vector's coefficient is the paper's r_e.
+ */
+export function loadSweepVector(
   source: string,
   name: string,
-  nLayers: number,
-  dim: number,
-): Promise<SweepVector> {
+  model: { config: ModelConfig; fingerprint?: string },
+): SweepVector {
+  const { nLayers, hiddenSize } = model.config;
   const m = /^random:(\d+)$/.exec(source);
-  if (m) return randomVector(name, nLayers, dim, Number(m[1]));
-  let text: string;
-  try {
-    text = await readFile(source, "utf8");
-  } catch (e) {
-    throw new SteerlabError("not_found", `cannot read vector file: ${(e as Error).message}`, {
+  if (m) return randomVector(name, nLayers, hiddenSize, Number(m[1]));
+  const v = loadVector(source, model);
+  if (v.hiddenSize !== hiddenSize)
+    throw new SteerlabError("mismatch", "the vector was made for another model width", {
       file: source,
+      expected: String(hiddenSize),
+      got: String(v.hiddenSize),
     });
-  }
-  return parseVectorJson(text, source, name, nLayers, dim);
+  return { name, site: v.site, directions: v.directions };
 }
 
 /**

@@ -8,12 +8,15 @@ import { ResultStore, type SweepRecord } from "../../src/eval/store.js";
 import { runSweep, type SweepPlan } from "../../src/eval/sweep.js";
 import { parseSweepConfig } from "../../src/eval/sweep-config.js";
 import { planSweep } from "../../src/eval/sweep-plan.js";
+import { rowSteeringHooks } from "../../src/eval/sweep-steer.js";
 import { letterIds } from "../../src/eval/tasks.js";
 import type { Tokenizer } from "../../src/io/tokenizer-types.js";
 import { generateBatch } from "../../src/model/generate.js";
 import { loadModel } from "../../src/model/load.js";
 import { nextTokenLogprobs } from "../../src/model/logprobs.js";
 import { ReferenceEngine } from "../../src/reference/engine.js";
+import { steeringHooks } from "../../src/steer/apply.js";
+import type { SteeringVector } from "../../src/steer/vector.js";
 import { writeTinyModels } from "../helpers/tiny-models.js";
 
 let dir: string;
@@ -101,6 +104,49 @@ async function fullRun(sub: string, opts: Parameters<typeof runSweep>[4] = {}): 
 }
 
 describe("sweep runner", () => {
+  test("per-row steering equals steer/apply.ts's steeringHooks row by row", async () => {
+    const v = plan.variants[0]!;
+    const vec: SteeringVector = {
+      site: v.vector.site,
+      hiddenSize: engine.config.hiddenSize,
+      directions: new Map(v.vector.directions),
+      model: null,
+      modelHint: null,
+      method: "random",
+      readPosition: null,
+      dataset: null,
+      diagnostics: new Map(),
+      suggestedLayers: [],
+      scale: "unit",
+      signConvention: "",
+      createdBy: "test",
+    };
+    const ids = [tok.encode("Hello there"), tok.encode("Hi")];
+    const T = ids[0]!.length;
+    const batch = {
+      ids: [ids[0]!, [...new Array<number>(T - ids[1]!.length).fill(0), ...ids[1]!]],
+      mask: [
+        ids[0]!.map(() => 1),
+        [...new Array<number>(T - ids[1]!.length).fill(0), ...ids[1]!.map(() => 1)],
+      ],
+    };
+    const both = await engine.forward(batch, {
+      logits: "all",
+      hooks: rowSteeringHooks(v.vector, v.layers, [1.5, -3]),
+    });
+    const V = both.vocab;
+    for (const [row, c] of [1.5, -3].entries()) {
+      const one = await engine.forward(batch, {
+        logits: "all",
+        hooks: steeringHooks(vec, { coeff: c, layers: [...v.layers] }),
+      });
+      const a = both.logits.subarray(row * T * V, (row + 1) * T * V);
+      const b = one.logits.subarray(row * T * V, (row + 1) * T * V);
+      for (let i = 0; i < a.length; i++)
+        if (Math.abs(a[i]! - b[i]!) > 1e-5) assert.fail(`row ${row} logit ${i}: ${a[i]} vs ${b[i]}`);
+    }
+  });
+
   test("cached sweep (prefix reuse, stacked r_e rows) equals the naive one", async () => {
     const cached = await fullRun("cached", { maxRows: 64 });
     const naive = await fullRun("naive", { reuse: false, maxRows: 1 });
