@@ -120,9 +120,38 @@ function repeatHidden(h: Float32Array, reps: number): Float32Array {
   return out;
 }
 
+const resumable = new WeakMap<Engine, boolean>();
+
+/**
+ * Whether the engine honours startLayer/inputHidden: resume the last block of a one-token batch from a NaN
+ * residual. An engine that honours it returns NaN logits; one that ignores the option (computing from the ids)
+ * returns finite ones; one that refuses it throws. One block of one token, once per engine.
+ */
+async function supportsResume(engine: Engine): Promise<boolean> {
+  const known = resumable.get(engine);
+  if (known !== undefined) return known;
+  const { nLayers, hiddenSize } = engine.config;
+  let ok: boolean;
+  try {
+    const out = await engine.forward(
+      { ids: [[0]] },
+      { logits: "last", startLayer: nLayers - 1, inputHidden: new Float32Array(hiddenSize).fill(Number.NaN) },
+    );
+    ok = out.logits.length > 0 && out.logits.every((x) => Number.isNaN(x));
+  } catch {
+    ok = false;
+  }
+  resumable.set(engine, ok);
+  return ok;
+}
+
 /** resid_pre[L] of the batch ([B, T, D]), or null when there is nothing below L to save. */
 async function prefix(c: Ctx, batch: Batch, L: number): Promise<Float32Array | null> {
   if (!c.reuseOk || L === 0) return null;
+  if (!(await supportsResume(c.engine))) {
+    c.reuseOk = false;
+    return null;
+  }
   let hidden: Float32Array | null = null;
   const capture: HookBinding = {
     point: { layer: L - 1, site: "resid_post" },
@@ -327,8 +356,11 @@ async function runMcq(
   const hidden = await prefix(c, batch, v.layers[0]!);
   const B = chunk.length;
   let base: Float32Array | null = null;
-  if (diag) base = await steeredForward(c, batch, hidden, v, new Array<number>(B).fill(0), "last");
-  for (const g of groups(coeffs, B, c.opts.maxRows ?? 32)) {
+  // The baseline of A1/A3 is the r_e = 0 cell itself when it is still to do: put it first and reuse its rows.
+  const todo = coeffs.includes(0) ? [0, ...coeffs.filter((r) => r !== 0)] : [...coeffs];
+  if (diag && !todo.includes(0))
+    base = await steeredForward(c, batch, hidden, v, new Array<number>(B).fill(0), "last");
+  for (const g of groups(todo, B, c.opts.maxRows ?? 32)) {
     const logits = await steeredForward(
       c,
       batch,
@@ -338,6 +370,7 @@ async function runMcq(
       "last",
     );
     const V = logits.length / (g.length * B);
+    if (diag && !base) base = logits.slice(0, B * V); // rows of r_e = 0, [B, V]
     const recs: SweepRecord[] = [];
     g.forEach((r, k) => {
       chunk.forEach((it, i) => {
