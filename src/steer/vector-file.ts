@@ -8,7 +8,7 @@
  *     steerlab          JSON: { site, layer_base, layers, hidden_size, model {arch, hidden_size, n_layers,
  *                       fingerprint}, model_hint, method, read_position, dataset {hash, size}, scale,
  *                       sign_convention, created_by, norms {l: ||direction.l||}, diagnostics {l: {...}},
- *                       suggested_layers }
+ *                       method_info {l: {...}} | null, suggested_layers }
  *
  * layer_base "block0": direction.l belongs to block l counted from 0; at site resid_post it is added to the
  * output of block l = HF hidden_states[l + 1] = llama.cpp l_out-l (DESIGN.md section 2).
@@ -65,6 +65,7 @@ function metadataOf(v: SteeringVector): Record<string, string> {
     created_by: v.createdBy,
     norms: Object.fromEntries(layers.map((l) => [String(l), norm(v.directions.get(l)!)])),
     diagnostics: diag,
+    method_info: v.methodInfo ? Object.fromEntries([...v.methodInfo].map(([l, i]) => [String(l), i])) : null,
     suggested_layers: v.suggestedLayers,
   };
   return {
@@ -183,6 +184,16 @@ function fromContents(
     readPosition: (b.read_position as string | null) ?? null,
     dataset: (b.dataset as { hash: string; size: number } | null) ?? null,
     diagnostics,
+    ...(b.method_info && typeof b.method_info === "object"
+      ? {
+          methodInfo: new Map(
+            Object.entries(b.method_info as Json).map(([l, i]) => [
+              Number(l),
+              i as Record<string, number | boolean | string>,
+            ]),
+          ),
+        }
+      : {}),
     suggestedLayers: Array.isArray(b.suggested_layers) ? (b.suggested_layers as number[]) : [],
     scale: b.scale === "unit" ? "unit" : "raw",
     signConvention: String(b.sign_convention ?? ""),

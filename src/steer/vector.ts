@@ -34,6 +34,8 @@ export interface SteeringVector {
   readPosition: string | null;
   dataset: { hash: string; size: number } | null;
   diagnostics: Map<number, LayerDiagnostics>;
+  /** Per-layer facts from the method (iterations, converged, sign votes, shuffle seed...), if any. */
+  methodInfo?: Map<number, Record<string, number | boolean | string>>;
   suggestedLayers: number[];
   /**
    * "unit": each direction has norm 1 and a coefficient is the paper's r_e; "raw": directions carry their own
@@ -71,6 +73,7 @@ export function vectorFromExtraction(
     readPosition: opts.readPosition ?? null,
     dataset: opts.dataset ?? null,
     diagnostics: new Map(r.diagnostics),
+    methodInfo: new Map(r.info),
     suggestedLayers: [...r.suggestedLayers],
     scale: "unit",
     signConvention: SIGN_CONVENTION,
@@ -110,6 +113,7 @@ export function makeVector(
     readPosition: opts.readPosition ?? null,
     dataset: opts.dataset ?? null,
     diagnostics: opts.diagnostics ?? new Map(),
+    ...(opts.methodInfo ? { methodInfo: opts.methodInfo } : {}),
     suggestedLayers: opts.suggestedLayers ?? [],
     scale: opts.scale ?? "raw",
     signConvention: opts.signConvention ?? SIGN_CONVENTION,

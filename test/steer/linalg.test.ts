@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { gaussian, rng } from "../../src/model/random.js";
-import { firstPc, jacobiEigen, topEigen } from "../../src/steer/linalg.js";
+import { firstPc, gram, jacobiEigen, topEigen } from "../../src/steer/linalg.js";
 
 /** Q diag(values) Q^T with a seeded random orthogonal Q (Gram-Schmidt): [n, n], and Q's columns. */
 function withSpectrum(values: number[], seed: number) {
@@ -25,6 +25,21 @@ function withSpectrum(values: number[], seed: number) {
 }
 
 describe("eigen solvers", () => {
+  it("the blocked Gram matrix equals plain row dot products (full blocks and the tail)", () => {
+    const g = gaussian(rng(9));
+    const n = 13;
+    const D = 7;
+    const x = Float32Array.from({ length: n * D }, () => g());
+    const G = gram({ data: x, n, dim: D });
+    for (let i = 0; i < n; i++) {
+      for (let k = 0; k < n; k++) {
+        let want = 0;
+        for (let j = 0; j < D; j++) want += x[i * D + j]! * x[k * D + j]!;
+        assert.ok(Math.abs(G[i * n + k]! - want) < 1e-9, `G[${i}, ${k}]`);
+      }
+    }
+  });
+
   it("jacobiEigen diagonalises a small symmetric matrix", () => {
     const { s } = withSpectrum([5, 2, 1, 0.5], 1);
     const e = jacobiEigen(s, 4);

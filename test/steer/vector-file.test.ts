@@ -69,6 +69,8 @@ describe("vector file", () => {
     assert.equal(back.signConvention, v.signConvention);
     assert.equal(back.createdBy, v.createdBy);
     assert.deepEqual(back.diagnostics.get(2), v.diagnostics.get(2));
+    assert.deepEqual(back.methodInfo, v.methodInfo);
+    assert.equal(back.methodInfo!.get(2)!.converged, true);
     assert.equal(back.diagnostics.get(3)!.heldOutAccuracy, null);
     const dir = mkdtempSync(join(tmpdir(), "steerlab-vec-"));
     try {
