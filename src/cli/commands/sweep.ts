@@ -1,5 +1,5 @@
 /** `steerlab sweep`: run (or resume) a grid over r_e x tasks into a run folder, from a config file or flags. */
-import { resolve } from "node:path";
+import { basename, resolve } from "node:path";
 import { type Command, Option } from "commander";
 import { SteerlabError } from "../../errors.js";
 import { loadSweepConfig, parseCoeffs, parseSweepConfig, type SweepConfig } from "../../eval/sweep-config.js";
@@ -10,7 +10,7 @@ import type { SweepData } from "../../report/types.js";
 import { collect, int } from "../options.js";
 import { progressReporter } from "../progress.js";
 
-interface SweepCli {
+export interface SweepCli {
   config?: string;
   model?: string;
   backend?: string;
@@ -39,13 +39,15 @@ function taskFlag(s: string, i: number): Record<string, unknown> {
 }
 
 /** The config from --config, with any flag given on the command line taking its place. */
-function configOf(o: SweepCli): SweepConfig {
+export function configOf(o: SweepCli): SweepConfig {
   const flags: Record<string, unknown> = {};
   if (o.model) flags.model = resolve(o.model);
   if (o.backend) flags.backend = o.backend;
   if (o.vector.length)
     flags.vectors = o.vector.map((v, i) => ({
-      name: v.startsWith("random:") ? v.replace(":", "") : `v${i}`,
+      name: v.startsWith("random:")
+        ? v.replace(":", "")
+        : `${basename(v).replace(/\.[^.]+$/, "")}${o.vector.length > 1 ? `-${i}` : ""}`,
       source: v.startsWith("random:") ? v : resolve(v),
     }));
   if (o.layers.length) flags.layers = o.layers;
