@@ -45,6 +45,8 @@ export interface RunOptions {
   maxRows?: number;
   /** Compute resid_pre of the first steered layer once per chunk (default true). false: the naive sweep. */
   reuse?: boolean;
+  /** Log-prob tasks: one row serves every continuation whose scored prefix it contains (default true). */
+  mergeRows?: boolean;
   signal?: AbortSignal;
   /** Cells done (stored before or now) out of the grid's total. */
   onProgress?: (done: number, total: number) => void;
@@ -270,23 +272,48 @@ async function runGenerate(
   }
 }
 
-/** Sum of log p over each continuation token; logits [B, T, V] with the continuation ending at the row's end. */
+/**
+ * log p of each continuation token. The row holds prompt + (a sequence starting with) cont[..-1]: cont[k] is
+ * predicted at the prompt's last slot + k. logits [B, T, V]; `first` = slot of the prompt's last token.
+ */
 function contLogprobs(
   logits: Float32Array,
   row: number,
   T: number,
   V: number,
+  first: number,
   cont: readonly number[],
 ): number[] {
-  return cont.map((id, j) => {
-    const slot = T - cont.length + j; // the prediction of cont[j] sits one before its own slot
-    const off = (row * T + slot) * V;
+  return cont.map((id, k) => {
+    const off = (row * T + first + k) * V;
     let m = -Infinity;
     for (let i = 0; i < V; i++) if (logits[off + i]! > m) m = logits[off + i]!;
     let s = 0;
     for (let i = 0; i < V; i++) s += Math.exp(logits[off + i]! - m);
     return Math.min(0, logits[off + id]! - m - Math.log(s));
   });
+}
+
+/**
+ * Which row serves each continuation. Continuation j needs the row prompt + cont_j[..-1]; when that is a
+ * prefix of another continuation's row (" No" and " Sure" both need the bare prompt; " I" is inside
+ * " I'm sorry"), one row serves both (causal attention: earlier slots never see later tokens).
+ * Returns the needed sequences kept as rows and, per continuation, the index of its row.
+ */
+export function mergeContinuationRows(needs: readonly (readonly number[])[]): {
+  rows: number[];
+  of: number[];
+} {
+  const order = needs.map((_, j) => j).sort((x, y) => needs[y]!.length - needs[x]!.length || x - y);
+  const rows: number[] = [];
+  const of = new Array<number>(needs.length);
+  for (const j of order) {
+    const n = needs[j]!;
+    const k = rows.findIndex((r) => n.every((id, i) => needs[r]![i] === id));
+    if (k >= 0) of[j] = k;
+    else of[j] = rows.push(j) - 1;
+  }
+  return { rows, of };
 }
 
 async function runLogprob(
@@ -307,11 +334,16 @@ async function runLogprob(
         got: JSON.stringify(conts[i]),
       });
   });
-  // rows [items x continuations]: prompt + continuation without its last token (never an input that is scored)
-  const rows = chunk.flatMap((it) => {
-    const p = tok.encode(it.prompt);
-    return contIds.map((ci) => [...p, ...ci.slice(0, -1)]);
-  });
+  // The last continuation token is never an input whose prediction is scored.
+  const needs = contIds.map((ci) => ci.slice(0, -1));
+  const merged =
+    c.opts.mergeRows === false
+      ? { rows: needs.map((_, j) => j), of: needs.map((_, j) => j) }
+      : mergeContinuationRows(needs);
+  const perItem = merged.rows.length;
+  // rows [items x merged rows]: prompt + the needed continuation prefix
+  const prompts = chunk.map((it) => tok.encode(it.prompt));
+  const rows = prompts.flatMap((p) => merged.rows.map((j) => [...p, ...needs[j]!]));
   const batch = padded(rows);
   const hidden = await prefix(c, batch, v.layers[0]!);
   for (const g of groups(coeffs, rows.length, c.opts.maxRows ?? 32)) {
@@ -321,10 +353,11 @@ async function runLogprob(
     const recs: SweepRecord[] = [];
     g.forEach((r, k) => {
       chunk.forEach((it, i) => {
-        // each continuation's tokens are predicted at the last |cont| slots of its row (left padding)
-        const lp = contIds.map((ci, j) =>
-          contLogprobs(logits, k * rows.length + i * conts.length + j, batch.T, V, ci),
-        );
+        const lp = contIds.map((ci, j) => {
+          const local = i * perItem + merged.of[j]!;
+          const first = batch.T - rows[local]!.length + prompts[i]!.length - 1; // left padding + prompt's last slot
+          return contLogprobs(logits, k * rows.length + local, batch.T, V, first, ci);
+        });
         const s = scoreLogprobs(lp.slice(0, nA), lp.slice(nA));
         recs.push({
           task: t.spec.id,

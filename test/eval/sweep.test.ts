@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { scoreHelpfulness } from "../../src/eval/score-helpfulness.js";
 import { ResultStore, type SweepRecord } from "../../src/eval/store.js";
-import { runSweep, type SweepPlan } from "../../src/eval/sweep.js";
+import { mergeContinuationRows, runSweep, type SweepPlan } from "../../src/eval/sweep.js";
 import { parseSweepConfig } from "../../src/eval/sweep-config.js";
 import { planSweep } from "../../src/eval/sweep-plan.js";
 import { rowSteeringHooks } from "../../src/eval/sweep-steer.js";
@@ -149,9 +149,19 @@ describe("sweep runner", () => {
 
   test("cached sweep (prefix reuse, stacked r_e rows) equals the naive one", async () => {
     const cached = await fullRun("cached", { maxRows: 64 });
-    const naive = await fullRun("naive", { reuse: false, maxRows: 1 });
+    const naive = await fullRun("naive", { reuse: false, maxRows: 1, mergeRows: false });
     assert.equal(cached.length, (4 + 3 + 3) * 5);
     assertSameRecords(cached, naive, 1e-5);
+  });
+
+  test("continuation rows merge along shared prefixes", () => {
+    // needs (continuation minus its last token): [], [5], [5, 6], [], [7]
+    const m = mergeContinuationRows([[], [5], [5, 6], [], [7]]);
+    assert.deepEqual(
+      m.rows.map((j) => j),
+      [2, 4],
+    );
+    assert.deepEqual(m.of, [0, 0, 0, 0, 1]);
   });
 
   test("coefficient 0 equals the unsteered model exactly", async () => {
