@@ -114,7 +114,7 @@ try {
   }
   const L = plan.variants[0]!.layers;
   process.stdout.write(
-    [
+    `${[
       `model: llama, ${nLayers} layers, hidden ${hidden}, vocab ${config.vocabSize}, ${m.engine.kind} engine`,
       `steered blocks ${L[0]}..${L[L.length - 1]} (${steer}); grid ${plan.coeffs.length} r_e values; ${n} mcq + ${n} logprob prompts (${cached.recs.length} cells)`,
       `naive : ${naive.s.toFixed(2)} s, ${naive.stats.forwards} forwards`,
@@ -122,7 +122,7 @@ try {
       `  + merged continuation rows: ${cached.s.toFixed(2)} s, ${cached.stats.forwards} forwards  -> ${(naive.s / cached.s).toFixed(2)}x`,
       `ratio naive/cached (the sweep's defaults): ${(naive.s / cached.s).toFixed(2)}x`,
       `max |difference| of any score: ${maxDiff.toExponential(2)}`,
-    ].join("\n") + "\n",
+    ].join("\n")}\n`,
   );
   await m.engine.dispose();
 } finally {
