@@ -15,7 +15,7 @@
  */
 import { colMean, dot, firstPc, project, type Rows } from "./linalg.js";
 import { type LayerData, splitByLabel } from "./methods/method.js";
-import { pairDifferences } from "./methods/pca-common.js";
+import { diffsAndGram, pairDifferences, subsetPc } from "./methods/pca-common.js";
 
 export interface LayerDiagnostics {
   layer: number;
@@ -87,7 +87,15 @@ export function describeLayer(
   for (const t of x.data) total += t * t;
   let along = 0;
   for (const p of project(x, v)) along += p * p;
-  const ev = opts.explainedVariance ?? (total > 0 ? firstPc(x, { seed: opts.seed }).explainedVariance : 0);
+  let ev = opts.explainedVariance;
+  if (ev === undefined) {
+    if (!(total > 0)) ev = 0;
+    else if (data.kind === "pairs" && pos.n <= D) {
+      // through the layer's cached Gram of raw differences (shared with the PCA methods)
+      const c = diffsAndGram(pos, neg, data);
+      ev = subsetPc(c.d, c.g, [...Array(pos.n).keys()], null, true, { seed: opts.seed }).explainedVariance;
+    } else ev = firstPc(x, { seed: opts.seed }).explainedVariance;
+  }
   const pp = project(pos, v);
   const pn = project(neg, v);
   const gap = pp.reduce((s, t) => s + t, 0) / pos.n - pn.reduce((s, t) => s + t, 0) / neg.n;

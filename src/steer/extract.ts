@@ -88,11 +88,12 @@ export function heldOutAccuracy(
   for (let f = 0; f < k; f++) {
     const train = [...Array(n).keys()].filter((i) => fold[i] !== f);
     const test = [...Array(n).keys()].filter((i) => fold[i] === f);
-    const tr = subset(d, train);
     const te = subset(d, test);
     let v: Float32Array;
     try {
-      v = method.fitLayer(tr, opts).direction;
+      v = method.fitSubset
+        ? method.fitSubset(d, train, opts).direction
+        : method.fitLayer(subset(d, train), opts).direction;
     } catch {
       return null;
     }
@@ -100,7 +101,7 @@ export function heldOutAccuracy(
     if (d.kind === "pairs") {
       correct += pairAccuracy(a.pos, a.neg, v) * test.length;
     } else {
-      const b = splitByLabel(tr);
+      const b = splitByLabel(subset(d, train));
       correct += thresholdAccuracy(b.pos, b.neg, a.pos, a.neg, v) * test.length;
     }
     total += test.length;

@@ -333,3 +333,23 @@ describe("repe-pca pair shuffling", () => {
     assert.ok(dot(st, mem) > 0.99999, `stream vs memory: ${dot(st, mem)}`);
   });
 });
+
+describe("k-fold subsets", () => {
+  for (const name of ["repe-pca", "pca-center"]) {
+    it(`${name}: fitSubset through the cached Gram equals fitLayer on a copy of the subset`, () => {
+      const p = planted(30, 41, { flipFraction: 0.3 });
+      const { positive, negative } = p.data as LayerData & { kind: "pairs" };
+      const idx = [0, 2, 3, 5, 8, 13, 21, 22, 25, 29];
+      const pick = (m: Rows): Rows => ({
+        data: Float32Array.from(idx.flatMap((i) => [...m.data.subarray(i * D, (i + 1) * D)])),
+        n: idx.length,
+        dim: D,
+      });
+      const copy: LayerData = { kind: "pairs", positive: pick(positive), negative: pick(negative) };
+      const m = getMethod(name);
+      const a = m.fitSubset!(p.data, idx, { shufflePairs: false }).direction;
+      const b = m.fitLayer(copy, { shufflePairs: false }).direction;
+      assert.ok(dot(a, b) > 1 - 1e-7, `${name}: ${dot(a, b)}`);
+    });
+  }
+});

@@ -13,6 +13,7 @@ import type { PairMoments } from "../moments.js";
 /**
  * One layer's activations. Pairs: row i of `positive` and row i of `negative` are the two members of pair i,
  * each [N, D]. Labelled: rows x [N, D] with labels [N] (1 = positive behaviour, 0 = negative).
+ * Treated as immutable: work derived from it (the PCA methods' Gram matrix) is cached per object.
  */
 export type LayerData =
   | { kind: "pairs"; positive: Rows; negative: Rows }
@@ -54,6 +55,12 @@ export interface ExtractionMethod {
   /** Data kinds the method can fit. */
   readonly accepts: readonly LayerData["kind"][];
   fitLayer(data: LayerData, opts?: MethodOptions): LayerFit;
+  /**
+   * Optional: fit on some samples of `data` (a k-fold training set: pair or row indices). Methods that can
+   * reuse work across subsets (the PCA methods reuse one Gram matrix per layer) implement it; otherwise the
+   * driver calls fitLayer on a copy of the subset.
+   */
+  fitSubset?(data: LayerData, rows: readonly number[], opts?: MethodOptions): LayerFit;
   /** Streaming form from accumulated pair moments (absent: the method needs the rows). */
   fromMoments?(m: PairMoments, opts?: MethodOptions): MomentFit;
 }

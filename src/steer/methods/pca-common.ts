@@ -1,5 +1,5 @@
-/** Pieces shared by the PCA methods: pair differences and the majority-vote sign rule. */
-import { dot, type Rows } from "../linalg.js";
+/** Pieces shared by the PCA methods: pair differences, the majority-vote sign rule, PCs through a cached Gram. */
+import { dot, gram, norm, type Pc1, type PowerOptions, type Rows, topEigen } from "../linalg.js";
 
 /** d_i = pos_i - neg_i: [N, D] float64. */
 export function pairDifferences(pos: Rows, neg: Rows): Rows {
@@ -41,4 +41,79 @@ export function pairFlip(seed: number, i: number): 1 | -1 {
   h = Math.imul(h ^ (h >>> 16), 0x7feb352d) >>> 0;
   h = Math.imul(h ^ (h >>> 15), 0x846ca68b) >>> 0;
   return ((h ^ (h >>> 16)) & 1) === 1 ? -1 : 1;
+}
+
+/** The raw pair differences and their Gram matrix D D^T [N, N], computed once per LayerData object. */
+const gramCache = new WeakMap<object, { d: Rows; g: Float64Array }>();
+
+export function diffsAndGram(pos: Rows, neg: Rows, key: object): { d: Rows; g: Float64Array } {
+  let c = gramCache.get(key);
+  if (!c) {
+    const d = pairDifferences(pos, neg);
+    c = { d, g: gram(d) };
+    gramCache.set(key, c);
+  }
+  return c;
+}
+
+/**
+ * First PC of the rows x_a = s_a d_{idx_a} (optionally mean-centred) through the parent Gram, without
+ * touching the D-dimensional rows until the end:
+ *   Gs[a, b] = s_a s_b G[idx_a, idx_b]
+ *   centred:  Gc = H Gs H,  H = I - 1 1^T / n   (Gc[a, b] = Gs[a, b] - r_a - r_b + t)
+ *   u = top eigenvector of Gc;  v = sum_a u_a (x_a - mean x) normalised;  EV = lambda / trace(Gc)
+ */
+export function subsetPc(
+  d: Rows,
+  g: Float64Array,
+  idx: readonly number[],
+  sign: ((i: number) => number) | null,
+  centre: boolean,
+  opts: PowerOptions = {},
+): Pc1 {
+  const n = idx.length;
+  const N = d.n;
+  const D = d.dim;
+  const s = Float64Array.from(idx, (i) => (sign ? sign(i) : 1));
+  const gs = new Float64Array(n * n);
+  for (let a = 0; a < n; a++) {
+    for (let b = 0; b < n; b++) gs[a * n + b] = s[a]! * s[b]! * g[idx[a]! * N + idx[b]!]!;
+  }
+  if (centre) {
+    const r = new Float64Array(n);
+    let t = 0;
+    for (let a = 0; a < n; a++) {
+      for (let b = 0; b < n; b++) r[a]! += gs[a * n + b]! / n;
+      t += r[a]! / n;
+    }
+    for (let a = 0; a < n; a++) for (let b = 0; b < n; b++) gs[a * n + b]! += t - r[a]! - r[b]!;
+  }
+  let trace = 0;
+  for (let a = 0; a < n; a++) trace += gs[a * n + a]!;
+  const e = topEigen(gs, n, opts);
+  const v = new Float64Array(D);
+  let usum = 0;
+  for (let a = 0; a < n; a++) {
+    const c = e.vector[a]! * s[a]!;
+    usum += e.vector[a]!;
+    const o = idx[a]! * D;
+    for (let j = 0; j < D; j++) v[j]! += c * d.data[o + j]!;
+  }
+  if (centre) {
+    // subtract (sum_a u_a) * mean_a(x_a)
+    for (let a = 0; a < n; a++) {
+      const c = (usum * s[a]!) / n;
+      const o = idx[a]! * D;
+      for (let j = 0; j < D; j++) v[j]! -= c * d.data[o + j]!;
+    }
+  }
+  const nv = norm(v);
+  if (nv > 0) for (let j = 0; j < D; j++) v[j]! /= nv;
+  return {
+    direction: v,
+    explainedVariance: trace > 0 ? e.value / trace : 0,
+    iterations: e.iterations,
+    converged: e.converged,
+    via: "gram",
+  };
 }

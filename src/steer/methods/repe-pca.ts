@@ -10,10 +10,10 @@
  * pair is removed, so the direction comes only from how the contrast varies across pairs.
  */
 import { SteerlabError } from "../../errors.js";
-import { dot, firstPc, topEigen, unit } from "../linalg.js";
+import { dot, firstPc, type Pc1, pickRows, type Rows, topEigen, unit } from "../linalg.js";
 import type { PairMoments } from "../moments.js";
 import { checkLayerData, type ExtractionMethod, type LayerData, type MethodOptions } from "./method.js";
-import { pairDifferences, pairFlip, voteSign } from "./pca-common.js";
+import { diffsAndGram, pairDifferences, pairFlip, subsetPc, voteSign } from "./pca-common.js";
 
 /** The pair-shuffle seed in effect: default 1, null when turned off. */
 export function shuffleSeed(opts: MethodOptions): number | null {
@@ -28,44 +28,12 @@ export const repePca: ExtractionMethod = {
   fitLayer(data: LayerData, opts: MethodOptions = {}) {
     checkLayerData("repe-pca", ["pairs"], data);
     if (data.kind !== "pairs") throw new Error("unreachable");
-    if (data.positive.n < 2) {
-      throw new SteerlabError("bad_input", "repe-pca needs at least 2 pairs", {
-        got: `${data.positive.n} pair`,
-        hint: "mean-centring one difference leaves nothing; use mean-diff",
-      });
-    }
-    const d = pairDifferences(data.positive, data.negative);
-    const x = { data: new Float64Array(d.data), n: d.n, dim: d.dim };
-    const seed = shuffleSeed(opts);
-    if (seed !== null) {
-      for (let i = 0; i < d.n; i++) {
-        if (pairFlip(seed, i) < 0)
-          for (let j = 0; j < d.dim; j++) x.data[i * d.dim + j] = -x.data[i * d.dim + j]!;
-      }
-    }
-    const mu = new Float64Array(d.dim);
-    for (let i = 0; i < d.n; i++) for (let j = 0; j < d.dim; j++) mu[j]! += x.data[i * d.dim + j]! / d.n;
-    for (let i = 0; i < d.n; i++) for (let j = 0; j < d.dim; j++) x.data[i * d.dim + j]! -= mu[j]!;
-    const pc = firstPc(x, opts);
-    if (!(pc.explainedVariance > 0)) {
-      throw new SteerlabError("bad_input", "repe-pca: every pair difference is the same, nothing varies", {
-        hint: "mean-centring removed the whole contrast; use mean-diff",
-      });
-    }
-    const vote = voteSign(d, pc.direction);
-    return {
-      direction: unit(vote.direction),
-      info: {
-        explainedVariance: pc.explainedVariance,
-        shuffleSeed: seed ?? "off",
-        iterations: pc.iterations,
-        converged: pc.converged,
-        via: pc.via,
-        votesFor: vote.votesFor,
-        votesAgainst: vote.votesAgainst,
-        flipped: vote.flipped,
-      },
-    };
+    return fitRepe(data, allRows(data.positive.n), opts);
+  },
+  fitSubset(data: LayerData, rows: readonly number[], opts: MethodOptions = {}) {
+    checkLayerData("repe-pca", ["pairs"], data);
+    if (data.kind !== "pairs") throw new Error("unreachable");
+    return fitRepe(data, rows, opts);
   },
   fromMoments(m: PairMoments, opts: MethodOptions = {}) {
     if (m.n < 2)
@@ -100,3 +68,60 @@ export const repePca: ExtractionMethod = {
     };
   },
 };
+
+function allRows(n: number): number[] {
+  return Array.from({ length: n }, (_, i) => i);
+}
+
+/** repe-pca on the pairs `idx` of `data` (all of them, or a k-fold training set). */
+function fitRepe(data: LayerData & { kind: "pairs" }, idx: readonly number[], opts: MethodOptions) {
+  if (idx.length < 2) {
+    throw new SteerlabError("bad_input", "repe-pca needs at least 2 pairs", {
+      got: `${idx.length} pair`,
+      hint: "mean-centring one difference leaves nothing; use mean-diff",
+    });
+  }
+  const seed = shuffleSeed(opts);
+  const sign = seed === null ? null : (i: number) => pairFlip(seed, i);
+  const { n, dim } = data.positive;
+  let pc: Pc1;
+  let d: Rows;
+  if (n <= dim) {
+    // N x N: one Gram of the raw differences per layer serves every subset, shuffle and centring
+    const c = diffsAndGram(data.positive, data.negative, data);
+    pc = subsetPc(c.d, c.g, idx, sign, true, opts);
+    d = idx.length === n ? c.d : pickRows(c.d, idx);
+  } else {
+    d = pairDifferences(pickRows(data.positive, idx), pickRows(data.negative, idx));
+    const x = { data: new Float64Array(d.data), n: d.n, dim };
+    const mu = new Float64Array(dim);
+    for (let a = 0; a < d.n; a++) {
+      const s = sign ? sign(idx[a]!) : 1;
+      for (let j = 0; j < dim; j++) {
+        x.data[a * dim + j] = s * x.data[a * dim + j]!;
+        mu[j]! += x.data[a * dim + j]! / d.n;
+      }
+    }
+    for (let a = 0; a < d.n; a++) for (let j = 0; j < dim; j++) x.data[a * dim + j]! -= mu[j]!;
+    pc = firstPc(x, opts);
+  }
+  if (!(pc.explainedVariance > 0)) {
+    throw new SteerlabError("bad_input", "repe-pca: every pair difference is the same, nothing varies", {
+      hint: "mean-centring removed the whole contrast; use mean-diff",
+    });
+  }
+  const vote = voteSign(d, pc.direction);
+  return {
+    direction: unit(vote.direction),
+    info: {
+      explainedVariance: pc.explainedVariance,
+      shuffleSeed: seed ?? "off",
+      iterations: pc.iterations,
+      converged: pc.converged,
+      via: pc.via,
+      votesFor: vote.votesFor,
+      votesAgainst: vote.votesAgainst,
+      flipped: vote.flipped,
+    },
+  };
+}
