@@ -6,7 +6,7 @@ import { describe, it } from "node:test";
 import { isSteerlabError } from "../../src/errors.js";
 import { encodeSafetensors } from "../../src/io/safetensors.js";
 import type { ModelConfig } from "../../src/model/config.js";
-import { extract } from "../../src/steer/extract.js";
+import { extract, MomentExtractor } from "../../src/steer/extract.js";
 import type { LayerData } from "../../src/steer/methods/method.js";
 import { checkVectorFits, makeVector, vectorFromExtraction } from "../../src/steer/vector.js";
 import { decodeVector, encodeVector, readVector, writeVector } from "../../src/steer/vector-file.js";
@@ -119,6 +119,24 @@ describe("vector file", () => {
         /unexpected tensor "bias"/.test(e.message) &&
         /lists layers/.test(e.message),
     );
+  });
+});
+
+describe("vector file: streamed fits", () => {
+  it("keeps non-finite diagnostics (no second moments) as NaN through JSON null", () => {
+    const ex = new MomentExtractor("mean-diff");
+    const pos = { data: Float32Array.from([1, 0, 0, 0, 2, 1, 0, 0]), n: 2, dim: 4 };
+    const neg = { data: new Float32Array(8), n: 2, dim: 4 };
+    ex.add(0, pos, neg);
+    ex.fit();
+    ex.vote(0, pos, neg);
+    const v = vectorFromExtraction(ex.finish(), { model: config });
+    assert.ok(Number.isNaN(v.diagnostics.get(0)!.directionVariance), "no variance without second moments");
+    const back = decodeVector(encodeVector(v));
+    const d = back.diagnostics.get(0)!;
+    assert.ok(Number.isNaN(d.directionVariance) && Number.isNaN(d.explainedVariance), "NaN restored");
+    assert.equal(d.heldOutAccuracy, null);
+    assert.equal(d.trainAccuracy, 1);
   });
 });
 
