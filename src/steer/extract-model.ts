@@ -8,11 +8,12 @@ import type { Tokenizer } from "../io/tokenizer-types.js";
 import type { Engine } from "../model/engine.js";
 import type { Site } from "../model/hooks.js";
 import type { LoadedModel } from "../model/model.js";
-import { collectActivations, type ReadPosition, readPositionName } from "./collect.js";
+import { collectActivations } from "./collect.js";
 import { type ExtractOptions, extract } from "./extract.js";
 import { rows } from "./linalg.js";
 import type { LayerData } from "./methods/method.js";
 import { type Dataset, renderMember } from "./pairs.js";
+import { formatReadPosition, type ReadPosition } from "./read.js";
 import { type SteeringVector, vectorFromExtraction } from "./vector.js";
 
 export interface ExtractFromModelOptions extends ExtractOptions {
@@ -87,7 +88,7 @@ export async function extractFromModel(
     site,
     model: c,
     fingerprint: m.model.fingerprint,
-    readPosition: readPositionName(read),
+    readPosition: formatReadPosition(read),
     dataset: { hash: data.hash, size: data.items.length },
   });
 }

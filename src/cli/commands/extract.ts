@@ -2,10 +2,10 @@ import type { Command } from "commander";
 import { Option } from "commander";
 import { parseLayers, SITES, type Site } from "../../model/hooks.js";
 import { openModel, requireTokenizer } from "../../model/open.js";
-import { parseReadPosition } from "../../steer/collect.js";
 import { extractFromModel } from "../../steer/extract-model.js";
 import { methodNames } from "../../steer/methods/registry.js";
 import { loadDataset } from "../../steer/pairs.js";
+import { parseReadPosition } from "../../steer/read.js";
 import { saveVector } from "../../steer/vector-load.js";
 import { int, openOptions, withModelOptions } from "../options.js";
 import { progressReporter } from "../progress.js";
@@ -33,7 +33,7 @@ export function registerExtract(program: Command): void {
     .option("--method <name>", `extraction method (${methodNames().join(", ")})`, "repe-pca")
     .option("--layers <spec>", 'layers to extract: "all", "-8..-1", "3,5,7"', "all")
     .addOption(new Option("--site <site>", "hook site to read").choices(SITES).default("resid_post"))
-    .option("--read <pos>", "read position: last | index:<i> | mean-suffix:<n> | mean-all", "last")
+    .option("--read <pos>", "read position: last | index:-K | mean-suffix:K | mean", "last")
     .option("--batch-size <n>", "sequences per forward", int("batch-size", 1), 8)
     .option("--seed <n>", "seed of the power iteration and the folds", int("seed"), 7)
     .option("--json", "print the diagnostics as JSON")
