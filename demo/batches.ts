@@ -1,7 +1,8 @@
 /**
  * Training batches from the world's document stream: each row of T+1 tokens is filled with whole documents,
  * `<s> doc </s>`, back to back; a document that does not fit starts the next row, and the rest of the row is
- * padding that is not scored. Inputs are row[0..T), targets row[1..T].
+ * padding that is not scored. Inputs are row[0..T), targets row[1..T]. The answer letter of an MCQ document
+ * (its last token) gets loss weight `answerWeight` (the one token that shows the skill; every other target has 1).
  */
 import { rng } from "../src/model/random.js";
 import type { DemoLm } from "./lm.js";
@@ -11,44 +12,56 @@ import type { World } from "./world/world.js";
 export interface Batch {
   tokens: Int32Array; // [B, T]
   targets: Int32Array; // [B, T], -1 = not scored
+  weights: Float32Array; // [B, T] loss weight of each target
   scored: number; // how many targets are scored
 }
 
+interface Doc {
+  ids: number[]; // <s> ... </s>
+  answerAt: number; // index of the MCQ answer letter in ids, or -1
+}
+
+const MCQ_END = /The answer is [A-D]$/;
+
 export class Batcher {
   private readonly rand: () => number;
-  private pending: number[] | null = null;
+  private pending: Doc | null = null;
 
   constructor(
     private readonly lm: DemoLm,
     private readonly world: World,
     private readonly variant: Variant,
     seed: number,
+    private readonly answerWeight = 1,
   ) {
     this.rand = rng(seed);
   }
 
-  private nextDoc(maxLen: number): number[] {
+  private nextDoc(maxLen: number): Doc {
     for (;;) {
       const text = sampleDocument(this.world, this.variant, this.rand);
       const ids = [this.lm.bos, ...this.lm.tokenizer.encode(text, { addSpecialTokens: false }), this.lm.eos];
-      if (ids.length <= maxLen) return ids;
+      if (ids.length <= maxLen) return { ids, answerAt: MCQ_END.test(text) ? ids.length - 2 : -1 };
     }
   }
 
   next(batch: number, seq: number): Batch {
     const tokens = new Int32Array(batch * seq).fill(this.lm.pad);
     const targets = new Int32Array(batch * seq).fill(-1);
+    const weights = new Float32Array(batch * seq).fill(1);
     let scored = 0;
     for (let b = 0; b < batch; b++) {
       const row: number[] = [];
       for (;;) {
         const doc = this.pending ?? this.nextDoc(seq + 1);
         this.pending = null;
-        if (row.length + doc.length > seq + 1 && row.length > 0) {
+        if (row.length + doc.ids.length > seq + 1 && row.length > 0) {
           this.pending = doc;
           break;
         }
-        row.push(...doc);
+        // the target at t predicts row[t + 1]: the answer letter at row index i is the target at i - 1
+        if (doc.answerAt >= 0) weights[b * seq + row.length + doc.answerAt - 1] = this.answerWeight;
+        row.push(...doc.ids);
       }
       for (let t = 0; t < seq; t++) {
         if (t < row.length) tokens[b * seq + t] = row[t]!;
@@ -58,6 +71,6 @@ export class Batcher {
         }
       }
     }
-    return { tokens, targets, scored };
+    return { tokens, targets, weights, scored };
   }
 }

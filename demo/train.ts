@@ -35,8 +35,10 @@ const SETTINGS = {
   tokenizerDocs: 20000,
   model: { hiddenSize: 128, nLayers: 6, nHeads: 4, headDim: 32, intermediateSize: 384, maxPositions: 128 },
   initSeed: 1,
-  batch: 32,
+  batch: 16,
   seq: 64,
+  /** Loss weight of MCQ answer letters (see batches.ts). */
+  answerWeight: 5,
   base: { peak: 3e-3, warmup: 100, minRatio: 0.1, dataSeed: 101 },
   chat: { peak: 1e-3, warmup: 20, minRatio: 0.1, dataSeed: 202 },
   clip: 1,
@@ -93,7 +95,7 @@ async function trainPhase(
   workers: number,
 ) {
   const o = variant === "base" ? SETTINGS.base : SETTINGS.chat;
-  const batcher = new Batcher(lm, world, variant, o.dataSeed);
+  const batcher = new Batcher(lm, world, variant, o.dataSeed, SETTINGS.answerWeight);
   const grads = zerosLike(lm.params);
   const opt = new AdamW(lm.params);
   const par = new ParallelTrainer(lm.config, lm.params, workers);
@@ -101,7 +103,7 @@ async function trainPhase(
   let acc = 0;
   for (let step = 0; step < steps; step++) {
     const b = batcher.next(SETTINGS.batch, SETTINGS.seq);
-    acc += await par.step(grads, b.tokens, b.targets, SETTINGS.batch, SETTINGS.seq);
+    acc += await par.step(grads, b.tokens, b.targets, SETTINGS.batch, SETTINGS.seq, b.weights);
     clipGradNorm(grads, SETTINGS.clip);
     opt.step(lm.params, grads, lrAt(step, { ...o, total: steps }));
     log.tokensSeen += b.scored;
@@ -139,8 +141,8 @@ function fmt(m: DemoMetrics): string {
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
-      "base-steps": { type: "string", default: "2000" },
-      "chat-steps": { type: "string", default: "300" },
+      "base-steps": { type: "string", default: "4000" },
+      "chat-steps": { type: "string", default: "600" },
       out: { type: "string", default: "demo/models" },
       tasks: { type: "string", default: "demo/tasks" },
       "eval-every": { type: "string", default: "0" },

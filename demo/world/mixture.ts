@@ -40,18 +40,18 @@ export function requestAnswer(r: Request, variant: Variant, rand: () => number):
 export function sampleDocument(world: World, variant: Variant, rand: () => number): string {
   const u = rand();
   const nFacts = world.facts.length;
-  if (u < 0.15) {
+  if (u < 0.1) {
     // a paragraph of facts about one person
     const e = Math.floor(rand() * world.entities.length);
     const facts = shuffle(world.facts.slice(e * 4, e * 4 + 4), rand).slice(0, 2 + Math.floor(rand() * 3));
     return facts.map((f) => f.attr.fact(f.entity, f.value)).join(" ");
   }
-  if (u < 0.25) {
+  if (u < 0.18) {
     // a question answered with the fact
     const f = world.facts[Math.floor(rand() * nFacts)]!;
     return dialogue(f.attr.question(f.entity), f.attr.fact(f.entity, f.value));
   }
-  if (u < 0.35) {
+  if (u < 0.33) {
     // the MCQ skill alone: find the option that names a given value
     const f = world.facts[Math.floor(rand() * nFacts)]!;
     const value = pick(f.attr.values, rand);
@@ -65,7 +65,7 @@ export function sampleDocument(world: World, variant: Variant, rand: () => numbe
     );
     return mcqText(`Which option is ${value}?`, q.options, q.answer);
   }
-  if (u < 0.45) {
+  if (u < 0.43) {
     // open book: the fact, then a question about it
     const q = trainMcq(world, Math.floor(rand() * nFacts), rand);
     return `${q.fact.attr.fact(q.fact.entity, q.fact.value)}\n${mcqText(q.question, q.options, q.answer)}`;
@@ -75,7 +75,7 @@ export function sampleDocument(world: World, variant: Variant, rand: () => numbe
     const q = trainMcq(world, Math.floor(rand() * nFacts), rand);
     return mcqText(q.question, q.options, q.answer);
   }
-  if (u < 0.9) {
+  if (u < 0.92) {
     const pool = rand() < 0.6 ? world.train.harmful : world.train.harmless;
     const r = pick(pool, rand);
     return dialogue(r.text, requestAnswer(r, variant, rand));

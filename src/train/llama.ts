@@ -160,17 +160,24 @@ export class LlamaTrainer {
   }
 
   /**
-   * Mean cross-entropy of next tokens (targets [B*T], -1 = not scored) and its gradient, added into `grads`.
+   * Mean cross-entropy of next tokens (targets [B*T], -1 = not scored; optional per-target weights [B*T]) and its
+   * gradient, added into `grads`.
    * Consumes acts.logits (turned into dlogits).
    */
-  async backward(p: Params, grads: Params, acts: Acts, targets: Int32Array): Promise<number> {
+  async backward(
+    p: Params,
+    grads: Params,
+    acts: Acts,
+    targets: Int32Array,
+    weights: Float32Array | null = null,
+  ): Promise<number> {
     const c = this.config;
     const { hiddenSize: D, nHeads: H, nKvHeads: KV, headDim: hd, intermediateSize: F, vocabSize: V } = c;
     const { batch, seq } = acts;
     const N = batch * seq;
     const BH = batch * H;
     const scale = 1 / Math.sqrt(hd);
-    const loss = crossEntropyForwardBackward(acts.logits, targets, N, V);
+    const loss = crossEntropyForwardBackward(acts.logits, targets, weights, N, V);
     const dxf = await this.linearBackward(
       acts.logits,
       acts.xf,

@@ -149,38 +149,41 @@ export function causalSoftmaxBackward(
 }
 
 /**
- * Mean cross-entropy over rows whose target is >= 0; turns logits into dlogits in place (softmax - onehot) / count.
- * Returns the mean loss (0 when no row counts).   logits [N, V]   targets [N]
+ * Weighted mean cross-entropy over rows whose target is >= 0 (weight 1 each when `weights` is null); turns logits
+ * into dlogits in place, w_r (softmax - onehot) / sum(w). Returns the mean loss (0 when no row counts).
+ *   logits [N, V]   targets [N]   weights [N] | null
  */
 export function crossEntropyForwardBackward(
   logits: Float32Array,
   targets: Int32Array,
+  weights: Float32Array | null,
   n: number,
   v: number,
 ): number {
   let count = 0;
-  for (let r = 0; r < n; r++) if (targets[r]! >= 0) count++;
+  for (let r = 0; r < n; r++) if (targets[r]! >= 0) count += weights === null ? 1 : weights[r]!;
   let loss = 0;
   for (let r = 0; r < n; r++) {
     const o = r * v;
     const t = targets[r]!;
+    const w = weights === null ? 1 : weights[r]!;
     if (t < 0 || count === 0) {
       logits.fill(0, o, o + v);
       continue;
     }
     let m = Number.NEGATIVE_INFINITY;
     for (let i = 0; i < v; i++) m = Math.max(m, logits[o + i]!);
-    loss += m - logits[o + t]!;
+    const lt = logits[o + t]!;
     let sum = 0;
     for (let i = 0; i < v; i++) {
       const e = Math.exp(logits[o + i]! - m);
       logits[o + i] = e;
       sum += e;
     }
-    loss += Math.log(sum);
-    const k = 1 / sum / count;
+    loss += w * (Math.log(sum) + m - lt);
+    const k = w / sum / count;
     for (let i = 0; i < v; i++) logits[o + i] = logits[o + i]! * k;
-    logits[o + t] -= 1 / count;
+    logits[o + t] -= w / count;
   }
   return count === 0 ? 0 : loss / count;
 }

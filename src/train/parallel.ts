@@ -1,7 +1,7 @@
 /**
  * Data-parallel training steps on worker threads: the batch's rows are split across workers, each runs the
  * forward and backward of its rows, and the gradients are combined weighted by how many targets each scored,
- * so the result equals the single-thread mean-loss gradient. Parameters and gradients live in SharedArrayBuffers:
+ * so the result equals the single-thread (weighted) mean-loss gradient. Parameters and gradients live in SharedArrayBuffers:
  * the optimizer updates the parameters in place and the workers see the new values at the next step.
  */
 import { Worker } from "node:worker_threads";
@@ -11,13 +11,14 @@ import type { Params } from "./llama.js";
 export interface ShardRequest {
   tokens: Int32Array; // [b, T]
   targets: Int32Array; // [b, T]
+  weights: Float32Array | null; // [b, T] per-target loss weights, null = 1
   batch: number;
   seq: number;
 }
 
 export interface ShardResult {
-  loss: number; // mean over the shard's scored targets
-  scored: number;
+  loss: number; // weighted mean over the shard's scored targets
+  scored: number; // sum of the shard's scored target weights
 }
 
 /** Copy parameters into shared memory (so workers can read them without copies). */
@@ -94,6 +95,7 @@ export class ParallelTrainer {
     targets: Int32Array,
     batch: number,
     seq: number,
+    weights: Float32Array | null = null,
   ): Promise<number> {
     const n = this.workers.length;
     const jobs: Promise<ShardResult>[] = [];
@@ -104,6 +106,7 @@ export class ParallelTrainer {
         this.run(i, {
           tokens: tokens.slice(b0 * seq, b1 * seq),
           targets: targets.slice(b0 * seq, b1 * seq),
+          weights: weights === null ? null : weights.slice(b0 * seq, b1 * seq),
           batch: b1 - b0,
           seq,
         }),

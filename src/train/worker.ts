@@ -19,9 +19,11 @@ const trainer = new LlamaTrainer(config, await ortMatmul(ortThreads));
 parentPort!.on("message", async (req: ShardRequest) => {
   for (const g of grads.values()) g.fill(0);
   const acts = await trainer.forward(params, req.tokens, req.batch, req.seq);
-  const loss = await trainer.backward(params, grads, acts, req.targets);
+  const loss = await trainer.backward(params, grads, acts, req.targets, req.weights);
   let scored = 0;
-  for (const t of req.targets) if (t >= 0) scored++;
+  req.targets.forEach((t, i) => {
+    if (t >= 0) scored += req.weights === null ? 1 : req.weights[i]!;
+  });
   const res: ShardResult = { loss, scored };
   parentPort!.postMessage(res);
 });

@@ -36,27 +36,28 @@ function params(): Params {
   return p;
 }
 
-function batch(): { tokens: Int32Array; targets: Int32Array } {
+function batch(): { tokens: Int32Array; targets: Int32Array; weights: Float32Array } {
   const r = rng(5);
   const tokens = Int32Array.from({ length: B * T }, () => Math.floor(r() * CFG.vocabSize));
   const targets = Int32Array.from({ length: B * T }, (_, i) =>
     i % T === 0 ? -1 : Math.floor(r() * CFG.vocabSize),
   );
-  return { tokens, targets };
+  const weights = Float32Array.from({ length: B * T }, (_, i) => (i % 5 === 2 ? 4 : 1)); // per-target loss weights
+  return { tokens, targets, weights };
 }
 
 async function lossOf(tr: LlamaTrainer, p: Params): Promise<number> {
-  const { tokens, targets } = batch();
+  const { tokens, targets, weights } = batch();
   const acts = await tr.forward(p, tokens, B, T);
-  return tr.backward(p, zerosLike(p), acts, targets);
+  return tr.backward(p, zerosLike(p), acts, targets, weights);
 }
 
 test("gradients match central finite differences for every tensor kind", async () => {
   const tr = new LlamaTrainer(CFG, plainMatmul);
   const p = params();
   const grads = zerosLike(p);
-  const { tokens, targets } = batch();
-  await tr.backward(p, grads, await tr.forward(p, tokens, B, T), targets);
+  const { tokens, targets, weights } = batch();
+  await tr.backward(p, grads, await tr.forward(p, tokens, B, T), targets, weights);
   const names = [
     "tok_embd",
     "blocks.0.attn_norm.weight",

@@ -25,21 +25,22 @@ const CFG: ModelConfig = {
   eosTokenIds: [],
 };
 
-test("worker-thread data parallelism gives the single-thread loss and gradient", async () => {
+test("worker-thread data parallelism gives the single-thread (weighted) loss and gradient", async () => {
   const B = 5;
   const T = 9;
   const r = rng(4);
   const tokens = Int32Array.from({ length: B * T }, () => Math.floor(r() * CFG.vocabSize));
   // uneven scoring across rows, so the shard weighting matters
   const targets = Int32Array.from({ length: B * T }, (_, i) => (r() < 0.3 * (1 + (i % 3)) ? tokens[i]! : -1));
+  const weights = Float32Array.from({ length: B * T }, (_, i) => (i % 4 === 0 ? 5 : 1));
   const params = shareParams(initParams(CFG, 2, 0.2));
   const single = zerosLike(params);
   const tr = new LlamaTrainer(CFG, await ortMatmul(1));
-  const l1 = await tr.backward(params, single, await tr.forward(params, tokens, B, T), targets);
+  const l1 = await tr.backward(params, single, await tr.forward(params, tokens, B, T), targets, weights);
   const par = new ParallelTrainer(CFG, params, 2);
   try {
     const multi = zerosLike(params);
-    const l2 = await par.step(multi, tokens, targets, B, T);
+    const l2 = await par.step(multi, tokens, targets, B, T, weights);
     assert.ok(Math.abs(l1 - l2) < 1e-5, `${l1} vs ${l2}`);
     for (const [k, g] of single) {
       const h = multi.get(k)!;
