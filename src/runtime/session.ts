@@ -10,8 +10,8 @@ export interface SessionSettings {
   /** Intra-op threads per session. Default: the cores available to this process. */
   threads?: number;
   /**
-   * Let idle pool threads spin between runs (lower latency per run, but an engine runs many small sessions in a
-   * row and spinning pools steal cores from the next one). Default false.
+   * Let idle pool threads spin (lower latency per kernel, but an engine runs many sessions in a row, each with
+   * its own pool, and spinning pools steal the cores: measured 3-10x slower decode on 2 cores). Default false.
    */
   spin?: boolean;
   /**
@@ -40,7 +40,13 @@ export function sessionOptions(s: SessionSettings): ort.InferenceSession.Session
     executionMode: "sequential",
     graphOptimizationLevel: "all",
     enableCpuMemArena: s.arena ?? false,
-    extra: { session: { intra_op: { allow_spinning: s.spin ? "1" : "0" } } },
+    extra: {
+      session: {
+        intra_op: { allow_spinning: s.spin ? "1" : "0" },
+        // With spinning on, stop it after each run so the next graph's pool gets the cores.
+        force_spinning_stop: "1",
+      },
+    },
   };
 }
 
