@@ -166,7 +166,8 @@ export class OrtEngine implements Engine {
 
     // The cache's spare slots are fed too (masked): its buffers go to ORT as they are, never copied.
     cache?.reserve(T);
-    const C = cache?.capacity ?? 0;
+    // An empty cache feeds no slots at all (nothing to attend to; saves scoring the spare ones).
+    const C = cache && P > 0 ? cache.capacity : 0;
     const pastMask = cache?.mask ?? mask.map(() => new Uint8Array(0));
     const shared: Record<string, ort.Tensor> = {
       mask: new OrtTensor("float32", additiveMask(pastMask, mask, C, T), [B, 1, T, C + T]),
@@ -254,7 +255,7 @@ export class OrtEngine implements Engine {
   }
 
   private past(cache: OrtKVCache | null, l: number, B: number): { past_k: ort.Tensor; past_v: ort.Tensor } {
-    if (cache) {
+    if (cache && cache.length > 0) {
       const t = cache.tensors(l);
       return { past_k: t.k, past_v: t.v };
     }
