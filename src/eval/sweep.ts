@@ -57,7 +57,7 @@ export interface SweepStats {
   skipped: number;
   computed: number;
   forwards: number;
-  /** Whether prefix reuse ran (false when off, L = 0, or the engine refused startLayer). */
+  /** Whether a prefix was computed and reused (false when off, L = 0, or the engine lacks startLayer). */
   reused: boolean;
 }
 
@@ -161,6 +161,7 @@ async function prefix(c: Ctx, batch: Batch, L: number): Promise<Float32Array | n
   };
   await c.engine.forward(batch, { logits: "none", stopAfterLayer: L - 1, hooks: [capture] });
   c.stats.forwards++;
+  c.stats.reused = true;
   return hidden;
 }
 
@@ -489,6 +490,5 @@ export async function runSweep(
       }
     }
   }
-  stats.reused = c.reuseOk && plan.variants.some((v) => Math.min(...v.layers) > 0);
   return stats;
 }
