@@ -347,7 +347,9 @@ async function runLogprob(
   const rows = prompts.flatMap((p) => merged.rows.map((j) => [...p, ...needs[j]!]));
   const batch = padded(rows);
   const hidden = await prefix(c, batch, v.layers[0]!);
-  for (const g of groups(coeffs, rows.length, c.opts.maxRows ?? 32)) {
+  // logits of every slot come back ([rows, T, V] floats): keep one forward's under ~256 MiB
+  const cap = Math.floor(2 ** 26 / (batch.T * c.engine.config.vocabSize));
+  for (const g of groups(coeffs, rows.length, Math.min(c.opts.maxRows ?? 32, cap))) {
     const rowCoeffs = g.flatMap((r) => rows.map(() => r));
     const logits = await steeredForward(c, batch, hidden, v, rowCoeffs, "all");
     const V = logits.length / (rowCoeffs.length * batch.T);
