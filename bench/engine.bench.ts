@@ -12,6 +12,8 @@
 import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
+import v8 from "node:v8";
+import vm from "node:vm";
 import type { ModelConfig } from "../src/model/config.js";
 import { randomWeights, rng } from "../src/model/random.js";
 import { createOrtEngine } from "../src/runtime/ort-engine.js";
@@ -73,6 +75,8 @@ export interface BenchRow extends BenchCase {
   peakRssMiB: number;
   /** Resident set after the engine is built and the JS weights are dropped, MiB. */
   steadyRssMiB: number;
+  /** Resident set before the weights exist (Node, tsx, onnxruntime loaded), MiB. */
+  baseRssMiB: number;
 }
 
 const PROMPT = 128;
@@ -92,8 +96,16 @@ function ids(n: number, vocab: number, seed: number): number[] {
   return Array.from({ length: n }, () => Math.floor(u() * vocab));
 }
 
+/** A real GC for the measurements (bench only; the library never forces one). */
+function collect(): void {
+  v8.setFlagsFromString("--expose-gc");
+  (vm.runInNewContext("gc") as () => void)();
+}
+
 export async function benchOrt(k: BenchCase): Promise<BenchRow> {
   const c = BENCH_CONFIGS[k.model]!;
+  collect();
+  const baseRssMiB = vmKiB("VmRSS") / 1024;
   let weights: ReturnType<typeof randomWeights> | null = randomWeights(c, 1);
   let bytes = 0;
   for (const t of weights.values()) bytes += t.data.byteLength;
@@ -104,7 +116,7 @@ export async function benchOrt(k: BenchCase): Promise<BenchRow> {
   );
   const buildS = (performance.now() - t0) / 1000;
   weights = null;
-  (globalThis as { gc?: () => void }).gc?.();
+  collect();
 
   // Best of several runs: on a shared machine the least-disturbed run is the closest to the engine's speed.
   const prompt = [ids(PROMPT, c.vocabSize, 2)];
@@ -129,6 +141,7 @@ export async function benchOrt(k: BenchCase): Promise<BenchRow> {
   };
   const decodeTokS = await decode(DECODE_PROMPT, 3);
   const decodeLongTokS = await decode(LONG_PROMPT, 2);
+  collect();
   const steady = vmKiB("VmRSS") / 1024;
   await engine.dispose();
   return {
@@ -140,6 +153,7 @@ export async function benchOrt(k: BenchCase): Promise<BenchRow> {
     decodeLongTokS,
     peakRssMiB: vmKiB("VmHWM") / 1024,
     steadyRssMiB: steady,
+    baseRssMiB,
   };
 }
 
@@ -159,6 +173,7 @@ function table(rows: BenchRow[]): string {
     `decode tok/s (@${LONG_PROMPT})`,
     "peak RSS MiB",
     "steady RSS MiB",
+    "base RSS MiB",
   ];
   const body = rows.map((r) => [
     r.model,
@@ -172,6 +187,7 @@ function table(rows: BenchRow[]): string {
     r.decodeLongTokS.toFixed(1),
     r.peakRssMiB.toFixed(0),
     r.steadyRssMiB.toFixed(0),
+    r.baseRssMiB.toFixed(0),
   ]);
   const width = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
   const line = (cells: string[]) => `| ${cells.map((x, i) => x.padEnd(width[i]!)).join(" | ")} |`;
