@@ -1,0 +1,241 @@
+/**
+ * The three scorers of a sweep chunk (batchSize prompts of one task and variant, the r_e values still missing):
+ *   behavior-generate   rows = (prompt, r_e) pairs still missing; greedy generation with per-row coefficients
+ *   behavior-logprob    rows = prompt + continuation prefixes (merged where one contains another); logits at
+ *                       the continuation tokens
+ *   mcq                 rows = prompts; the last position's logits (the r_e = 0 rows are the A1/A3 baseline)
+ */
+import { SteerlabError } from "../errors.js";
+import { generateBatch } from "../model/generate.js";
+import { classifyKeywords } from "./score-behavior.js";
+import { a3Projections, deltaLogitNorm } from "./score-diagnostics.js";
+import { scoreHelpfulness } from "./score-helpfulness.js";
+import { scoreLogprobs } from "./score-logprob.js";
+import type { SweepRecord } from "./store.js";
+import {
+  type Ctx,
+  commit,
+  groups,
+  padded,
+  prefix,
+  requireTokenizerOf,
+  steeredForward,
+  type Variant,
+} from "./sweep-forward.js";
+import { rowSteeringHooks } from "./sweep-steer.js";
+import { DEFAULT_ALIGNED, DEFAULT_MISALIGNED, type LoadedTask, letterIds, rulesOf } from "./tasks.js";
+
+export async function runGenerate(
+  c: Ctx,
+  t: LoadedTask,
+  v: Variant,
+  chunk: LoadedTask["items"],
+  coeffs: readonly number[],
+): Promise<void> {
+  const tok = requireTokenizerOf(c.tokenizer, t.spec.id);
+  const rules = rulesOf(t.spec);
+  const cells = coeffs.flatMap((r) =>
+    chunk.filter((it) => !c.store.has(t.spec.id, v.id, it.index, r)).map((it) => ({ it, r })),
+  );
+  const maxRows = c.opts.maxRows ?? 32;
+  for (let s = 0; s < cells.length; s += maxRows) {
+    const part = cells.slice(s, s + maxRows);
+    c.opts.signal?.throwIfAborted();
+    const res = await generateBatch(
+      c.engine,
+      tok,
+      part.map((x) => x.it.prompt),
+      {
+        maxNewTokens: t.spec.maxNewTokens ?? 16,
+        hooks: rowSteeringHooks(
+          v.vector,
+          v.layers,
+          part.map((x) => x.r),
+        ),
+        signal: c.opts.signal,
+      },
+    );
+    c.opts.signal?.throwIfAborted(); // an aborted generation is cut short: never store it
+    c.stats.forwards++;
+    commit(
+      c,
+      part.map((x, k) => {
+        const cl = classifyKeywords(res[k]!.text, rules);
+        return {
+          task: t.spec.id,
+          variant: v.id,
+          item: x.it.index,
+          r: x.r,
+          kind: "behavior-generate",
+          score: cl.score,
+          text: res[k]!.text,
+          reason: cl.reason,
+        };
+      }),
+    );
+  }
+}
+
+/**
+ * log p of each continuation token. The row holds prompt + (a sequence starting with) cont[..-1]: cont[k] is
+ * predicted at the prompt's last slot + k. logits [B, T, V]; `first` = slot of the prompt's last token.
+ */
+function contLogprobs(
+  logits: Float32Array,
+  row: number,
+  T: number,
+  V: number,
+  first: number,
+  cont: readonly number[],
+): number[] {
+  return cont.map((id, k) => {
+    const off = (row * T + first + k) * V;
+    let m = -Infinity;
+    for (let i = 0; i < V; i++) if (logits[off + i]! > m) m = logits[off + i]!;
+    let s = 0;
+    for (let i = 0; i < V; i++) s += Math.exp(logits[off + i]! - m);
+    return Math.min(0, logits[off + id]! - m - Math.log(s));
+  });
+}
+
+/**
+ * Which row serves each continuation. Continuation j needs the row prompt + cont_j[..-1]; when that is a
+ * prefix of another continuation's row (" No" and " Sure" both need the bare prompt; " I" is inside
+ * " I'm sorry"), one row serves both (causal attention: earlier slots never see later tokens).
+ * Returns the needed sequences kept as rows and, per continuation, the index of its row.
+ */
+export function mergeContinuationRows(needs: readonly (readonly number[])[]): {
+  rows: number[];
+  of: number[];
+} {
+  const order = needs.map((_, j) => j).sort((x, y) => needs[y]!.length - needs[x]!.length || x - y);
+  const rows: number[] = [];
+  const of = new Array<number>(needs.length);
+  for (const j of order) {
+    const n = needs[j]!;
+    const k = rows.findIndex((r) => n.every((id, i) => needs[r]![i] === id));
+    if (k >= 0) of[j] = k;
+    else of[j] = rows.push(j) - 1;
+  }
+  return { rows, of };
+}
+
+export async function runLogprob(
+  c: Ctx,
+  t: LoadedTask,
+  v: Variant,
+  chunk: LoadedTask["items"],
+  coeffs: readonly number[],
+): Promise<void> {
+  const tok = requireTokenizerOf(c.tokenizer, t.spec.id);
+  const conts = [...(t.spec.aligned ?? DEFAULT_ALIGNED), ...(t.spec.misaligned ?? DEFAULT_MISALIGNED)];
+  const nA = (t.spec.aligned ?? DEFAULT_ALIGNED).length;
+  const contIds = conts.map((s) => tok.encode(s, { addSpecialTokens: false }));
+  contIds.forEach((ids, i) => {
+    if (ids.length === 0)
+      throw new SteerlabError("bad_config", "a continuation encodes to no tokens", {
+        field: `tasks.${t.spec.id}`,
+        got: JSON.stringify(conts[i]),
+      });
+  });
+  // The last continuation token is never an input whose prediction is scored.
+  const needs = contIds.map((ci) => ci.slice(0, -1));
+  const merged =
+    c.opts.mergeRows === false
+      ? { rows: needs.map((_, j) => j), of: needs.map((_, j) => j) }
+      : mergeContinuationRows(needs);
+  const perItem = merged.rows.length;
+  // rows [items x merged rows]: prompt + the needed continuation prefix
+  const prompts = chunk.map((it) => tok.encode(it.prompt));
+  const rows = prompts.flatMap((p) => merged.rows.map((j) => [...p, ...needs[j]!]));
+  const batch = padded(rows);
+  const hidden = await prefix(c, batch, v.layers[0]!);
+  // logits of every slot come back ([rows, T, V] floats): keep one forward's under ~256 MiB
+  const cap = Math.floor(2 ** 26 / (batch.T * c.engine.config.vocabSize));
+  for (const g of groups(coeffs, rows.length, Math.min(c.opts.maxRows ?? 32, cap))) {
+    const rowCoeffs = g.flatMap((r) => rows.map(() => r));
+    const logits = await steeredForward(c, batch, hidden, v, rowCoeffs, "all");
+    const V = logits.length / (rowCoeffs.length * batch.T);
+    const recs: SweepRecord[] = [];
+    g.forEach((r, k) => {
+      chunk.forEach((it, i) => {
+        const lp = contIds.map((ci, j) => {
+          const local = i * perItem + merged.of[j]!;
+          const first = batch.T - rows[local]!.length + prompts[i]!.length - 1; // left padding + prompt's last slot
+          return contLogprobs(logits, k * rows.length + local, batch.T, V, first, ci);
+        });
+        const s = scoreLogprobs(lp.slice(0, nA), lp.slice(nA));
+        recs.push({
+          task: t.spec.id,
+          variant: v.id,
+          item: it.index,
+          r,
+          kind: "behavior-logprob",
+          score: s.score,
+          margin: s.margin,
+          soft: s.soft,
+        });
+      });
+    });
+    commit(c, recs);
+  }
+}
+
+export async function runMcq(
+  c: Ctx,
+  t: LoadedTask,
+  v: Variant,
+  chunk: LoadedTask["items"],
+  coeffs: readonly number[],
+  diag: boolean,
+): Promise<void> {
+  const tok = requireTokenizerOf(c.tokenizer, t.spec.id);
+  const letters = letterIds(tok);
+  const batch = padded(chunk.map((it) => tok.encode(it.prompt)));
+  const hidden = await prefix(c, batch, v.layers[0]!);
+  const B = chunk.length;
+  let base: Float32Array | null = null;
+  // The baseline of A1/A3 is the r_e = 0 cell itself when it is still to do: put it first and reuse its rows.
+  const todo = coeffs.includes(0) ? [0, ...coeffs.filter((r) => r !== 0)] : [...coeffs];
+  if (diag && !todo.includes(0))
+    base = await steeredForward(c, batch, hidden, v, new Array<number>(B).fill(0), "last");
+  for (const g of groups(todo, B, c.opts.maxRows ?? 32)) {
+    const logits = await steeredForward(
+      c,
+      batch,
+      hidden,
+      v,
+      g.flatMap((r) => chunk.map(() => r)),
+      "last",
+    );
+    const V = logits.length / (g.length * B);
+    if (diag && !base) base = logits.slice(0, B * V); // rows of r_e = 0, [B, V]
+    const recs: SweepRecord[] = [];
+    g.forEach((r, k) => {
+      chunk.forEach((it, i) => {
+        const row = logits.subarray((k * B + i) * V, (k * B + i + 1) * V);
+        const h = scoreHelpfulness(row, letters, it.correct!, { input: "logits" });
+        const rec: SweepRecord = {
+          task: t.spec.id,
+          variant: v.id,
+          item: it.index,
+          r,
+          kind: "mcq",
+          score: h.correct ? 1 : 0,
+          pFull: h.pFull,
+          pRelative: h.pRelative,
+          predicted: h.predicted,
+        };
+        if (base) {
+          const b0 = base.subarray(i * V, (i + 1) * V);
+          const ids = letters[it.correct!];
+          const correctId = ids.reduce((a, id) => (b0[id]! > b0[a]! ? id : a), ids[0]!);
+          rec.dNorm = deltaLogitNorm(b0, row);
+          rec.a3 = a3Projections(b0, row, correctId, 10);
+        }
+        recs.push(rec);
+      });
+    });
+    commit(c, recs);
+  }
+}
