@@ -68,3 +68,12 @@ export async function createSession(
     );
   }
 }
+
+/**
+ * The same options without weight prepacking. For a tied embedding (one tensor feeding the embedding Gather and
+ * the output Gemm), MLAS would keep a packed copy beside the original: the vocabulary matrix twice.
+ */
+export function noPrepack(o: ort.InferenceSession.SessionOptions): ort.InferenceSession.SessionOptions {
+  const extra = (o.extra ?? {}) as { session?: Record<string, unknown> };
+  return { ...o, extra: { ...extra, session: { ...extra.session, disable_prepacking: "1" } } };
+}

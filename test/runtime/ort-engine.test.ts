@@ -228,6 +228,17 @@ describe("OrtEngine options", () => {
     await e.dispose();
   });
 
+  test("a tied head without prepacking (prepackTiedHead: false) gives the same logits", async () => {
+    const g = TINY_CONFIGS.gpt2!;
+    const w = randomWeights(g, 4);
+    const ids = [randomIds(6, g.vocabSize, 16)];
+    const expected = await new ReferenceEngine(g, w).forward({ ids }, { logits: "all" });
+    const e = await createOrtEngine({ config: g, weights: w }, { threads: 1, prepackTiedHead: false });
+    const got = await e.forward({ ids }, { logits: "all" });
+    assert.ok(relDiff(got.logits, expected.logits) <= TOL);
+    await e.dispose();
+  });
+
   test("a cache from another engine and out-of-range tokens are refused", async () => {
     const w = randomWeights(c, 5);
     const e = await createOrtEngine({ config: c, weights: w }, { threads: 1 });
