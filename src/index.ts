@@ -1,0 +1,82 @@
+/**
+ * steerlab's public library API. The CLI (src/cli) and any server are thin skins over these functions.
+ * Grouped along the data flow: files -> models and engines -> vectors -> sweeps -> fits -> reports.
+ */
+
+// Errors
+export {
+  isSteerlabError,
+  SteerlabError,
+  type SteerlabErrorCode,
+  type SteerlabErrorDetails,
+} from "./errors.js";
+// The tradeoff lab
+export { loadInstructions, loadMmlu, loadStatements } from "./eval/datasets.js";
+export { classifyKeywords, REFUSAL_RULES } from "./eval/score-behavior.js";
+export { scoreHelpfulness } from "./eval/score-helpfulness.js";
+export { loadSweepConfig, parseSweepConfig, type SweepConfig } from "./eval/sweep-config.js";
+export { reportOfRun, sweepToDir } from "./eval/sweep-plan.js";
+export { trainByteLevelBpe } from "./io/bpe-train.js";
+// Files: checkpoints, tokenizers
+export { readGguf, writeGguf } from "./io/gguf.js";
+export { loadGgufModel, saveGgufModel } from "./io/gguf-model.js";
+export { loadHfModel, saveHfModel } from "./io/hf-model.js";
+export { readSafetensors, writeSafetensors } from "./io/safetensors.js";
+export { loadTokenizerFromHfDir, tokenizerFromGguf, tokenizerFromJson } from "./io/tokenizer.js";
+export type { ChatMessage, Tokenizer } from "./io/tokenizer-types.js";
+// Models and engines
+export type { ModelConfig } from "./model/config.js";
+export type {
+  Batch,
+  Engine,
+  ForwardOptions,
+  ForwardResult,
+  Hook,
+  HookBinding,
+  HookContext,
+  KVCache,
+} from "./model/engine.js";
+export {
+  type GenerateOptions,
+  type GenerationResult,
+  generate,
+  generateBatch,
+  streamGenerate,
+} from "./model/generate.js";
+export { type HookPoint, hookName, parseHookName, parseLayers, SITES, type Site } from "./model/hooks.js";
+export { inspectModel } from "./model/inspect.js";
+export { loadModel } from "./model/load.js";
+export { nextTokenLogprobs, scoreContinuations } from "./model/logprobs.js";
+export type { LoadedModel } from "./model/model.js";
+export { type Backend, type OpenedModel, type OpenOptions, openModel } from "./model/open.js";
+export { ReferenceEngine } from "./reference/engine.js";
+export { buildReport } from "./report/build.js";
+export { reportFromPaperData } from "./report/paper.js";
+export { writeReport } from "./report/writers.js";
+export { createOrtEngine } from "./runtime/ort-engine.js";
+// Steering vectors
+export {
+  type PositionSpec,
+  parsePositions,
+  type SteerOp,
+  type SteerOptions,
+  steeringHooks,
+} from "./steer/apply.js";
+export { negate, normalize, orthogonalize, scale, selectLayers, sum } from "./steer/arithmetic.js";
+export { collectActivations, streamActivations } from "./steer/collect.js";
+export { readControlVector, writeControlVector } from "./steer/control-vector-gguf.js";
+export { extract } from "./steer/extract.js";
+export { type ExtractFromModelOptions, extractFromModel } from "./steer/extract-model.js";
+export type { ExtractionMethod } from "./steer/methods/method.js";
+export { getMethod, methodNames, registerMethod } from "./steer/methods/registry.js";
+export { loadDataset, loadLabelled, loadPairs } from "./steer/pairs.js";
+export { parseReadPosition, type ReadPosition } from "./steer/read.js";
+export { preparePrompt, steerCallHooks } from "./steer/steer-call.js";
+export { checkVectorFits, makeVector, type SteeringVector } from "./steer/vector.js";
+export { readVector, writeVector } from "./steer/vector-file.js";
+export { loadVector, saveVector } from "./steer/vector-load.js";
+export { fitCurve, loadCurve } from "./theory/curves.js";
+// Theory and reports
+export { fitCorollary, fitLocalLinear, fitLocalQuadratic, fitTanh } from "./theory/laws.js";
+export { efficientRegime } from "./theory/regime.js";
+export { VERSION } from "./version.js";
