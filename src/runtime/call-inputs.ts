@@ -5,7 +5,6 @@
  */
 import { SteerlabError } from "../errors.js";
 import type { Batch } from "../model/engine.js";
-import type { RopeTable } from "../model/rope.js";
 
 /** Additive mask value for keys a query must not see (exp underflows to exactly 0). */
 export const MASKED = -1e9;
@@ -118,25 +117,31 @@ export function additiveMask(
 
 /**
  * cos and sin rows [B, T, 1, hd] for the graph's rotate_half RoPE: cos halves duplicated, sin as [-sin, sin].
- * Padding (position -1) uses position 0; its output is never used.
+ * Angles are computed per token from rope.ts's inverse frequencies (scaling included) exactly as its tables are
+ * (float32 angle, then cos/sin), so no [maxPositions, hd] table is held. Padding (-1) uses position 0.
  */
-export function ropeRows(pos: Int32Array, table: RopeTable): { cos: Float32Array; sin: Float32Array } {
-  const h = table.half;
+export function ropeRows(
+  pos: Int32Array,
+  invFreq: Float32Array,
+  maxPositions: number,
+): { cos: Float32Array; sin: Float32Array } {
+  const h = invFreq.length;
   const hd = 2 * h;
   const cos = new Float32Array(pos.length * hd);
   const sin = new Float32Array(pos.length * hd);
   for (let i = 0; i < pos.length; i++) {
     const p = Math.max(0, pos[i]!);
-    if (p >= table.nPos) {
+    if (p >= maxPositions) {
       throw new SteerlabError("bad_input", `position ${p} is beyond the model's context`, {
         field: "positions",
-        expected: `positions < ${table.nPos} (max_position_embeddings)`,
+        expected: `positions < ${maxPositions} (max_position_embeddings)`,
         got: String(p),
       });
     }
     for (let k = 0; k < h; k++) {
-      const c = table.cos[p * h + k]!;
-      const s = table.sin[p * h + k]!;
+      const a = Math.fround(p * invFreq[k]!);
+      const c = Math.cos(a);
+      const s = Math.sin(a);
       cos[i * hd + k] = c;
       cos[i * hd + h + k] = c;
       sin[i * hd + k] = -s;

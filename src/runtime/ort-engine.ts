@@ -22,8 +22,8 @@ import {
   weightFn,
 } from "../model/graph/graphs.js";
 import { hookName, type Site } from "../model/hooks.js";
-import { type RopeTable, ropeTable } from "../model/rope.js";
-import type { Weights } from "../model/weights.js";
+import { ropeInvFreq } from "../model/rope.js";
+import { checkWeights, type Weights } from "../model/weights.js";
 import { additiveMask, checkBatch, positionsFor, ropeRows } from "./call-inputs.js";
 import { OrtKVCache } from "./kv-cache.js";
 import { createSession, noPrepack, type SessionSettings, sessionOptions } from "./session.js";
@@ -57,6 +57,7 @@ export async function createOrtEngine(
   opts: OrtEngineOptions = {},
 ): Promise<OrtEngine> {
   const c = model.config;
+  checkWeights(c, model.weights, "createOrtEngine"); // every missing or misshapen tensor in one error
   const granularity = opts.granularity ?? "site";
   if (granularity !== "site" && granularity !== "block") {
     throw new SteerlabError("bad_input", `unknown granularity "${granularity}"`, {
@@ -100,7 +101,7 @@ export async function createOrtEngine(
     const tiedNoPack = c.tiedEmbeddings && opts.prepackTiedHead === false;
     const head = await make(headGraph(c, w), tiedNoPack ? noPrepack(so) : so);
     consume((n) => !n.startsWith("blocks."));
-    const rope = archSpec(c.arch).positional === "rope" ? ropeTable(c, c.maxPositions) : null;
+    const rope = archSpec(c.arch).positional === "rope" ? ropeInvFreq(c) : null;
     return new OrtEngine(c, blocks, head, rope);
   } catch (e) {
     await Promise.all(sessions.map((s) => s.release()));
@@ -116,7 +117,8 @@ export class OrtEngine implements Engine {
     readonly config: ModelConfig,
     private readonly blocks: Blocks,
     private readonly head: ort.InferenceSession,
-    private readonly rope: RopeTable | null,
+    /** RoPE inverse frequencies [hd/2] (scaling applied), or null for learned positions. */
+    private readonly rope: Float32Array | null,
   ) {}
 
   get granularity(): "site" | "block" {
@@ -181,7 +183,7 @@ export class OrtEngine implements Engine {
       mask: new OrtTensor("float32", additiveMask(pastMask, mask, C, T), [B, 1, T, C + T]),
     };
     if (this.rope) {
-      const { cos, sin } = ropeRows(positions, this.rope);
+      const { cos, sin } = ropeRows(positions, this.rope, c.maxPositions);
       shared.cos = new OrtTensor("float32", cos, [B, T, 1, c.headDim]);
       shared.sin = new OrtTensor("float32", sin, [B, T, 1, c.headDim]);
     }

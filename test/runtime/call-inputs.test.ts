@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { isSteerlabError } from "../../src/errors.js";
-import { ropeTable } from "../../src/model/rope.js";
+import { ropeInvFreq, ropeTable } from "../../src/model/rope.js";
 import { additiveMask, checkBatch, MASKED, positionsFor, ropeRows } from "../../src/runtime/call-inputs.js";
 
 test("positions count real tokens per row and continue across calls", () => {
@@ -23,14 +23,25 @@ test("additive mask: past slots by their mask, spare slots hidden, new tokens ca
   assert.deepEqual(Array.from(n), [0, X, X, 0]);
 });
 
-test("rope rows: cos halves duplicated, sin as [-sin, sin], padding at position 0", () => {
-  const t = ropeTable({ headDim: 4, ropeTheta: 10000, ropeScaling: null }, 8);
-  const { cos, sin } = ropeRows(Int32Array.from([3, -1]), t);
+test("rope rows equal rope.ts's tables: cos halves duplicated, sin as [-sin, sin], padding at position 0", () => {
+  const cfg = {
+    headDim: 4,
+    ropeTheta: 500000,
+    ropeScaling: {
+      type: "llama3" as const,
+      factor: 8,
+      lowFreqFactor: 1,
+      highFreqFactor: 4,
+      originalMaxPositions: 4,
+    },
+  };
+  const t = ropeTable(cfg, 8);
+  const { cos, sin } = ropeRows(Int32Array.from([3, -1]), ropeInvFreq(cfg), 8);
   assert.deepEqual(Array.from(cos.subarray(0, 4)), [t.cos[6]!, t.cos[7]!, t.cos[6]!, t.cos[7]!]);
   assert.deepEqual(Array.from(sin.subarray(0, 4)), [-t.sin[6]!, -t.sin[7]!, t.sin[6]!, t.sin[7]!]);
   assert.deepEqual(Array.from(cos.subarray(4)), [1, 1, 1, 1]);
   assert.throws(
-    () => ropeRows(Int32Array.from([8]), t),
+    () => ropeRows(Int32Array.from([8]), ropeInvFreq(cfg), 8),
     (e) => isSteerlabError(e, "bad_input"),
   );
 });

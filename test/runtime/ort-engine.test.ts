@@ -239,6 +239,17 @@ describe("OrtEngine options", () => {
     await e.dispose();
   });
 
+  test("missing weights are all reported in one error before any graph is built", async () => {
+    const w = randomWeights(c, 5);
+    w.delete("blocks.1.attn.q.weight");
+    w.delete("final_norm.weight");
+    await assert.rejects(createOrtEngine({ config: c, weights: w }), (err) => {
+      assert.ok(isSteerlabError(err, "bad_tensor"));
+      assert.equal(err.details.problems?.length, 2);
+      return true;
+    });
+  });
+
   test("a cache from another engine and out-of-range tokens are refused", async () => {
     const w = randomWeights(c, 5);
     const e = await createOrtEngine({ config: c, weights: w }, { threads: 1 });
