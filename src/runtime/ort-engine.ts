@@ -6,6 +6,8 @@
  * TypeScript holds the residual stream between graphs, does the residual adds and runs the hooks of the call at
  * each site. With granularity "block" each block is one graph (fewer runs, faster decode) and only the
  * resid_pre/resid_post sites can be hooked. Weights live only inside ORT once the sessions exist.
+ * The KV cache (kv-cache.ts) is JS buffers with spare capacity that the graphs read in place; each call's new
+ * keys and values come back as small outputs and are appended, so a decode step copies no cache.
  */
 import type * as ort from "onnxruntime-node";
 import { Tensor as OrtTensor } from "onnxruntime-node";

@@ -99,7 +99,7 @@ export class GraphBuilder {
     for (const n of this.books.nodes) n.input = n.input!.map((i) => (i === value ? name : i));
   }
 
-  /** A float32 constant. `data` is copied into the model bytes when the graph is encoded. */
+  /** A float32 weight. `data` goes into the model bytes, or beside them as external data (see encode). */
   weight(name: string, dims: readonly number[], data: Float32Array): Value {
     const n = dims.reduce((a, b) => a * b, 1);
     if (data.length !== n) {

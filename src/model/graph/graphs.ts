@@ -1,6 +1,6 @@
 /**
  * The graphs the ONNX Runtime engine runs, sized so that TypeScript holds the residual stream at every hook point:
- *   embed+head:  ids [B,T] (+ pos [B,T]) ─► embed [B,T,D];   hidden [B,T',D] ─► final norm ─► logits [B*T', V]
+ *   embed+head:  ids [B,T] (+ pos [B,T]) ─► embed [B,T,D];   hidden [N,D] ─► final norm ─► logits [N,V]
  *   attn(l):     resid_pre [B,T,D] ─► norm ─► attention ─► attn_out [B,T,D]  (+ new K^T/V)
  *   mlp(l):      resid_mid [B,T,D] ─► norm ─► mlp ─► mlp_out [B,T,D]
  *   block(l):    resid_pre ─► attn ─(+)─► mlp ─(+)─► resid_post   (fused: only resid hooks can see inside)
