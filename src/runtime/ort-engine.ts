@@ -14,7 +14,15 @@ import { Tensor as OrtTensor } from "onnxruntime-node";
 import { SteerlabError } from "../errors.js";
 import { archSpec } from "../model/arch/registry.js";
 import type { ModelConfig } from "../model/config.js";
-import type { Batch, Engine, ForwardOptions, ForwardResult, HookBinding, KVCache } from "../model/engine.js";
+import {
+  type Batch,
+  checkStart,
+  type Engine,
+  type ForwardOptions,
+  type ForwardResult,
+  type HookBinding,
+  type KVCache,
+} from "../model/engine.js";
 import {
   attnGraph,
   type BuiltGraph,
@@ -161,6 +169,7 @@ export class OrtEngine implements Engine {
       });
     }
     const hooks = this.groupHooks(opts.hooks ?? []);
+    const first = checkStart(opts, B * T * D, last);
     const cache = this.resolveCache(opts.cache, B);
     const P = cache?.length ?? 0;
 
@@ -208,9 +217,12 @@ export class OrtEngine implements Engine {
         [B, T],
       );
     }
-    let x = (await this.head.run(headFeeds, ["embed"])).embed!.data as Float32Array; // [B, T, D]
+    // Resuming at block `first` (ForwardOptions.startLayer) skips the embedding: x starts as the given resid_pre.
+    let x = opts.inputHidden
+      ? Float32Array.from(opts.inputHidden)
+      : ((await this.head.run(headFeeds, ["embed"])).embed!.data as Float32Array); // [B, T, D]
 
-    for (let l = 0; l <= last; l++) {
+    for (let l = first; l <= last; l++) {
       fire(l, "resid_pre", x);
       const feeds = {
         ...shared,
