@@ -8,7 +8,7 @@ import { fileURLToPath } from "node:url";
 import { randomWeights, rng } from "../src/model/random.js";
 import { createOrtEngine } from "../src/runtime/ort-engine.js";
 import { collectActivations } from "../src/steer/collect.js";
-import { BENCH_CONFIGS } from "./engine.bench.js";
+import { BENCH_CONFIGS } from "./cases.js";
 
 function arg(name: string, fallback: number): number {
   const i = process.argv.indexOf(`--${name}`);

@@ -10,97 +10,23 @@
  * a BenchRow and list it in RUNNERS; the table and child-process driver are shared.
  */
 import { execFileSync } from "node:child_process";
-import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import v8 from "node:v8";
-import vm from "node:vm";
-import type { ModelConfig } from "../src/model/config.js";
-import { randomWeights, rng } from "../src/model/random.js";
+import { randomWeights } from "../src/model/random.js";
 import { createOrtEngine } from "../src/runtime/ort-engine.js";
-
-export const BENCH_CONFIGS: Record<string, ModelConfig> = {
-  llama: {
-    arch: "llama",
-    vocabSize: 32000,
-    hiddenSize: 768,
-    nLayers: 12,
-    nHeads: 12,
-    nKvHeads: 12,
-    headDim: 64,
-    intermediateSize: 2048,
-    normEps: 1e-5,
-    maxPositions: 1024,
-    ropeTheta: 10000,
-    ropeScaling: null,
-    tiedEmbeddings: false,
-    bosTokenId: 1,
-    eosTokenIds: [2],
-  },
-  gpt2: {
-    arch: "gpt2",
-    vocabSize: 50257,
-    hiddenSize: 768,
-    nLayers: 12,
-    nHeads: 12,
-    nKvHeads: 12,
-    headDim: 64,
-    intermediateSize: 3072,
-    normEps: 1e-5,
-    maxPositions: 1024,
-    ropeTheta: 0,
-    ropeScaling: null,
-    tiedEmbeddings: true,
-    bosTokenId: 50256,
-    eosTokenIds: [50256],
-  },
-};
-
-export interface BenchCase {
-  model: keyof typeof BENCH_CONFIGS;
-  backend: string;
-  granularity: "site" | "block";
-  threads: number;
-  spin: boolean;
-  arena: boolean;
-}
-
-export interface BenchRow extends BenchCase {
-  weightMiB: number;
-  buildS: number;
-  prefillTokS: number;
-  decodeTokS: number;
-  /** Decode tokens/s after a LONG_PROMPT-token prompt. */
-  decodeLongTokS: number;
-  /** Peak resident set of the whole process, MiB (weights generated in JS included). */
-  peakRssMiB: number;
-  /** Resident set after the engine is built and the JS weights are dropped, MiB. */
-  steadyRssMiB: number;
-  /** Resident set before the weights exist (Node, tsx, onnxruntime loaded), MiB. */
-  baseRssMiB: number;
-}
-
-const PROMPT = 128;
-const DECODE_PROMPT = 16;
-/** A second decode measurement deep into the context, where the KV cache dominates. */
-const LONG_PROMPT = 448;
-const DECODE_STEPS = 64;
-const MiB = 1024 * 1024;
-
-function vmKiB(field: "VmHWM" | "VmRSS"): number {
-  const m = new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync("/proc/self/status", "utf8"));
-  return m ? Number(m[1]) : Number.NaN;
-}
-
-function ids(n: number, vocab: number, seed: number): number[] {
-  const u = rng(seed);
-  return Array.from({ length: n }, () => Math.floor(u() * vocab));
-}
-
-/** A real GC for the measurements (bench only; the library never forces one). */
-function collect(): void {
-  v8.setFlagsFromString("--expose-gc");
-  (vm.runInNewContext("gc") as () => void)();
-}
+import {
+  BENCH_CONFIGS,
+  type BenchCase,
+  type BenchRow,
+  collect,
+  DECODE_PROMPT,
+  DECODE_STEPS,
+  ids,
+  LONG_PROMPT,
+  MiB,
+  PROMPT,
+  vmKiB,
+} from "./cases.js";
+import { benchLlamaCpp } from "./llama-cpp.js";
 
 export async function benchOrt(k: BenchCase): Promise<BenchRow> {
   const c = BENCH_CONFIGS[k.model]!;
@@ -157,8 +83,11 @@ export async function benchOrt(k: BenchCase): Promise<BenchRow> {
   };
 }
 
-/** Backends by name: add "llama.cpp" here (same BenchCase in, BenchRow out). */
-export const RUNNERS: Record<string, (k: BenchCase) => Promise<BenchRow>> = { onnxruntime: benchOrt };
+/** Backends by name: same BenchCase in, BenchRow out. */
+export const RUNNERS: Record<string, (k: BenchCase) => Promise<BenchRow>> = {
+  onnxruntime: benchOrt,
+  "llama.cpp": benchLlamaCpp,
+};
 
 function table(rows: BenchRow[]): string {
   const head = [
@@ -216,30 +145,38 @@ async function main(): Promise<void> {
     process.stdout.write(`${JSON.stringify(await run(k))}\n`);
     return;
   }
-  // Driver: one child process per case, so each peak RSS is its own.
+  // Driver: one child process per case, so each peak RSS is its own. Cases: ORT with both graph
+  // granularities and llama.cpp, per model; then the ratios of ORT (default "site" graphs) to llama.cpp.
   const self = fileURLToPath(import.meta.url);
   const rows: BenchRow[] = [];
-  for (const m of Object.keys(BENCH_CONFIGS)) {
-    for (const g of ["site", "block"]) {
-      const args = [
-        ...process.execArgv,
-        self,
-        "--model",
-        m,
-        "--granularity",
-        g,
-        "--threads",
-        String(threads),
-      ];
-      const out = execFileSync(process.execPath, args, {
-        encoding: "utf8",
-        stdio: ["ignore", "pipe", "inherit"],
-      });
-      rows.push(JSON.parse(out.trim().split("\n").at(-1)!) as BenchRow);
-      process.stderr.write(`done: ${m} ${g}\n`);
-    }
+  const only = arg("models")?.split(",") ?? Object.keys(BENCH_CONFIGS);
+  const cases: [string, string, string][] = [];
+  for (const m of only) {
+    cases.push([m, "onnxruntime", "site"], [m, "onnxruntime", "block"], [m, "llama.cpp", "site"]);
   }
-  process.stdout.write(`${table(rows)}\n`);
+  for (const [m, backend, g] of cases) {
+    const args = [...process.execArgv, self, "--model", m, "--backend", backend, "--granularity", g];
+    args.push("--threads", String(threads));
+    const out = execFileSync(process.execPath, args, {
+      encoding: "utf8",
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    rows.push(JSON.parse(out.trim().split("\n").at(-1)!) as BenchRow);
+    process.stderr.write(`done: ${m} ${backend} ${g}\n`);
+  }
+  process.stdout.write(`${table(rows)}\n\n`);
+  for (const m of only) {
+    const ort = rows.find((r) => r.model === m && r.backend === "onnxruntime" && r.granularity === "site")!;
+    const cpp = rows.find((r) => r.model === m && r.backend === "llama.cpp")!;
+    const mem = (ort.steadyRssMiB - ort.baseRssMiB) / ort.weightMiB;
+    const peak = (ort.peakRssMiB - ort.baseRssMiB) / ort.weightMiB;
+    process.stdout.write(
+      `${m}: onnxruntime / llama.cpp (${threads} threads): prefill ${(ort.prefillTokS / cpp.prefillTokS).toFixed(2)}x ` +
+        `(target >= 1.5x), decode ${(ort.decodeTokS / cpp.decodeTokS).toFixed(2)}x (target >= 1.0x), ` +
+        `decode @${LONG_PROMPT} ${(ort.decodeLongTokS / cpp.decodeLongTokS).toFixed(2)}x; ` +
+        `memory above base: steady ${mem.toFixed(2)}x, peak ${peak.toFixed(2)}x the weights (target <= 1.3x)\n`,
+    );
+  }
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {

@@ -1,53 +1,100 @@
 /**
- * The peer side of the engine bench: llama.cpp (node-llama-cpp 3.21.1, CPU, F32 KV cache, no flash attention)
- * timed on the same GGUF weights and thread count as steerlab's engine.
+ * The peer runner of the engine bench: llama.cpp (node-llama-cpp 3.21.1, CPU, F32 weights, F32 KV cache, no
+ * flash attention) on the same random weights as the ONNX Runtime runner, written to an F32 GGUF by steerlab,
+ * with the same prompts, steps and thread count.
  */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { getLlama, type Token } from "node-llama-cpp";
+import { byteLevelTokenizerJson } from "../src/io/bpe-train.js";
+import { saveGgufModel } from "../src/io/gguf-model.js";
+import { ggufTokenizerMetadata } from "../src/io/tokenizer.js";
+import { randomWeights } from "../src/model/random.js";
+import {
+  BENCH_CONFIGS,
+  type BenchCase,
+  type BenchRow,
+  collect,
+  DECODE_PROMPT,
+  DECODE_STEPS,
+  ids,
+  LONG_PROMPT,
+  MiB,
+  PROMPT,
+  vmKiB,
+} from "./cases.js";
 
-export interface PeerTiming {
-  prefillTokPerS: number;
-  decodeTokPerS: number;
-}
-
-export async function benchLlamaCpp(
-  ggufPath: string,
-  opts: { prompt: number[]; decodeTokens: number; threads: number; repeats?: number },
-): Promise<PeerTiming> {
-  const llama = await getLlama({ gpu: false, build: "never", logLevel: "error" as never });
-  const model = await llama.loadModel({ modelPath: ggufPath, gpuLayers: 0 });
-  const ctx = await model.createContext({
-    contextSize: opts.prompt.length + opts.decodeTokens + 16,
-    batchSize: Math.max(opts.prompt.length, 32),
-    flashAttention: false,
-    threads: { ideal: opts.threads, min: opts.threads },
-    experimentalKvCacheKeyType: "F32",
-    experimentalKvCacheValueType: "F32",
-  });
+export async function benchLlamaCpp(k: BenchCase): Promise<BenchRow> {
+  const c = BENCH_CONFIGS[k.model]!;
+  const dir = mkdtempSync(join(tmpdir(), "steerlab-bench-"));
+  const file = join(dir, `${k.model}.gguf`);
+  let bytes = 0;
+  {
+    const weights = randomWeights(c, 1);
+    for (const t of weights.values()) bytes += t.data.byteLength;
+    const tok = byteLevelTokenizerJson(c.vocabSize);
+    saveGgufModel(file, c, weights, {
+      tokenizerMeta: ggufTokenizerMetadata(tok, { bosTokenId: null, eosTokenId: null }),
+      dtype: "F32",
+    });
+  }
+  collect();
+  const baseRssMiB = vmKiB("VmRSS") / 1024;
   try {
-    const seq = ctx.getSequence();
-    const repeats = opts.repeats ?? 3;
-    let bestPrefill = Number.POSITIVE_INFINITY;
-    for (let r = 0; r < repeats; r++) {
-      await seq.clearHistory();
-      const t0 = performance.now();
-      await seq.evaluateWithoutGeneratingNewTokens(opts.prompt as Token[]);
-      bestPrefill = Math.min(bestPrefill, performance.now() - t0);
-    }
-    // Decode: greedy steps of one token after the prompt; the first step is excluded (warm-up).
-    await seq.clearHistory();
-    await seq.evaluateWithoutGeneratingNewTokens(opts.prompt.slice(0, -1) as Token[]);
-    const it = seq.evaluate(opts.prompt.slice(-1) as Token[], { temperature: 0 });
-    await it.next();
     const t0 = performance.now();
-    for (let i = 0; i < opts.decodeTokens; i++) await it.next();
-    const decodeMs = performance.now() - t0;
-    await it.return();
-    return {
-      prefillTokPerS: (opts.prompt.length * 1000) / bestPrefill,
-      decodeTokPerS: (opts.decodeTokens * 1000) / decodeMs,
+    const llama = await getLlama({ gpu: false, build: "never", logLevel: "error" as never });
+    const model = await llama.loadModel({ modelPath: file, gpuLayers: 0 });
+    const ctx = await model.createContext({
+      contextSize: LONG_PROMPT + DECODE_STEPS + 16,
+      batchSize: PROMPT,
+      flashAttention: false,
+      threads: { ideal: k.threads, min: k.threads },
+      experimentalKvCacheKeyType: "F32",
+      experimentalKvCacheValueType: "F32",
+    });
+    const buildS = (performance.now() - t0) / 1000;
+    const seq = ctx.getSequence();
+    const prompt = ids(PROMPT, c.vocabSize, 2) as Token[];
+    await seq.evaluateWithoutGeneratingNewTokens(prompt); // warm-up
+    const pre: number[] = [];
+    for (let r = 0; r < 5; r++) {
+      await seq.clearHistory();
+      const s = performance.now();
+      await seq.evaluateWithoutGeneratingNewTokens(prompt);
+      pre.push(performance.now() - s);
+    }
+    // Decode: the same fixed token ids as the ORT runner, one per step, each step computing the next logits.
+    const decode = async (promptLen: number, reps: number): Promise<number> => {
+      const times: number[] = [];
+      for (let r = 0; r < reps; r++) {
+        await seq.clearHistory();
+        await seq.evaluateWithoutGeneratingNewTokens(ids(promptLen, c.vocabSize, 3) as Token[]);
+        const next = ids(DECODE_STEPS, c.vocabSize, 4) as Token[];
+        const s = performance.now();
+        for (const id of next) await seq.controlledEvaluate([[id, { generateNext: { token: true } }]]);
+        times.push(performance.now() - s);
+      }
+      return DECODE_STEPS / (Math.min(...times) / 1000);
     };
-  } finally {
+    const decodeTokS = await decode(DECODE_PROMPT, 3);
+    const decodeLongTokS = await decode(LONG_PROMPT, 2);
+    collect();
+    const steadyRssMiB = vmKiB("VmRSS") / 1024;
     await ctx.dispose();
     await model.dispose();
+    return {
+      ...k,
+      weightMiB: bytes / MiB,
+      buildS,
+      prefillTokS: PROMPT / (Math.min(...pre) / 1000),
+      decodeTokS,
+      decodeLongTokS,
+      peakRssMiB: vmKiB("VmHWM") / 1024,
+      steadyRssMiB,
+      baseRssMiB,
+    };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 }

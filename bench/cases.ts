@@ -1,0 +1,93 @@
+/**
+ * What the engine bench measures, shared by its runners (ONNX Runtime, llama.cpp): the model shapes, the
+ * measurement constants, and small helpers for memory and prompts.
+ */
+import { readFileSync } from "node:fs";
+import v8 from "node:v8";
+import vm from "node:vm";
+import type { ModelConfig } from "../src/model/config.js";
+import { rng } from "../src/model/random.js";
+
+export const BENCH_CONFIGS: Record<string, ModelConfig> = {
+  llama: {
+    arch: "llama",
+    vocabSize: 32000,
+    hiddenSize: 768,
+    nLayers: 12,
+    nHeads: 12,
+    nKvHeads: 12,
+    headDim: 64,
+    intermediateSize: 2048,
+    normEps: 1e-5,
+    maxPositions: 1024,
+    ropeTheta: 10000,
+    ropeScaling: null,
+    tiedEmbeddings: false,
+    bosTokenId: 1,
+    eosTokenIds: [2],
+  },
+  gpt2: {
+    arch: "gpt2",
+    vocabSize: 50257,
+    hiddenSize: 768,
+    nLayers: 12,
+    nHeads: 12,
+    nKvHeads: 12,
+    headDim: 64,
+    intermediateSize: 3072,
+    normEps: 1e-5,
+    maxPositions: 1024,
+    ropeTheta: 0,
+    ropeScaling: null,
+    tiedEmbeddings: true,
+    bosTokenId: 50256,
+    eosTokenIds: [50256],
+  },
+};
+
+export interface BenchCase {
+  model: keyof typeof BENCH_CONFIGS;
+  backend: string;
+  granularity: "site" | "block";
+  threads: number;
+  spin: boolean;
+  arena: boolean;
+}
+
+export interface BenchRow extends BenchCase {
+  weightMiB: number;
+  buildS: number;
+  prefillTokS: number;
+  decodeTokS: number;
+  /** Decode tokens/s after a LONG_PROMPT-token prompt. */
+  decodeLongTokS: number;
+  /** Peak resident set of the whole process, MiB (weights generated in JS included). */
+  peakRssMiB: number;
+  /** Resident set after the engine is built and the JS weights are dropped, MiB. */
+  steadyRssMiB: number;
+  /** Resident set before the weights exist (Node, tsx, onnxruntime loaded), MiB. */
+  baseRssMiB: number;
+}
+
+export const PROMPT = 128;
+export const DECODE_PROMPT = 16;
+/** A second decode measurement deep into the context, where the KV cache dominates. */
+export const LONG_PROMPT = 448;
+export const DECODE_STEPS = 64;
+export const MiB = 1024 * 1024;
+
+export function vmKiB(field: "VmHWM" | "VmRSS"): number {
+  const m = new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync("/proc/self/status", "utf8"));
+  return m ? Number(m[1]) : Number.NaN;
+}
+
+export function ids(n: number, vocab: number, seed: number): number[] {
+  const u = rng(seed);
+  return Array.from({ length: n }, () => Math.floor(u() * vocab));
+}
+
+/** A real GC for the measurements (bench only; the library never forces one). */
+export function collect(): void {
+  v8.setFlagsFromString("--expose-gc");
+  (vm.runInNewContext("gc") as () => void)();
+}
