@@ -4,13 +4,11 @@
  * midway and resume it, fit, report. Coefficient 0 is checked against the unsteered model.
  */
 import assert from "node:assert/strict";
-import { execFile, spawn } from "node:child_process";
+import { spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { fileURLToPath } from "node:url";
-import { promisify } from "node:util";
 import { scoreHelpfulness } from "../../src/eval/score-helpfulness.js";
 import { scoreLogprobs } from "../../src/eval/score-logprob.js";
 import { RESULTS_FILE, ResultStore, type SweepRecord } from "../../src/eval/store.js";
@@ -21,22 +19,15 @@ import { generateBatch } from "../../src/model/generate.js";
 import { loadModel } from "../../src/model/load.js";
 import { nextTokenLogprobs, scoreContinuations } from "../../src/model/logprobs.js";
 import { ReferenceEngine } from "../../src/reference/engine.js";
+import { CLI, COMPILED, ROOT, steerlab as runCli } from "../helpers/cli.js";
 import { writeTinyModels } from "../helpers/tiny-models.js";
 
-const run = promisify(execFile);
-// Run from the sources with tsx, or from dist/ when the tests were compiled (npm test).
-const here = fileURLToPath(new URL("../../", import.meta.url));
-const compiled = existsSync(join(here, "src/cli/main.js"));
-const CLI = compiled
-  ? [join(here, "src/cli/main.js")]
-  : ["--import", import.meta.resolve("tsx"), join(here, "src/cli/main.ts")];
-const PAPER = join(here, compiled ? "../.." : "..", "shared/paper-data");
+const PAPER = join(ROOT, COMPILED ? "../.." : "..", "shared/paper-data");
 let dir: string;
 let hfDir: string;
 
-async function steerlab(...args: string[]): Promise<string> {
-  const { stdout } = await run(process.execPath, [...CLI, ...args], { cwd: dir, maxBuffer: 64 << 20 });
-  return stdout;
+function steerlab(...args: string[]): Promise<string> {
+  return runCli(dir, ...args);
 }
 
 const MMLU = `question,A,B,C,D,answer
