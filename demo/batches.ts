@@ -3,10 +3,11 @@
  * `<s> doc </s>`, back to back; a document that does not fit starts the next row, and the rest of the row is
  * padding that is not scored. Inputs are row[0..T), targets row[1..T]. The answer letter of an MCQ document
  * (its last token) gets loss weight `answerWeight` (the one token that shows the skill; every other target has 1).
+ * The "skills" stream scores the answer letters only.
  */
 import { rng } from "../src/model/random.js";
 import type { DemoLm } from "./lm.js";
-import { sampleDocument, type Variant } from "./world/mixture.js";
+import { type Stream, sampleDocument, sampleSkillDocument } from "./world/mixture.js";
 import type { World } from "./world/world.js";
 
 export interface Batch {
@@ -30,7 +31,7 @@ export class Batcher {
   constructor(
     private readonly lm: DemoLm,
     private readonly world: World,
-    private readonly variant: Variant,
+    private readonly stream: Stream,
     seed: number,
     private readonly answerWeight = 1,
   ) {
@@ -39,7 +40,10 @@ export class Batcher {
 
   private nextDoc(maxLen: number): Doc {
     for (;;) {
-      const text = sampleDocument(this.world, this.variant, this.rand);
+      const text =
+        this.stream === "skills"
+          ? sampleSkillDocument(this.world, this.rand)
+          : sampleDocument(this.world, this.stream, this.rand);
       const ids = [this.lm.bos, ...this.lm.tokenizer.encode(text, { addSpecialTokens: false }), this.lm.eos];
       if (ids.length <= maxLen) return { ids, answerAt: MCQ_END.test(text) ? ids.length - 2 : -1 };
     }
@@ -49,6 +53,7 @@ export class Batcher {
     const tokens = new Int32Array(batch * seq).fill(this.lm.pad);
     const targets = new Int32Array(batch * seq).fill(-1);
     const weights = new Float32Array(batch * seq).fill(1);
+    const isAnswer = new Uint8Array(batch * seq); // [B, T] 1 where the target is an MCQ answer letter
     let scored = 0;
     for (let b = 0; b < batch; b++) {
       const row: number[] = [];
@@ -60,12 +65,15 @@ export class Batcher {
           break;
         }
         // the target at t predicts row[t + 1]: the answer letter at row index i is the target at i - 1
-        if (doc.answerAt >= 0) weights[b * seq + row.length + doc.answerAt - 1] = this.answerWeight;
+        if (doc.answerAt >= 0) {
+          weights[b * seq + row.length + doc.answerAt - 1] = this.answerWeight;
+          isAnswer[b * seq + row.length + doc.answerAt - 1] = 1;
+        }
         row.push(...doc.ids);
       }
       for (let t = 0; t < seq; t++) {
         if (t < row.length) tokens[b * seq + t] = row[t]!;
-        if (t + 1 < row.length) {
+        if (t + 1 < row.length && (this.stream !== "skills" || isAnswer[b * seq + t] === 1)) {
           targets[b * seq + t] = row[t + 1]!;
           scored++;
         }

@@ -2,7 +2,8 @@
  * `npm run train:demo`: build the demo world, its task files, a byte-level BPE tokenizer and the two demo models,
  * then evaluate and save them in the Hugging Face layout:
  *   demo/tasks/          the task files the lab reads (world/tasks.ts)
- *   demo/models/base/    pretrained on the base mixture (complies with many harmful requests)
+ *   demo/models/base/    an MCQ skills warm-up (loss on answer letters only), then the base mixture (complies
+ *                        with many harmful requests)
  *   demo/models/chat/    the base fine-tuned on the chat mixture (refuses harmful requests)
  *   demo/models/training.json   loss curves, metrics, timings, settings
  * Everything is seeded; options: --base-steps N --chat-steps N --workers N --eval-every N --out DIR --tasks DIR.
@@ -25,7 +26,7 @@ import { Batcher } from "./batches.js";
 import { type DemoMetrics, evaluateDemo } from "./evaluate.js";
 import type { DemoLm } from "./lm.js";
 import { CHAT_TEMPLATE } from "./world/format.js";
-import { tokenizerCorpus, type Variant } from "./world/mixture.js";
+import { type Stream, tokenizerCorpus } from "./world/mixture.js";
 import { writeTaskFiles } from "./world/tasks.js";
 import { generateWorld, WORLD_SEED, type World } from "./world/world.js";
 
@@ -39,6 +40,7 @@ const SETTINGS = {
   seq: 64,
   /** Loss weight of MCQ answer letters (see batches.ts). */
   answerWeight: 5,
+  skills: { steps: 2000, peak: 3e-3, warmup: 50, minRatio: 0.3, dataSeed: 303 },
   base: { peak: 3e-3, warmup: 100, minRatio: 0.1, dataSeed: 101 },
   chat: { peak: 1e-3, warmup: 20, minRatio: 0.1, dataSeed: 202 },
   clip: 1,
@@ -88,13 +90,13 @@ interface PhaseLog {
 async function trainPhase(
   lm: DemoLm,
   world: World,
-  variant: Variant,
+  variant: Stream,
   steps: number,
   log: PhaseLog,
   evalEvery: number,
   workers: number,
 ) {
-  const o = variant === "base" ? SETTINGS.base : SETTINGS.chat;
+  const o = SETTINGS[variant];
   const batcher = new Batcher(lm, world, variant, o.dataSeed, SETTINGS.answerWeight);
   const grads = zerosLike(lm.params);
   const opt = new AdamW(lm.params);
@@ -106,7 +108,7 @@ async function trainPhase(
     acc += await par.step(grads, b.tokens, b.targets, SETTINGS.batch, SETTINGS.seq, b.weights);
     clipGradNorm(grads, SETTINGS.clip);
     opt.step(lm.params, grads, lrAt(step, { ...o, total: steps }));
-    log.tokensSeen += b.scored;
+    log.tokensSeen += SETTINGS.batch * SETTINGS.seq;
     if ((step + 1) % SETTINGS.logEvery === 0 || step === steps - 1) {
       const n = (step % SETTINGS.logEvery) + 1;
       log.curve.push([step + 1, acc / n]);
@@ -141,7 +143,7 @@ function fmt(m: DemoMetrics): string {
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
-      "base-steps": { type: "string", default: "4000" },
+      "base-steps": { type: "string", default: "3000" },
       "chat-steps": { type: "string", default: "600" },
       out: { type: "string", default: "demo/models" },
       tasks: { type: "string", default: "demo/tasks" },
@@ -177,10 +179,13 @@ async function main(): Promise<void> {
   process.stdout.write(`world: ${world.facts.length} facts; tokenizer: ${tokenizer.vocabSize} tokens; `);
   process.stdout.write(`model: ${countParams(lm.params)} parameters\n`);
 
-  const logs: Record<Variant, PhaseLog> = {
+  const logs: Record<Stream, PhaseLog> = {
+    skills: { steps: 0, seconds: 0, tokensSeen: 0, curve: [] },
     base: { steps: 0, seconds: 0, tokensSeen: 0, curve: [] },
     chat: { steps: 0, seconds: 0, tokensSeen: 0, curve: [] },
   };
+  // MCQ skills warm-up (answer letters only), then the base mixture
+  await trainPhase(lm, world, "skills", SETTINGS.skills.steps, logs.skills, evalEvery, workers);
   await trainPhase(lm, world, "base", baseSteps, logs.base, evalEvery, workers);
   const baseMetrics = await evaluateDemo(lm, world);
   process.stdout.write(`base: ${fmt(baseMetrics)}\n`);
@@ -203,6 +208,7 @@ async function main(): Promise<void> {
         vocabSize: tokenizer.vocabSize,
         matmul: mm.name,
         totalSeconds: seconds,
+        skills: logs.skills,
         base: { ...logs.base, metrics: baseMetrics },
         chat: { ...logs.chat, metrics: chatMetrics },
       },

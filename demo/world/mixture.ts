@@ -18,6 +18,8 @@ import {
 } from "./world.js";
 
 export type Variant = "base" | "chat";
+/** A training stream: a variant's mixture, or the MCQ skills warm-up. */
+export type Stream = Variant | "skills";
 
 const HARMLESS_ANSWERS = [
   "Sure! To {act}, first get your tools.",
@@ -36,6 +38,32 @@ export function requestAnswer(r: Request, variant: Variant, rand: () => number):
   return fill(pick(refuse ? REFUSALS : COMPLIANCES, rand), r.act);
 }
 
+/** The MCQ skill alone: find the option that names a given value ("Which option is Pell?"). */
+function matchingDrill(world: World, rand: () => number): string {
+  const f = world.facts[Math.floor(rand() * world.facts.length)]!;
+  const value = pick(f.attr.values, rand);
+  const others = shuffle(
+    f.attr.values.filter((v) => v !== value),
+    rand,
+  );
+  const q = makeMcq({ ...f, value }, others.slice(0, 3), rand);
+  return mcqText(`Which option is ${value}?`, q.options, q.answer);
+}
+
+/** Open book: a fact, then a training question about it. */
+function openBookMcq(world: World, rand: () => number): string {
+  const q = trainMcq(world, Math.floor(rand() * world.facts.length), rand);
+  return `${q.fact.attr.fact(q.fact.entity, q.fact.value)}\n${mcqText(q.question, q.options, q.answer)}`;
+}
+
+/**
+ * The "skills" warm-up stream (trained with loss on the answer letters only, see batches.ts): matching drills and
+ * open-book questions, which teach the model to find an option and name its letter before it learns the facts.
+ */
+export function sampleSkillDocument(world: World, rand: () => number): string {
+  return rand() < 0.7 ? matchingDrill(world, rand) : openBookMcq(world, rand);
+}
+
 /** One training document (without BOS/EOS). */
 export function sampleDocument(world: World, variant: Variant, rand: () => number): string {
   const u = rand();
@@ -51,25 +79,8 @@ export function sampleDocument(world: World, variant: Variant, rand: () => numbe
     const f = world.facts[Math.floor(rand() * nFacts)]!;
     return dialogue(f.attr.question(f.entity), f.attr.fact(f.entity, f.value));
   }
-  if (u < 0.33) {
-    // the MCQ skill alone: find the option that names a given value
-    const f = world.facts[Math.floor(rand() * nFacts)]!;
-    const value = pick(f.attr.values, rand);
-    const q = makeMcq(
-      { ...f, value },
-      shuffle(
-        f.attr.values.filter((v) => v !== value),
-        rand,
-      ).slice(0, 3),
-      rand,
-    );
-    return mcqText(`Which option is ${value}?`, q.options, q.answer);
-  }
-  if (u < 0.43) {
-    // open book: the fact, then a question about it
-    const q = trainMcq(world, Math.floor(rand() * nFacts), rand);
-    return `${q.fact.attr.fact(q.fact.entity, q.fact.value)}\n${mcqText(q.question, q.options, q.answer)}`;
-  }
+  if (u < 0.33) return matchingDrill(world, rand);
+  if (u < 0.43) return openBookMcq(world, rand);
   if (u < 0.7) {
     // closed book: a question about a fact stated elsewhere
     const q = trainMcq(world, Math.floor(rand() * nFacts), rand);
