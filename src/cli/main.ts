@@ -3,6 +3,7 @@
 import { Command } from "commander";
 import { isSteerlabError } from "../errors.js";
 import { VERSION } from "../version.js";
+import { registerDemo } from "./commands/demo.js";
 import { registerExtract } from "./commands/extract.js";
 import { registerFit } from "./commands/fit.js";
 import { registerGenerate } from "./commands/generate.js";
@@ -28,6 +29,7 @@ export function buildProgram(): Command {
   registerSweep(program);
   registerFit(program);
   registerReport(program);
+  registerDemo(program);
   return program;
 }
 

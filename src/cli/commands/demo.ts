@@ -1,0 +1,113 @@
+import { readFileSync } from "node:fs";
+import { dirname, isAbsolute, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import type { Command } from "commander";
+import { SteerlabError } from "../../errors.js";
+import { type ExperimentConfig, type ExperimentResult, runExperiment } from "../../eval/experiment.js";
+import type { TaskSeries } from "../../report/types.js";
+import { int } from "../options.js";
+import { progressReporter } from "../progress.js";
+
+/** The package's demo/ folder (from src/cli/commands or dist/src/cli/commands). */
+function demoDir(): string {
+  let d = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 6; i++) {
+    try {
+      readFileSync(join(d, "demo", "experiment.json"));
+      return join(d, "demo");
+    } catch {
+      d = dirname(d);
+    }
+  }
+  throw new SteerlabError("not_found", "the demo folder (demo/experiment.json) is missing from this install");
+}
+
+/** demo/experiment.json with its paths made absolute. */
+export function demoConfig(dir = demoDir()): ExperimentConfig {
+  const file = join(dir, "experiment.json");
+  const c = JSON.parse(readFileSync(file, "utf8")) as ExperimentConfig;
+  const abs = (p: string) => (isAbsolute(p) ? p : resolve(dir, p));
+  return {
+    ...c,
+    models: c.models.map((m) => ({ ...m, path: abs(m.path) })),
+    pairs: abs(c.pairs),
+    tasks: (c.tasks as { data: string }[]).map((t) => ({ ...t, data: abs(t.data) })),
+  };
+}
+
+function at(s: TaskSeries | undefined, r: number): string {
+  const p = s?.points.find((x) => x.r === r);
+  return p && Number.isFinite(p.mean) ? p.mean.toFixed(3) : "-";
+}
+
+/** The summary: the measured table, the fits with R^2, the efficient r_e. */
+export function summary(res: ExperimentResult, c: ExperimentConfig): string {
+  const out: string[] = [];
+  const grid = res.report.rGrid;
+  const pick = grid.filter((_, i) => i % 2 === 0 || grid.length <= 9);
+  for (const run of res.runs) {
+    const n = run.model.name;
+    const s = (id: string) => res.report.tasks.find((t) => t.id === `${n}/${id}`);
+    out.push(`\n${n} (${run.model.path}), vector layers ${run.layers.join(",")}`);
+    out.push(
+      `${"r_e".padStart(5)} ${"B logprob".padStart(10)} ${"B keyword".padStart(10)} ${"unclear".padStart(8)} ${"P(corr)".padStart(8)} ${"P(A-D)".padStart(8)} ${"acc".padStart(6)}`,
+    );
+    for (const r of pick) {
+      const kw = s("refusal-keyword")?.points.find((x) => x.r === r);
+      out.push(
+        `${String(r).padStart(5)} ${at(s("refusal-logprob"), r).padStart(10)} ${at(s("refusal-keyword"), r).padStart(10)} ${String(kw?.unclear ?? "-").padStart(8)} ${at(s("knowledge"), r).padStart(8)} ${at(s("knowledge-ad"), r).padStart(8)} ${at(s("knowledge-acc"), r).padStart(6)}`,
+      );
+    }
+    for (const id of ["refusal-logprob", "knowledge", "knowledge-ad"]) {
+      const f = res.report.fits.find((x) => x.taskId === `${n}/${id}`);
+      const fits = [f?.law, ...(f?.local ?? [])].filter((x) => x !== undefined);
+      const txt = fits
+        .map(
+          (l) =>
+            `${l.kind}(${l.names.map((nm, i) => `${nm}=${l.values[i]!.toPrecision(3)}`).join(", ")}) R^2=${l.r2.toFixed(3)}`,
+        )
+        .join("; ");
+      out.push(`  fit ${id}: ${txt || f?.notes.join("; ") || "none"}`);
+    }
+  }
+  const reg = res.report.regime;
+  if (reg) {
+    const w = reg.result.withinBudget;
+    out.push(
+      `\nefficient regime (${c.models[0]!.name}: ${reg.alignmentTask} vs ${reg.helpfulnessTask}, from the ${reg.source}):` +
+        ` largest r_e within a helpfulness loss of ${reg.result.budget}: ${w ? `${w.r} (alignment gain ${w.gain.toFixed(3)}, loss ${w.loss.toFixed(3)})` : "none"};` +
+        ` best gain - ${reg.result.lambda} x loss at r_e = ${reg.result.tradeoff.r.toFixed(2)} (gain ${reg.result.tradeoff.gain.toFixed(3)}, loss ${reg.result.tradeoff.loss.toFixed(3)})`,
+    );
+  }
+  return out.join("\n");
+}
+
+export function registerDemo(program: Command): void {
+  program
+    .command("demo")
+    .description(
+      "run the paper's experiment on the built-in demo models (base and chat) and write the report",
+    )
+    .option("-o, --out <dir>", "output folder (rerunning resumes the sweeps)", "runs/demo")
+    .option("--threads <n>", "compute threads", int("threads", 1))
+    .option("--json", "print the report's JSON path and the efficient regime as JSON")
+    .action(async (o: { out: string; threads?: number; json?: boolean }) => {
+      const c = demoConfig();
+      const t0 = Date.now();
+      const progress = o.json ? null : progressReporter();
+      const res = await runExperiment(c, resolve(o.out), {
+        threads: o.threads,
+        onProgress: progress ? (label, done, total) => progress({ label, done, total }) : undefined,
+      });
+      progress?.end();
+      if (o.json) {
+        process.stdout.write(
+          `${JSON.stringify({ files: res.files, regime: res.report.regime ?? null }, null, 2)}\n`,
+        );
+        return;
+      }
+      process.stdout.write(
+        `${summary(res, c)}\n\nreport: ${res.files.html}\n(${((Date.now() - t0) / 1000).toFixed(0)} s)\n`,
+      );
+    });
+}

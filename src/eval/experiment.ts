@@ -1,0 +1,159 @@
+/**
+ * The paper's whole experiment on one or more models (Wolf et al., DESIGN.md section 1), as one call:
+ *   for each model: extract the behaviour vector with repe-pca from contrastive pairs at the paper's layers
+ *   (scaled to the model's depth) -> sweep r_e over behaviour and helpfulness tasks (resumable run folder)
+ *   then: every model's curves in one report with fits, diagnostics and the efficient regime of the first model.
+ * `steerlab demo` runs it on the shipped demo models; any other set of models and task files works the same.
+ */
+import { existsSync, mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { SteerlabError } from "../errors.js";
+import { parseLayers } from "../model/hooks.js";
+import { openModel, requireTokenizer } from "../model/open.js";
+import { buildReport } from "../report/build.js";
+import type { Diagnostics, SweepData, SweepReport, TaskSeries } from "../report/types.js";
+import { type WrittenReport, writeReport } from "../report/writers.js";
+import { extractFromModel } from "../steer/extract-model.js";
+import { loadDataset } from "../steer/pairs.js";
+import { parseReadPosition } from "../steer/read.js";
+import { saveVector } from "../steer/vector-load.js";
+import type { SweepStats } from "./sweep.js";
+import { parseSweepConfig } from "./sweep-config.js";
+import { sweepToDir } from "./sweep-plan.js";
+
+export interface ExperimentModel {
+  /** Short name used in task ids and file names, e.g. "base". */
+  name: string;
+  path: string;
+}
+
+export interface ExperimentConfig {
+  title: string;
+  models: ExperimentModel[];
+  /** Contrastive pairs (JSONL) the vector is extracted from, per model. */
+  pairs: string;
+  /** Extraction layers: a layer spec, or "paper" (blocks [0.2 n, 0.4 n), the 13B choice -32..-25 of 40 scaled). */
+  layers?: string;
+  read?: string;
+  /** r_e grid: "start:stop:step" or a list. */
+  coeffs: string | number[];
+  /** Sweep tasks (sweep-config task specs). */
+  tasks: unknown[];
+  /** Task ids (of the first model) for the efficient regime. */
+  alignmentTask: string;
+  helpfulnessTask: string;
+  backend?: "onnxruntime" | "reference";
+  batchSize?: number;
+  /** Helpfulness loss allowed by the regime's budget rule (default 0.02). */
+  budget?: number;
+  /** Weight of helpfulness loss against alignment gain (default 1). */
+  lambda?: number;
+}
+
+export interface ModelRun {
+  model: ExperimentModel;
+  vectorFile: string;
+  layers: number[];
+  runDir: string;
+  stats: SweepStats;
+  data: SweepData;
+}
+
+export interface ExperimentResult {
+  runs: ModelRun[];
+  report: SweepReport;
+  files: WrittenReport;
+}
+
+/** The paper's layer choice scaled to a model of n blocks: [floor(0.2 n), ceil(0.4 n) - 1] (8..15 for 40). */
+export function paperLayers(n: number): number[] {
+  const a = Math.floor(0.2 * n);
+  const b = Math.max(a, Math.ceil(0.4 * n) - 1);
+  return Array.from({ length: b - a + 1 }, (_, i) => a + i);
+}
+
+/** Prefix every series id and title with the model's name, so several models share one report. */
+function prefixed(d: SweepData, name: string): TaskSeries[] {
+  return d.tasks.map((t) => ({ ...t, id: `${name}/${t.id}`, title: `${name}: ${t.title}` }));
+}
+
+export async function runExperiment(
+  c: ExperimentConfig,
+  outDir: string,
+  opts: { threads?: number; onProgress?: (stage: string, done: number, total: number) => void } = {},
+): Promise<ExperimentResult> {
+  if (c.models.length === 0) throw new SteerlabError("bad_config", "an experiment needs at least one model");
+  mkdirSync(outDir, { recursive: true });
+  const data = loadDataset(c.pairs);
+  const runs: ModelRun[] = [];
+  for (const model of c.models) {
+    if (!existsSync(model.path)) {
+      throw new SteerlabError("not_found", `model ${model.name} not found`, { file: model.path });
+    }
+    // 1. The vector, from this model's own activations (as the paper extracts per model).
+    const m = await openModel(model.path, { backend: c.backend, threads: opts.threads });
+    let layers: number[];
+    const vectorFile = join(outDir, `${model.name}-vector.safetensors`);
+    try {
+      const n = m.model.config.nLayers;
+      layers = !c.layers || c.layers === "paper" ? paperLayers(n) : parseLayers(c.layers, n);
+      const v = await extractFromModel(
+        { engine: m.engine, tokenizer: requireTokenizer(m), model: m.model },
+        data,
+        {
+          method: "repe-pca",
+          layers,
+          read: parseReadPosition(c.read ?? "last"),
+          onProgress: (d, t) => opts.onProgress?.(`${model.name}: extract`, d, t),
+        },
+      );
+      saveVector(vectorFile, v);
+    } finally {
+      await m.engine.dispose();
+    }
+    // 2. The sweep, in its own resumable run folder.
+    const config = parseSweepConfig(
+      {
+        model: model.path,
+        backend: c.backend,
+        vectors: [{ name: "vector", source: vectorFile }],
+        coeffs: c.coeffs,
+        tasks: c.tasks,
+        ...(c.batchSize ? { batchSize: c.batchSize } : {}),
+      },
+      outDir,
+      `experiment ${model.name}`,
+    );
+    const runDir = join(outDir, `${model.name}-sweep`);
+    const r = await sweepToDir(config, runDir, {
+      threads: opts.threads,
+      onProgress: (d, t) => opts.onProgress?.(`${model.name}: sweep`, d, t),
+    });
+    runs.push({ model, vectorFile, layers, runDir, stats: r.stats, data: r.data });
+  }
+  // 3. One report: every model's series; diagnostics and the regime of the first model.
+  const first = runs[0]!;
+  const combined: SweepData = {
+    title: c.title,
+    metadata: {
+      models: runs.map((r) => `${r.model.name} (${r.model.path})`).join("; "),
+      vector: `repe-pca from ${c.pairs}, layers ${runs.map((r) => `${r.model.name}: ${r.layers.join(",")}`).join("; ")}`,
+      ...Object.fromEntries(
+        Object.entries(first.data.metadata).filter(([k]) => k === "coeffs" || k === "tasks"),
+      ),
+    },
+    rGrid: [...new Set(runs.flatMap((r) => r.data.rGrid))].sort((a, b) => a - b),
+    tasks: runs.flatMap((r) => prefixed(r.data, r.model.name)),
+    ...(first.data.diagnostics ? { diagnostics: first.data.diagnostics as Diagnostics } : {}),
+  };
+  const report = buildReport(combined, {
+    regime: {
+      alignmentTask: `${first.model.name}/${c.alignmentTask}`,
+      helpfulnessTask: `${first.model.name}/${c.helpfulnessTask}`,
+      budget: c.budget ?? 0.02,
+      lambda: c.lambda ?? 1,
+    },
+  });
+  const files = await writeReport(report, outDir);
+  return { runs, report, files };
+}
