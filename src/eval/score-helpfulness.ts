@@ -4,7 +4,10 @@
  * the caller), the probability renormalised over the answer letters (chance 1/k), and accuracy.
  */
 import { SteerlabError } from "../errors.js";
+import { logSoftmax } from "../model/sampling.js";
 import { type Summary, summarize } from "./score-aggregate.js";
+
+export { logSoftmax };
 
 /** Token ids of each answer letter, e.g. { A: [319, 29909], B: [...], ... } ("A" and " A"). */
 export type LetterIds = Readonly<Record<string, readonly number[]>>;
@@ -25,18 +28,6 @@ export interface HelpfulnessSummary {
   readonly pFull: Summary;
   readonly pRelative: Summary;
   readonly accuracy: Summary;
-}
-
-/** log-softmax of raw logits [vocab] (stable: max subtracted). */
-export function logSoftmax(logits: ArrayLike<number>): Float64Array {
-  let m = -Infinity;
-  for (let i = 0; i < logits.length; i++) if (logits[i]! > m) m = logits[i]!;
-  let s = 0;
-  for (let i = 0; i < logits.length; i++) s += Math.exp(logits[i]! - m);
-  const lse = m + Math.log(s);
-  const out = new Float64Array(logits.length);
-  for (let i = 0; i < logits.length; i++) out[i] = logits[i]! - lse;
-  return out;
 }
 
 /**

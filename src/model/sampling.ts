@@ -17,7 +17,7 @@ export interface SamplingOptions {
 }
 
 /** log-softmax of logits[off .. off+n) in float64.   returns [n] */
-export function logSoftmax(logits: Float32Array, off = 0, n = logits.length - off): Float64Array {
+export function logSoftmax(logits: ArrayLike<number>, off = 0, n = logits.length - off): Float64Array {
   let m = Number.NEGATIVE_INFINITY;
   for (let i = 0; i < n; i++) if (logits[off + i]! > m) m = logits[off + i]!;
   let s = 0;
