@@ -176,6 +176,8 @@ async function* decodeLoop(
   }
   const stopTokens = new Set(opts.stopTokens ?? [...(tokenizer?.eosTokenIds ?? []), ...c.eosTokenIds]);
   const sampler = makeSampler(opts);
+  // Models may pad the embedding past the tokenizer's vocabulary (e.g. Qwen2): never sample an id it can't decode.
+  const sampleable = Math.min(c.vocabSize, tokenizer?.vocabSize ?? c.vocabSize);
 
   const promptIds = prompts.map((p, i) => encodePrompt(tokenizer, p, opts.addSpecialTokens ?? true, i));
   const rows: RowState[] = promptIds.map((ids, i) => {
@@ -212,7 +214,7 @@ async function* decodeLoop(
     for (let b = 0; b < B; b++) {
       const row = rows[b]!;
       if (row.done) continue;
-      const tok = sampler.next(out.logits, b * out.vocab, out.vocab);
+      const tok = sampler.next(out.logits, b * out.vocab, sampleable);
       const text = accept(row, tok, tokenizer, stops, stopTokens);
       yield row.done
         ? { row: b, tokenId: tok, text, finishReason: row.result.finishReason }
