@@ -10,7 +10,9 @@ import { countParams } from "../../src/train/adamw.js";
 import { ortMatmul } from "../../src/train/matmul.js";
 
 const MODELS = join(import.meta.dirname, "..", "..", "..", "demo", "models");
-const root = existsSync(join(MODELS, "base")) ? MODELS : join(import.meta.dirname, "..", "..", "demo", "models");
+const root = existsSync(join(MODELS, "base"))
+  ? MODELS
+  : join(import.meta.dirname, "..", "..", "demo", "models");
 const FILES = ["config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"];
 
 test("the shipped demo models are complete HF folders of at most 15 MB together", () => {
