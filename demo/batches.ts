@@ -14,6 +14,7 @@ export interface Batch {
   tokens: Int32Array; // [B, T]
   targets: Int32Array; // [B, T], -1 = not scored
   weights: Float32Array; // [B, T] loss weight of each target
+  docStart: Int32Array; // [B, T] where each token's document starts in its row (documents do not see each other)
   scored: number; // how many targets are scored
 }
 
@@ -54,6 +55,7 @@ export class Batcher {
     const targets = new Int32Array(batch * seq).fill(-1);
     const weights = new Float32Array(batch * seq).fill(1);
     const isAnswer = new Uint8Array(batch * seq); // [B, T] 1 where the target is an MCQ answer letter
+    const docStart = new Int32Array(batch * seq);
     let scored = 0;
     for (let b = 0; b < batch; b++) {
       const row: number[] = [];
@@ -69,6 +71,8 @@ export class Batcher {
           weights[b * seq + row.length + doc.answerAt - 1] = this.answerWeight;
           isAnswer[b * seq + row.length + doc.answerAt - 1] = 1;
         }
+        for (let i = 0; i < doc.ids.length && row.length + i < seq; i++)
+          docStart[b * seq + row.length + i] = row.length;
         row.push(...doc.ids);
       }
       for (let t = 0; t < seq; t++) {
@@ -79,6 +83,6 @@ export class Batcher {
         }
       }
     }
-    return { tokens, targets, weights, scored };
+    return { tokens, targets, weights, docStart, scored };
   }
 }

@@ -105,7 +105,7 @@ async function trainPhase(
   let acc = 0;
   for (let step = 0; step < steps; step++) {
     const b = batcher.next(SETTINGS.batch, SETTINGS.seq);
-    acc += await par.step(grads, b.tokens, b.targets, SETTINGS.batch, SETTINGS.seq, b.weights);
+    acc += await par.step(grads, b.tokens, b.targets, SETTINGS.batch, SETTINGS.seq, b.weights, b.docStart);
     clipGradNorm(grads, SETTINGS.clip);
     opt.step(lm.params, grads, lrAt(step, { ...o, total: steps }));
     log.tokensSeen += SETTINGS.batch * SETTINGS.seq;

@@ -1,7 +1,8 @@
 /**
  * Training forward and backward for the Llama architecture (the demo model): token embedding, per block
  * RMSNorm -> q/k/v -> RoPE -> causal attention -> o (+ residual), RMSNorm -> SwiGLU MLP (+ residual); final RMSNorm;
- * lm_head; mean cross-entropy. Rows are independent sequences of length T starting at position 0 (no padding:
+ * lm_head; mean cross-entropy. Rows are independent sequences of length T starting at position 0, or packed
+ * documents (docStart) (no padding:
  * targets of -1 are simply not scored). Weights use the canonical names of src/model/weights.ts.
  *
  * The forward keeps what the backward needs in `Acts`; the backward walks the same steps in reverse.
@@ -49,6 +50,7 @@ export interface Acts {
   batch: number;
   seq: number;
   tokens: Int32Array; // [N]
+  docStart: Int32Array | null; // [N] where each token's document starts in its row (null: at 0)
   layers: LayerActs[];
   xL: Float32Array; // [N, D] last block output
   rstdF: Float32Array; // [N]
@@ -92,8 +94,18 @@ export class LlamaTrainer {
     return this.mm.bmm({ a: dy, b: w, batch: 1, m: n, k: nOut, n: nIn });
   }
 
-  /** The forward over tokens [B*T]; keeps every activation the backward needs. */
-  async forward(p: Params, tokens: Int32Array, batch: number, seq: number): Promise<Acts> {
+  /**
+   * The forward over tokens [B*T]; keeps every activation the backward needs. With docStart [B*T], each row holds
+   * several packed documents: a token attends only within its document and its position counts from the
+   * document's start, exactly as if each document were its own sequence.
+   */
+  async forward(
+    p: Params,
+    tokens: Int32Array,
+    batch: number,
+    seq: number,
+    docStart: Int32Array | null = null,
+  ): Promise<Acts> {
     const c = this.config;
     const { hiddenSize: D, nHeads: H, nKvHeads: KV, headDim: hd, intermediateSize: F, vocabSize: V } = c;
     const N = batch * seq;
@@ -123,8 +135,8 @@ export class LlamaTrainer {
       const q = await this.linear(xn1, w("attn.q.weight"), N, D, H * hd);
       const k = await this.linear(xn1, w("attn.k.weight"), N, D, KV * hd);
       const v = await this.linear(xn1, w("attn.v.weight"), N, D, KV * hd);
-      rope(q, N, seq, H, hd, this.rope, 1);
-      rope(k, N, seq, KV, hd, this.rope, 1);
+      rope(q, N, seq, H, hd, this.rope, 1, docStart);
+      rope(k, N, seq, KV, hd, this.rope, 1, docStart);
       const qh = new Float32Array(N * H * hd);
       const kh = new Float32Array(N * H * hd);
       const vh = new Float32Array(N * H * hd);
@@ -133,7 +145,7 @@ export class LlamaTrainer {
       splitHeads(vh, repeatKv(v, N, KV, H, hd), batch, seq, H, hd, true);
       const BH = batch * H;
       const probs = await this.mm.bmm({ a: qh, b: kh, batch: BH, m: seq, k: hd, n: seq, transB: true });
-      causalSoftmaxForward(probs, BH, seq, 1 / Math.sqrt(hd));
+      causalSoftmaxForward(probs, BH, seq, 1 / Math.sqrt(hd), docStart, H);
       const oh = await this.mm.bmm({ a: probs, b: vh, batch: BH, m: seq, k: seq, n: hd });
       const att = new Float32Array(N * H * hd);
       splitHeads(att, oh, batch, seq, H, hd, false);
@@ -156,7 +168,7 @@ export class LlamaTrainer {
     const xf = new Float32Array(N * D);
     rmsnormForward(xf, rstdF, x, p.get("final_norm.weight")!, N, D, c.normEps);
     const logits = await this.linear(xf, p.get("lm_head.weight")!, N, D, V);
-    return { batch, seq, tokens, layers, xL: x, rstdF, xf, logits };
+    return { batch, seq, tokens, docStart, layers, xL: x, rstdF, xf, logits };
   }
 
   /**
@@ -236,8 +248,8 @@ export class LlamaTrainer {
       splitHeads(dvRep, dvh, batch, seq, H, hd, false);
       const dk = sumKv(dkRep, N, KV, H, hd);
       const dv = sumKv(dvRep, N, KV, H, hd);
-      rope(dq, N, seq, H, hd, this.rope, -1);
-      rope(dk, N, seq, KV, hd, this.rope, -1);
+      rope(dq, N, seq, H, hd, this.rope, -1, acts.docStart);
+      rope(dk, N, seq, KV, hd, this.rope, -1, acts.docStart);
       const dxn1 = await this.linearBackward(
         dq,
         a.xn1,

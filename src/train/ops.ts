@@ -50,9 +50,10 @@ export function rmsnormBackward(
 }
 
 /**
- * RoPE on every head of every row, in place (HF rotate_half layout). Row r of batch row b sits at position r % T.
+ * RoPE on every head of every row, in place (HF rotate_half layout). Token r sits at position r % T, counted from
+ * the start of its document when docStart is given (docStart[r] = index in its row where its document begins).
  * sign = +1 rotates forward; sign = -1 applies the inverse rotation, which is the backward of a rotation.
- *   x [N, nHeads*hd]
+ *   x [N, nHeads*hd]   docStart [N] | null
  */
 export function rope(
   x: Float32Array,
@@ -62,10 +63,11 @@ export function rope(
   hd: number,
   table: RopeTable,
   sign: 1 | -1,
+  docStart: Int32Array | null = null,
 ): void {
   const half = hd / 2;
   for (let r = 0; r < n; r++) {
-    const p = (r % seq) * half;
+    const p = ((r % seq) - (docStart === null ? 0 : docStart[r]!)) * half;
     for (let h = 0; h < nHeads; h++) {
       const off = r * nHeads * hd + h * hd;
       for (let i = 0; i < half; i++) {
@@ -108,28 +110,40 @@ export function swigluBackward(
 }
 
 /**
- * Causal softmax over attention scores, in place: row i of each [T, T] block keeps columns 0..i, scaled.
- *   s [BH, T, T]
+ * Causal softmax over attention scores, in place: row i of each [T, T] block keeps columns j0..i, scaled, where
+ * j0 is the start of query i's document (docStart, per token of the batch row; 0 when null), so packed documents
+ * do not see each other. Block b belongs to batch row floor(b / nHeads).
+ *   s [BH, T, T]   docStart [B*T] | null
  */
-export function causalSoftmaxForward(s: Float32Array, bh: number, seq: number, scale: number): void {
+export function causalSoftmaxForward(
+  s: Float32Array,
+  bh: number,
+  seq: number,
+  scale: number,
+  docStart: Int32Array | null = null,
+  nHeads = 1,
+): void {
   for (let b = 0; b < bh; b++) {
+    const row = Math.floor(b / nHeads);
     for (let i = 0; i < seq; i++) {
       const o = (b * seq + i) * seq;
+      const j0 = docStart === null ? 0 : docStart[row * seq + i]!;
       let m = Number.NEGATIVE_INFINITY;
-      for (let j = 0; j <= i; j++) m = Math.max(m, s[o + j]! * scale);
+      for (let j = j0; j <= i; j++) m = Math.max(m, s[o + j]! * scale);
       let sum = 0;
-      for (let j = 0; j <= i; j++) {
+      for (let j = j0; j <= i; j++) {
         const e = Math.exp(s[o + j]! * scale - m);
         s[o + j] = e;
         sum += e;
       }
-      for (let j = 0; j <= i; j++) s[o + j] = s[o + j]! / sum;
+      for (let j = 0; j < j0; j++) s[o + j] = 0;
+      for (let j = j0; j <= i; j++) s[o + j] = s[o + j]! / sum;
       for (let j = i + 1; j < seq; j++) s[o + j] = 0;
     }
   }
 }
 
-/** dS = scale P (dP - <dP, P>_row), in place over dp.   p, dp [BH, T, T] */
+/** dS = scale P (dP - <dP, P>_row), in place over dp (masked entries have P = 0, so dS = 0).   p, dp [BH, T, T] */
 export function causalSoftmaxBackward(
   dp: Float32Array,
   p: Float32Array,

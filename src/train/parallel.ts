@@ -12,6 +12,7 @@ export interface ShardRequest {
   tokens: Int32Array; // [b, T]
   targets: Int32Array; // [b, T]
   weights: Float32Array | null; // [b, T] per-target loss weights, null = 1
+  docStart: Int32Array | null; // [b, T] packed documents (see LlamaTrainer.forward), null = one per row
   batch: number;
   seq: number;
 }
@@ -96,6 +97,7 @@ export class ParallelTrainer {
     batch: number,
     seq: number,
     weights: Float32Array | null = null,
+    docStart: Int32Array | null = null,
   ): Promise<number> {
     const n = this.workers.length;
     const jobs: Promise<ShardResult>[] = [];
@@ -107,6 +109,7 @@ export class ParallelTrainer {
           tokens: tokens.slice(b0 * seq, b1 * seq),
           targets: targets.slice(b0 * seq, b1 * seq),
           weights: weights === null ? null : weights.slice(b0 * seq, b1 * seq),
+          docStart: docStart === null ? null : docStart.slice(b0 * seq, b1 * seq),
           batch: b1 - b0,
           seq,
         }),

@@ -18,7 +18,7 @@ const trainer = new LlamaTrainer(config, await ortMatmul(ortThreads));
 
 parentPort!.on("message", async (req: ShardRequest) => {
   for (const g of grads.values()) g.fill(0);
-  const acts = await trainer.forward(params, req.tokens, req.batch, req.seq);
+  const acts = await trainer.forward(params, req.tokens, req.batch, req.seq, req.docStart);
   const loss = await trainer.backward(params, grads, acts, req.targets, req.weights);
   let scored = 0;
   req.targets.forEach((t, i) => {
