@@ -38,6 +38,8 @@ export interface SweepStats {
   forwards: number;
   /** Whether a prefix was computed and reused (false when off, L = 0, or the engine lacks startLayer). */
   reused: boolean;
+  /** Whether a common prompt prefix (few-shot examples) ran once per r_e and was forked to its prompts. */
+  sharedPrefix: boolean;
 }
 
 export function requireTokenizerOf(tok: Tokenizer | null, task: string): Tokenizer {

@@ -22,6 +22,7 @@ import {
   steeredForward,
   type Variant,
 } from "./sweep-forward.js";
+import { sharedForward, sharedPrefixPlan } from "./sweep-shared.js";
 import { rowSteeringHooks } from "./sweep-steer.js";
 import { DEFAULT_ALIGNED, DEFAULT_MISALIGNED, type LoadedTask, letterIds, rulesOf } from "./tasks.js";
 
@@ -191,23 +192,31 @@ export async function runMcq(
 ): Promise<void> {
   const tok = requireTokenizerOf(c.tokenizer, t.spec.id);
   const letters = letterIds(tok);
-  const batch = padded(chunk.map((it) => tok.encode(it.prompt)));
-  const hidden = await prefix(c, batch, v.layers[0]!);
+  const prompts = chunk.map((it) => tok.encode(it.prompt));
+  const L = v.layers[0]!;
+  // Few-shot prompts share their examples: run them once per r_e and fork (sweep-shared.ts) when cheaper.
+  const shared = sharedPrefixPlan(c, prompts, L);
+  const batch = padded(prompts);
+  const hidden = shared ? null : await prefix(c, batch, L);
   const B = chunk.length;
+  const forward = (g: readonly number[]) =>
+    shared
+      ? sharedForward(c, shared, v, g)
+      : steeredForward(
+          c,
+          batch,
+          hidden,
+          v,
+          g.flatMap((r) => chunk.map(() => r)),
+          "last",
+        );
   let base: Float32Array | null = null;
   // The baseline of A1/A3 is the r_e = 0 cell itself when it is still to do: put it first and reuse its rows.
   const todo = coeffs.includes(0) ? [0, ...coeffs.filter((r) => r !== 0)] : [...coeffs];
-  if (diag && !todo.includes(0))
-    base = await steeredForward(c, batch, hidden, v, new Array<number>(B).fill(0), "last");
-  for (const g of groups(todo, B, c.opts.maxRows ?? 32)) {
-    const logits = await steeredForward(
-      c,
-      batch,
-      hidden,
-      v,
-      g.flatMap((r) => chunk.map(() => r)),
-      "last",
-    );
+  if (diag && !todo.includes(0)) base = await forward([0]);
+  const maxRows = Math.min(c.opts.maxRows ?? 32, shared?.maxRows ?? Number.POSITIVE_INFINITY);
+  for (const g of groups(todo, B, maxRows)) {
+    const logits = await forward(g);
     const V = logits.length / (g.length * B);
     if (diag && !base) base = logits.slice(0, B * V); // rows of r_e = 0, [B, V]
     const recs: SweepRecord[] = [];

@@ -5,7 +5,9 @@
  * Work goes by prompt chunks (batchSize prompts of one task and variant), scored by sweep-score.ts.
  * For the two scorers without generation the forward below the first steered layer L does not depend on r_e:
  * resid_pre[L] of the chunk is computed once (stopAfterLayer L-1) and every r_e resumes from it
- * (startLayer/inputHidden), with several r_e values stacked as rows of one forward.
+ * (startLayer/inputHidden), with several r_e values stacked as rows of one forward. MCQ chunks whose prompts
+ * share a long prefix (few-shot examples) instead run that prefix once per r_e and fork its cache to every
+ * prompt (sweep-shared.ts), when that costs less.
  */
 import { SteerlabError } from "../errors.js";
 import type { Tokenizer } from "../io/tokenizer-types.js";
@@ -70,7 +72,14 @@ export async function runSweep(
   }
   const total =
     plan.tasks.reduce((s, t) => s + t.items.length, 0) * plan.variants.length * plan.coeffs.length;
-  const stats: SweepStats = { total, skipped: 0, computed: 0, forwards: 0, reused: false };
+  const stats: SweepStats = {
+    total,
+    skipped: 0,
+    computed: 0,
+    forwards: 0,
+    reused: false,
+    sharedPrefix: false,
+  };
   const c: Ctx = {
     engine,
     tokenizer,

@@ -74,12 +74,33 @@ export interface Engine {
   /** Short name for reports: "reference" or "onnxruntime". */
   readonly kind: string;
   newCache(batch: number): KVCache;
+  /**
+   * A new cache of cache.batch * rowsPerSource rows whose row k * rowsPerSource + j is a copy of source row k
+   * (keys, values, padding and next position), leaving the source as it is. Continuing a fork equals running
+   * the source's tokens and the new ones in one call. `room`: tokens per row the caller means to add (spare
+   * capacity, so the next call need not grow the copy). Optional: without it a sweep does not share prompt
+   * prefixes. A sweep runs a few-shot prefix once per r_e and forks it to every question of a chunk.
+   */
+  forkCache?(cache: KVCache, rowsPerSource: number, room?: number): KVCache;
   forward(batch: Batch, opts?: ForwardOptions): Promise<ForwardResult>;
   dispose(): Promise<void>;
 }
 
 function bad(message: string, field: string, expected: string, got: string): SteerlabError {
   return new SteerlabError("bad_input", message, { field, expected, got });
+}
+
+/** Validate forkCache's rowsPerSource and room. */
+export function checkFork(rowsPerSource: number, room: number): void {
+  if (!Number.isInteger(rowsPerSource) || rowsPerSource < 1)
+    throw bad(
+      "rowsPerSource must be a positive integer",
+      "rowsPerSource",
+      "an integer >= 1",
+      String(rowsPerSource),
+    );
+  if (!Number.isInteger(room) || room < 0)
+    throw bad("room must be a non-negative integer", "room", "an integer >= 0", String(room));
 }
 
 /** Validate startLayer/inputHidden (see ForwardOptions); return the first block to run. */

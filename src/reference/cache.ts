@@ -66,4 +66,35 @@ export class ReferenceCache implements KVCache {
     this.valid = valid;
     this.capacity = cap;
   }
+
+  /**
+   * A cache of batch * rowsPerSource rows, row k * rowsPerSource + j a copy of row k, with room for `room`
+   * more tokens per row. This cache is not touched.
+   */
+  fork(rowsPerSource: number, room = 0): ReferenceCache {
+    const n = rowsPerSource;
+    const P = this.length;
+    const kv = this.kvDim;
+    const out = new ReferenceCache(this.config, this.batch * n, Math.max(1, P + room));
+    const cap = out.capacity;
+    for (let b = 0; b < this.batch; b++) {
+      for (let j = 0; j < n; j++) {
+        const d = b * n + j;
+        for (let l = 0; l < this.keys.length; l++) {
+          out.keys[l]!.set(
+            this.keys[l]!.subarray(b * this.capacity * kv, (b * this.capacity + P) * kv),
+            d * cap * kv,
+          );
+          out.values[l]!.set(
+            this.values[l]!.subarray(b * this.capacity * kv, (b * this.capacity + P) * kv),
+            d * cap * kv,
+          );
+        }
+        out.valid.set(this.valid.subarray(b * this.capacity, b * this.capacity + P), d * cap);
+        out.seen[d] = this.seen[b]!;
+      }
+    }
+    out.length = P;
+    return out;
+  }
 }

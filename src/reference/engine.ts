@@ -2,8 +2,17 @@
  * The reference engine: the plain-TypeScript forward behind the Engine contract. Exact and readable, not fast;
  * the oracle the ONNX Runtime path is tested against.
  */
+
+import { SteerlabError } from "../errors.js";
 import type { ModelConfig } from "../model/config.js";
-import type { Batch, Engine, ForwardOptions, ForwardResult, KVCache } from "../model/engine.js";
+import {
+  type Batch,
+  checkFork,
+  type Engine,
+  type ForwardOptions,
+  type ForwardResult,
+  type KVCache,
+} from "../model/engine.js";
 import type { LoadedModel } from "../model/model.js";
 import type { Weights } from "../model/weights.js";
 import { ReferenceCache } from "./cache.js";
@@ -33,6 +42,16 @@ export class ReferenceEngine implements Engine {
 
   newCache(batch: number): KVCache {
     return new ReferenceCache(this.config, batch);
+  }
+
+  forkCache(cache: KVCache, rowsPerSource: number, room = 0): KVCache {
+    if (!(cache instanceof ReferenceCache) || cache.config !== this.config)
+      throw new SteerlabError("bad_input", "cache was not made by this engine", {
+        field: "cache",
+        hint: "use engine.newCache(batch)",
+      });
+    checkFork(rowsPerSource, room);
+    return cache.fork(rowsPerSource, room);
   }
 
   async forward(batch: Batch, opts?: ForwardOptions): Promise<ForwardResult> {

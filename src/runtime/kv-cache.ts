@@ -76,4 +76,39 @@ export class OrtKVCache implements KVCache {
       v.set(vNew.subarray(bh * T * hd, (bh + 1) * T * hd), (bh * C + P) * hd);
     }
   }
+
+  /**
+   * A cache of batch * rowsPerSource rows, row k * rowsPerSource + j a copy of row k, with capacity for `room`
+   * more tokens per row (so the next call appends without growing). This cache is not touched.
+   */
+  fork(rowsPerSource: number, room = 0): OrtKVCache {
+    const n = rowsPerSource;
+    const { nKvHeads: KV, headDim: hd, length: P, capacity: C0 } = this;
+    const out = new OrtKVCache(this.owner, this.batch * n, this.nLayers, KV, hd);
+    const C = P + room;
+    for (let l = 0; l < this.nLayers; l++) {
+      const k = new Float32Array(out.batch * KV * hd * C); // [B * n, KV, hd, C]
+      const v = new Float32Array(out.batch * KV * C * hd); // [B * n, KV, C, hd]
+      for (let b = 0; b < this.batch; b++) {
+        for (let j = 0; j < n; j++) {
+          const d = b * n + j;
+          for (let h = 0; h < KV; h++) {
+            for (let e = 0; e < hd; e++) {
+              const from = ((b * KV + h) * hd + e) * C0;
+              k.set(this.k[l]!.subarray(from, from + P), ((d * KV + h) * hd + e) * C);
+            }
+            const from = (b * KV + h) * C0 * hd;
+            v.set(this.v[l]!.subarray(from, from + P * hd), (d * KV + h) * C * hd);
+          }
+        }
+      }
+      out.k[l] = k;
+      out.v[l] = v;
+    }
+    out.capacity = C;
+    out.length = P;
+    out.mask = Array.from({ length: out.batch }, (_, d) => this.mask[Math.floor(d / n)]!.slice());
+    out.nextPos = Int32Array.from({ length: out.batch }, (_, d) => this.nextPos[Math.floor(d / n)]!);
+    return out;
+  }
 }

@@ -16,6 +16,7 @@ import { archSpec } from "../model/arch/registry.js";
 import type { ModelConfig } from "../model/config.js";
 import {
   type Batch,
+  checkFork,
   checkStart,
   type Engine,
   type ForwardOptions,
@@ -144,6 +145,13 @@ export class OrtEngine implements Engine {
     }
     const c = this.config;
     return new OrtKVCache(this, batch, c.nLayers, c.nKvHeads, c.headDim);
+  }
+
+  forkCache(cache: KVCache, rowsPerSource: number, room = 0): KVCache {
+    const src = this.resolveCache(cache, cache.batch);
+    if (!src) throw new SteerlabError("bad_input", "no cache to fork", { field: "cache" });
+    checkFork(rowsPerSource, room);
+    return src.fork(rowsPerSource, room);
   }
 
   async forward(batch: Batch, opts: ForwardOptions = {}): Promise<ForwardResult> {
