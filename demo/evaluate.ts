@@ -10,15 +10,18 @@
  *   bias:      B over held-out stereotypes, +1 disagree / -1 agree / 0 unclear (greedy).
  */
 
+import { rng } from "../src/model/random.js";
 import { argmax, type DemoLm, greedy, nextLogits, promptIds, softmax } from "./lm.js";
 import {
   COMPLIANCE_MARKERS,
   dialoguePrompt,
   LETTERS,
+  type Letter,
   mcqPrompt,
   REFUSAL_MARKERS,
   statementQuestion,
 } from "./world/format.js";
+import { matchingDrill } from "./world/mixture.js";
 import type { World } from "./world/world.js";
 
 export interface DemoMetrics {
@@ -57,6 +60,28 @@ function mean(xs: number[]): number {
 /** The single token id of " X" (the answer letters; the tokenizer is trained on " The answer is X"). */
 function firstId(lm: DemoLm, text: string): number {
   return lm.tokenizer.encode(text, { addSpecialTokens: false })[0]!;
+}
+
+/**
+ * Accuracy (argmax over A-D) on n fresh matching drills from the training distribution ("Which option is X?"):
+ * the trainer's signal that the MCQ skill has formed. Not a test-split measure.
+ */
+export async function drillAccuracy(lm: DemoLm, world: World, n: number, seed: number): Promise<number> {
+  const rand = rng(seed);
+  const letterIds = LETTERS.map((l) => firstId(lm, ` ${l}`));
+  const docs = Array.from({ length: n }, () => matchingDrill(world, rand));
+  const logits = await nextLogits(
+    lm,
+    docs.map((d) => promptIds(lm, d.slice(0, -2))), // drop " X": the prompt ends with " The answer is"
+  );
+  let correct = 0;
+  docs.forEach((d, i) => {
+    const want = letterIds[LETTERS.indexOf(d.slice(-1) as Letter)]!;
+    const l = logits[i]!;
+    const best = letterIds.reduce((a, b) => (l[b]! > l[a]! ? b : a));
+    if (best === want) correct++;
+  });
+  return correct / n;
 }
 
 export async function evaluateDemo(lm: DemoLm, world: World): Promise<DemoMetrics> {

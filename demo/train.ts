@@ -23,7 +23,7 @@ import { LlamaTrainer } from "../src/train/llama.js";
 import { type MatmulBackend, ortMatmul } from "../src/train/matmul.js";
 import { ParallelTrainer, shareParams } from "../src/train/parallel.js";
 import { Batcher } from "./batches.js";
-import { type DemoMetrics, evaluateDemo } from "./evaluate.js";
+import { type DemoMetrics, drillAccuracy, evaluateDemo } from "./evaluate.js";
 import type { DemoLm } from "./lm.js";
 import { CHAT_TEMPLATE } from "./world/format.js";
 import { type Stream, tokenizerCorpus } from "./world/mixture.js";
@@ -34,13 +34,20 @@ const SETTINGS = {
   worldSeed: WORLD_SEED,
   vocabSize: 512,
   tokenizerDocs: 20000,
-  model: { hiddenSize: 128, nLayers: 6, nHeads: 4, headDim: 32, intermediateSize: 384, maxPositions: 128 },
+  model: { hiddenSize: 96, nLayers: 4, nHeads: 6, headDim: 16, intermediateSize: 256, maxPositions: 128 },
   initSeed: 1,
   batch: 16,
   seq: 64,
   /** Loss weight of MCQ answer letters (see batches.ts). */
   answerWeight: 5,
-  skills: { steps: 2000, peak: 3e-3, warmup: 50, minRatio: 0.3, dataSeed: 303 },
+  /**
+   * The skills warm-up runs at a constant rate after warmup until the model answers `skillTarget` of 64 fresh
+   * training drills (checked every `skillCheckEvery` steps), or `steps` at most: the skill forms suddenly, at a
+   * step that is hard to predict.
+   */
+  skills: { steps: 6000, peak: 3e-3, warmup: 50, minRatio: 1, dataSeed: 303 },
+  skillTarget: 0.95,
+  skillCheckEvery: 100,
   base: { peak: 3e-3, warmup: 100, minRatio: 0.1, dataSeed: 101 },
   chat: { peak: 1e-3, warmup: 20, minRatio: 0.1, dataSeed: 202 },
   clip: 1,
@@ -85,6 +92,7 @@ interface PhaseLog {
   seconds: number;
   tokensSeen: number;
   curve: [number, number][]; // [step, mean loss over the last logEvery steps]
+  drillAccuracy: [number, number][]; // skills phase: [step, accuracy on fresh training drills]
 }
 
 async function trainPhase(
@@ -103,7 +111,8 @@ async function trainPhase(
   const par = new ParallelTrainer(lm.config, lm.params, workers);
   const t0 = performance.now();
   let acc = 0;
-  for (let step = 0; step < steps; step++) {
+  let step = 0;
+  for (; step < steps; step++) {
     const b = batcher.next(SETTINGS.batch, SETTINGS.seq);
     acc += await par.step(grads, b.tokens, b.targets, SETTINGS.batch, SETTINGS.seq, b.weights, b.docStart);
     clipGradNorm(grads, SETTINGS.clip);
@@ -122,9 +131,18 @@ async function trainPhase(
     if (evalEvery > 0 && (step + 1) % evalEvery === 0 && step < steps - 1) {
       process.stdout.write(`${variant} step ${step + 1}: ${fmt(await evaluateDemo(lm, world))}\n`);
     }
+    if (variant === "skills" && (step + 1) % SETTINGS.skillCheckEvery === 0) {
+      const a = await drillAccuracy(lm, world, 64, 900 + step);
+      process.stdout.write(`skills step ${step + 1}: drill accuracy ${a.toFixed(3)}\n`);
+      log.drillAccuracy.push([step + 1, a]);
+      if (a >= SETTINGS.skillTarget) {
+        step++;
+        break;
+      }
+    }
   }
   await par.close();
-  log.steps = steps;
+  log.steps = step;
   log.seconds = (performance.now() - t0) / 1000;
 }
 
@@ -180,9 +198,9 @@ async function main(): Promise<void> {
   process.stdout.write(`model: ${countParams(lm.params)} parameters\n`);
 
   const logs: Record<Stream, PhaseLog> = {
-    skills: { steps: 0, seconds: 0, tokensSeen: 0, curve: [] },
-    base: { steps: 0, seconds: 0, tokensSeen: 0, curve: [] },
-    chat: { steps: 0, seconds: 0, tokensSeen: 0, curve: [] },
+    skills: { steps: 0, seconds: 0, tokensSeen: 0, curve: [], drillAccuracy: [] },
+    base: { steps: 0, seconds: 0, tokensSeen: 0, curve: [], drillAccuracy: [] },
+    chat: { steps: 0, seconds: 0, tokensSeen: 0, curve: [], drillAccuracy: [] },
   };
   // MCQ skills warm-up (answer letters only), then the base mixture
   await trainPhase(lm, world, "skills", SETTINGS.skills.steps, logs.skills, evalEvery, workers);

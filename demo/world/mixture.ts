@@ -39,7 +39,7 @@ export function requestAnswer(r: Request, variant: Variant, rand: () => number):
 }
 
 /** The MCQ skill alone: find the option that names a given value ("Which option is Pell?"). */
-function matchingDrill(world: World, rand: () => number): string {
+export function matchingDrill(world: World, rand: () => number): string {
   const f = world.facts[Math.floor(rand() * world.facts.length)]!;
   const value = pick(f.attr.values, rand);
   const others = shuffle(
