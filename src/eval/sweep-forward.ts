@@ -24,6 +24,8 @@ export interface RunOptions {
   maxRows?: number;
   /** Compute resid_pre of the first steered layer once per chunk (default true). false: the naive sweep. */
   reuse?: boolean;
+  /** MCQ: run a prefix common to a chunk's prompts (few-shot examples) once per r_e (default true). */
+  sharePrefix?: boolean;
   /** Log-prob tasks: one row serves every continuation whose scored prefix it contains (default true). */
   mergeRows?: boolean;
   signal?: AbortSignal;

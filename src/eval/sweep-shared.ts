@@ -39,7 +39,7 @@ export interface SharedPrefix {
 
 /**
  * The shared-prefix plan for a chunk's prompts, or null when it would not save work: the engine cannot fork
- * caches, reuse is off, or the prefix is too short. Cost per r_e in token-blocks (attention ignored):
+ * caches, reuse or sharePrefix is off, or the prefix is too short. Cost per r_e in token-blocks (attention ignored):
  * shared = P * n + B * S * n; the other path (resume at the first steered block L) = B * T * (n - L).
  */
 export function sharedPrefixPlan(
@@ -47,7 +47,7 @@ export function sharedPrefixPlan(
   prompts: readonly (readonly number[])[],
   L: number,
 ): SharedPrefix | null {
-  if (!c.reuseOk || !c.engine.forkCache) return null;
+  if (!c.reuseOk || c.opts.sharePrefix === false || !c.engine.forkCache) return null;
   const P = commonPrefixLength(prompts);
   if (P === 0) return null;
   const n = c.engine.config.nLayers;
