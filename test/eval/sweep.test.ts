@@ -8,6 +8,7 @@ import { ResultStore, type SweepRecord } from "../../src/eval/store.js";
 import { mergeContinuationRows, runSweep, type SweepPlan, type SweepStats } from "../../src/eval/sweep.js";
 import { parseSweepConfig } from "../../src/eval/sweep-config.js";
 import { planSweep } from "../../src/eval/sweep-plan.js";
+import { commonPrefixLength } from "../../src/eval/sweep-shared.js";
 import { rowSteeringHooks } from "../../src/eval/sweep-steer.js";
 import { letterIds } from "../../src/eval/tasks.js";
 import type { Tokenizer } from "../../src/io/tokenizer-types.js";
@@ -207,6 +208,33 @@ describe("sweep runner", () => {
     } finally {
       await ort.dispose();
     }
+  });
+
+  test("common prompt prefix: longest shared tokens, leaving every prompt one token of its own", () => {
+    assert.equal(
+      commonPrefixLength([
+        [1, 2, 3, 9],
+        [1, 2, 3, 4, 5],
+        [1, 2, 7],
+      ]),
+      2,
+    );
+    assert.equal(
+      commonPrefixLength([
+        [1, 2],
+        [1, 2, 3],
+      ]),
+      1,
+    );
+    assert.equal(commonPrefixLength([[4, 5, 6]]), 2);
+    assert.equal(
+      commonPrefixLength([
+        [1, 2],
+        [3, 2],
+      ]),
+      0,
+    );
+    assert.equal(commonPrefixLength([]), 0);
   });
 
   test("continuation rows merge along shared prefixes", () => {
