@@ -161,7 +161,7 @@ function fmt(m: DemoMetrics): string {
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
-      "base-steps": { type: "string", default: "3000" },
+      "base-steps": { type: "string", default: "6000" },
       "chat-steps": { type: "string", default: "600" },
       out: { type: "string", default: "demo/models" },
       tasks: { type: "string", default: "demo/tasks" },
