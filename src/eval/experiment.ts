@@ -17,6 +17,7 @@ import { extractFromModel } from "../steer/extract-model.js";
 import { loadDataset } from "../steer/pairs.js";
 import { parseReadPosition } from "../steer/read.js";
 import { saveVector } from "../steer/vector-load.js";
+import type { CurveFitOptions } from "../theory/curves.js";
 import type { SweepStats } from "./sweep.js";
 import { parseSweepConfig } from "./sweep-config.js";
 import { sweepToDir } from "./sweep-plan.js";
@@ -48,6 +49,10 @@ export interface ExperimentConfig {
   budget?: number;
   /** Weight of helpfulness loss against alignment gain (default 1). */
   lambda?: number;
+  /** Fit ranges in r_e units (the defaults suit the paper's grid; scale them with the grid). */
+  fit?: CurveFitOptions;
+  /** Shown in the report: why this grid and these layers (the numbers are the model's, not the paper's). */
+  notes?: string;
 }
 
 export interface ModelRun {
@@ -147,6 +152,7 @@ export async function runExperiment(
     ...(first.data.diagnostics ? { diagnostics: first.data.diagnostics as Diagnostics } : {}),
   };
   const report = buildReport(combined, {
+    ...(c.fit ? { fit: c.fit } : {}),
     regime: {
       alignmentTask: `${first.model.name}/${c.alignmentTask}`,
       helpfulnessTask: `${first.model.name}/${c.helpfulnessTask}`,

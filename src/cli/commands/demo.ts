@@ -75,7 +75,7 @@ export function summary(res: ExperimentResult, c: ExperimentConfig): string {
     const w = reg.result.withinBudget;
     out.push(
       `\nefficient regime (${c.models[0]!.name}: ${reg.alignmentTask} vs ${reg.helpfulnessTask}, from the ${reg.source}):` +
-        ` largest r_e within a helpfulness loss of ${reg.result.budget}: ${w ? `${w.r} (alignment gain ${w.gain.toFixed(3)}, loss ${w.loss.toFixed(3)})` : "none"};` +
+        ` largest r_e within a helpfulness loss of ${reg.result.budget}: ${w ? `${w.r.toFixed(2)} (alignment gain ${w.gain.toFixed(3)}, loss ${w.loss.toFixed(3)})` : "none"};` +
         ` best gain - ${reg.result.lambda} x loss at r_e = ${reg.result.tradeoff.r.toFixed(2)} (gain ${reg.result.tradeoff.gain.toFixed(3)}, loss ${reg.result.tradeoff.loss.toFixed(3)})`,
     );
   }
