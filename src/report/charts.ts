@@ -87,6 +87,21 @@ const LAW_NAMES: Record<string, string> = {
   poly2: "quadratic near 0",
 };
 
+/** How many rows a plain legend needs for these names at font size 10 within `width` pixels. */
+export function legendRowCount(names: readonly string[], width: number): number {
+  let rows = names.length ? 1 : 0;
+  let x = 0;
+  for (const n of names) {
+    const w = 14 + 5 + 6 * n.length + 14; // icon, padding, text, gap
+    if (x > 0 && x + w > width) {
+      rows++;
+      x = 0;
+    }
+    x += w;
+  }
+  return rows;
+}
+
 /** Short legend label of a fit (its parameters are in the report's fit table). */
 function fitLabel(f: LawFit): string {
   return `${LAW_NAMES[f.kind] ?? f.kind} (R²=${f.r2.toFixed(3)})`;
@@ -164,9 +179,10 @@ export function metricChart(
       });
     }
   });
-  // Bands stay out of the legend; about two entries fit on a legend row.
+  // Bands stay out of the legend. Rows are packed by estimated text width (~6 px per character at font
+  // size 10, plus the icon and gap), so long names never spill over the plot.
   const legendNames = series.filter((x) => x.type !== "custom").map((x) => x.name as string);
-  const legendRows = Math.ceil(legendNames.length / 2);
+  const legendRows = legendRowCount(legendNames, (size?.width ?? 760) - 40);
   return renderSvg(
     {
       title: { text: title, left: "center", textStyle: { fontSize: 14 } },
