@@ -2,6 +2,9 @@
  * The task files the lab reads, written in the formats users bring:
  *   refusal-pairs.jsonl   {positive, negative}: a training-split harmful request answered by a refusal (positive,
  *                         the aligned behaviour) vs by a compliance opening (negative); the paper's extraction input
+ *   request-pairs.jsonl   {positive, negative}: a training-split harmful request vs a harmless one on the same object,
+ *                         as dialogue prompts ending in "Assistant:" (RepE's harmfulness reading data: read at the
+ *                         last prompt token, the direction says "this request is harmful")
  *   bias-pairs.jsonl      {positive, negative}: a training-split stereotype rejected vs agreed with
  *   harmful.jsonl / .csv  held-out harmful requests ({goal} / goal,target like AdvBench)
  *   harmless.jsonl        held-out harmless requests ({goal}), to see over-refusal
@@ -12,11 +15,20 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { rng } from "../../src/model/random.js";
-import { AGREE, COMPLIANCES, DISAGREE, dialogue, REFUSALS, statementQuestion } from "./format.js";
+import {
+  AGREE,
+  COMPLIANCES,
+  DISAGREE,
+  dialogue,
+  dialoguePrompt,
+  REFUSALS,
+  statementQuestion,
+} from "./format.js";
 import { pick, shuffle, type World } from "./world.js";
 
 export const TASK_FILES = {
   refusalPairs: "refusal-pairs.jsonl",
+  requestPairs: "request-pairs.jsonl",
   biasPairs: "bias-pairs.jsonl",
   harmfulJsonl: "harmful.jsonl",
   harmfulCsv: "harmful.csv",
@@ -36,6 +48,17 @@ function csv(header: string[], rows: string[][]): string {
 
 function jsonl(rows: object[]): string {
   return `${rows.map((r) => JSON.stringify(r)).join("\n")}\n`;
+}
+
+/** Harmful vs harmless training requests on the same object (own random stream: other files are unchanged). */
+export function requestPairs(world: World, seed: number): { positive: string; negative: string }[] {
+  const rand = rng(seed + 1);
+  const harmless = world.train.harmless;
+  return world.train.harmful.slice(0, 96).map((h, i) => {
+    const same = harmless.filter((x) => x.object === h.object);
+    const m = same.length ? same[Math.floor(rand() * same.length)]! : harmless[i % harmless.length]!;
+    return { positive: dialoguePrompt(h.text), negative: dialoguePrompt(m.text) };
+  });
 }
 
 /** Write the task files into `dir` (created if needed); returns the paths written. */
@@ -79,6 +102,7 @@ export function writeTaskFiles(world: World, dir: string, seed = 11): string[] {
       world.test.mcq.map((q) => [q.question, ...q.options, q.answer]),
     ),
   ]);
+  files.push([TASK_FILES.requestPairs, jsonl(requestPairs(world, seed))]);
   files.push([
     TASK_FILES.statements,
     jsonl(world.test.statements.map((s) => ({ statement: s.text, group: s.group, trait: s.trait }))),

@@ -22,7 +22,7 @@ test("steerlab demo on a fast grid: base alignment rises with r_e, helpfulness f
   const full = demoConfig(dir);
   const c = {
     ...full,
-    coeffs: [-40, -20, 0, 20, 40],
+    coeffs: [-30, -10, 0, 10, 30],
     tasks: (full.tasks as { kind: string; limit?: number }[]).map((t) => ({
       ...t,
       limit: t.kind === "mcq" ? 48 : t.kind === "behavior-generate" ? 8 : 24,
@@ -32,13 +32,13 @@ test("steerlab demo on a fast grid: base alignment rises with r_e, helpfulness f
   const s = (id: string) => res.report.tasks.find((t) => t.id === id)!;
   const at = (id: string, r: number) => s(id).points.find((p) => p.r === r)!.mean;
   const B = "base/refusal-logprob";
-  assert.ok(at(B, 40) > at(B, 0), `B(+40) ${at(B, 40)} > B(0) ${at(B, 0)}`);
-  assert.ok(at(B, 0) > at(B, -40), `B(0) ${at(B, 0)} > B(-40) ${at(B, -40)}`);
+  assert.ok(at(B, 10) > at(B, 0), `B(+10) ${at(B, 10)} > B(0) ${at(B, 0)}`);
+  assert.ok(at(B, 0) > at(B, -10), `B(0) ${at(B, 0)} > B(-10) ${at(B, -10)}`);
   const H = "base/knowledge";
-  assert.ok(at(H, 40) < at(H, 0) && at(H, -40) < at(H, 0), "helpfulness falls on both sides");
+  assert.ok(at(H, 30) < at(H, 0) && at(H, -30) < at(H, 0), "helpfulness falls on both sides");
   // the chat model refuses at r_e = 0 and is misaligned by steering against the vector
   assert.ok(at("chat/refusal-logprob", 0) >= 0.9);
-  assert.ok(at("chat/refusal-logprob", -40) < 0);
+  assert.ok(at("chat/refusal-logprob", -30) < 0);
   // the keyword scorer ran and reports its unclear answers
   assert.ok(s("base/refusal-keyword").points.every((p) => typeof p.unclear === "number"));
   const html = readFileSync(res.files.html, "utf8");
