@@ -91,3 +91,47 @@ export function collect(): void {
   v8.setFlagsFromString("--expose-gc");
   (vm.runInNewContext("gc") as () => void)();
 }
+
+/** What a runner drives: a fresh single sequence, prefill of a prompt, and one decode step. */
+export interface SequenceDriver {
+  reset(): Promise<void>;
+  prefill(ids: number[]): Promise<void>;
+  step(id: number): Promise<void>;
+}
+
+/**
+ * The shared measurement: best-of-5 prefill of the PROMPT-token prompt, then DECODE_STEPS one-token steps after
+ * a DECODE_PROMPT and a LONG_PROMPT prompt (best of 3 and 2). The same token ids for every runner.
+ */
+export async function measureSpeed(
+  vocab: number,
+  d: SequenceDriver,
+): Promise<{ prefillTokS: number; decodeTokS: number; decodeLongTokS: number }> {
+  const prompt = ids(PROMPT, vocab, 2);
+  await d.reset();
+  await d.prefill(prompt); // warm-up
+  const pre: number[] = [];
+  for (let r = 0; r < 5; r++) {
+    await d.reset();
+    const s = performance.now();
+    await d.prefill(prompt);
+    pre.push(performance.now() - s);
+  }
+  const decode = async (promptLen: number, reps: number): Promise<number> => {
+    const times: number[] = [];
+    for (let r = 0; r < reps; r++) {
+      await d.reset();
+      await d.prefill(ids(promptLen, vocab, 3));
+      const next = ids(DECODE_STEPS, vocab, 4);
+      const s = performance.now();
+      for (const id of next) await d.step(id);
+      times.push(performance.now() - s);
+    }
+    return DECODE_STEPS / (Math.min(...times) / 1000);
+  };
+  return {
+    prefillTokS: PROMPT / (Math.min(...pre) / 1000),
+    decodeTokS: await decode(DECODE_PROMPT, 3),
+    decodeLongTokS: await decode(LONG_PROMPT, 2),
+  };
+}

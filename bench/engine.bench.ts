@@ -19,10 +19,9 @@ import {
   type BenchRow,
   collect,
   DECODE_PROMPT,
-  DECODE_STEPS,
-  ids,
   LONG_PROMPT,
   MiB,
+  measureSpeed,
   PROMPT,
   vmKiB,
 } from "./cases.js";
@@ -45,28 +44,18 @@ export async function benchOrt(k: BenchCase): Promise<BenchRow> {
   collect();
 
   // Best of several runs: on a shared machine the least-disturbed run is the closest to the engine's speed.
-  const prompt = [ids(PROMPT, c.vocabSize, 2)];
-  await engine.forward({ ids: prompt }); // warm-up
-  const pre: number[] = [];
-  for (let r = 0; r < 5; r++) {
-    const s = performance.now();
-    await engine.forward({ ids: prompt });
-    pre.push(performance.now() - s);
-  }
-  const decode = async (promptLen: number, reps: number): Promise<number> => {
-    const times: number[] = [];
-    for (let r = 0; r < reps; r++) {
-      const cache = engine.newCache(1);
-      await engine.forward({ ids: [ids(promptLen, c.vocabSize, 3)] }, { cache });
-      const next = ids(DECODE_STEPS, c.vocabSize, 4);
-      const s = performance.now();
-      for (const id of next) await engine.forward({ ids: [[id]] }, { cache });
-      times.push(performance.now() - s);
-    }
-    return DECODE_STEPS / (Math.min(...times) / 1000);
-  };
-  const decodeTokS = await decode(DECODE_PROMPT, 3);
-  const decodeLongTokS = await decode(LONG_PROMPT, 2);
+  let cache = engine.newCache(1);
+  const speed = await measureSpeed(c.vocabSize, {
+    reset: async () => {
+      cache = engine.newCache(1);
+    },
+    prefill: async (p) => {
+      await engine.forward({ ids: [p] }, { cache });
+    },
+    step: async (id) => {
+      await engine.forward({ ids: [[id]] }, { cache });
+    },
+  });
   collect();
   const steady = vmKiB("VmRSS") / 1024;
   await engine.dispose();
@@ -74,9 +63,7 @@ export async function benchOrt(k: BenchCase): Promise<BenchRow> {
     ...k,
     weightMiB: bytes / MiB,
     buildS,
-    prefillTokS: PROMPT / (Math.min(...pre) / 1000),
-    decodeTokS,
-    decodeLongTokS,
+    ...speed,
     peakRssMiB: vmKiB("VmHWM") / 1024,
     steadyRssMiB: steady,
     baseRssMiB,

@@ -16,11 +16,10 @@ import {
   type BenchCase,
   type BenchRow,
   collect,
-  DECODE_PROMPT,
   DECODE_STEPS,
-  ids,
   LONG_PROMPT,
   MiB,
+  measureSpeed,
   PROMPT,
   vmKiB,
 } from "./cases.js";
@@ -55,30 +54,14 @@ export async function benchLlamaCpp(k: BenchCase): Promise<BenchRow> {
     });
     const buildS = (performance.now() - t0) / 1000;
     const seq = ctx.getSequence();
-    const prompt = ids(PROMPT, c.vocabSize, 2) as Token[];
-    await seq.evaluateWithoutGeneratingNewTokens(prompt); // warm-up
-    const pre: number[] = [];
-    for (let r = 0; r < 5; r++) {
-      await seq.clearHistory();
-      const s = performance.now();
-      await seq.evaluateWithoutGeneratingNewTokens(prompt);
-      pre.push(performance.now() - s);
-    }
-    // Decode: the same fixed token ids as the ORT runner, one per step, each step computing the next logits.
-    const decode = async (promptLen: number, reps: number): Promise<number> => {
-      const times: number[] = [];
-      for (let r = 0; r < reps; r++) {
-        await seq.clearHistory();
-        await seq.evaluateWithoutGeneratingNewTokens(ids(promptLen, c.vocabSize, 3) as Token[]);
-        const next = ids(DECODE_STEPS, c.vocabSize, 4) as Token[];
-        const s = performance.now();
-        for (const id of next) await seq.controlledEvaluate([[id, { generateNext: { token: true } }]]);
-        times.push(performance.now() - s);
-      }
-      return DECODE_STEPS / (Math.min(...times) / 1000);
-    };
-    const decodeTokS = await decode(DECODE_PROMPT, 3);
-    const decodeLongTokS = await decode(LONG_PROMPT, 2);
+    // The same prompts and token ids as the ORT runner; each step computes the next token's logits.
+    const speed = await measureSpeed(c.vocabSize, {
+      reset: () => seq.clearHistory(),
+      prefill: (p) => seq.evaluateWithoutGeneratingNewTokens(p as Token[]),
+      step: async (id) => {
+        await seq.controlledEvaluate([[id as Token, { generateNext: { token: true } }]]);
+      },
+    });
     collect();
     const steadyRssMiB = vmKiB("VmRSS") / 1024;
     await ctx.dispose();
@@ -87,9 +70,7 @@ export async function benchLlamaCpp(k: BenchCase): Promise<BenchRow> {
       ...k,
       weightMiB: bytes / MiB,
       buildS,
-      prefillTokS: PROMPT / (Math.min(...pre) / 1000),
-      decodeTokS,
-      decodeLongTokS,
+      ...speed,
       peakRssMiB: vmKiB("VmHWM") / 1024,
       steadyRssMiB,
       baseRssMiB,
