@@ -93,7 +93,12 @@ export function registerSweep(program: Command): void {
     .option("-m, --model <path>", "model: a Hugging Face folder or a .gguf file")
     .addOption(new Option("--backend <name>", "compute backend (default onnxruntime)").choices(BACKENDS))
     .option("--threads <n>", "compute threads (default: all cores)", int("threads", 1))
-    .option("--vector <file>", "steering vector JSON, or random:<seed> (repeatable)", collect, [])
+    .option(
+      "--vector <file>",
+      "vector file (.safetensors, or a .gguf control vector), or random:<seed> (repeatable)",
+      collect,
+      [],
+    )
     .option(
       "--layers <spec>",
       'layer set to steer, e.g. "8..15" or "-5..-1" (repeatable: one sweep axis value each)',
@@ -112,7 +117,7 @@ export function registerSweep(program: Command): void {
       `
 Examples:
   steerlab sweep --config exp.yaml -o runs/exp
-  steerlab sweep -m ./model --vector refusal.json --layers 8..15 --coeffs -2:2:0.5 \\
+  steerlab sweep -m ./model --vector refusal.safetensors --layers 8..15 --coeffs -2:2:0.5 \\
     --task mcq:mmlu.csv --task behavior-logprob:harmful.csv -o runs/quick
 Killing a sweep loses nothing already scored: run the same command again to resume.`,
     )
