@@ -6,7 +6,7 @@
  *
  *   model: ./tiny-llama          # HF folder or .gguf
  *   backend: reference           # or onnxruntime (default)
- *   vectors: [{ name: refusal, source: refusal.json }]   # or source: random:<seed>
+ *   vectors: [{ name: refusal, source: refusal.safetensors }]   # or source: random:<seed>
  *   layers: ["-5..-1"]           # layer sets (each a sweep axis value); default: every layer of the vector
  *   coeffs: -2:2:0.5             # or a list
  *   tasks: [{ kind: mcq, data: mmlu.csv }, { kind: behavior-logprob, data: harmful.csv }]
@@ -21,7 +21,7 @@ import { parseTaskSpec, type TaskSpec } from "./tasks.js";
 
 export interface VectorSpec {
   name: string;
-  /** A vector JSON file or "random:<seed>". */
+  /** A vector file (.safetensors, or a .gguf control vector) or "random:<seed>". */
   source: string;
 }
 
