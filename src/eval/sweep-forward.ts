@@ -6,6 +6,7 @@
 import { SteerlabError } from "../errors.js";
 import type { Tokenizer } from "../io/tokenizer-types.js";
 import type { Batch, Engine, ForwardOptions, HookBinding } from "../model/engine.js";
+import type { Judge } from "./score-judge.js";
 import type { ResultStore, SweepRecord } from "./store.js";
 import { rowSteeringHooks, type SweepVector } from "./sweep-steer.js";
 
@@ -61,6 +62,8 @@ export interface Ctx {
   reuseOk: boolean;
   done: number;
   progress(n: number): void;
+  /** Judge models opened for this run (key: absolute path, or "" for the swept model itself). */
+  judges: Map<string, Judge & { owned: boolean }>;
 }
 
 /** Left-pad rows into one batch. ids/mask [B][T]. */

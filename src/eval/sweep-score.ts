@@ -7,9 +7,11 @@
  */
 import { SteerlabError } from "../errors.js";
 import { generateBatch } from "../model/generate.js";
+import { openModel, requireTokenizer } from "../model/open.js";
 import { classifyKeywords } from "./score-behavior.js";
 import { a3Projections, deltaLogitNorm } from "./score-diagnostics.js";
 import { scoreHelpfulness } from "./score-helpfulness.js";
+import { type Judge, judgeResponses } from "./score-judge.js";
 import { scoreLogprobs } from "./score-logprob.js";
 import type { SweepRecord } from "./store.js";
 import {
@@ -58,23 +60,54 @@ export async function runGenerate(
     );
     c.opts.signal?.throwIfAborted(); // an aborted generation is cut short: never store it
     c.stats.forwards++;
+    const verdicts = t.spec.judge
+      ? await judgeResponses(
+          await judgeOf(c, t),
+          part.map((x, k) => ({ instruction: x.it.text ?? x.it.prompt, response: res[k]!.text })),
+          t.spec.judge,
+        )
+      : null;
     commit(
       c,
       part.map((x, k) => {
-        const cl = classifyKeywords(res[k]!.text, rules);
-        return {
+        const base = {
           task: t.spec.id,
           variant: v.id,
           item: x.it.index,
           r: x.r,
-          kind: "behavior-generate",
-          score: cl.score,
+          kind: "behavior-generate" as const,
           text: res[k]!.text,
-          reason: cl.reason,
         };
+        const j = verdicts?.[k];
+        if (j)
+          return { ...base, score: j.score, margin: j.margin, reason: `judge margin ${j.margin.toFixed(3)}` };
+        const cl = classifyKeywords(res[k]!.text, rules);
+        return { ...base, score: cl.score, reason: cl.reason };
       }),
     );
   }
+}
+
+/** The judge of a task: the swept model itself (unsteered calls) or another model, opened once per run. */
+async function judgeOf(c: Ctx, t: LoadedTask): Promise<Judge> {
+  const key = t.judgeModel ?? "";
+  const have = c.judges.get(key);
+  if (have) return have;
+  let j: Judge & { owned: boolean };
+  if (!t.judgeModel)
+    j = { engine: c.engine, tokenizer: requireTokenizerOf(c.tokenizer, t.spec.id), owned: false };
+  else {
+    const m = await openModel(t.judgeModel);
+    j = { engine: m.engine, tokenizer: requireTokenizer(m), owned: true };
+  }
+  c.judges.set(key, j);
+  return j;
+}
+
+/** Release the judge models this run opened. */
+export async function closeJudges(c: Ctx): Promise<void> {
+  for (const j of c.judges.values()) if (j.owned) await j.engine.dispose();
+  c.judges.clear();
 }
 
 /**

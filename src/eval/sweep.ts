@@ -14,7 +14,7 @@ import type { Tokenizer } from "../io/tokenizer-types.js";
 import type { Engine } from "../model/engine.js";
 import type { ResultStore } from "./store.js";
 import type { Ctx, RunOptions, SweepStats, Variant } from "./sweep-forward.js";
-import { runGenerate, runLogprob, runMcq } from "./sweep-score.js";
+import { closeJudges, runGenerate, runLogprob, runMcq } from "./sweep-score.js";
 import type { LoadedTask } from "./tasks.js";
 
 export type { RunOptions, SweepStats, Variant } from "./sweep-forward.js";
@@ -92,7 +92,18 @@ export async function runSweep(
       this.done += n;
       opts.onProgress?.(this.done, total);
     },
+    judges: new Map(),
   };
+  try {
+    await runTasks(c, plan, bs);
+  } finally {
+    await closeJudges(c);
+  }
+  return stats;
+}
+
+async function runTasks(c: Ctx, plan: SweepPlan, bs: number): Promise<void> {
+  const { store, stats, opts } = c;
   for (const t of plan.tasks) {
     for (const v of plan.variants) {
       const sorted = { ...v, layers: [...v.layers].sort((a, b) => a - b) };
@@ -113,5 +124,4 @@ export async function runSweep(
       }
     }
   }
-  return stats;
 }

@@ -19,6 +19,7 @@ import {
 } from "./datasets.js";
 import { buildPrompt, mmluPrompt } from "./prompts.js";
 import { DISAGREE_RULES, type KeywordRules, REFUSAL_RULES } from "./score-behavior.js";
+import type { JudgeSpec } from "./score-judge.js";
 
 export type TaskKind = "behavior-generate" | "behavior-logprob" | "mcq";
 export const TASK_KINDS: readonly TaskKind[] = ["behavior-generate", "behavior-logprob", "mcq"];
@@ -50,6 +51,8 @@ export interface TaskSpec {
   misaligned?: string[];
   /** mcq: the first `shots` questions of the file become solved examples before every other question. */
   shots?: number;
+  /** behavior-generate: score the answers with a judge model instead of keyword rules. */
+  judge?: JudgeSpec;
 }
 
 export interface TaskItem {
@@ -58,11 +61,15 @@ export interface TaskItem {
   prompt: string;
   /** mcq */
   correct?: Letter;
+  /** Behaviour tasks: the instruction or statement itself (what a judge is shown). */
+  text?: string;
 }
 
 export interface LoadedTask {
   spec: TaskSpec;
   items: TaskItem[];
+  /** The judge model's absolute path (behavior-generate with a judge that names a model). */
+  judgeModel?: string;
 }
 
 /** Default continuations of the refusal logprob task (a refusal opening vs a compliance opening). */
@@ -103,6 +110,7 @@ export function parseTaskSpec(raw: unknown, i: number, problems: string[]): Task
     "aligned",
     "misaligned",
     "shots",
+    "judge",
   ];
   for (const k of Object.keys(o))
     if (!known.includes(k)) problems.push(`${f}.${k}: unknown key (known: ${known.join(", ")})`);
@@ -128,6 +136,7 @@ export function parseTaskSpec(raw: unknown, i: number, problems: string[]): Task
     if (!ro || typeof ro !== "object" || !Array.isArray(ro.aligned) || !Array.isArray(ro.misaligned))
       problems.push(`${f}.rules: "refusal", "disagree" or { aligned: [...], misaligned: [...], fallback? }`);
   }
+  const judge = parseJudge(o.judge, `${f}.judge`, problems);
   const aligned = strList(o.aligned, `${f}.aligned`, problems);
   const misaligned = strList(o.misaligned, `${f}.misaligned`, problems);
   if (problems.length > n0) return null;
@@ -145,6 +154,36 @@ export function parseTaskSpec(raw: unknown, i: number, problems: string[]): Task
     ...(aligned ? { aligned } : {}),
     ...(misaligned ? { misaligned } : {}),
     ...(o.shots !== undefined ? { shots: o.shots as number } : {}),
+    ...(judge ? { judge } : {}),
+  };
+}
+
+function parseJudge(v: unknown, f: string, problems: string[]): JudgeSpec | undefined {
+  if (v === undefined) return undefined;
+  if (v === true) return {};
+  if (!v || typeof v !== "object" || Array.isArray(v)) {
+    problems.push(`${f}: true or { model?, template?, aligned?, misaligned?, threshold?, chat? }`);
+    return undefined;
+  }
+  const o = v as Record<string, unknown>;
+  const known = ["model", "template", "aligned", "misaligned", "threshold", "chat"];
+  for (const k of Object.keys(o)) if (!known.includes(k)) problems.push(`${f}.${k}: unknown key`);
+  for (const k of ["model", "template"])
+    if (o[k] !== undefined && typeof o[k] !== "string") problems.push(`${f}.${k}: expected a string`);
+  if (typeof o.template === "string" && !o.template.includes("{response}"))
+    problems.push(`${f}.template: needs a {response} placeholder`);
+  if (o.threshold !== undefined && !(typeof o.threshold === "number" && o.threshold >= 0))
+    problems.push(`${f}.threshold: a number >= 0`);
+  if (o.chat !== undefined && typeof o.chat !== "boolean") problems.push(`${f}.chat: true or false`);
+  const aligned = strList(o.aligned, `${f}.aligned`, problems);
+  const misaligned = strList(o.misaligned, `${f}.misaligned`, problems);
+  return {
+    ...(typeof o.model === "string" ? { model: o.model } : {}),
+    ...(typeof o.template === "string" ? { template: o.template } : {}),
+    ...(aligned ? { aligned } : {}),
+    ...(misaligned ? { misaligned } : {}),
+    ...(typeof o.threshold === "number" ? { threshold: o.threshold } : {}),
+    ...(typeof o.chat === "boolean" ? { chat: o.chat } : {}),
   };
 }
 
@@ -198,9 +237,15 @@ export async function loadTask(
     spec.dataKind === "statements"
       ? (await loadStatements(path)).map((s) => s.text)
       : (await loadInstructions(path)).map((s) => s.text);
+  const judgeModel = spec.judge?.model;
   return {
     spec,
-    items: cut(texts).map((t, index) => ({ index, prompt: buildPrompt(template, { [key]: t }, po) })),
+    items: cut(texts).map((t, index) => ({
+      index,
+      prompt: buildPrompt(template, { [key]: t }, po),
+      text: t,
+    })),
+    ...(judgeModel ? { judgeModel: isAbsolute(judgeModel) ? judgeModel : resolve(baseDir, judgeModel) } : {}),
   };
 }
 
