@@ -100,34 +100,26 @@ function lineFit(x: number[], y: number[], rMax: number, abs: boolean): LawFit |
   );
 }
 
+/** Mean per r_e and its linear fit on |r_e| <= rMax, against |r_e| (absR) or r_e. */
+function lineDiagnostic(points: readonly AtR[], rMax: number, absR: boolean): LinearDiagnostic {
+  const rows = rowsOf(points);
+  const fit = lineFit(
+    rows.map((r) => r.r),
+    rows.map((r) => r.mean),
+    rMax,
+    absR,
+  );
+  return { rows, rMax, fit };
+}
+
 /** A1: mean ||U delta|| per r_e and its linear fit against |r_e| on |r_e| <= rMax (default 5). */
 export function diagnoseA1(points: readonly AtR[], rMax = 5): LinearDiagnostic {
-  const rows = rowsOf(points);
-  return {
-    rows,
-    rMax,
-    fit: lineFit(
-      rows.map((r) => r.r),
-      rows.map((r) => r.mean),
-      rMax,
-      true,
-    ),
-  };
+  return lineDiagnostic(points, rMax, true);
 }
 
 /** A2: mean aligned-minus-misaligned margin per r_e and its linear fit against r_e on |r_e| <= rMax. */
 export function diagnoseA2(points: readonly AtR[], rMax = 5): LinearDiagnostic {
-  const rows = rowsOf(points);
-  return {
-    rows,
-    rMax,
-    fit: lineFit(
-      rows.map((r) => r.r),
-      rows.map((r) => r.mean),
-      rMax,
-      false,
-    ),
-  };
+  return lineDiagnostic(points, rMax, false);
 }
 
 /** A3: per r_e the pooled X_i with their std and normality tests; std against |r_e| with a linear fit. */
