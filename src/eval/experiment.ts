@@ -146,6 +146,7 @@ export async function runExperiment(
       ...Object.fromEntries(
         Object.entries(first.data.metadata).filter(([k]) => k === "coeffs" || k === "tasks"),
       ),
+      ...(c.notes ? { notes: c.notes } : {}),
     },
     rGrid: [...new Set(runs.flatMap((r) => r.data.rGrid))].sort((a, b) => a - b),
     tasks: runs.flatMap((r) => prefixed(r.data, r.model.name)),
