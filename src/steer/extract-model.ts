@@ -8,6 +8,7 @@ import type { Tokenizer } from "../io/tokenizer-types.js";
 import type { Engine } from "../model/engine.js";
 import type { Site } from "../model/hooks.js";
 import type { LoadedModel } from "../model/model.js";
+import { requireTokenizer } from "../model/open.js";
 import { collectActivations } from "./collect.js";
 import { type ExtractOptions, extract } from "./extract.js";
 import { rows } from "./linalg.js";
@@ -42,10 +43,11 @@ export function renderDataset(data: Dataset, tokenizer: Tokenizer): string[] {
 }
 
 export async function extractFromModel(
-  m: { engine: Engine; tokenizer: Tokenizer; model: LoadedModel },
+  opened: { engine: Engine; tokenizer: Tokenizer | null; model: LoadedModel },
   data: Dataset,
   opts: ExtractFromModelOptions,
 ): Promise<SteeringVector> {
+  const m = { ...opened, tokenizer: opened.tokenizer ?? requireTokenizer(opened.model) };
   const c = m.engine.config;
   const layers = opts.layers ?? Array.from({ length: c.nLayers }, (_, i) => i);
   const site = opts.site ?? "resid_post";
