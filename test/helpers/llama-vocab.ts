@@ -44,6 +44,16 @@ export function llamaRepo(): string | null {
   return dir;
 }
 
+let cachedRepo: string | null | undefined;
+
+/** The llama.cpp sources (cloned once per process), or an error naming the missing dev dependency. */
+export function requireLlamaRepo(): string {
+  cachedRepo ??= llamaRepo();
+  if (!cachedRepo)
+    throw new Error("node-llama-cpp (dev dependency) with its llama.cpp bundle is required for these tests");
+  return cachedRepo;
+}
+
 /** One file of the llama.cpp sources at the bundle's HEAD. */
 export function llamaFile(repo: string, path: string): Buffer {
   return execFileSync("git", ["--git-dir", repo, "show", `HEAD:${path}`], { maxBuffer: 1 << 28 });

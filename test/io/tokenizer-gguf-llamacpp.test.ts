@@ -4,23 +4,13 @@
  * tokenizer.ggml.pre: gpt-neox, aquila) and another SentencePiece vocab (baichuan).
  */
 import assert from "node:assert/strict";
-import { before, test } from "node:test";
+import { test } from "node:test";
 import { tokenizerFromGguf } from "../../src/io/tokenizer.js";
 import { llamaCpp } from "../helpers/llama-cpp.js";
-import { llamaRepo, vocabCases, vocabFile, vocabMetadata } from "../helpers/llama-vocab.js";
-
-let repo: string | null = null;
-before(() => {
-  repo = llamaRepo();
-});
-const needRepo = (): string => {
-  if (!repo)
-    throw new Error("node-llama-cpp (dev dependency) with its llama.cpp bundle is required for these tests");
-  return repo;
-};
+import { requireLlamaRepo, vocabCases, vocabFile, vocabMetadata } from "../helpers/llama-vocab.js";
 
 test("vocabs without test vectors tokenize as llama.cpp does: 'default' pre (gpt-neox, aquila), SentencePiece (baichuan)", async () => {
-  const r = needRepo();
+  const r = requireLlamaRepo();
   const inputs = vocabCases(r, "gpt-2").map((c) => c.input);
   const llama = await llamaCpp();
   for (const name of ["gpt-neox", "aquila", "baichuan"]) {

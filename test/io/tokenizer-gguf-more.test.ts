@@ -3,19 +3,9 @@
  * are checked against llama.cpp itself in tokenizer-gguf-llamacpp.test.ts.
  */
 import assert from "node:assert/strict";
-import { before, test } from "node:test";
+import { test } from "node:test";
 import { tokenizerFromGguf } from "../../src/io/tokenizer.js";
-import { llamaRepo, vocabCases, vocabFailures, vocabMetadata } from "../helpers/llama-vocab.js";
-
-let repo: string | null = null;
-before(() => {
-  repo = llamaRepo();
-});
-const needRepo = (): string => {
-  if (!repo)
-    throw new Error("node-llama-cpp (dev dependency) with its llama.cpp bundle is required for these tests");
-  return repo;
-};
+import { requireLlamaRepo, vocabCases, vocabFailures, vocabMetadata } from "../helpers/llama-vocab.js";
 
 // name -> llama.cpp's add_bos for it (pre-tokenizer in parentheses).
 const VOCABS: [string, boolean][] = [
@@ -30,7 +20,7 @@ const VOCABS: [string, boolean][] = [
 
 for (const [name, addsBos] of VOCABS) {
   test(`ggml-vocab-${name}: every test vector encodes to llama.cpp's ids and decodes back`, () => {
-    const r = needRepo();
+    const r = requireLlamaRepo();
     const meta = vocabMetadata(r, name);
     const tok = tokenizerFromGguf(meta, `ggml-vocab-${name}.gguf`);
     const cases = vocabCases(r, name);

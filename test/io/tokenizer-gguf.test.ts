@@ -5,26 +5,17 @@
  * More vocabularies (other pre-tokenizers) are in tokenizer-gguf-more.test.ts.
  */
 import assert from "node:assert/strict";
-import { before, test } from "node:test";
+import { test } from "node:test";
 import { isSteerlabError } from "../../src/errors.js";
 import { tokenizerFromGguf, tokenizerFromJson } from "../../src/io/tokenizer.js";
 import { tokenizerJsonFromGguf } from "../../src/io/tokenizer-gguf.js";
 import { ggufTokenizerMetadata } from "../../src/io/tokenizer-gguf-export.js";
-import { llamaRepo, vocabCases, vocabFailures, vocabMetadata } from "../helpers/llama-vocab.js";
+import { requireLlamaRepo, vocabCases, vocabFailures, vocabMetadata } from "../helpers/llama-vocab.js";
 
-let repo: string | null = null;
-before(() => {
-  repo = llamaRepo();
-});
-const needRepo = (): string => {
-  if (!repo)
-    throw new Error("node-llama-cpp (dev dependency) with its llama.cpp bundle is required for these tests");
-  return repo;
-};
 // Parsed metadata per vocab, read once (callers that modify it take a copy).
 const metas = new Map<string, Map<string, unknown>>();
 const metaOf = (name: string): Map<string, unknown> => {
-  const m = metas.get(name) ?? vocabMetadata(needRepo(), name);
+  const m = metas.get(name) ?? vocabMetadata(requireLlamaRepo(), name);
   metas.set(name, m);
   return m;
 };
@@ -43,7 +34,7 @@ const VOCABS: Expect[] = [
 
 for (const v of VOCABS) {
   test(`ggml-vocab-${v.name}: every test vector encodes to llama.cpp's ids and decodes back`, () => {
-    const r = needRepo();
+    const r = requireLlamaRepo();
     const meta = metaOf(v.name);
     const tok = tokenizerFromGguf(meta, `ggml-vocab-${v.name}.gguf`);
     const cases = vocabCases(r, v.name);
@@ -80,7 +71,7 @@ test("special tokens: control tokens are skipped on request and matched verbatim
 });
 
 test("the models' own tokenizer.json regex spelling ((?i:...) group) gives the same ids for llama-bpe and qwen2", () => {
-  const r = needRepo();
+  const r = requireLlamaRepo();
   const hfPatterns: Record<string, string> = {
     "llama-bpe":
       "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+",
