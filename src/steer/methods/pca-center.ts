@@ -5,10 +5,10 @@
  * Sign by the same majority vote, unit norm.
  */
 import { SteerlabError } from "../../errors.js";
-import { firstPc, type Pc1, pickRows, type Rows, topEigen, unit } from "../linalg.js";
+import { topEigen } from "../linalg.js";
 import type { PairMoments } from "../moments.js";
 import { checkLayerData, type ExtractionMethod, type LayerData, type MethodOptions } from "./method.js";
-import { diffsAndGram, pairDifferences, subsetPc, voteSign } from "./pca-common.js";
+import { fitPairPc } from "./pca-common.js";
 
 export const pcaCenter: ExtractionMethod = {
   name: "pca-center",
@@ -49,31 +49,14 @@ export const pcaCenter: ExtractionMethod = {
 
 /** PCA of {+d/2, -d/2}: same directions and variance ratios as the uncentred PCA of the differences d. */
 function fitCenter(data: LayerData & { kind: "pairs" }, idx: readonly number[], opts: MethodOptions) {
-  const { n, dim } = data.positive;
-  let pc: Pc1;
-  let d: Rows;
-  if (n <= dim) {
-    const c = diffsAndGram(data.positive, data.negative, data);
-    pc = subsetPc(c.d, c.g, idx, null, false, opts);
-    d = idx.length === n ? c.d : pickRows(c.d, idx);
-  } else {
-    d = pairDifferences(pickRows(data.positive, idx), pickRows(data.negative, idx));
-    pc = firstPc(d, opts);
-  }
-  if (!(pc.explainedVariance > 0)) {
-    throw new SteerlabError("bad_input", "pca-center: every pair has identical members");
-  }
-  const vote = voteSign(d, pc.direction);
-  return {
-    direction: unit(vote.direction),
-    info: {
-      explainedVariance: pc.explainedVariance,
-      iterations: pc.iterations,
-      converged: pc.converged,
-      via: pc.via,
-      votesFor: vote.votesFor,
-      votesAgainst: vote.votesAgainst,
-      flipped: vote.flipped,
+  return fitPairPc(
+    data,
+    idx,
+    {
+      sign: null,
+      centre: false,
+      flat: () => new SteerlabError("bad_input", "pca-center: every pair has identical members"),
     },
-  };
+    opts,
+  );
 }

@@ -1,5 +1,18 @@
 /** Pieces shared by the PCA methods: pair differences, the majority-vote sign rule, PCs through a cached Gram. */
-import { dot, gram, norm, type Pc1, type PowerOptions, type Rows, topEigen } from "../linalg.js";
+import type { SteerlabError } from "../../errors.js";
+import {
+  dot,
+  firstPc,
+  gram,
+  norm,
+  type Pc1,
+  type PowerOptions,
+  pickRows,
+  type Rows,
+  topEigen,
+  unit,
+} from "../linalg.js";
+import type { LayerData, LayerFit, MethodOptions } from "./method.js";
 
 /** d_i = pos_i - neg_i: [N, D] float64. */
 export function pairDifferences(pos: Rows, neg: Rows): Rows {
@@ -115,5 +128,54 @@ export function subsetPc(
     iterations: e.iterations,
     converged: e.converged,
     via: "gram",
+  };
+}
+
+/**
+ * The shared fit of the pair-PCA methods on the pairs `idx`: first PC of the (signed, optionally mean-centred)
+ * differences, through the cached Gram when N <= D or the explicit rows otherwise; then the majority-vote sign
+ * on the true differences and unit norm. `flat` is the error for a layer where nothing varies.
+ */
+export function fitPairPc(
+  data: LayerData & { kind: "pairs" },
+  idx: readonly number[],
+  o: { sign: ((i: number) => number) | null; centre: boolean; flat: () => SteerlabError },
+  opts: MethodOptions,
+): LayerFit {
+  const { n, dim } = data.positive;
+  let pc: Pc1;
+  let d: Rows;
+  if (n <= dim) {
+    // N x N: one Gram of the raw differences per layer serves every subset, shuffle and centring
+    const c = diffsAndGram(data.positive, data.negative, data);
+    pc = subsetPc(c.d, c.g, idx, o.sign, o.centre, opts);
+    d = idx.length === n ? c.d : pickRows(c.d, idx);
+  } else {
+    d = pairDifferences(pickRows(data.positive, idx), pickRows(data.negative, idx));
+    const x = { data: new Float64Array(d.data), n: d.n, dim };
+    const mu = new Float64Array(dim);
+    for (let a = 0; a < d.n; a++) {
+      const s = o.sign ? o.sign(idx[a]!) : 1;
+      for (let j = 0; j < dim; j++) {
+        x.data[a * dim + j] = s * x.data[a * dim + j]!;
+        mu[j]! += x.data[a * dim + j]! / d.n;
+      }
+    }
+    if (o.centre) for (let a = 0; a < d.n; a++) for (let j = 0; j < dim; j++) x.data[a * dim + j]! -= mu[j]!;
+    pc = firstPc(x, opts);
+  }
+  if (!(pc.explainedVariance > 0)) throw o.flat();
+  const vote = voteSign(d, pc.direction);
+  return {
+    direction: unit(vote.direction),
+    info: {
+      explainedVariance: pc.explainedVariance,
+      iterations: pc.iterations,
+      converged: pc.converged,
+      via: pc.via,
+      votesFor: vote.votesFor,
+      votesAgainst: vote.votesAgainst,
+      flipped: vote.flipped,
+    },
   };
 }

@@ -10,10 +10,10 @@
  * pair is removed, so the direction comes only from how the contrast varies across pairs.
  */
 import { SteerlabError } from "../../errors.js";
-import { dot, firstPc, type Pc1, pickRows, type Rows, topEigen, unit } from "../linalg.js";
+import { dot, topEigen } from "../linalg.js";
 import type { PairMoments } from "../moments.js";
 import { checkLayerData, type ExtractionMethod, type LayerData, type MethodOptions } from "./method.js";
-import { diffsAndGram, pairDifferences, pairFlip, subsetPc, voteSign } from "./pca-common.js";
+import { fitPairPc, pairFlip } from "./pca-common.js";
 
 /** The pair-shuffle seed in effect: default 1, null when turned off. */
 export function shuffleSeed(opts: MethodOptions): number | null {
@@ -82,46 +82,18 @@ function fitRepe(data: LayerData & { kind: "pairs" }, idx: readonly number[], op
     });
   }
   const seed = shuffleSeed(opts);
-  const sign = seed === null ? null : (i: number) => pairFlip(seed, i);
-  const { n, dim } = data.positive;
-  let pc: Pc1;
-  let d: Rows;
-  if (n <= dim) {
-    // N x N: one Gram of the raw differences per layer serves every subset, shuffle and centring
-    const c = diffsAndGram(data.positive, data.negative, data);
-    pc = subsetPc(c.d, c.g, idx, sign, true, opts);
-    d = idx.length === n ? c.d : pickRows(c.d, idx);
-  } else {
-    d = pairDifferences(pickRows(data.positive, idx), pickRows(data.negative, idx));
-    const x = { data: new Float64Array(d.data), n: d.n, dim };
-    const mu = new Float64Array(dim);
-    for (let a = 0; a < d.n; a++) {
-      const s = sign ? sign(idx[a]!) : 1;
-      for (let j = 0; j < dim; j++) {
-        x.data[a * dim + j] = s * x.data[a * dim + j]!;
-        mu[j]! += x.data[a * dim + j]! / d.n;
-      }
-    }
-    for (let a = 0; a < d.n; a++) for (let j = 0; j < dim; j++) x.data[a * dim + j]! -= mu[j]!;
-    pc = firstPc(x, opts);
-  }
-  if (!(pc.explainedVariance > 0)) {
-    throw new SteerlabError("bad_input", "repe-pca: every pair difference is the same, nothing varies", {
-      hint: "mean-centring removed the whole contrast; use mean-diff",
-    });
-  }
-  const vote = voteSign(d, pc.direction);
-  return {
-    direction: unit(vote.direction),
-    info: {
-      explainedVariance: pc.explainedVariance,
-      shuffleSeed: seed ?? "off",
-      iterations: pc.iterations,
-      converged: pc.converged,
-      via: pc.via,
-      votesFor: vote.votesFor,
-      votesAgainst: vote.votesAgainst,
-      flipped: vote.flipped,
+  const fit = fitPairPc(
+    data,
+    idx,
+    {
+      sign: seed === null ? null : (i: number) => pairFlip(seed, i),
+      centre: true,
+      flat: () =>
+        new SteerlabError("bad_input", "repe-pca: every pair difference is the same, nothing varies", {
+          hint: "mean-centring removed the whole contrast; use mean-diff",
+        }),
     },
-  };
+    opts,
+  );
+  return { ...fit, info: { ...fit.info, shuffleSeed: seed ?? "off" } };
 }
