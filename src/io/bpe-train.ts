@@ -10,6 +10,7 @@
  * lazy max-heap, so ~1 MB of text trains in about a second. Ties break on the smaller (left id, right id).
  */
 import { SteerlabError } from "../errors.js";
+import { type BpeModelJson, bpeModelJson } from "./bpe-json.js";
 
 /** The GPT-2 pre-tokenizer pattern (what ByteLevel with use_regex=true applies). */
 export const GPT2_SPLIT_REGEX =
@@ -35,18 +36,7 @@ export interface ByteLevelBpeJson {
   pre_tokenizer: Record<string, unknown>;
   post_processor: Record<string, unknown>;
   decoder: Record<string, unknown>;
-  model: {
-    type: "BPE";
-    dropout: null;
-    unk_token: null;
-    continuing_subword_prefix: null;
-    end_of_word_suffix: null;
-    fuse_unk: false;
-    byte_fallback: false;
-    ignore_merges: false;
-    vocab: Record<string, number>;
-    merges: [string, string][];
-  };
+  model: BpeModelJson;
 }
 
 export interface AddedTokenJson {
@@ -302,18 +292,7 @@ function buildByteLevelJson(
     pre_tokenizer: byteLevel,
     post_processor: postProcessor,
     decoder: { ...byteLevel },
-    model: {
-      type: "BPE",
-      dropout: null,
-      unk_token: null,
-      continuing_subword_prefix: null,
-      end_of_word_suffix: null,
-      fuse_unk: false,
-      byte_fallback: false,
-      ignore_merges: false,
-      vocab,
-      merges,
-    },
+    model: bpeModelJson(vocab, merges),
   };
 }
 

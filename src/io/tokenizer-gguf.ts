@@ -12,6 +12,7 @@
  * The reverse is in tokenizer-gguf-export.ts.
  */
 import { SteerlabError } from "../errors.js";
+import { bpeModelJson } from "./bpe-json.js";
 
 /** GGUF token types (llama.cpp's llama_token_type). */
 export const GGUF_TOKEN_TYPE = {
@@ -194,7 +195,7 @@ export function tokenizerJsonFromGguf(meta: Meta, file: string): GgufTokenizerPa
     const merges = get("tokenizer.ggml.merges");
     if (!Array.isArray(merges))
       throw bad("tokenizer.ggml.merges", "an array of 'a b' strings", typeof merges);
-    const pairs = merges.map((m, i) => {
+    const pairs = merges.map((m, i): [string, string] => {
       const s = String(m);
       const at = s.indexOf(" ", 1); // a piece may itself start with a space, never be empty
       if (at < 0) throw bad(`tokenizer.ggml.merges[${i}]`, "'left right'", s);
@@ -213,18 +214,7 @@ export function tokenizerJsonFromGguf(meta: Meta, file: string): GgufTokenizerPa
         flag("tokenizer.ggml.add_eos_token", false) ? eos : null,
       ),
       decoder: byteLevel(true),
-      model: {
-        type: "BPE",
-        dropout: null,
-        unk_token: null,
-        continuing_subword_prefix: null,
-        end_of_word_suffix: null,
-        fuse_unk: false,
-        byte_fallback: false,
-        ignore_merges: fam.ignoreMerges,
-        vocab,
-        merges: pairs,
-      },
+      model: bpeModelJson(vocab, pairs, { ignoreMerges: fam.ignoreMerges }),
     };
     return { json, bosTokenId: bos, eosTokenIds, chatTemplate };
   }
@@ -266,18 +256,11 @@ export function tokenizerJsonFromGguf(meta: Meta, file: string): GgufTokenizerPa
           ...(addSpacePrefix ? [{ type: "Strip", content: " ", start: 1, stop: 0 }] : []),
         ],
       },
-      model: {
-        type: "BPE",
-        dropout: null,
-        unk_token: unk === null ? null : tokens[unk],
-        continuing_subword_prefix: null,
-        end_of_word_suffix: null,
-        fuse_unk: true,
-        byte_fallback: true,
-        ignore_merges: false,
+      model: bpeModelJson(
         vocab,
-        merges: mergesFromScores(tokens as string[], scores as number[], types as number[], vocab),
-      },
+        mergesFromScores(tokens as string[], scores as number[], types as number[], vocab),
+        { unkToken: unk === null ? null : (tokens[unk] as string), byteFallback: true },
+      ),
     };
     return { json, bosTokenId: bos, eosTokenIds, chatTemplate };
   }
