@@ -9,6 +9,7 @@
 import { SteerlabError } from "../errors.js";
 import { archSpec } from "../model/arch/registry.js";
 import type { ArchSpec } from "../model/arch/spec.js";
+import { checkBatch } from "../model/batch.js";
 import type { ModelConfig } from "../model/config.js";
 import {
   type Batch,
@@ -66,44 +67,6 @@ function badInput(message: string, field: string, expected: string, got: string)
   return new SteerlabError("bad_input", message, { field, expected, got });
 }
 
-/** Check the batch shape, token ids and mask; return B, T and the mask as [B, T] bytes. */
-function checkBatch(c: ModelConfig, batch: Batch): { B: number; T: number; mask: Uint8Array } {
-  const B = batch.ids.length;
-  if (B === 0) throw badInput("empty batch", "ids", "at least one row", "0 rows");
-  const T = batch.ids[0]!.length;
-  if (T === 0) throw badInput("empty sequence", "ids[0]", "at least one token", "0 tokens");
-  const mask = new Uint8Array(B * T).fill(1); // [B, T]
-  for (let b = 0; b < B; b++) {
-    const row = batch.ids[b]!;
-    if (row.length !== T)
-      throw badInput("ragged batch", `ids[${b}]`, `${T} tokens (left-pad rows)`, String(row.length));
-    for (let t = 0; t < T; t++) {
-      const id = row[t]!;
-      if (!Number.isInteger(id) || id < 0 || id >= c.vocabSize) {
-        throw badInput(
-          "token id out of range",
-          `ids[${b}][${t}]`,
-          `an integer in [0, ${c.vocabSize})`,
-          String(id),
-        );
-      }
-    }
-    if (batch.mask) {
-      const m = batch.mask[b];
-      if (!m || m.length !== T)
-        throw badInput("mask shape differs from ids", `mask[${b}]`, `${T} entries`, String(m?.length));
-      for (let t = 0; t < T; t++) {
-        if (m[t] !== 0 && m[t] !== 1)
-          throw badInput("mask entries must be 0 or 1", `mask[${b}][${t}]`, "0 | 1", String(m[t]));
-        mask[b * T + t] = m[t]!;
-      }
-    }
-  }
-  if (batch.mask && batch.mask.length !== B)
-    throw badInput("mask shape differs from ids", "mask", `${B} rows`, String(batch.mask.length));
-  return { B, T, mask };
-}
-
 function checkHooks(c: ModelConfig, hooks: readonly HookBinding[]): void {
   for (const h of hooks) {
     const l = h.point.layer;
@@ -123,7 +86,7 @@ function checkHooks(c: ModelConfig, hooks: readonly HookBinding[]): void {
 
 export function referenceForward(m: ReferenceModel, batch: Batch, opts: ForwardOptions = {}): ForwardResult {
   const c = m.config;
-  const { B, T, mask } = checkBatch(c, batch);
+  const { B, T, ids, mask } = checkBatch(batch, c.vocabSize); // ids [B*T], mask [B][T]
   const D = c.hiddenSize;
   const V = c.vocabSize;
   const logitsMode = opts.logits ?? "last";
@@ -175,7 +138,7 @@ export function referenceForward(m: ReferenceModel, batch: Batch, opts: ForwardO
   const seen = Int32Array.from(cache.seen); // [B]
   for (let b = 0; b < B; b++) {
     for (let t = 0; t < T; t++) {
-      const real = mask[b * T + t]!;
+      const real = mask[b]![t]!;
       cache.valid[b * cache.capacity + start + t] = real;
       positions[b * T + t] = real ? seen[b]!++ : -1;
     }
@@ -213,7 +176,7 @@ export function referenceForward(m: ReferenceModel, batch: Batch, opts: ForwardO
   if (opts.inputHidden) x.set(opts.inputHidden);
   else
     for (let r = 0; r < B * T; r++) {
-      const id = batch.ids[Math.floor(r / T)]![r % T]!;
+      const id = Number(ids[r]!);
       x.set(m.tokEmbd.subarray(id * D, (id + 1) * D), r * D);
       if (m.posEmbd) {
         const p = Math.max(0, positions[r]!); // padding: any row, the token is masked out
