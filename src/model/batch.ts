@@ -1,7 +1,8 @@
 /**
  * Validating one call's batch, the same for every engine: [B][T] ids with no ragged rows, a 0/1 mask, real
  * tokens' ids inside the vocabulary. Padding ids are never looked at and come back as 0, so an embedding lookup
- * stays in range whatever the caller padded with.
+ * stays in range whatever the caller padded with. Positions (engine.ts): real tokens before a token in its row,
+ * counted across cached calls; -1 for padding.
  */
 import { SteerlabError } from "../errors.js";
 import type { Batch } from "./engine.js";
@@ -67,4 +68,16 @@ export function checkBatch(batch: Batch, vocab: number): CheckedBatch {
     mask.push(mr);
   }
   return { B, T, ids, mask };
+}
+
+/** [B, T] positions (-1 for padding) continuing from nextPos; advances nextPos. */
+export function positionsFor(mask: Uint8Array[], T: number, nextPos: Int32Array): Int32Array {
+  const B = mask.length;
+  const pos = new Int32Array(B * T);
+  for (let b = 0; b < B; b++) {
+    let p = nextPos[b]!;
+    for (let t = 0; t < T; t++) pos[b * T + t] = mask[b]![t] ? p++ : -1;
+    nextPos[b] = p;
+  }
+  return pos;
 }

@@ -9,7 +9,7 @@
 import { SteerlabError } from "../errors.js";
 import { archSpec } from "../model/arch/registry.js";
 import type { ArchSpec } from "../model/arch/spec.js";
-import { checkBatch } from "../model/batch.js";
+import { checkBatch, positionsFor } from "../model/batch.js";
 import type { ModelConfig } from "../model/config.js";
 import {
   type Batch,
@@ -134,14 +134,10 @@ export function referenceForward(m: ReferenceModel, batch: Batch, opts: ForwardO
   // Positions [B, T]: real tokens seen before in the row (across cached calls); -1 for padding.
   const start = cache.length;
   cache.reserve(T);
-  const positions = new Int32Array(B * T);
-  const seen = Int32Array.from(cache.seen); // [B]
+  const seen = Int32Array.from(cache.seen); // [B], advanced by positionsFor
+  const positions = positionsFor(mask, T, seen);
   for (let b = 0; b < B; b++) {
-    for (let t = 0; t < T; t++) {
-      const real = mask[b]![t]!;
-      cache.valid[b * cache.capacity + start + t] = real;
-      positions[b * T + t] = real ? seen[b]!++ : -1;
-    }
+    for (let t = 0; t < T; t++) cache.valid[b * cache.capacity + start + t] = mask[b]![t]!;
     if (seen[b]! > c.maxPositions) {
       throw badInput(
         "sequence longer than the model's context",

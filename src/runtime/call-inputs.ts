@@ -5,22 +5,10 @@
  */
 import { SteerlabError } from "../errors.js";
 
-export { type CheckedBatch, checkBatch } from "../model/batch.js";
+export { type CheckedBatch, checkBatch, positionsFor } from "../model/batch.js";
 
 /** Additive mask value for keys a query must not see (exp underflows to exactly 0). */
 export const MASKED = -1e9;
-
-/** [B, T] positions (-1 for padding) continuing from nextPos; advances nextPos. */
-export function positionsFor(mask: Uint8Array[], T: number, nextPos: Int32Array): Int32Array {
-  const B = mask.length;
-  const pos = new Int32Array(B * T);
-  for (let b = 0; b < B; b++) {
-    let p = nextPos[b]!;
-    for (let t = 0; t < T; t++) pos[b * T + t] = mask[b]![t] ? p++ : -1;
-    nextPos[b] = p;
-  }
-  return pos;
-}
 
 /**
  * [B, 1, T, C+T] additive mask over C cache slots then the T new tokens. Query t sees cache slot j < P when it

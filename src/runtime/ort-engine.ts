@@ -13,6 +13,7 @@ import type * as ort from "onnxruntime-node";
 import { Tensor as OrtTensor } from "onnxruntime-node";
 import { SteerlabError } from "../errors.js";
 import { archSpec } from "../model/arch/registry.js";
+import { checkBatch, positionsFor } from "../model/batch.js";
 import type { ModelConfig } from "../model/config.js";
 import {
   type Batch,
@@ -35,7 +36,7 @@ import {
 import { hookName, type Site } from "../model/hooks.js";
 import { ropeInvFreq } from "../model/rope.js";
 import { checkWeights, type Weights } from "../model/weights.js";
-import { additiveMask, checkBatch, positionsFor, ropeRows } from "./call-inputs.js";
+import { additiveMask, ropeRows } from "./call-inputs.js";
 import { OrtKVCache } from "./kv-cache.js";
 import { createSession, noPrepack, type SessionSettings, sessionOptions } from "./session.js";
 
