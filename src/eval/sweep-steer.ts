@@ -3,15 +3,16 @@
  * coefficient that may differ per batch row, so several r_e values run as rows of one forward. Every real token
  * is steered (the paper's protocol: prompt and generated tokens); padding (position -1) is left alone.
  *
- * steer/apply.ts's steeringHooks takes one coefficient per call; stacking r_e values needs one per row, hence
- * this small add-only hook (a test checks it equals steeringHooks row by row). Vectors are read with
+ * The hooks are steer/apply.ts's steeringHooks with one coefficient per row. Vectors are read with
  * steer/vector-load.ts or drawn at random ("random:<seed>") for tests and benchmarks.
  */
 import { SteerlabError } from "../errors.js";
 import type { ModelConfig } from "../model/config.js";
-import type { HookBinding, HookContext } from "../model/engine.js";
+import type { HookBinding } from "../model/engine.js";
 import type { Site } from "../model/hooks.js";
 import { gaussian, rng } from "../model/random.js";
+import { steeringHooks } from "../steer/apply.js";
+import { makeVector } from "../steer/vector.js";
 import { loadVector } from "../steer/vector-load.js";
 
 export interface SweepVector {
@@ -75,46 +76,14 @@ export function loadSweepVector(
   return { name, site: v.site, directions: v.directions };
 }
 
-/**
- * Hooks adding coeffs[b] * v_l to every real token of row b at each layer l of `layers`.
- * coeffs has one entry per batch row.
- */
+/** Hooks adding coeffs[b] * v_l to every real token of row b at each layer l of `layers` (one coefficient per row). */
 export function rowSteeringHooks(
   vector: SweepVector,
   layers: readonly number[],
   coeffs: readonly number[],
 ): HookBinding[] {
-  return layers.map((layer) => {
-    const v = vector.directions.get(layer);
-    if (!v)
-      throw new SteerlabError("mismatch", `vector "${vector.name}" has no direction at layer ${layer}`, {
-        expected: [...vector.directions.keys()].join(", "),
-      });
-    return {
-      point: { layer, site: vector.site },
-      fn: (ctx: HookContext) => {
-        const D = ctx.dim;
-        if (coeffs.length !== ctx.batch)
-          throw new SteerlabError("bad_input", "one coefficient per batch row", {
-            expected: String(ctx.batch),
-            got: String(coeffs.length),
-          });
-        if (v.length !== D)
-          throw new SteerlabError("mismatch", "vector width differs from the model", {
-            expected: String(D),
-            got: String(v.length),
-          });
-        // hidden [B, T, D]
-        for (let b = 0; b < ctx.batch; b++) {
-          const c = coeffs[b]!;
-          if (c === 0) continue; // exact baseline: coefficient 0 touches nothing
-          for (let t = 0; t < ctx.seq; t++) {
-            if (ctx.positions[b * ctx.seq + t]! < 0) continue;
-            const off = (b * ctx.seq + t) * D;
-            for (let i = 0; i < D; i++) ctx.hidden[off + i] = ctx.hidden[off + i]! + c * v[i]!;
-          }
-        }
-      },
-    };
+  return steeringHooks(makeVector(new Map(vector.directions), { site: vector.site }), {
+    layers,
+    coeff: coeffs,
   });
 }

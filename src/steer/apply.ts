@@ -40,8 +40,11 @@ export type PositionSpec =
 export type SteerOp = "add" | "ablate" | "clamp";
 
 export interface SteerOptions {
-  /** Coefficient (add) or target component (clamp). Default 1. */
-  coeff?: number;
+  /**
+   * Coefficient (add) or target component (clamp), default 1; or one per batch row, so one forward can carry
+   * several r_e values (a sweep stacks its grid this way).
+   */
+  coeff?: RowValue;
   /** 0-based layers, negative from the end, or a spec ("-5..-1", "10,12", "all"); default every layer of the vector. */
   layers?: readonly number[] | string;
   positions?: PositionSpec;
@@ -55,7 +58,7 @@ export interface SteerOptions {
 /** One vector with its own overrides of the shared options. */
 export interface SteerEntry {
   vector: SteeringVector;
-  coeff?: number;
+  coeff?: RowValue;
   op?: SteerOp;
   layers?: readonly number[] | string;
 }
@@ -131,7 +134,7 @@ export function parsePositions(
 
 interface Action {
   op: SteerOp;
-  coeff: number;
+  coeff: RowValue;
   v: Float32Array;
   /** v / ||v|| (ablate, clamp). */
   u: Float32Array;
@@ -166,22 +169,25 @@ export function steeringHook(
       }
     }
     for (let b = 0; b < batch; b++) {
+      const coeffs = actions.map((a) => rowValue(a.coeff, b, "coeff"));
       for (let t = 0; t < seq; t++) {
         const pos = positions[b * seq + t]!;
         if (pos < 0 || !select(b, pos)) continue;
         const o = (b * seq + t) * dim; // hidden [B, T, D]
         let before = 0;
         if (normGuard) for (let j = 0; j < dim; j++) before += h[o + j]! * h[o + j]!;
-        for (const a of actions) {
+        actions.forEach((a, k) => {
+          const c = coeffs[k]!;
           if (a.op === "add") {
-            for (let j = 0; j < dim; j++) h[o + j]! += a.coeff * a.v[j]!;
-            continue;
+            // c = 0 leaves every bit as it was (the exact unsteered baseline)
+            if (c !== 0) for (let j = 0; j < dim; j++) h[o + j]! += c * a.v[j]!;
+            return;
           }
           let proj = 0;
           for (let j = 0; j < dim; j++) proj += h[o + j]! * a.u[j]!;
-          const delta = (a.op === "clamp" ? a.coeff : 0) - proj;
+          const delta = (a.op === "clamp" ? c : 0) - proj;
           for (let j = 0; j < dim; j++) h[o + j]! += delta * a.u[j]!;
-        }
+        });
         if (normGuard) {
           let after = 0;
           for (let j = 0; j < dim; j++) after += h[o + j]! * h[o + j]!;
@@ -234,7 +240,7 @@ export function steeringHooks(
     const v = e.vector;
     const op = e.op ?? opts.op ?? "add";
     const coeff = e.coeff ?? opts.coeff ?? 1;
-    if (!Number.isFinite(coeff))
+    if (!(typeof coeff === "number" ? [coeff] : coeff).every(Number.isFinite))
       throw new SteerlabError("bad_input", "coefficient must be finite", { got: String(coeff) });
     for (const layer of resolveLayers(e.layers ?? opts.layers, v, opts.nLayers)) {
       const d = v.directions.get(layer);
