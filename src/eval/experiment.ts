@@ -9,7 +9,7 @@ import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { SteerlabError } from "../errors.js";
 import { parseLayers } from "../model/hooks.js";
-import { openModel, requireTokenizer } from "../model/open.js";
+import { openModel } from "../model/open.js";
 import { buildReport } from "../report/build.js";
 import type { Diagnostics, SweepData, SweepReport, TaskSeries } from "../report/types.js";
 import { type WrittenReport, writeReport } from "../report/writers.js";
@@ -20,7 +20,7 @@ import { saveVector } from "../steer/vector-load.js";
 import type { CurveFitOptions } from "../theory/curves.js";
 import type { SweepStats } from "./sweep.js";
 import { parseSweepConfig } from "./sweep-config.js";
-import { sweepToDir } from "./sweep-plan.js";
+import { sweepWithModel } from "./sweep-plan.js";
 
 export interface ExperimentModel {
   /** Short name used in task ids and file names, e.g. "base". */
@@ -95,45 +95,41 @@ export async function runExperiment(
     if (!existsSync(model.path)) {
       throw new SteerlabError("not_found", `model ${model.name} not found`, { file: model.path });
     }
-    // 1. The vector, from this model's own activations (as the paper extracts per model).
+    // 1. The vector, from this model's own activations (as the paper extracts per model); 2. the sweep, in
+    // its own resumable run folder, on the same opened model.
     const m = await openModel(model.path, { backend: c.backend, threads: opts.threads });
-    let layers: number[];
     const vectorFile = join(outDir, `${model.name}-vector.safetensors`);
+    const runDir = join(outDir, `${model.name}-sweep`);
+    let layers: number[];
+    let r: Awaited<ReturnType<typeof sweepWithModel>>;
     try {
       const n = m.model.config.nLayers;
       layers = !c.layers || c.layers === "paper" ? paperLayers(n) : parseLayers(c.layers, n);
-      const v = await extractFromModel(
-        { engine: m.engine, tokenizer: requireTokenizer(m), model: m.model },
-        data,
-        {
-          method: "repe-pca",
-          layers,
-          read: parseReadPosition(c.read ?? "last"),
-          onProgress: (d, t) => opts.onProgress?.(`${model.name}: extract`, d, t),
-        },
-      );
+      const v = await extractFromModel(m, data, {
+        method: "repe-pca",
+        layers,
+        read: parseReadPosition(c.read ?? "last"),
+        onProgress: (d, t) => opts.onProgress?.(`${model.name}: extract`, d, t),
+      });
       saveVector(vectorFile, v);
+      const config = parseSweepConfig(
+        {
+          model: model.path,
+          backend: c.backend,
+          vectors: [{ name: "vector", source: vectorFile }],
+          coeffs: c.coeffs,
+          tasks: c.tasks,
+          ...(c.batchSize ? { batchSize: c.batchSize } : {}),
+        },
+        outDir,
+        `experiment ${model.name}`,
+      );
+      r = await sweepWithModel(config, runDir, m, {
+        onProgress: (d, t) => opts.onProgress?.(`${model.name}: sweep`, d, t),
+      });
     } finally {
       await m.engine.dispose();
     }
-    // 2. The sweep, in its own resumable run folder.
-    const config = parseSweepConfig(
-      {
-        model: model.path,
-        backend: c.backend,
-        vectors: [{ name: "vector", source: vectorFile }],
-        coeffs: c.coeffs,
-        tasks: c.tasks,
-        ...(c.batchSize ? { batchSize: c.batchSize } : {}),
-      },
-      outDir,
-      `experiment ${model.name}`,
-    );
-    const runDir = join(outDir, `${model.name}-sweep`);
-    const r = await sweepToDir(config, runDir, {
-      threads: opts.threads,
-      onProgress: (d, t) => opts.onProgress?.(`${model.name}: sweep`, d, t),
-    });
     runs.push({ model, vectorFile, layers, runDir, stats: r.stats, data: r.data });
   }
   // 3. One report: every model's series; diagnostics and the regime of the first model.

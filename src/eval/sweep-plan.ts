@@ -7,7 +7,7 @@
 import type { Tokenizer } from "../io/tokenizer-types.js";
 import type { Engine } from "../model/engine.js";
 import { parseLayers } from "../model/hooks.js";
-import { openModel } from "../model/open.js";
+import { type OpenedModel, openModel } from "../model/open.js";
 import type { SweepData } from "../report/types.js";
 import { ResultStore } from "./store.js";
 import {
@@ -62,23 +62,33 @@ export async function sweepToDir(
   dir: string,
   opts: RunOptions & { threads?: number } = {},
 ): Promise<SweepRunResult> {
+  const m = await openModel(resolvePath(config.model, config.baseDir ?? process.cwd()), {
+    backend: config.backend ?? "onnxruntime",
+    ...(opts.threads ? { threads: opts.threads } : {}),
+  });
+  try {
+    return await sweepWithModel(config, dir, m, opts);
+  } finally {
+    await m.engine.dispose();
+  }
+}
+
+/** The same with a model the caller already opened (and disposes): no second load of the weights. */
+export async function sweepWithModel(
+  config: SweepConfig,
+  dir: string,
+  m: OpenedModel,
+  opts: RunOptions = {},
+): Promise<SweepRunResult> {
   const identity = runIdentity(config);
   const store = ResultStore.open(dir, identity);
   try {
-    const m = await openModel(resolvePath(config.model, config.baseDir ?? process.cwd()), {
-      backend: config.backend ?? "onnxruntime",
-      ...(opts.threads ? { threads: opts.threads } : {}),
+    const plan = await planSweep(config, m.engine, m.tokenizer, m.model.fingerprint);
+    const stats = await runSweep(m.engine, m.tokenizer, plan, store, {
+      batchSize: config.batchSize ?? 8,
+      ...opts,
     });
-    try {
-      const plan = await planSweep(config, m.engine, m.tokenizer, m.model.fingerprint);
-      const stats = await runSweep(m.engine, m.tokenizer, plan, store, {
-        batchSize: config.batchSize ?? 8,
-        ...opts,
-      });
-      return { dir, stats, data: reportDataOf(store.records(), identity) };
-    } finally {
-      await m.engine.dispose();
-    }
+    return { dir, stats, data: reportDataOf(store.records(), identity) };
   } finally {
     store.close();
   }
