@@ -11,7 +11,8 @@
  */
 
 import { rng } from "../src/model/random.js";
-import { argmax, type DemoLm, greedy, nextLogits, promptIds, softmax } from "./lm.js";
+import { argmax } from "../src/model/sampling.js";
+import { type DemoLm, greedy, nextLogits, promptIds, softmax } from "./lm.js";
 import {
   COMPLIANCE_MARKERS,
   dialoguePrompt,

@@ -4,6 +4,7 @@
  */
 import type { Tokenizer } from "../src/io/tokenizer-types.js";
 import type { ModelConfig } from "../src/model/config.js";
+import { argmax, logSoftmax } from "../src/model/sampling.js";
 import type { LlamaTrainer, Params } from "../src/train/llama.js";
 
 export interface DemoLm {
@@ -68,22 +69,7 @@ export async function greedy(
   return out;
 }
 
-export function argmax(x: Float32Array): number {
-  let best = 0;
-  for (let i = 1; i < x.length; i++) if (x[i]! > x[best]!) best = i;
-  return best;
-}
-
-/** Softmax of a logits row (float64 sums). */
+/** Softmax of a logits row: exp of the library's log-softmax. */
 export function softmax(x: Float32Array): Float64Array {
-  let m = Number.NEGATIVE_INFINITY;
-  for (const v of x) m = Math.max(m, v);
-  const p = new Float64Array(x.length);
-  let s = 0;
-  for (let i = 0; i < x.length; i++) {
-    p[i] = Math.exp(x[i]! - m);
-    s += p[i]!;
-  }
-  for (let i = 0; i < x.length; i++) p[i] = p[i]! / s;
-  return p;
+  return logSoftmax(x).map(Math.exp);
 }
