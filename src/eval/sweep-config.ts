@@ -182,11 +182,16 @@ function fileHash(path: string): string {
   return createHash("sha256").update(readFileSync(path)).digest("hex");
 }
 
-/** What identifies a run: absolute paths, hashes of data and vector files, and the grid. */
-export function runIdentity(c: SweepConfig): Record<string, unknown> {
+/**
+ * What identifies a run (run.json): the model's path and fingerprint (model/fingerprint.ts, so weights replaced
+ * at the same path are a different run), the backend, the vectors with the sha256 of their files, the layer
+ * sets, the r_e grid, the tasks with the sha256 of their data files, and the diagnostics switch.
+ */
+export function runIdentity(c: SweepConfig, modelFingerprint: string): Record<string, unknown> {
   const base = c.baseDir ?? process.cwd();
   return {
     model: resolvePath(c.model, base),
+    modelFingerprint,
     backend: c.backend ?? "onnxruntime",
     vectors: c.vectors.map((v) =>
       v.source.startsWith("random:")
