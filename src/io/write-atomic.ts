@@ -10,6 +10,7 @@
 import {
   closeSync,
   fsyncSync,
+  mkdirSync,
   openSync,
   readdirSync,
   renameSync,
@@ -62,6 +63,15 @@ export function writeFileAtomicWith(
   syncDir(dirname(path));
 }
 
+/** Create folder `dir` (and its parents) for outputs; a file in the way or a refusal is an "io" error. */
+export function makeDir(dir: string, hint?: string): void {
+  try {
+    mkdirSync(dir, { recursive: true });
+  } catch (e) {
+    throw fsWriteError(e, dir, hint);
+  }
+}
+
 /** Write all of `b` to `fd` (writeSync may write less than asked, e.g. when the disk fills up). */
 export function writeAllSync(fd: number, b: Uint8Array | string): void {
   const buf = typeof b === "string" ? Buffer.from(b, "utf8") : b;
@@ -103,6 +113,7 @@ const REASONS: Record<string, [string, string]> = {
   EROFS: ["the file system is read-only", "write to another folder"],
   EISDIR: ["the output path is a directory", "give a file name (for example DIR/name.ext), not a folder"],
   ENOTDIR: ["a part of the output path is a file, not a folder", "check the output path"],
+  EEXIST: ["a file is in the way of the output folder", "give a folder path, or move the file"],
   ENOENT: ["the output folder does not exist", "create the folder first, or check the path"],
   ENAMETOOLONG: ["the file name is too long", "use a shorter name"],
   EIO: ["the device reported an I/O error", "check the disk"],
