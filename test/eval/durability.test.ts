@@ -628,6 +628,32 @@ describe("permissions and paths", () => {
       conv.stderr,
       /error \[io\]: cannot write is-a-dir\.gguf: the output path is a directory \(EISDIR\)/,
     );
+    // extract checks its output path before reading the model and the pairs through it
+    writeFileSync(join(root, "pairs.jsonl"), '{"positive":"I cannot.","negative":"Sure."}\n');
+    const ex = await cli(
+      "extract",
+      "--pairs",
+      "pairs.jsonl",
+      "-m",
+      model,
+      "--backend",
+      "reference",
+      "-o",
+      asDir,
+    );
+    assert.equal(ex.code, 1);
+    assert.match(ex.stderr, /error \[io\]: cannot write is-a-dir\.gguf: the output path is a directory/);
+    const noFolder = await cli(
+      "extract",
+      "--pairs",
+      "pairs.jsonl",
+      "-m",
+      model,
+      "-o",
+      join(root, "missing", "v.gguf"),
+    );
+    assert.equal(noFolder.code, 1);
+    assert.match(noFolder.stderr, /error \[io\]: cannot write v\.gguf: the output folder does not exist/);
     assert.throws(
       () => writeVector(asDir, readVector(src)),
       (e) => isSteerlabError(e, "io") && e.details.file === asDir,

@@ -120,7 +120,9 @@ Examples:
   steerlab sweep --config exp.yaml -o runs/exp
   steerlab sweep -m ./model --vector refusal.safetensors --layers 8..15 --coeffs -2:2:0.5 \\
     --task mcq:mmlu.csv --task behavior-logprob:harmful.csv -o runs/quick
-Killing a sweep loses nothing already scored: run the same command again to resume.`,
+Killing a sweep loses nothing already scored: run the same command again to resume.
+A run folder is locked while a sweep writes it: a second sweep on it is refused (a killed sweep's lock is taken
+over). Resuming after the model's weights changed is refused: use a new -o folder to start fresh.`,
     )
     .action(async (o: SweepCli) => {
       const config = configOf(o);
