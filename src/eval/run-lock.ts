@@ -191,7 +191,11 @@ function lockedError(dir: string, file: string, h: LockHolder | null): SteerlabE
   const who = h
     ? `pid ${h.pid} on ${h.host}, started ${h.started}${h.command ? ` (${h.command})` : ""}`
     : "holder unknown (the lock file is unreadable)";
-  return new SteerlabError("locked", `the run folder ${dir} is in use by another steerlab process: ${who}`, {
+  const self = h !== null && h.pid === process.pid && h.host === hostname();
+  const by = self
+    ? "is already open in this process (close the other ResultStore first)"
+    : "is in use by another steerlab process";
+  return new SteerlabError("locked", `the run folder ${dir} ${by}: ${who}`, {
     file,
     hint:
       h && h.host !== hostname()
