@@ -81,7 +81,9 @@ describe("serve: steering equals the library's", () => {
         Math.abs(t.logprob - d.logprobs[want.r.ids[i]!]!) < 1e-4,
         `token ${i}: ${t.logprob} vs ${d.logprobs[want.r.ids[i]!]}`,
       );
-      t.top_logprobs.forEach((x, k) => assert.ok(Math.abs(x.logprob - d.top[k]!.logprob) < 1e-4));
+      t.top_logprobs.forEach((x, k) => {
+        assert.ok(Math.abs(x.logprob - d.top[k]!.logprob) < 1e-4);
+      });
     });
   }
 
