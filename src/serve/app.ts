@@ -254,6 +254,7 @@ export function createApp(opts: ServeOptions): Hono {
       topK: r.top_k ?? 0,
       seed: r.seed ?? 0,
       stop,
+      ignoreEos: r.ignore_eos ?? false,
       plan: planRequestSteering(r, library, config, defaultPlan),
       monitor: monitorOf(r.monitor),
     };

@@ -23,6 +23,8 @@ export interface GenRequest {
   topK: number;
   seed: number;
   stop: string[];
+  /** Keep generating past end-of-sequence tokens. */
+  ignoreEos: boolean;
   plan: SteeringPlan | null;
   monitor: { vector: SteeringVector; layers: number[] } | null;
   /** Top alternatives per token; null = no logprobs. */
@@ -91,6 +93,7 @@ export function startGeneration(
       prompt: req.prompt.ids,
       maxNewTokens: Math.max(1, req.maxTokens),
       stopStrings: req.stop,
+      ...(req.ignoreEos ? { stopTokens: [] } : {}),
       temperature: req.temperature,
       topP: req.topP,
       topK: req.topK,

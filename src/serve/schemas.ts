@@ -127,6 +127,8 @@ const common = {
   stop: stopSchema,
   stream: z.boolean().nullable().optional(),
   stream_options: z.object({ include_usage: z.boolean().optional() }).nullable().optional(),
+  /** llama-server / vLLM extension: keep generating past the end-of-sequence token. */
+  ignore_eos: z.boolean().nullable().optional(),
   presence_penalty: z.literal(0).nullable().optional(),
   frequency_penalty: z.literal(0).nullable().optional(),
   steering: steeringSchema.optional(),
