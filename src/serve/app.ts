@@ -373,20 +373,23 @@ export function createApp(opts: ServeOptions): Hono {
       Array.isArray(r.prompt) && r.prompt.length === 1 && typeof r.prompt[0] !== "number"
         ? r.prompt[0]!
         : r.prompt;
+    if (typeof raw !== "string") {
+      const badId = (raw as number[]).find((id) => id >= config.vocabSize);
+      if (badId !== undefined) {
+        throw new ApiError(
+          400,
+          `token id ${badId} is outside the vocabulary (${config.vocabSize})`,
+          "invalid_request_error",
+          "invalid_value",
+          "prompt",
+        );
+      }
+    }
     const prompt: PreparedPrompt =
       typeof raw === "string"
         ? preparePrompt(tok, raw)
         : { ids: [...(raw as number[])], text: tok.decode(raw as number[], { skipSpecialTokens: true }) };
     checkPrompt(prompt, "prompt");
-    const bad = prompt.ids.findIndex((id) => id >= config.vocabSize);
-    if (bad >= 0)
-      throw new ApiError(
-        400,
-        `token id ${prompt.ids[bad]} is outside the vocabulary (${config.vocabSize})`,
-        "invalid_request_error",
-        "invalid_value",
-        "prompt",
-      );
     const echo = r.echo ?? false;
     const req: GenRequest = {
       ...baseRequest(r, prompt, r.max_tokens ?? 16),

@@ -4,10 +4,10 @@
  * streamGenerateRows). A row whose client went away is dropped at the next step, so the batch ends as soon as
  * its live rows do and the next requests get the engine. A full queue refuses new requests at once.
  */
-import { SteerlabError } from "../errors.js";
 import type { Tokenizer } from "../io/tokenizer-types.js";
 import type { Engine } from "../model/engine.js";
 import { type GenerateEvent, type RowRequest, streamGenerateRows } from "../model/generate.js";
+import { ApiError } from "./api-error.js";
 
 export interface Job {
   row: RowRequest;
@@ -64,11 +64,15 @@ export class Scheduler {
   }
 
   submit(job: Job): void {
-    if (this.queue.length >= this.maxQueue) {
-      throw new SteerlabError("unsupported", "the server is busy: the request queue is full", {
-        hint: "retry later",
-        expected: `at most ${this.maxQueue} waiting requests`,
-      });
+    // When no batch runs, the first `parallel` in the queue are about to start, not waiting.
+    const starting = this.running === 0 ? this.parallel : 0;
+    if (this.queue.length >= this.maxQueue + starting) {
+      throw new ApiError(
+        429,
+        `the server is busy: ${this.maxQueue} requests are waiting; retry later`,
+        "rate_limit_error",
+        "queue_full",
+      );
     }
     this.queue.push(job);
     job.signal.addEventListener(
