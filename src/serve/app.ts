@@ -6,7 +6,7 @@
  */
 import { timingSafeEqual } from "node:crypto";
 import { basename } from "node:path";
-import { Hono } from "hono";
+import { Hono, type MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { streamSSE } from "hono/streaming";
 import type { z } from "zod";
@@ -58,8 +58,21 @@ export interface ServeOptions {
   vectorBodyLimit?: number;
   /** Steering applied when a request says nothing about steering (`steering: false` turns it off). */
   defaultSteering?: SteeringObject | null;
-  /** Extra routes (e.g. the web lab at /lab), mounted after the API routes. */
-  extraRoutes?: (app: Hono) => void;
+  /** Sweep runs directory: not used by the API; handed to extraRoutes (the web lab reads runs from it). */
+  runsDir?: string | null;
+  /** Extra routes (e.g. the web lab: `app.route("/lab", ...)`), mounted after the API routes. */
+  extraRoutes?: (app: Hono, ctx: ServeContext) => void;
+}
+
+/** What extra routes may use: the served model, the vector library, the queue, the runs dir, the API-key check. */
+export interface ServeContext {
+  opened: OpenedModel;
+  modelId: string;
+  library: VectorLibrary;
+  scheduler: Scheduler;
+  runsDir: string | null;
+  /** Middleware that enforces the API key (a no-op without one), for extra routes that should require it. */
+  requireKey: MiddlewareHandler;
 }
 
 type Monitor = z.infer<typeof monitorSchema>;
@@ -118,11 +131,10 @@ export function createApp(opts: ServeOptions): Hono {
 
   app.get("/health", (c) => c.json({ status: "ok", model: modelId, queue: scheduler.stats() }));
 
-  if (opts.apiKey) {
-    const key = opts.apiKey;
-    app.use("/v1/*", async (c, next) => {
-      const auth = c.req.header("authorization") ?? "";
-      const m = /^Bearer\s+(.+)$/i.exec(auth);
+  const key = opts.apiKey ?? null;
+  const requireKey: MiddlewareHandler = async (c, next) => {
+    if (key !== null) {
+      const m = /^Bearer\s+(.+)$/i.exec(c.req.header("authorization") ?? "");
       if (!m || !safeEqual(m[1]!.trim(), key)) {
         throw new ApiError(
           401,
@@ -131,9 +143,10 @@ export function createApp(opts: ServeOptions): Hono {
           "invalid_api_key",
         );
       }
-      await next();
-    });
-  }
+    }
+    await next();
+  };
+  app.use("/v1/*", requireKey);
   const tooLarge = (limit: number) => () => {
     throw new ApiError(
       413,
@@ -509,7 +522,14 @@ export function createApp(opts: ServeOptions): Hono {
   });
 
   // The one place where routes beyond the API are mounted (the web lab: app.route("/lab", ...)).
-  opts.extraRoutes?.(app);
+  opts.extraRoutes?.(app, {
+    opened,
+    modelId,
+    library,
+    scheduler,
+    runsDir: opts.runsDir ?? null,
+    requireKey,
+  });
   return app;
 }
 

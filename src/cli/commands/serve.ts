@@ -76,6 +76,7 @@ export function registerServe(program: Command): void {
       bodyLimit: o.bodyLimit,
       modelId: o.alias,
       defaultSteering,
+      runsDir: o.runs ?? null,
     });
     process.stderr.write(`steerlab serve: ${o.model} on ${server.url} (OpenAI API at ${server.url}/v1)\n`);
     const stop = async () => {
