@@ -167,7 +167,7 @@ describe("serve: bad input gets a clear 4xx and the server keeps serving", () =>
       norms: number[];
     };
     assert.deepEqual([info.name, info.format, info.layers, info.fits], ["uploaded", "gguf", [1, 2, 3], true]);
-    info.norms.forEach((n) => assert.ok(Math.abs(n - 1) < 1e-5)); // unit reading vectors
+    for (const n of info.norms) assert.ok(Math.abs(n - 1) < 1e-5); // unit reading vectors
     await expectError(
       app.request("/v1/steering/vectors?name=uploaded", { method: "POST", body: gguf }),
       400,

@@ -108,9 +108,9 @@ describe("serve: batching, cross-talk and disconnects", () => {
       assert.equal(got.text, want.text, `request ${i}`);
       assert.equal(got.finish, want.finish, `request ${i}`);
       assert.equal(got.lps.length, want.lps.length);
-      got.lps.forEach((x, k) =>
-        assert.ok(Math.abs(x - want.lps[k]!) < 1e-4, `request ${i} token ${k}: ${x} vs ${want.lps[k]}`),
-      );
+      got.lps.forEach((x, k) => {
+        assert.ok(Math.abs(x - want.lps[k]!) < 1e-4, `request ${i} token ${k}: ${x} vs ${want.lps[k]}`);
+      });
     });
     // The solo texts differ from each other (steering and sampling did something: a row that took
     // another row's steering or sampler would show), and batches formed.
