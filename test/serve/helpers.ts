@@ -3,7 +3,7 @@
  * reading vector extracted from it (layers 1..3, unit directions) in a temp vector library as a steerlab file
  * ("refusal") and as a llama.cpp control vector ("refusal-cv.gguf"), and a server on a free loopback port.
  */
-import { mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -15,7 +15,10 @@ import { loadDataset } from "../../src/steer/pairs.js";
 import type { SteeringVector } from "../../src/steer/vector.js";
 import { saveVector } from "../../src/steer/vector-load.js";
 
-export const ROOT = fileURLToPath(new URL("../../../", import.meta.url));
+/** The repository root, whether the tests run compiled (dist/test/serve) or from the sources (test/serve). */
+export const ROOT = ["../../../", "../../"]
+  .map((up) => fileURLToPath(new URL(up, import.meta.url)))
+  .find((d) => existsSync(join(d, "demo/models/chat")))!;
 export const DEMO_CHAT = join(ROOT, "demo/models/chat");
 
 export interface Served {
