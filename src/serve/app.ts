@@ -229,7 +229,7 @@ export function createApp(opts: ServeOptions): Hono {
   // ---- generation ----
   const monitorOf = (m: Monitor | undefined): GenRequest["monitor"] => {
     if (!m) return null;
-    const vector = library.get(m.vector, "monitor.vector");
+    const vector = library.getFitting(m.vector, "monitor.vector");
     const layers = m.layers
       ? [...new Set(m.layers.map((l) => (l < 0 ? config.nLayers + l : l)))]
       : [...vector.directions.keys()].sort((a, b) => a - b);

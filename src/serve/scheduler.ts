@@ -124,16 +124,26 @@ export class Scheduler {
       }
     }
     if (!live.length) return;
+    const failedEarly = await this.decode(live);
+    // A batch that failed before its first token (e.g. one row's hooks refused by the engine) is rerun one row at
+    // a time, so that one bad request cannot fail the others.
+    if (failedEarly) for (const job of live) await this.decode([job]);
+  }
+
+  /** Decode one batch; returns the error when it failed before any token (nobody was told yet), else null. */
+  private async decode(live: Job[]): Promise<{ error: unknown } | null> {
     this.counts.batches++;
     this.counts.rows += live.length;
     this.counts.maxBatch = Math.max(this.counts.maxBatch, live.length);
     const ended = new Array<boolean>(live.length).fill(false);
+    let events = 0;
     try {
       for await (const e of streamGenerateRows(
         this.engine,
         this.tokenizer,
         live.map((j) => ({ ...j.row, signal: j.signal })),
       )) {
+        events++;
         this.counts.generatedTokens++;
         const job = live[e.row]!;
         if (ended[e.row]) continue;
@@ -150,6 +160,7 @@ export class Scheduler {
         }
       }
     } catch (err) {
+      if (events === 0 && live.length > 1) return { error: err };
       live.forEach((job, i) => {
         if (!ended[i]) {
           ended[i] = true;
@@ -163,5 +174,6 @@ export class Scheduler {
         job.onEnd();
       }
     });
+    return null;
   }
 }

@@ -64,10 +64,10 @@ function resolveLayers(layers: readonly number[], nLayers: number, field: string
   }
 }
 
-/** Library lookups report the request field they came from. */
+/** Library lookups report the request field they came from; a vector must fit the model (files copied in by hand). */
 function fromLibrary(lib: VectorLibrary, name: string, field: string): SteeringVector {
   try {
-    return lib.get(name, field);
+    return lib.getFitting(name, field);
   } catch (e) {
     if (e instanceof SteerlabError)
       throw new SteerlabError(e.code === "not_found" ? "not_found" : "bad_input", e.message, {

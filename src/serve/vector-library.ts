@@ -114,6 +114,13 @@ export class VectorLibrary {
     return vector;
   }
 
+  /** get(), and the vector must fit the served model (shape, layers, architecture; other weights allowed). */
+  getFitting(name: string, field = "name"): SteeringVector {
+    const v = this.get(name, field);
+    checkVectorFits(v, this.model.config, this.model.fingerprint, { allowOtherWeights: true, file: name });
+    return v;
+  }
+
   info(name: string): VectorInfo {
     const v = this.get(name);
     const file = this.fileOf(name)!;

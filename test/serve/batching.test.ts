@@ -4,8 +4,14 @@
  * generation and frees its slot for the next request.
  */
 import assert from "node:assert/strict";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
+import type { HookBinding } from "../../src/model/engine.js";
+import { Scheduler } from "../../src/serve/scheduler.js";
 import { type RunningServer, startServer } from "../../src/serve/server.js";
+import { makeVector } from "../../src/steer/vector.js";
+import { encodeVector } from "../../src/steer/vector-file.js";
 import { type Served, serveDemo } from "./helpers.js";
 
 interface Stats {
@@ -120,6 +126,46 @@ describe("serve: batching, cross-talk and disconnects", () => {
     const after = await stats(s.server.url);
     assert.equal(after.maxBatch, 4);
     assert.ok(after.batches - before.batches <= 4);
+  });
+
+  test("a row that fails in the forward fails alone; the rows batched with it are served", async () => {
+    const sched = new Scheduler(s.opened.engine, s.opened.tokenizer!, 4, 8);
+    const run = (hooks: HookBinding[]) =>
+      new Promise<{ ids: number[]; error?: unknown }>((resolve) => {
+        const ids: number[] = [];
+        sched.submit({
+          row: { prompt: [1, 40, 41, 42], maxNewTokens: 6, stopTokens: [], hooks },
+          onToken: (e) => ids.push(e.tokenId),
+          onEnd: (error) => resolve({ ids, error }),
+          signal: new AbortController().signal,
+        });
+      });
+    const solo = await run([]);
+    const boom: HookBinding = {
+      point: { layer: 1, site: "resid_post" },
+      fn: () => {
+        throw new Error("boom");
+      },
+    };
+    const [a, b, c] = await Promise.all([run([]), run([boom]), run([])]);
+    assert.match(String(b.error), /boom/);
+    assert.deepEqual(a, { ids: solo.ids, error: undefined });
+    assert.deepEqual(c, { ids: solo.ids, error: undefined });
+    assert.equal(solo.ids.length, 6);
+  });
+
+  test("a library file that does not fit the model (copied in by hand) is a 400 before it reaches a batch", async () => {
+    const narrow = makeVector(new Map([[1, new Float32Array(64).fill(0.05)]]));
+    writeFileSync(join(s.vectorsDir, "narrow.safetensors"), encodeVector(narrow));
+    const res = await post(s.server.url, "/v1/chat/completions", {
+      messages: [{ role: "user", content: "Hi" }],
+      max_tokens: 4,
+      steering: { vectors: [{ name: "narrow", scale: 1 }] },
+    });
+    assert.equal(res.status, 400);
+    const e = ((await res.json()) as { error: { message: string; param: string } }).error;
+    assert.equal(e.param, "steering.vectors[0].name");
+    assert.match(e.message, /hidden size: vector 64, model 96/);
   });
 
   describe("disconnects free the slot", () => {
