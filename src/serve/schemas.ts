@@ -13,7 +13,8 @@ export const LIMITS = {
   topLogprobs: 20,
   steeringVectors: 8,
   messages: 256,
-  promptTexts: 1,
+  /** Choices per request: n times the number of prompts. */
+  choices: 16,
   monitorLayers: 64,
 } as const;
 
@@ -123,7 +124,8 @@ const common = {
   /** llama-server / vLLM extension. */
   top_k: z.number().int().min(0).nullable().optional(),
   seed: z.number().int().nullable().optional(),
-  n: z.literal(1).nullable().optional(),
+  /** Choices per prompt; choice i samples with seed + i. */
+  n: z.number().int().min(1).max(LIMITS.choices).nullable().optional(),
   stop: stopSchema,
   stream: z.boolean().nullable().optional(),
   stream_options: z.object({ include_usage: z.boolean().optional() }).nullable().optional(),
@@ -155,12 +157,15 @@ export type ChatRequest = z.infer<typeof chatRequestSchema>;
 
 export const completionRequestSchema = z.object({
   ...common,
-  /** Text, or token ids; a list of one is accepted as the same. */
+  /** Text, token ids, or a list of either (one choice per prompt, in order). */
   prompt: z.union([
     z.string(),
-    z.array(z.string()).length(1),
     z.array(z.number().int().min(0)).min(1),
-    z.array(z.array(z.number().int().min(0)).min(1)).length(1),
+    z.array(z.string()).min(1).max(LIMITS.choices),
+    z
+      .array(z.array(z.number().int().min(0)).min(1))
+      .min(1)
+      .max(LIMITS.choices),
   ]),
   echo: z.boolean().nullable().optional(),
   logprobs: z.number().int().min(0).max(LIMITS.topLogprobs).nullable().optional(),

@@ -69,7 +69,14 @@ describe("serve: bad input gets a clear 4xx and the server keeps serving", () =>
     await expectError(chat('{"messages": [], "temperature": NaN}'), 400, null, /not valid JSON/);
     await expectError(chat({ messages: "hi" }), 400, "messages", /array/i);
     await expectError(chat({ messages, temperature: 3 }), 400, "temperature", /2/);
-    await expectError(chat({ messages, n: 2 }), 400, "n", /1/);
+    await expectError(chat({ messages, n: 17 }), 400, "n", /16/);
+    await expectError(chat({ prompt: Array(17).fill("a"), n: 1 }, "/v1/completions"), 400, "prompt", /16/);
+    await expectError(
+      chat({ prompt: ["a", "b", "c"], n: 6 }, "/v1/completions"),
+      400,
+      "n",
+      /at most 16 choices/,
+    );
     await expectError(chat({ prompt: "x", max_tokens: 0 }, "/v1/completions"), 400, "max_tokens", /echo/);
     await expectError(chat({ prompt: [99999] }, "/v1/completions"), 400, "prompt", /vocabulary/);
     const long = "word ".repeat(400);
