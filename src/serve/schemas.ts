@@ -20,6 +20,7 @@ export const LIMITS = {
 
 const finite = z.number().finite();
 const layerIndex = z.number().int();
+const layerList = z.array(layerIndex).min(1).max(1024);
 /** A vector library name: letters, digits, '.', '_', '-' only, not starting with '.', at most 64 characters. */
 export const VECTOR_NAME = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,63}$/;
 export const vectorName = z
@@ -41,9 +42,18 @@ export const steeringVectorSchema = z
     /** A vector in the server's library. */
     name: vectorName.optional(),
     /** Inline directions, one row per layer in `layers` (or one per model layer when `layers` is absent). */
-    data: z.array(z.array(finite).min(1)).min(1).optional(),
+    data: z
+      .array(
+        z
+          .array(finite)
+          .min(1)
+          .max(1 << 16),
+      )
+      .min(1)
+      .max(1024)
+      .optional(),
     /** With `data`: the layers its rows belong to. With `name`: steer these layers of the vector only. */
-    layers: z.array(layerIndex).min(1).optional(),
+    layers: layerList.optional(),
     /** r_e for a unit vector (the paper's coefficient), the multiplier of a raw one. */
     scale: finite,
     operator: operatorSchema.optional(),
@@ -55,7 +65,7 @@ export const steeringVectorSchema = z
 export const steeringObjectSchema = z.object({
   vectors: z.array(steeringVectorSchema).min(1).max(LIMITS.steeringVectors),
   /** Layers to steer for every vector without its own `layers` (negative counts from the end). */
-  layers: z.array(layerIndex).min(1).optional(),
+  layers: layerList.optional(),
   positions: positionsSchema.optional(),
   /** With positions "after": steer the tokens after this text's last occurrence in the prompt. */
   marker: z.string().min(1).max(256).optional(),

@@ -105,6 +105,23 @@ describe("serve: bad input gets a clear 4xx and the server keeps serving", () =>
       "steering.vectors[0].data[0]",
       /expected: 96/,
     );
+    // JSON has no NaN, but 1e400 parses as Infinity.
+    await expectError(
+      chat(
+        `{"messages":[{"role":"user","content":"x"}],"steering":{"vectors":[{"data":[[1e400]],"layers":[1],"scale":1}]}}`,
+      ),
+      400,
+      "steering.vectors.0.data.0.0",
+      /finite/,
+    );
+    await expectError(
+      chat(
+        `{"messages":[{"role":"user","content":"x"}],"steering":{"vectors":[{"name":"refusal","scale":-1e999}]}}`,
+      ),
+      400,
+      "steering.vectors.0.scale",
+      /finite/,
+    );
     await expectError(
       chat({ messages, steering: { vectors: [{ data: [Array(96).fill(0.1)], scale: 1 }] } }),
       400,
