@@ -206,6 +206,13 @@ describe("serve: bad input gets a clear 4xx and the server keeps serving", () =>
     assert.equal(mp.status, 201, await mp.clone().text());
     assert.equal(((await mp.json()) as { name: string }).name, "from-form");
 
+    const one = (await (await app.request("/v1/steering/vectors/refusal")).json()) as {
+      layers: number[];
+      site: string;
+    };
+    assert.deepEqual([one.layers, one.site], [[1, 2, 3], "resid_post"]);
+    await expectError(app.request("/v1/steering/vectors/nope"), 404, "name", /no vector named "nope"/);
+    await expectError(app.request("/v1/steering/vectors/..%2Fx"), 400, "name", /bad vector name/);
     const list = (await (await app.request("/v1/steering/vectors")).json()) as { data: { name: string }[] };
     assert.deepEqual(
       list.data.map((v) => v.name),
