@@ -4,11 +4,12 @@
  * relative to the start of the data section. Every field is validated before any tensor byte is read, and
  * reading goes through a ByteSource, so a hostile file gives a SteerlabError("bad_file"), never a crash.
  */
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync, writeSync } from "node:fs";
+import { closeSync, existsSync, mkdirSync, openSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { SteerlabError } from "../errors.js";
 import { fmtShape, numel, type Tensor, tensor } from "../tensor.js";
 import { type ByteSource, bufferSource, withFile } from "./byte-source.js";
+import { readTextFile } from "./files.js";
 import { bf16ToF32, f16ToF32, f32FromBytes, f32ToBf16, f32ToF16 } from "./gguf-quant.js";
 
 /** Bytes per element of every safetensors dtype (so headers with any of them validate). */
@@ -314,7 +315,7 @@ export function safetensorsShards(dir: string): { files: string[]; weightMap: Ma
   if (existsSync(indexPath)) {
     let j: unknown;
     try {
-      j = JSON.parse(readFileSync(indexPath, "utf8"));
+      j = JSON.parse(readTextFile(indexPath, "safetensors index"));
     } catch (e) {
       throw bad(indexPath, "index is not valid JSON", "index", "JSON", (e as Error).message);
     }

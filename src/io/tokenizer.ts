@@ -3,11 +3,11 @@
  * @huggingface/tokenizers behind steerlab's Tokenizer interface.
  */
 import { existsSync } from "node:fs";
-import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { Tokenizer as HfTokenizer } from "@huggingface/tokenizers";
 import { SteerlabError } from "../errors.js";
 import { pickChatTemplate, renderChatTemplate } from "./chat-template.js";
+import { readTextFile } from "./files.js";
 import { tokenizerJsonFromGguf } from "./tokenizer-gguf.js";
 import type { ChatMessage, Tokenizer } from "./tokenizer-types.js";
 
@@ -172,7 +172,7 @@ export function tokenizerFromJson(
 
 async function readJson(path: string): Promise<Record<string, unknown> | null> {
   if (!existsSync(path)) return null;
-  const text = await readFile(path, "utf8");
+  const text = readTextFile(path, "tokenizer file");
   try {
     const v = JSON.parse(text);
     if (v === null || typeof v !== "object" || Array.isArray(v)) throw new Error("not a JSON object");
@@ -201,7 +201,7 @@ export async function loadTokenizerFromHfDir(dir: string): Promise<Tokenizer | n
   // Some models keep the chat template in its own file.
   const jinjaFile = join(dir, "chat_template.jinja");
   if (config.chat_template === undefined && existsSync(jinjaFile)) {
-    config.chat_template = await readFile(jinjaFile, "utf8");
+    config.chat_template = readTextFile(jinjaFile, "chat template file");
   }
   return tokenizerFromJson(json, config, file);
 }

@@ -31,7 +31,16 @@ async function loadAnyModel(path: string): Promise<LoadedModel> {
       hint: "pass a Hugging Face model folder (config.json + *.safetensors) or a .gguf file",
     });
   }
-  if (statSync(path).isDirectory()) return loadHfModel(path);
+  if (statSync(path).isDirectory()) {
+    if (path.toLowerCase().replace(/\/+$/, "").endsWith(".gguf")) {
+      throw new SteerlabError("bad_input", `model path is a directory, not a .gguf file: ${path}`, {
+        file: path,
+        expected: "a .gguf file (or a Hugging Face folder with config.json)",
+        got: "a directory",
+      });
+    }
+    return loadHfModel(path);
+  }
   if (path.toLowerCase().endsWith(".gguf")) return loadGgufModel(path);
   throw new SteerlabError("unsupported", `cannot tell the model format of ${path}`, {
     file: path,
