@@ -103,7 +103,14 @@ export function readSafetensorsHeader(src: ByteSource): SafetensorsHeader {
       }
       for (const [k, s] of Object.entries(v)) {
         if (typeof s !== "string") problems.push(`__metadata__.${k} is not a string`);
-        else metadata[k] = s;
+        // defineProperty: a key "__proto__" stays a plain key instead of replacing the prototype.
+        else
+          Object.defineProperty(metadata, k, {
+            value: s,
+            enumerable: true,
+            writable: true,
+            configurable: true,
+          });
       }
       continue;
     }

@@ -118,7 +118,7 @@ export class SandboxedTokenizer {
       });
     }
     const r = receiveMessageOnPort(port)?.message as SandboxResponse | undefined;
-    if (!r || !r.ok) {
+    if (!r?.ok) {
       throw new SteerlabError("bad_input", `tokenizer ${what} failed`, {
         file: this.file,
         got: r && !r.ok ? r.message : "no answer",
