@@ -170,12 +170,23 @@ export const CONFIG_LIMITS = {
   nHeads: 1 << 12,
 } as const;
 
+/** The file fields behind each limit (config.json / GGUF), named in errors. */
+const LIMIT_FIELDS: Record<keyof typeof CONFIG_LIMITS, string> = {
+  maxPositions: "max_position_embeddings / context_length",
+  vocabSize: "vocab_size",
+  hiddenSize: "hidden_size / embedding_length",
+  intermediateSize: "intermediate_size / feed_forward_length",
+  nLayers: "num_hidden_layers / block_count",
+  nHeads: "num_attention_heads / attention.head_count",
+};
+
 /** Cross-field checks shared by every config source. */
 export function validate(c: ModelConfig, file: string): ModelConfig {
   const problems: string[] = [];
   for (const [k, max] of Object.entries(CONFIG_LIMITS) as [keyof typeof CONFIG_LIMITS, number][]) {
     const v = c[k];
-    if (!Number.isInteger(v) || v < 1 || v > max) problems.push(`${k} ${v} is outside [1, ${max}]`);
+    if (!Number.isInteger(v) || v < 1 || v > max)
+      problems.push(`${LIMIT_FIELDS[k]} ${v} is outside [1, ${max}]`);
   }
   if (problems.length) {
     throw new SteerlabError("bad_config", `model configuration out of range: ${problems[0]}`, {
