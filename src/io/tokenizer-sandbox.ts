@@ -57,11 +57,15 @@ export function needsSandbox(json: object): boolean {
   return regexPatterns(json).some((p) => !KNOWN_PATTERNS.has(p));
 }
 
+/** How long an unused sandbox worker is kept. */
+const IDLE_MS = 10_000;
+
 /** encode/decode through a worker thread with a deadline; restarted after a timeout. */
 export class SandboxedTokenizer {
   private worker: Worker | null = null;
   private port: MessagePort | null = null;
   private flag = new Int32Array(new SharedArrayBuffer(4));
+  private idle: ReturnType<typeof setTimeout> | null = null;
 
   constructor(
     private readonly json: object,
@@ -103,7 +107,12 @@ export class SandboxedTokenizer {
     const port = this.start();
     Atomics.store(this.flag, 0, 0);
     port.postMessage(req);
-    return this.wait(port, sandboxTimeoutMs(size), req.op === "encode" ? "encoding" : "decoding");
+    const r = this.wait(port, sandboxTimeoutMs(size), req.op === "encode" ? "encoding" : "decoding");
+    // An idle worker (and its copy of the vocabulary) goes away after a while; the next call starts a new one.
+    if (this.idle) clearTimeout(this.idle);
+    this.idle = setTimeout(() => this.stop(), IDLE_MS);
+    this.idle.unref();
+    return r;
   }
 
   private wait(port: MessagePort, ms: number, what: string): SandboxResponse & { ok: true } {
@@ -147,8 +156,17 @@ export interface RawTokenizer {
 
 export function rawTokenizer(hf: HfTokenizer, json: object, file: string): RawTokenizer {
   if (needsSandbox(json)) return new SandboxedTokenizer(json, file);
+  // A tokenizer.json the library accepted can still fail inside encode (a null where it expects an object):
+  // that is the file's fault, so say so, as the sandbox does.
+  const guard = <T>(what: string, f: () => T): T => {
+    try {
+      return f();
+    } catch (e) {
+      throw new SteerlabError("bad_input", `tokenizer ${what} failed`, { file, got: (e as Error).message });
+    }
+  };
   return {
-    encode: (text, add) => hf.encode(text, { add_special_tokens: add }).ids,
-    decode: (ids, opts) => hf.decode(ids, opts),
+    encode: (text, add) => guard("encoding", () => hf.encode(text, { add_special_tokens: add }).ids),
+    decode: (ids, opts) => guard("decoding", () => hf.decode(ids, opts)),
   };
 }

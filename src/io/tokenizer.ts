@@ -78,11 +78,28 @@ class JsonTokenizer implements Tokenizer {
       });
     }
     const { addBos, addEos, bosTokenId, eosTokenIds } = this.facts;
-    if (!add || (addBos === null && addEos === null)) return this.raw.encode(text, add);
+    if (!add || (addBos === null && addEos === null)) return this.checkIds(this.raw.encode(text, add));
     // The config overrides the post-processor (as transformers does for add_bos_token / add_eos_token).
     const ids = this.raw.encode(text, false);
     if (addBos && bosTokenId !== null) ids.unshift(bosTokenId);
     if (addEos && eosTokenIds[0] !== undefined) ids.push(eosTokenIds[0]);
+    return this.checkIds(ids);
+  }
+
+  /** The library returns `undefined` for a piece missing from the vocabulary when there is no unk token. */
+  private checkIds(ids: number[]): number[] {
+    for (let i = 0; i < ids.length; i++) {
+      const id = ids[i]!;
+      if (!(Number.isInteger(id) && id >= 0 && id < this.vocabSize)) {
+        throw new SteerlabError("bad_file", "the tokenizer produced a token id outside its vocabulary", {
+          file: this.file,
+          field: `ids[${i}]`,
+          expected: `an integer in [0, ${this.vocabSize})`,
+          got: String(id),
+          hint: "a piece of the text is missing from the vocabulary and the tokenizer has no unk token",
+        });
+      }
+    }
     return ids;
   }
 
