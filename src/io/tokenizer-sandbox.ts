@@ -4,7 +4,7 @@
  * input, and a JavaScript regex cannot be interrupted in its own thread. So a tokenizer whose patterns are not all
  * ones steerlab knows to be linear (KNOWN_PATTERNS) runs encode and decode in a worker thread: the caller blocks on
  * shared memory with a deadline (Atomics.wait) and, past it, terminates the worker and throws. The round trip costs
- * ~10 us per call (bench/tokenizer.bench.ts); tokenizers with known patterns run inline, with no cost at all.
+ * 5-25 us per call (bench/guards.bench.ts); tokenizers with known patterns run inline.
  */
 import { MessageChannel, type MessagePort, receiveMessageOnPort, Worker } from "node:worker_threads";
 import type { Tokenizer as HfTokenizer } from "@huggingface/tokenizers";
