@@ -15,7 +15,7 @@ import { parseInstructions, parseMmlu, parseStatements } from "../../src/eval/da
 import { parseSweepConfig } from "../../src/eval/sweep-config.js";
 import { encodeGguf, type GgufValue, gv, parseGguf } from "../../src/io/gguf.js";
 import { GGML_TYPE, quantize } from "../../src/io/gguf-quant.js";
-import { tokenizerFromJson } from "../../src/io/tokenizer.js";
+import { loadTokenizerFromHfDir, tokenizerFromJson } from "../../src/io/tokenizer.js";
 import { CONFIG_LIMITS, parseHfConfig, toHfConfig } from "../../src/model/config.js";
 import { loadModel } from "../../src/model/load.js";
 import { rng, TINY_CONFIGS } from "../../src/model/random.js";
@@ -219,6 +219,46 @@ test("fuzz: tokenizer.json and config.json with hostile values and prototype key
       ({ tok, ids }) => {
         for (const id of ids) assert.ok(Number.isInteger(id) && id >= 0 && id < tok.vocabSize, `id ${id}`);
         assert.equal(typeof tok.decode(ids), "string");
+      },
+    );
+  }
+  // Byte flips and truncations of the file itself (the JSON text, then tokenizer_config.json's chat template).
+  const tokText = new TextEncoder().encode(JSON.stringify(t.tokenizerJson));
+  const tokDir = mkdtempSync(join(dir, "tokfile-"));
+  const TEMPLATES: unknown[] = [
+    "{% for m in messages %}{{ m['content'] }}{% endfor %}",
+    "{% for i in range(10**9) %}x{% endfor %}",
+    "{{ messages.__proto__ }}{{ messages.constructor }}{{ ''.__class__ }}",
+    "{{ raise_exception('nope') }}",
+    "{% if %}",
+    null,
+    42,
+    [
+      { name: "__proto__", template: "{{ 1 }}" },
+      { name: "constructor", template: null },
+    ],
+  ];
+  for (let i = 0; i < 40; i++) {
+    const b = i % 4 === 0 ? tokText.subarray(0, Math.floor(r() * tokText.length)) : flipBytes(tokText, r);
+    writeFileSync(join(tokDir, "tokenizer.json"), b);
+    writeFileSync(
+      join(tokDir, "tokenizer_config.json"),
+      JSON.stringify({
+        chat_template: TEMPLATES[i % TEMPLATES.length],
+      }),
+    );
+    await fuzzCase(
+      tally,
+      `tokenizer.json file #${i}`,
+      async () => {
+        const tok = (await loadTokenizerFromHfDir(tokDir))!;
+        const ids = tok.encode("Hello world, 123");
+        const chat = tok.chatTemplate ? tok.applyChatTemplate([{ role: "user", content: "hi" }]) : "";
+        return { tok, ids, chat };
+      },
+      ({ tok, ids, chat }) => {
+        for (const id of ids) assert.ok(Number.isInteger(id) && id >= 0 && id < tok.vocabSize, `id ${id}`);
+        assert.equal(typeof chat, "string");
       },
     );
   }
