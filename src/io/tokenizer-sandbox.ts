@@ -6,6 +6,7 @@
  * shared memory with a deadline (Atomics.wait) and, past it, terminates the worker and throws. The round trip costs
  * 5-25 us per call (bench/guards.bench.ts); tokenizers with known patterns run inline.
  */
+import { createRequire } from "node:module";
 import { MessageChannel, type MessagePort, receiveMessageOnPort, Worker } from "node:worker_threads";
 import type { Tokenizer as HfTokenizer } from "@huggingface/tokenizers";
 import { SteerlabError } from "../errors.js";
@@ -25,7 +26,32 @@ export interface SandboxWorkerData {
   json: object;
   port: MessagePort;
   flag: SharedArrayBuffer;
+  /** Absolute path of the library's CommonJS build. */
+  lib: string;
 }
+
+/**
+ * The worker: its own @huggingface/tokenizers instance answering one request at a time on a MessagePort, raising a
+ * flag in shared memory when the answer is posted. Plain JavaScript with no loader (execArgv: []), so it starts the
+ * same from dist/ and from the sources under tsx, whose loader thread would wait for the blocked main thread.
+ */
+const WORKER_SOURCE = `
+const { workerData } = require("node:worker_threads");
+const { json, port, flag, lib } = workerData;
+const { Tokenizer } = require(lib);
+const done = new Int32Array(flag);
+const hf = new Tokenizer(json, {});
+const answer = (r) => { port.postMessage(r); Atomics.store(done, 0, 1); Atomics.notify(done, 0); };
+port.on("message", (m) => {
+  try {
+    if (m.op === "encode") answer({ ok: true, ids: hf.encode(m.text, { add_special_tokens: m.add }).ids });
+    else answer({ ok: true, text: hf.decode(m.ids, m.opts) });
+  } catch (e) {
+    answer({ ok: false, message: String(e && e.message) });
+  }
+});
+answer({ ok: true, ready: true });
+`;
 
 /** Time allowed per call: a fixed part plus 20 us per character (normal encoding takes ~4 us per character). */
 export function sandboxTimeoutMs(chars: number): number {
@@ -91,15 +117,18 @@ export class SandboxedTokenizer {
       json: this.json,
       port: port2,
       flag: this.flag.buffer as SharedArrayBuffer,
+      lib: createRequire(import.meta.url).resolve("@huggingface/tokenizers"),
     };
-    this.worker = new Worker(new URL("./tokenizer-worker.js", import.meta.url), {
+    this.worker = new Worker(WORKER_SOURCE, {
+      eval: true,
+      execArgv: [],
       workerData: data,
       transferList: [port2],
     });
     this.worker.unref();
     this.port = port1;
     // Loading the library and the vocabulary: generous, but still bounded.
-    this.wait(port1, 60_000, "starting the tokenizer sandbox");
+    this.wait(port1, 30_000, "starting the tokenizer sandbox");
     return port1;
   }
 
@@ -118,13 +147,19 @@ export class SandboxedTokenizer {
   private wait(port: MessagePort, ms: number, what: string): SandboxResponse & { ok: true } {
     if (Atomics.wait(this.flag, 0, 0, ms) === "timed-out") {
       this.stop();
-      throw new SteerlabError("bad_file", `tokenizer ${what} did not finish within ${Math.round(ms)} ms`, {
-        file: this.file,
-        field: "regex patterns",
-        hint:
-          "a pre-tokenizer, normalizer or decoder regex of this tokenizer.json backtracks catastrophically " +
-          "on this input; fix the pattern (or report the model)",
-      });
+      const starting = what.startsWith("starting");
+      throw new SteerlabError(
+        starting ? "unsupported" : "bad_file",
+        `tokenizer ${what} did not finish within ${Math.round(ms)} ms`,
+        {
+          file: this.file,
+          ...(starting ? {} : { field: "regex patterns" }),
+          hint: starting
+            ? "the worker thread that runs this tokenizer did not start (out of memory or threads?)"
+            : "a pre-tokenizer, normalizer or decoder regex of this tokenizer.json backtracks catastrophically " +
+              "on this input; fix the pattern (or report the model)",
+        },
+      );
     }
     const r = receiveMessageOnPort(port)?.message as SandboxResponse | undefined;
     if (!r?.ok) {
