@@ -16,6 +16,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { dirname, isAbsolute, resolve } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { SteerlabError } from "../errors.js";
+import { checkFile, readTextFile } from "../io/files.js";
 import { BACKENDS, type Backend } from "../model/open.js";
 import { parseTaskSpec, type TaskSpec } from "./tasks.js";
 
@@ -42,11 +43,19 @@ export interface SweepConfig {
   baseDir?: string;
 }
 
+/** Most r_e values one sweep takes: each is a full pass over every task (the paper's grids have 41-51). */
+export const MAX_COEFFS = 10_000;
+
 /** "-2:2:0.5" (inclusive range), "-1,0,1" or a single number. Values are rounded to 1e-9 to keep keys stable. */
 export function parseCoeffs(spec: string | number | readonly number[], field = "coeffs"): number[] {
   const round = (x: number) => Number(x.toFixed(9)) + 0; // + 0 turns -0 into 0
   if (typeof spec === "number") return [round(spec)];
   if (Array.isArray(spec)) {
+    if (spec.length > MAX_COEFFS)
+      throw new SteerlabError("bad_config", `too many coefficients (limit ${MAX_COEFFS})`, {
+        field,
+        got: `${spec.length} values`,
+      });
     if (spec.length === 0 || spec.some((x) => typeof x !== "number" || !Number.isFinite(x)))
       throw new SteerlabError("bad_config", "coeffs must be finite numbers", { field });
     return [...new Set(spec.map(round))].sort((a, b) => a - b);
@@ -62,11 +71,14 @@ export function parseCoeffs(spec: string | number | readonly number[], field = "
         got: s,
       });
     const n = Math.floor((b - a) / step + 1e-9);
-    if (n > 100000)
-      throw new SteerlabError("bad_config", "coefficient grid too large", { field, got: `${n + 1} values` });
+    if (n + 1 > MAX_COEFFS)
+      throw new SteerlabError("bad_config", `coefficient grid too large (limit ${MAX_COEFFS} values)`, {
+        field,
+        got: `${n + 1} values`,
+      });
     return Array.from({ length: n + 1 }, (_, i) => round(a + i * step));
   }
-  const parts = s.split(",").map((x) => Number(x.trim()));
+  const parts = s.split(",", MAX_COEFFS + 1).map((x) => (x.trim() === "" ? Number.NaN : Number(x.trim())));
   if (parts.some((x) => !Number.isFinite(x)) || s === "")
     throw new SteerlabError("bad_config", "bad coefficient list", {
       field,
@@ -155,12 +167,7 @@ export function parseSweepConfig(raw: unknown, baseDir: string, file = "<flags>"
 
 /** Read a .yaml/.yml/.json config file. */
 export function loadSweepConfig(path: string): SweepConfig {
-  let text: string;
-  try {
-    text = readFileSync(path, "utf8");
-  } catch (e) {
-    throw new SteerlabError("not_found", `cannot read sweep config: ${(e as Error).message}`, { file: path });
-  }
+  const text = readTextFile(path, "sweep config");
   let raw: unknown;
   try {
     raw = /\.json$/i.test(path) ? JSON.parse(text) : parseYaml(text);
@@ -179,6 +186,7 @@ export function resolvePath(p: string, baseDir: string): string {
 function fileHash(path: string): string {
   if (!existsSync(path))
     throw new SteerlabError("not_found", "file named by the sweep config is missing", { file: path });
+  checkFile(path, "data file");
   return createHash("sha256").update(readFileSync(path)).digest("hex");
 }
 

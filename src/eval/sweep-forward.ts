@@ -111,7 +111,12 @@ async function supportsResume(engine: Engine): Promise<boolean> {
   try {
     const out = await engine.forward(
       { ids: [[0]] },
-      { logits: "last", startLayer: nLayers - 1, inputHidden: new Float32Array(hiddenSize).fill(Number.NaN) },
+      {
+        logits: "last",
+        startLayer: nLayers - 1,
+        inputHidden: new Float32Array(hiddenSize).fill(Number.NaN),
+        allowNonFinite: true, // the NaN logits are the answer here
+      },
     );
     ok = out.logits.length > 0 && out.logits.every((x) => Number.isNaN(x));
   } catch {

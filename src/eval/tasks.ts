@@ -7,6 +7,7 @@
  * run's config and its hash.
  */
 import { isAbsolute, resolve } from "node:path";
+import { z } from "zod";
 import { SteerlabError } from "../errors.js";
 import type { Tokenizer } from "../io/tokenizer-types.js";
 import {
@@ -29,6 +30,20 @@ export type RulesSpec =
   | "refusal"
   | "disagree"
   | { aligned: string[]; misaligned: string[]; fallback?: "aligned" | "misaligned" | "unclear" };
+
+const phrases = z.array(z.string().min(1, "phrases must not be empty")).min(1, "needs at least one phrase");
+/** Rules from a config file: every item a non-empty string, the fallback one of the three labels. */
+const RULES: z.ZodType<RulesSpec> = z.union([
+  z.literal("refusal"),
+  z.literal("disagree"),
+  z
+    .object({
+      aligned: phrases,
+      misaligned: phrases,
+      fallback: z.enum(["aligned", "misaligned", "unclear"]).optional(),
+    })
+    .strict(),
+]);
 
 export interface TaskSpec {
   id: string;
@@ -130,11 +145,17 @@ export function parseTaskSpec(raw: unknown, i: number, problems: string[]): Task
     if (v !== undefined && (!Number.isInteger(v) || (v as number) < (k === "shots" ? 0 : 1)))
       problems.push(`${f}.${k}: expected a positive integer`);
   }
-  const r = o.rules;
-  if (r !== undefined && r !== "refusal" && r !== "disagree") {
-    const ro = r as Record<string, unknown>;
-    if (!ro || typeof ro !== "object" || !Array.isArray(ro.aligned) || !Array.isArray(ro.misaligned))
-      problems.push(`${f}.rules: "refusal", "disagree" or { aligned: [...], misaligned: [...], fallback? }`);
+  let r: RulesSpec | undefined;
+  if (o.rules !== undefined) {
+    const parsed = RULES.safeParse(o.rules);
+    if (parsed.success) r = parsed.data;
+    else
+      for (const issue of parsed.error.issues) {
+        const at = issue.path.length ? `.${issue.path.join(".")}` : "";
+        problems.push(
+          `${f}.rules${at}: ${issue.message} ("refusal", "disagree" or { aligned: [...], misaligned: [...], fallback?: aligned | misaligned | unclear })`,
+        );
+      }
   }
   const judge = parseJudge(o.judge, `${f}.judge`, problems);
   const aligned = strList(o.aligned, `${f}.aligned`, problems);
@@ -149,7 +170,7 @@ export function parseTaskSpec(raw: unknown, i: number, problems: string[]): Task
     ...(o.template !== undefined ? { template: o.template as string } : {}),
     ...(o.chat !== undefined ? { chat: o.chat as boolean } : {}),
     ...(o.limit !== undefined ? { limit: o.limit as number } : {}),
-    ...(r !== undefined ? { rules: r as RulesSpec } : {}),
+    ...(r !== undefined ? { rules: r } : {}),
     ...(o.maxNewTokens !== undefined ? { maxNewTokens: o.maxNewTokens as number } : {}),
     ...(aligned ? { aligned } : {}),
     ...(misaligned ? { misaligned } : {}),

@@ -6,7 +6,7 @@
  * "h.0.attn.c_attn.weight:q" means "the q slice of that fused tensor". Canonical weights are [out, in], so these
  * are transposed (and split) on load and transposed back (and fused) on save.
  */
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { SteerlabError } from "../errors.js";
 import { archSpec } from "../model/arch/registry.js";
@@ -17,6 +17,7 @@ import type { LoadedModel } from "../model/model.js";
 import { checkWeights, expectedWeights, type Weights } from "../model/weights.js";
 import { fmtShape, shapeEquals, type Tensor, tensor } from "../tensor.js";
 import { type ByteSource, fileSource } from "./byte-source.js";
+import { readTextFile } from "./files.js";
 import {
   readSafetensorsHeader,
   readSafetensorsTensor,
@@ -55,12 +56,7 @@ function qkvRanges(c: ModelConfig): Record<"q" | "k" | "v", [number, number]> {
 }
 
 function readJson(path: string): Record<string, unknown> {
-  let text: string;
-  try {
-    text = readFileSync(path, "utf8");
-  } catch (e) {
-    throw new SteerlabError("not_found", `cannot read ${path}`, { file: path, got: (e as Error).message });
-  }
+  const text = readTextFile(path, "model config");
   try {
     const j = JSON.parse(text);
     if (typeof j !== "object" || j === null || Array.isArray(j)) throw new Error("not a JSON object");

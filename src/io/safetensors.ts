@@ -4,11 +4,12 @@
  * relative to the start of the data section. Every field is validated before any tensor byte is read, and
  * reading goes through a ByteSource, so a hostile file gives a SteerlabError("bad_file"), never a crash.
  */
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { SteerlabError } from "../errors.js";
 import { fmtShape, numel, type Tensor, tensor } from "../tensor.js";
 import { type ByteSource, bufferSource, withFile } from "./byte-source.js";
+import { readTextFile } from "./files.js";
 import { bf16ToF32, f16ToF32, f32FromBytes, f32ToBf16, f32ToF16 } from "./gguf-quant.js";
 import { makeDir, writeFileAtomic, writeFileAtomicWith } from "./write-atomic.js";
 
@@ -103,7 +104,14 @@ export function readSafetensorsHeader(src: ByteSource): SafetensorsHeader {
       }
       for (const [k, s] of Object.entries(v)) {
         if (typeof s !== "string") problems.push(`__metadata__.${k} is not a string`);
-        else metadata[k] = s;
+        // defineProperty: a key "__proto__" stays a plain key instead of replacing the prototype.
+        else
+          Object.defineProperty(metadata, k, {
+            value: s,
+            enumerable: true,
+            writable: true,
+            configurable: true,
+          });
       }
       continue;
     }
@@ -307,7 +315,7 @@ export function safetensorsShards(dir: string): { files: string[]; weightMap: Ma
   if (existsSync(indexPath)) {
     let j: unknown;
     try {
-      j = JSON.parse(readFileSync(indexPath, "utf8"));
+      j = JSON.parse(readTextFile(indexPath, "safetensors index"));
     } catch (e) {
       throw bad(indexPath, "index is not valid JSON", "index", "JSON", (e as Error).message);
     }

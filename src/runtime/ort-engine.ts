@@ -12,6 +12,7 @@
 import type * as ort from "onnxruntime-node";
 import { Tensor as OrtTensor } from "onnxruntime-node";
 import { SteerlabError } from "../errors.js";
+import { checkFiniteOutput } from "../io/finite.js";
 import { archSpec } from "../model/arch/registry.js";
 import { checkBatch, positionsFor } from "../model/batch.js";
 import type { ModelConfig } from "../model/config.js";
@@ -123,6 +124,7 @@ export async function createOrtEngine(
 
 export class OrtEngine implements Engine {
   readonly kind = "onnxruntime";
+  allowNonFinite = false;
   private disposed = false;
 
   constructor(
@@ -276,7 +278,11 @@ export class OrtEngine implements Engine {
       },
       ["logits"],
     );
-    return { logits: out.logits!.data as Float32Array, batch: B, seq: Tout, vocab: c.vocabSize };
+    const logits = out.logits!.data as Float32Array;
+    checkFiniteOutput(logits, c.vocabSize, "logits", {
+      allowNonFinite: opts.allowNonFinite ?? this.allowNonFinite,
+    });
+    return { logits, batch: B, seq: Tout, vocab: c.vocabSize };
   }
 
   async dispose(): Promise<void> {

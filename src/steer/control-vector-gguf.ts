@@ -104,6 +104,8 @@ export interface ControlVectorImportOptions {
   /** The model it will be used with: recorded as the vector's model identity. */
   model?: ModelConfig;
   fingerprint?: string;
+  /** Let NaN/Inf directions through (debugging). */
+  allowNonFinite?: boolean;
 }
 
 export function readControlVector(path: string, opts: ControlVectorImportOptions = {}): SteeringVector {
@@ -164,11 +166,15 @@ function fromGguf(
       problems: problems.length ? problems : ["no direction tensors"],
     });
   }
-  return makeVector(directions, {
-    site: "resid_post",
-    modelHint: hint,
-    model: opts.model ? identity(opts.model, opts.fingerprint ?? null) : null,
-    method: "gguf-control-vector",
-    scale: "raw",
-  });
+  return makeVector(
+    directions,
+    {
+      site: "resid_post",
+      modelHint: hint,
+      model: opts.model ? identity(opts.model, opts.fingerprint ?? null) : null,
+      method: "gguf-control-vector",
+      scale: "raw",
+    },
+    { file, allowNonFinite: opts.allowNonFinite },
+  );
 }

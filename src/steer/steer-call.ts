@@ -60,6 +60,12 @@ export function markerIndex(tokenizer: Tokenizer, p: PreparedPrompt, marker: str
 /** The hooks that steer one call on prompt `p`. */
 export function steerCallHooks(tokenizer: Tokenizer, p: PreparedPrompt, o: SteerCallOptions): HookBinding[] {
   const spec = o.positions ?? "all";
+  if (spec === "after" && !o.marker) {
+    throw new SteerlabError("bad_input", 'positions "after" needs a marker', {
+      field: "marker",
+      hint: "give the text after which to steer (CLI: --marker), e.g. the end of the user turn",
+    });
+  }
   const positions = parsePositions(spec, {
     promptLength: p.ids.length,
     markerIndex: spec === "after" ? markerIndex(tokenizer, p, o.marker ?? "") : undefined,

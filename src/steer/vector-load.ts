@@ -1,6 +1,7 @@
 /** Read or write a vector in either format, chosen by the file extension (.gguf = llama.cpp control vector). */
 
 import { SteerlabError } from "../errors.js";
+import type { FiniteOptions } from "../io/finite.js";
 import type { ModelConfig } from "../model/config.js";
 import { decodeControlVector, readControlVector, writeControlVector } from "./control-vector-gguf.js";
 import type { SteeringVector } from "./vector.js";
@@ -14,10 +15,11 @@ export function isGgufPath(path: string): boolean {
 export function loadVector(
   path: string,
   model?: { config: ModelConfig; fingerprint?: string },
+  opts: FiniteOptions = {},
 ): SteeringVector {
   return isGgufPath(path)
-    ? readControlVector(path, { model: model?.config, fingerprint: model?.fingerprint })
-    : readVector(path);
+    ? readControlVector(path, { model: model?.config, fingerprint: model?.fingerprint, ...opts })
+    : readVector(path, opts);
 }
 
 /** Write as a control vector when the path ends in .gguf (llama.cpp's layout), else as a steerlab vector file. */

@@ -5,7 +5,7 @@ import type { Command } from "commander";
 import { SteerlabError } from "../../errors.js";
 import { type ExperimentConfig, type ExperimentResult, runExperiment } from "../../eval/experiment.js";
 import type { TaskSeries } from "../../report/types.js";
-import { int } from "../options.js";
+import { threadsOption } from "../options.js";
 import { progressReporter } from "../progress.js";
 
 /** The package's demo/ folder (from src/cli/commands or dist/src/cli/commands). */
@@ -89,7 +89,7 @@ export function registerDemo(program: Command): void {
       "run the paper's experiment on the built-in demo models (base and chat) and write the report",
     )
     .option("-o, --out <dir>", "output folder (rerunning resumes the sweeps)", "runs/demo")
-    .option("--threads <n>", "compute threads", int("threads", 1))
+    .option("--threads <n>", "compute threads", threadsOption)
     .option("--json", "print the report's JSON path and the efficient regime as JSON")
     .action(async (o: { out: string; threads?: number; json?: boolean }) => {
       const c = demoConfig();

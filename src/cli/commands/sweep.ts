@@ -7,7 +7,7 @@ import { sweepToDir } from "../../eval/sweep-plan.js";
 import { TASK_KINDS } from "../../eval/tasks.js";
 import { BACKENDS } from "../../model/open.js";
 import type { SweepData } from "../../report/types.js";
-import { collect, int } from "../options.js";
+import { collect, int, threadsOption } from "../options.js";
 import { progressReporter } from "../progress.js";
 import { storeNotes } from "../store-notes.js";
 
@@ -93,7 +93,7 @@ export function registerSweep(program: Command): void {
     .option("-c, --config <file>", "sweep config (YAML or JSON); flags below override its keys")
     .option("-m, --model <path>", "model: a Hugging Face folder or a .gguf file")
     .addOption(new Option("--backend <name>", "compute backend (default onnxruntime)").choices(BACKENDS))
-    .option("--threads <n>", "compute threads (default: all cores)", int("threads", 1))
+    .option("--threads <n>", "compute threads (default: all cores)", threadsOption)
     .option(
       "--vector <file>",
       "vector file (.safetensors, or a .gguf control vector), or random:<seed> (repeatable)",
