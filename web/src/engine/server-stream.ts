@@ -1,0 +1,76 @@
+/**
+ * Server mode of the playground: one streamed OpenAI completion per coefficient, with steerlab's `steering`
+ * request field (POST /v1/completions or /v1/chat/completions, `stream: true`), read as server-sent events.
+ */
+
+export interface SteeringRequest {
+  vectors: { name: string; scale: number }[];
+  layers?: string;
+  positions?: string;
+}
+
+export interface StreamRequest {
+  prompt: string;
+  chat: boolean;
+  maxTokens: number;
+  /** false: no steering at all. */
+  steering: SteeringRequest | false;
+  signal?: AbortSignal;
+}
+
+/** Stream one completion; `onText` gets each piece of text; resolves with the finish reason. */
+export async function streamCompletion(req: StreamRequest, onText: (t: string) => void): Promise<string> {
+  const body = {
+    model: "steerlab",
+    ...(req.chat ? { messages: [{ role: "user", content: req.prompt }] } : { prompt: req.prompt }),
+    max_tokens: req.maxTokens,
+    temperature: 0,
+    stream: true,
+    steering: req.steering,
+  };
+  const r = await fetch(req.chat ? "/v1/chat/completions" : "/v1/completions", {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify(body),
+    ...(req.signal ? { signal: req.signal } : {}),
+  });
+  if (!r.ok || !r.body) {
+    const t = await r.text();
+    let msg = t.slice(0, 300);
+    try {
+      msg = (JSON.parse(t) as { error: { message: string } }).error.message;
+    } catch {
+      // not JSON: keep the text
+    }
+    throw new Error(`HTTP ${r.status}: ${msg}`);
+  }
+  const reader = r.body.pipeThrough(new TextDecoderStream()).getReader();
+  let buf = "";
+  let finish = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    buf += value;
+    let cut = buf.indexOf("\n\n");
+    while (cut >= 0) {
+      const event = buf.slice(0, cut);
+      buf = buf.slice(cut + 2);
+      cut = buf.indexOf("\n\n");
+      for (const line of event.split("\n")) {
+        if (!line.startsWith("data:")) continue;
+        const data = line.slice(5).trim();
+        if (data === "[DONE]") return finish;
+        const chunk = JSON.parse(data) as {
+          choices?: { text?: string; delta?: { content?: string }; finish_reason?: string | null }[];
+          error?: { message: string };
+        };
+        if (chunk.error) throw new Error(chunk.error.message);
+        const c = chunk.choices?.[0];
+        const text = c?.text ?? c?.delta?.content ?? "";
+        if (text) onText(text);
+        if (c?.finish_reason) finish = c.finish_reason;
+      }
+    }
+  }
+  return finish;
+}
