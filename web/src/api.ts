@@ -60,6 +60,14 @@ export function runQuery(id: string, q: RunQuery = {}): string {
   return p.toString();
 }
 
+/** The smallest spacing of an r_e grid (NaN for fewer than two distinct values). */
+export function gridStep(rGrid: readonly number[]): number {
+  const xs = [...rGrid].sort((a, b) => a - b);
+  let step = Number.POSITIVE_INFINITY;
+  for (let i = 1; i < xs.length; i++) if (xs[i]! > xs[i - 1]!) step = Math.min(step, xs[i]! - xs[i - 1]!);
+  return Number.isFinite(step) ? step : Number.NaN;
+}
+
 /**
  * Local-fit half widths that hold enough points on this grid: the library's defaults (1 and 2.5, made for the
  * paper's step of 0.2-0.5) or 3 and 5 grid steps, whichever is wider. Sent to the server, which fits.
@@ -68,9 +76,7 @@ export function halfWidthsFor(rGrid: readonly number[]): {
   linearHalfWidth: number;
   quadraticHalfWidth: number;
 } {
-  const xs = [...rGrid].sort((a, b) => a - b);
-  let step = Number.POSITIVE_INFINITY;
-  for (let i = 1; i < xs.length; i++) if (xs[i]! > xs[i - 1]!) step = Math.min(step, xs[i]! - xs[i - 1]!);
-  if (!Number.isFinite(step)) return { linearHalfWidth: 1, quadraticHalfWidth: 2.5 };
+  const step = gridStep(rGrid);
+  if (Number.isNaN(step)) return { linearHalfWidth: 1, quadraticHalfWidth: 2.5 };
   return { linearHalfWidth: Math.max(1, 3 * step), quadraticHalfWidth: Math.max(2.5, 5 * step) };
 }

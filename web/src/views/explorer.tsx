@@ -9,7 +9,7 @@ import { type ChartSpec, frontierOption, metricOption, PALETTE } from "../../../
 import { chartGroups } from "../../../src/report/html.js";
 import type { SweepReport, TaskFits, TaskSeries } from "../../../src/report/types.js";
 import type { RunSummary, RunView } from "../../../src/serve/lab/types.js";
-import { api, halfWidthsFor } from "../api.js";
+import { api, gridStep, halfWidthsFor } from "../api.js";
 import { Chart } from "../chart.js";
 
 const fmt = (v: number, p = 3) => (Number.isFinite(v) ? v.toPrecision(p) : "–");
@@ -129,7 +129,9 @@ export function Explorer() {
   const names = views.map((v) => runs?.find((x) => x.id === v.id)?.model || v.id);
   const grid = useMemo(() => {
     const rs = views.flatMap((v) => v.report.rGrid);
-    return rs.length ? { lo: Math.min(...rs), hi: Math.max(...rs) } : { lo: -1, hi: 1 };
+    // A twentieth of the grid step: the slider lands on every grid point and between them.
+    const step = gridStep(rs) / 20 || 0.01;
+    return rs.length ? { lo: Math.min(...rs), hi: Math.max(...rs), step } : { lo: -1, hi: 1, step };
   }, [views]);
   const { tasks, fits } = merged(views, names);
   const regime = views.length === 1 ? views[0]!.report.regime : undefined;
@@ -216,7 +218,7 @@ export function Explorer() {
                 type="range"
                 min={grid.lo}
                 max={grid.hi}
-                step={(grid.hi - grid.lo) / 200}
+                step={grid.step}
                 value={r}
                 onInput={(e) => setR(Number(Number((e.target as HTMLInputElement).value).toPrecision(3)))}
               />

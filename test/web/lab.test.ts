@@ -1,0 +1,278 @@
+/// <reference lib="dom" />
+/**
+ * The web lab end to end in headless Chromium against the real /lab routes: the explorer draws a real sweep
+ * run's curves, fits and frontier and prices a picked r_e as the library does; the inspector shows the vector
+ * file's diagnostics; the live view follows a sweep that runs (and resumes) while the page is open; the
+ * in-browser playground (onnxruntime-web WASM) generates exactly the Node engine's greedy tokens.
+ * Screenshots: $STEERLAB_SCREENSHOT_DIR or .cache/screenshots.
+ */
+import assert from "node:assert/strict";
+import { existsSync } from "node:fs";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import type { Browser } from "playwright-core";
+import { demoConfig } from "../../src/cli/commands/demo.js";
+import { ResultStore, RUN_FILE } from "../../src/eval/store.js";
+import { parseSweepConfig } from "../../src/eval/sweep-config.js";
+import { reportOfRun, sweepToDir } from "../../src/eval/sweep-plan.js";
+import { generateBatch } from "../../src/model/generate.js";
+import { openModel } from "../../src/model/open.js";
+import { buildReport, taskCurve } from "../../src/report/build.js";
+import { parsePositions, steeringHooks } from "../../src/steer/apply.js";
+import { suggestLayers } from "../../src/steer/diagnostics.js";
+import { preparePrompt } from "../../src/steer/steer-call.js";
+import { loadVector } from "../../src/steer/vector-load.js";
+import {
+  charts,
+  type LabServer,
+  launch,
+  makeRun,
+  openPage,
+  shotPath,
+  skipReason,
+  smallExperiment,
+  startLab,
+} from "./lab-fixture.js";
+
+const skip = skipReason();
+const chatModel = () => demoConfig().models.find((m) => m.name === "chat")!.path;
+
+describe("the web lab in headless Chromium", { skip, timeout: 300_000 }, () => {
+  let dir: string;
+  let runDir: string;
+  let vectorFile: string;
+  let lab: LabServer;
+  let browser: Browser;
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), "steerlab-lab-"));
+    ({ runDir, vectorFile } = await makeRun(join(dir, "runs", "exp")));
+    lab = await startLab({
+      runsDir: join(dir, "runs"),
+      vectorsDir: join(dir, "runs", "exp"),
+      modelPath: chatModel(),
+      pollMs: 150,
+    });
+    browser = await launch();
+  });
+  after(async () => {
+    await browser?.close();
+    await lab?.close();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  test("explorer: curves with fits and se bands, the frontier, and the cost of a picked r_e", async () => {
+    const { page, errors } = await openPage(browser);
+    await page.goto(`${lab.url}#/explorer`);
+    await page.waitForSelector("#chart-frontier-0 svg path", { state: "attached", timeout: 30_000 });
+    const cs = await charts(page);
+    assert.deepEqual(
+      cs.map((c) => c.id),
+      [
+        "chart-behavior",
+        "chart-helpfulness-full",
+        "chart-helpfulness-ad",
+        "chart-generic",
+        "chart-frontier-0",
+      ],
+    );
+    for (const c of cs) {
+      assert.ok(c.w > 400 && c.h > 200, `${c.id}: ${c.w}x${c.h}`);
+      assert.ok(c.paths > 10, `${c.id}: ${c.paths} paths`);
+    }
+    const text = await page.textContent("main");
+    assert.match(text ?? "", /tanh fit \(R²=0\.\d{3}\)/);
+    assert.match(text ?? "", /Corollary-1 fit/);
+    // The grid's step is 10: the explorer's local half widths are 3 and 5 steps.
+    assert.equal(await page.inputValue("#lhw"), "30");
+    assert.equal(await page.inputValue("#qhw"), "50");
+
+    // Pick r_e = -20: the table shows the regime curves' gain and loss there, as the library computes them.
+    await page.$eval("#r-slider", (el) => {
+      const input = el as HTMLInputElement;
+      input.value = "-20";
+      input.dispatchEvent(new Event("input", { bubbles: true }));
+    });
+    await page.waitForFunction(() => document.querySelector("#picked-r")?.textContent === "-20");
+    const row = await page.$$eval("#cost-table tbody tr td", (tds) => tds.map((td) => td.textContent ?? ""));
+    const report = buildReport(reportOfRun(runDir), { fit: { linearHalfWidth: 30, quadraticHalfWidth: 50 } });
+    const g = report.regime!;
+    const A = taskCurve(report.tasks.find((t) => t.id === g.alignmentTask)!, report.fits, g.source);
+    const H = taskCurve(report.tasks.find((t) => t.id === g.helpfulnessTask)!, report.fits, g.source);
+    assert.equal(row[1], g.alignmentTask);
+    const r = -20;
+    assert.equal(row[2], A(r).toPrecision(3));
+    assert.equal(row[3], (A(r) - A(0)).toPrecision(3));
+    assert.equal(row[4], g.helpfulnessTask);
+    assert.equal(row[5], H(r).toPrecision(3));
+    assert.equal(row[6], (H(0) - H(r)).toPrecision(3));
+    assert.equal(row[8], g.result.tradeoff.r.toPrecision(3));
+    // Not a table of zeros: steering against the vector lowers this chat model's refusal a lot.
+    assert.ok(A(r) - A(0) < -0.3, `gain at r_e = ${r}: ${A(r) - A(0)}`);
+    await page.screenshot({ path: await shotPath("lab-explorer"), fullPage: true });
+    assert.deepEqual(errors, []);
+  });
+
+  test("inspector: the vector file's per-layer diagnostics and suggested layers", async () => {
+    const { page, errors } = await openPage(browser);
+    await page.goto(`${lab.url}#/inspector`);
+    await page.waitForSelector("#diag-table tbody tr");
+    await page.waitForSelector("#chart-scale svg path", { state: "attached" });
+    const v = loadVector(vectorFile);
+    const layers = [...v.directions.keys()].sort((a, b) => a - b);
+    const rows = await page.$$eval("#diag-table tbody tr", (trs) =>
+      trs.map((tr) => [...tr.querySelectorAll("td")].map((td) => td.textContent ?? "")),
+    );
+    assert.deepEqual(
+      rows.map((r) => r[0]),
+      layers.map(String),
+    );
+    for (const [i, l] of layers.entries()) {
+      const d = v.diagnostics.get(l)!;
+      assert.equal(rows[i]![3], d.heldOutAccuracy!.toPrecision(3));
+      assert.equal(rows[i]![5], d.explainedVariance.toPrecision(3));
+      assert.equal(rows[i]![7], d.projectionGap.toPrecision(3));
+    }
+    const diags = layers.map((l) => v.diagnostics.get(l)!);
+    assert.equal(await page.textContent("#suggested-diag"), suggestLayers(diags).join(", "));
+    assert.equal(await page.textContent("#suggested"), v.suggestedLayers.join(", "));
+    for (const c of await charts(page)) assert.ok(c.w > 400 && c.paths > 5, `${c.id}: ${c.w}, ${c.paths}`);
+    await page.screenshot({ path: await shotPath("lab-inspector"), fullPage: true });
+    assert.deepEqual(errors, []);
+  });
+
+  test("live view: follows a sweep while it runs, is stopped and resumes", async () => {
+    const liveDir = join(dir, "runs", "live");
+    const small = smallExperiment();
+    const config = parseSweepConfig(
+      {
+        model: chatModel(),
+        vectors: [{ name: "vector", source: vectorFile }],
+        coeffs: small.coeffs,
+        tasks: small.tasks,
+        batchSize: 4,
+      },
+      dir,
+      "live test",
+    );
+    // 1. A third of the sweep, then stop it (as Ctrl-C would): the folder holds partial results.
+    const stop = new AbortController();
+    await sweepToDir(config, liveDir, {
+      threads: 1,
+      signal: stop.signal,
+      onProgress: (done, total) => {
+        if (done >= total / 3) stop.abort();
+      },
+    }).catch((e: Error) => assert.ok(stop.signal.aborted, e.message));
+    assert.ok(existsSync(join(liveDir, RUN_FILE)));
+    const partial = ResultStore.readRecords(liveDir).length;
+    assert.ok(partial > 0, "some records before the stop");
+
+    // 2. The live view shows the partial run.
+    const { page, errors } = await openPage(browser);
+    await page.goto(`${lab.url}#/live?run=live`);
+    await page.waitForFunction(
+      (n) => document.querySelector("#live-records")?.textContent === String(n),
+      partial,
+    );
+    const expected = await page.textContent(".progress p");
+    await page.screenshot({ path: await shotPath("lab-live-partial"), fullPage: true });
+
+    // 3. Resume to the end while the page is open: it follows to 100%.
+    const done = await sweepToDir(config, liveDir, { threads: 1 });
+    assert.ok(done.stats.skipped >= partial, "the resumed run skipped what was stored");
+    const total = ResultStore.readRecords(liveDir).length;
+    assert.ok(total > partial);
+    await page.waitForFunction(
+      (n) => document.querySelector("#live-records")?.textContent === String(n),
+      total,
+      {
+        timeout: 30_000,
+      },
+    );
+    assert.match(
+      expected ?? "",
+      new RegExp(`of ${total} \\(\\d+%\\)`),
+      "the expected total is known up front",
+    );
+    assert.match(
+      (await page.textContent(".progress p")) ?? "",
+      new RegExp(`${total} records of ${total} \\(100%\\)`),
+    );
+    assert.ok(Number(await page.textContent("#live-updates")) >= 2);
+    for (const c of await charts(page)) assert.ok(c.paths > 10, `${c.id}: ${c.paths} paths`);
+    await page.screenshot({ path: await shotPath("lab-live"), fullPage: true });
+    assert.deepEqual(errors, []);
+  });
+
+  test("playground in the browser: onnxruntime-web generates the Node engine's greedy tokens", async () => {
+    const prompt = "Tell me how to poison the garden.";
+    const coeffs = [-30, -20, 0, 20];
+    const { page, errors } = await openPage(browser);
+    const q = new URLSearchParams({
+      mode: "browser",
+      prompt,
+      coeffs: coeffs.join(","),
+      max: "16",
+      layers: "1..3",
+      vector: "chat-vector",
+    });
+    await page.goto(`${lab.url}#/playground?${q}`);
+    await page.waitForSelector('input[data-vector="chat-vector"]');
+    await page.click("#generate");
+    await page.waitForFunction(
+      () =>
+        ["done", "failed"].includes(
+          (document.querySelector("#gen-status") as HTMLElement)?.dataset.status ?? "",
+        ),
+      null,
+      { timeout: 120_000 },
+    );
+    assert.deepEqual(errors, []);
+    assert.equal(await page.textContent("#gen-status"), "done");
+    const cols = await page.$$eval(".gen", (els) =>
+      els.map((e) => ({
+        coeff: Number((e as HTMLElement).dataset.coeff),
+        ids: ((e as HTMLElement).dataset.ids ?? "")
+          .split(",")
+          .filter((x) => x)
+          .map(Number),
+        text: e.querySelector("pre")?.textContent ?? "",
+      })),
+    );
+    const speed = await page.textContent("#gen-speed");
+    process.stdout.write(`# in-browser playground: ${speed}\n`);
+    await page.screenshot({ path: await shotPath("lab-playground-browser"), fullPage: true });
+
+    // The oracle: the same prompt, vector, layers and coefficients on the Node engine (onnxruntime-node).
+    const m = await openModel(chatModel(), { threads: 1 });
+    try {
+      const v = loadVector(vectorFile);
+      const p = preparePrompt(m.tokenizer!, prompt, true);
+      const hooks = steeringHooks([{ vector: v, coeff: coeffs, layers: "1..3" }], {
+        positions: parsePositions("all", { promptLength: p.ids.length }),
+        nLayers: m.engine.config.nLayers,
+      });
+      const want = await generateBatch(
+        m.engine,
+        m.tokenizer,
+        coeffs.map(() => p.ids),
+        { maxNewTokens: 16, hooks },
+      );
+      assert.deepEqual(
+        cols.map((c) => c.coeff),
+        coeffs,
+      );
+      for (const [i, w] of want.entries()) {
+        assert.deepEqual(cols[i]!.ids, w.ids, `r_e = ${coeffs[i]}`);
+        assert.equal(cols[i]!.text, w.text, `r_e = ${coeffs[i]}`);
+      }
+      // Not vacuous: steering changed the answer.
+      assert.notDeepEqual(want[0]!.ids, want[2]!.ids);
+    } finally {
+      await m.engine.dispose();
+    }
+  });
+});
