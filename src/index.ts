@@ -41,7 +41,9 @@ export {
   type GenerationResult,
   generate,
   generateBatch,
+  type RowRequest,
   streamGenerate,
+  streamGenerateRows,
 } from "./model/generate.js";
 export { type HookPoint, hookName, parseHookName, parseLayers, SITES, type Site } from "./model/hooks.js";
 export { inspectModel } from "./model/inspect.js";
@@ -49,11 +51,16 @@ export { loadModel } from "./model/load.js";
 export { nextTokenLogprobs, scoreContinuations } from "./model/logprobs.js";
 export type { LoadedModel } from "./model/model.js";
 export { type Backend, type OpenedModel, type OpenOptions, openModel } from "./model/open.js";
+export { rowHooks } from "./model/row-hooks.js";
 export { ReferenceEngine } from "./reference/engine.js";
 export { buildReport } from "./report/build.js";
 export { reportFromPaperData } from "./report/paper.js";
 export { writeReport } from "./report/writers.js";
 export { createOrtEngine } from "./runtime/ort-engine.js";
+// Serving: the OpenAI-compatible server with steering per request
+export { createApp, type ServeContext, type ServeOptions } from "./serve/app.js";
+export * as serveSchemas from "./serve/schemas.js";
+export { type ListenOptions, type RunningServer, startServer } from "./serve/server.js";
 // Steering vectors
 export {
   type PositionSpec,
@@ -69,12 +76,13 @@ export { extract } from "./steer/extract.js";
 export { type ExtractFromModelOptions, extractFromModel } from "./steer/extract-model.js";
 export type { ExtractionMethod } from "./steer/methods/method.js";
 export { getMethod, methodNames, registerMethod } from "./steer/methods/registry.js";
+export { type Monitor, projectionMonitor } from "./steer/monitor.js";
 export { loadDataset, loadLabelled, loadPairs } from "./steer/pairs.js";
 export { parseReadPosition, type ReadPosition } from "./steer/read.js";
-export { preparePrompt, steerCallHooks } from "./steer/steer-call.js";
+export { prepareChat, preparePrompt, steerCallHooks } from "./steer/steer-call.js";
 export { checkVectorFits, makeVector, type SteeringVector } from "./steer/vector.js";
 export { readVector, writeVector } from "./steer/vector-file.js";
-export { loadVector, saveVector } from "./steer/vector-load.js";
+export { decodeAnyVector, loadVector, saveVector } from "./steer/vector-load.js";
 export { fitCurve, loadCurve } from "./theory/curves.js";
 // Theory and reports
 export { fitCorollary, fitLocalLinear, fitLocalQuadratic, fitTanh } from "./theory/laws.js";

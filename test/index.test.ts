@@ -20,6 +20,9 @@ test("the package entry exports the documented API", () => {
     "buildReport",
     "writeReport",
     "SteerlabError",
+    "createApp",
+    "startServer",
+    "streamGenerateRows",
   ]) {
     assert.equal(typeof (steerlab as Record<string, unknown>)[name], "function", name);
   }

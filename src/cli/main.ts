@@ -11,6 +11,7 @@ import { registerInspect } from "./commands/inspect.js";
 import { registerLogprobs } from "./commands/logprobs.js";
 import { registerReport } from "./commands/report.js";
 import { registerRun } from "./commands/run.js";
+import { registerServe } from "./commands/serve.js";
 import { registerSweep } from "./commands/sweep.js";
 import { registerVector } from "./commands/vector.js";
 
@@ -29,6 +30,7 @@ export function buildProgram(): Command {
   registerSweep(program);
   registerFit(program);
   registerReport(program);
+  registerServe(program);
   registerDemo(program);
   return program;
 }
