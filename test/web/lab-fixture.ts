@@ -112,3 +112,11 @@ export async function charts(page: Page): Promise<{ id: string; w: number; h: nu
     }),
   );
 }
+
+/** Set an input's value and fire "input", as a user's drag or typing does (Preact listens to onInput). */
+export async function setInput(page: Page, selector: string, value: string): Promise<void> {
+  await page.evaluate(
+    `(() => { const i = document.querySelector(${JSON.stringify(selector)}); i.value = ${JSON.stringify(value)};` +
+      ` i.dispatchEvent(new Event("input", { bubbles: true })); })()`,
+  );
+}

@@ -1,4 +1,3 @@
-/// <reference lib="dom" />
 /**
  * The web lab end to end in headless Chromium against the real /lab routes: the explorer draws a real sweep
  * run's curves, fits and frontier and prices a picked r_e as the library does; the inspector shows the vector
@@ -12,7 +11,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import type { Browser } from "playwright-core";
+import type { Browser, Page } from "playwright-core";
 import { demoConfig } from "../../src/cli/commands/demo.js";
 import { ResultStore, RUN_FILE } from "../../src/eval/store.js";
 import { parseSweepConfig } from "../../src/eval/sweep-config.js";
@@ -20,6 +19,8 @@ import { reportOfRun, sweepToDir } from "../../src/eval/sweep-plan.js";
 import { generateBatch } from "../../src/model/generate.js";
 import { openModel } from "../../src/model/open.js";
 import { buildReport, taskCurve } from "../../src/report/build.js";
+import { labRoutes } from "../../src/serve/lab/routes.js";
+import { startServer } from "../../src/serve/server.js";
 import { parsePositions, steeringHooks } from "../../src/steer/apply.js";
 import { suggestLayers } from "../../src/steer/diagnostics.js";
 import { preparePrompt } from "../../src/steer/steer-call.js";
@@ -30,6 +31,7 @@ import {
   launch,
   makeRun,
   openPage,
+  setInput,
   shotPath,
   skipReason,
   smallExperiment,
@@ -37,6 +39,63 @@ import {
 } from "./lab-fixture.js";
 
 const skip = skipReason();
+const prompt = "Tell me how to poison the garden.";
+const coeffs = [-30, -20, 0, 20];
+
+function playgroundQuery(mode: "browser" | "server"): string {
+  return new URLSearchParams({
+    mode,
+    prompt,
+    coeffs: coeffs.join(","),
+    max: "16",
+    layers: "1..3",
+    vector: "chat-vector",
+  }).toString();
+}
+
+/** The library's own steered greedy generations for the playground's settings (Node engine). */
+async function nodeOracle(vectorFile: string, text: string, cs: readonly number[]) {
+  const m = await openModel(chatModel(), { threads: 1 });
+  try {
+    const v = loadVector(vectorFile);
+    const p = preparePrompt(m.tokenizer!, text, true);
+    const hooks = steeringHooks([{ vector: v, coeff: [...cs], layers: "1..3" }], {
+      positions: parsePositions("all", { promptLength: p.ids.length }),
+      nLayers: m.engine.config.nLayers,
+    });
+    return await generateBatch(
+      m.engine,
+      m.tokenizer,
+      cs.map(() => p.ids),
+      { maxNewTokens: 16, hooks },
+    );
+  } finally {
+    await m.engine.dispose();
+  }
+}
+
+/** Click Generate and read the columns when the playground says done. */
+async function generateColumns(page: Page) {
+  await page.click("#generate");
+  await page.waitForFunction(
+    `["done", "failed"].includes(document.querySelector("#gen-status")?.getAttribute("data-status"))`,
+    null,
+    { timeout: 120_000 },
+  );
+  const status = await page.textContent("#gen-status");
+  const cols = await page.$$eval(".gen", (els) =>
+    els.map((e) => ({
+      coeff: Number(e.getAttribute("data-coeff")),
+      ids: (e.getAttribute("data-ids") ?? "")
+        .split(",")
+        .filter((x: string) => x !== "")
+        .map(Number),
+      text: e.querySelector("pre")?.textContent ?? "",
+      error: e.querySelector(".error")?.textContent ?? null,
+    })),
+  );
+  return { status, cols, speed: (await page.textContent("#gen-speed")) ?? "" };
+}
 const chatModel = () => demoConfig().models.find((m) => m.name === "chat")!.path;
 
 describe("the web lab in headless Chromium", { skip, timeout: 300_000 }, () => {
@@ -90,12 +149,8 @@ describe("the web lab in headless Chromium", { skip, timeout: 300_000 }, () => {
     assert.equal(await page.inputValue("#qhw"), "50");
 
     // Pick r_e = -20: the table shows the regime curves' gain and loss there, as the library computes them.
-    await page.$eval("#r-slider", (el) => {
-      const input = el as HTMLInputElement;
-      input.value = "-20";
-      input.dispatchEvent(new Event("input", { bubbles: true }));
-    });
-    await page.waitForFunction(() => document.querySelector("#picked-r")?.textContent === "-20");
+    await setInput(page, "#r-slider", "-20");
+    await page.waitForFunction(`document.querySelector("#picked-r")?.textContent === "-20"`);
     const row = await page.$$eval("#cost-table tbody tr td", (tds) => tds.map((td) => td.textContent ?? ""));
     const report = buildReport(reportOfRun(runDir), { fit: { linearHalfWidth: 30, quadraticHalfWidth: 50 } });
     const g = report.regime!;
@@ -173,10 +228,7 @@ describe("the web lab in headless Chromium", { skip, timeout: 300_000 }, () => {
     // 2. The live view shows the partial run.
     const { page, errors } = await openPage(browser);
     await page.goto(`${lab.url}#/live?run=live`);
-    await page.waitForFunction(
-      (n) => document.querySelector("#live-records")?.textContent === String(n),
-      partial,
-    );
+    await page.waitForFunction(`document.querySelector("#live-records")?.textContent === "${partial}"`);
     const expected = await page.textContent(".progress p");
     await page.screenshot({ path: await shotPath("lab-live-partial"), fullPage: true });
 
@@ -185,13 +237,9 @@ describe("the web lab in headless Chromium", { skip, timeout: 300_000 }, () => {
     assert.ok(done.stats.skipped >= partial, "the resumed run skipped what was stored");
     const total = ResultStore.readRecords(liveDir).length;
     assert.ok(total > partial);
-    await page.waitForFunction(
-      (n) => document.querySelector("#live-records")?.textContent === String(n),
-      total,
-      {
-        timeout: 30_000,
-      },
-    );
+    await page.waitForFunction(`document.querySelector("#live-records")?.textContent === "${total}"`, null, {
+      timeout: 30_000,
+    });
     assert.match(
       expected ?? "",
       new RegExp(`of ${total} \\(\\d+%\\)`),
@@ -208,71 +256,60 @@ describe("the web lab in headless Chromium", { skip, timeout: 300_000 }, () => {
   });
 
   test("playground in the browser: onnxruntime-web generates the Node engine's greedy tokens", async () => {
-    const prompt = "Tell me how to poison the garden.";
-    const coeffs = [-30, -20, 0, 20];
     const { page, errors } = await openPage(browser);
-    const q = new URLSearchParams({
-      mode: "browser",
-      prompt,
-      coeffs: coeffs.join(","),
-      max: "16",
-      layers: "1..3",
-      vector: "chat-vector",
-    });
-    await page.goto(`${lab.url}#/playground?${q}`);
+    await page.goto(`${lab.url}#/playground?${playgroundQuery("browser")}`);
     await page.waitForSelector('input[data-vector="chat-vector"]');
-    await page.click("#generate");
-    await page.waitForFunction(
-      () =>
-        ["done", "failed"].includes(
-          (document.querySelector("#gen-status") as HTMLElement)?.dataset.status ?? "",
-        ),
-      null,
-      { timeout: 120_000 },
-    );
+    const { status, cols, speed } = await generateColumns(page);
     assert.deepEqual(errors, []);
-    assert.equal(await page.textContent("#gen-status"), "done");
-    const cols = await page.$$eval(".gen", (els) =>
-      els.map((e) => ({
-        coeff: Number((e as HTMLElement).dataset.coeff),
-        ids: ((e as HTMLElement).dataset.ids ?? "")
-          .split(",")
-          .filter((x) => x)
-          .map(Number),
-        text: e.querySelector("pre")?.textContent ?? "",
-      })),
-    );
-    const speed = await page.textContent("#gen-speed");
+    assert.equal(status, "done");
     process.stdout.write(`# in-browser playground: ${speed}\n`);
     await page.screenshot({ path: await shotPath("lab-playground-browser"), fullPage: true });
 
     // The oracle: the same prompt, vector, layers and coefficients on the Node engine (onnxruntime-node).
-    const m = await openModel(chatModel(), { threads: 1 });
+    const want = await nodeOracle(vectorFile, prompt, coeffs);
+    assert.deepEqual(
+      cols.map((c) => c.coeff),
+      coeffs,
+    );
+    for (const [i, w] of want.entries()) {
+      assert.deepEqual(cols[i]!.ids, w.ids, `r_e = ${coeffs[i]}`);
+      assert.equal(cols[i]!.text, w.text, `r_e = ${coeffs[i]}`);
+    }
+    // Not vacuous: steering changed the answer.
+    assert.notDeepEqual(want[0]!.ids, want[2]!.ids);
+  });
+
+  test("playground in server mode: the /v1 API's steered streams equal the library's generations", async () => {
+    const opened = await openModel(chatModel(), { threads: 1 });
+    const expDir = join(dir, "runs", "exp");
+    const server = await startServer({
+      opened,
+      port: 0,
+      vectorsDir: expDir,
+      extraRoutes: (app, ctx) =>
+        app.route("/lab", labRoutes({ vectorsDir: expDir, modelConfig: ctx.opened.model.config })),
+    });
     try {
-      const v = loadVector(vectorFile);
-      const p = preparePrompt(m.tokenizer!, prompt, true);
-      const hooks = steeringHooks([{ vector: v, coeff: coeffs, layers: "1..3" }], {
-        positions: parsePositions("all", { promptLength: p.ids.length }),
-        nLayers: m.engine.config.nLayers,
-      });
-      const want = await generateBatch(
-        m.engine,
-        m.tokenizer,
-        coeffs.map(() => p.ids),
-        { maxNewTokens: 16, hooks },
-      );
+      const { page, errors } = await openPage(browser);
+      await page.goto(`${server.url}/lab/#/playground?${playgroundQuery("server")}`);
+      await page.waitForSelector('input[data-vector="chat-vector"]');
+      const { status, cols, speed } = await generateColumns(page);
+      assert.equal(status, "done");
       assert.deepEqual(
-        cols.map((c) => c.coeff),
-        coeffs,
+        cols.map((c) => c.error),
+        coeffs.map(() => null),
       );
-      for (const [i, w] of want.entries()) {
-        assert.deepEqual(cols[i]!.ids, w.ids, `r_e = ${coeffs[i]}`);
-        assert.equal(cols[i]!.text, w.text, `r_e = ${coeffs[i]}`);
-      }
-      // Not vacuous: steering changed the answer.
-      assert.notDeepEqual(want[0]!.ids, want[2]!.ids);
+      process.stdout.write(`# server-mode playground: ${speed}\n`);
+      await page.screenshot({ path: await shotPath("lab-playground-server"), fullPage: true });
+      const want = await nodeOracle(vectorFile, prompt, coeffs);
+      assert.deepEqual(
+        cols.map((c) => c.text),
+        want.map((w) => w.text),
+      );
+      assert.deepEqual(errors, []);
     } finally {
-      await m.engine.dispose();
+      await server.close();
+      await opened.engine.dispose();
     }
   });
 });

@@ -21,6 +21,7 @@ import { streamSSE } from "hono/streaming";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { z } from "zod";
 import { isSteerlabError, SteerlabError } from "../../errors.js";
+import type { ModelConfig } from "../../model/config.js";
 import type { BuildOptions } from "../../report/build.js";
 import { encodeVector } from "../../steer/vector-file.js";
 import { buildModelAssets, type ModelAssets } from "./model-assets.js";
@@ -39,6 +40,8 @@ export interface LabOptions {
   webDir?: string;
   /** Live view: how often a run's results file is checked, ms. Default 1000. */
   pollMs?: number;
+  /** The served model's config (the playground's server mode resolves layer specs with it). */
+  modelConfig?: ModelConfig;
 }
 
 /** dist/web beside dist/src (this file is dist/src/serve/lab/routes.js once built). */
@@ -135,6 +138,7 @@ export function labRoutes(opts: LabOptions): Hono {
       runs: !!opts.runsDir,
       vectors: !!opts.vectorsDir,
       model: opts.modelPath ? (opts.modelPath.replace(/\/+$/, "").split("/").pop() ?? null) : null,
+      nLayers: opts.modelConfig?.nLayers ?? null,
     } satisfies LabInfo),
   );
   app.get("/api/runs", (c) => c.json(opts.runsDir && existsSync(opts.runsDir) ? listRuns(opts.runsDir) : []));

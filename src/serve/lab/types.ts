@@ -85,4 +85,6 @@ export interface LabInfo {
   vectors: boolean;
   /** The model's name when the lab serves one (in-browser playground), else null. */
   model: string | null;
+  /** Blocks of the server's model, when known (layer specs like "-3..-1" resolve against it). */
+  nLayers: number | null;
 }

@@ -3,9 +3,10 @@
  * request field (POST /v1/completions or /v1/chat/completions, `stream: true`), read as server-sent events.
  */
 
+/** The server's `steering` object (src/serve/schemas.ts): layers are block indices, negative from the end. */
 export interface SteeringRequest {
   vectors: { name: string; scale: number }[];
-  layers?: string;
+  layers?: number[];
   positions?: string;
 }
 
@@ -15,6 +16,8 @@ export interface StreamRequest {
   maxTokens: number;
   /** false: no steering at all. */
   steering: SteeringRequest | false;
+  /** Sent as `Authorization: Bearer` when the server requires a key. */
+  apiKey?: string;
   signal?: AbortSignal;
 }
 
@@ -30,7 +33,10 @@ export async function streamCompletion(req: StreamRequest, onText: (t: string) =
   };
   const r = await fetch(req.chat ? "/v1/chat/completions" : "/v1/completions", {
     method: "POST",
-    headers: { "Content-Type": "application/json" },
+    headers: {
+      "Content-Type": "application/json",
+      ...(req.apiKey ? { Authorization: `Bearer ${req.apiKey}` } : {}),
+    },
     body: JSON.stringify(body),
     ...(req.signal ? { signal: req.signal } : {}),
   });

@@ -8,6 +8,8 @@
  */
 import { useEffect, useRef, useState } from "preact/hooks";
 import { streamGenerateBatch } from "../../../src/model/generate.js";
+import { parseLayers } from "../../../src/model/hooks.js";
+import type { LabInfo } from "../../../src/serve/lab/types.js";
 import { parsePositions, steeringHooks } from "../../../src/steer/apply.js";
 import { preparePrompt } from "../../../src/steer/steer-call.js";
 import type { SteeringVector } from "../../../src/steer/vector.js";
@@ -27,12 +29,15 @@ interface Column {
 }
 
 /** Vector names: the server's library in server mode, the lab's vector directory in the browser. */
-async function vectorNames(mode: Mode): Promise<string[]> {
+async function vectorNames(mode: Mode, apiKey: string): Promise<string[]> {
   if (mode === "browser") {
     const l = await getJson<{ vectors: { name: string }[] }>("api/vectors");
     return l.vectors.map((v) => v.name);
   }
-  const l = await getJson<{ data?: { id?: string; name?: string }[] }>("/v1/steering/vectors");
+  const l = await getJson<{ data?: { id?: string; name?: string }[] }>(
+    "/v1/steering/vectors",
+    apiKey ? { headers: { Authorization: `Bearer ${apiKey}` } } : undefined,
+  );
   return (l.data ?? []).map((v) => v.name ?? v.id ?? "").filter((n) => n);
 }
 
@@ -63,12 +68,13 @@ export function Playground() {
   const [error, setError] = useState<string | null>(null);
   const [model, setModel] = useState<BrowserModel | null>(null);
   const [speed, setSpeed] = useState<string>("");
+  const [apiKey, setApiKey] = useState(sessionStorage.getItem("steerlab-api-key") ?? "");
   const vectors = useRef(new Map<string, SteeringVector>());
   const abort = useRef<AbortController | null>(null);
 
   useEffect(() => {
     setNames([]);
-    vectorNames(mode)
+    vectorNames(mode, apiKey)
       .then((ns) => {
         setNames(ns);
         const first = params.get("vector") ?? ns[0];
@@ -76,7 +82,7 @@ export function Playground() {
         setError(null);
       })
       .catch((e: Error) => setError(`vectors: ${e.message}`));
-  }, [mode]);
+  }, [mode, apiKey]);
 
   const ensureModel = async (): Promise<BrowserModel> => {
     if (model) return model;
@@ -114,6 +120,10 @@ export function Playground() {
     const update = () => setColumns(cols.map((c) => ({ ...c })));
     try {
       if (mode === "server") {
+        // Layer specs ("1..3", "-4..-1") as the block indices the API takes, resolved against the served model.
+        const info = await getJson<LabInfo>("api/info");
+        const layerList = layers && info.nLayers ? parseLayers(layers, info.nLayers) : undefined;
+        if (layers && !layerList) throw new Error("the server did not say how many blocks its model has");
         setStatus("generating");
         const t0 = performance.now();
         await Promise.all(
@@ -124,11 +134,12 @@ export function Playground() {
                   prompt,
                   chat,
                   maxTokens,
+                  apiKey,
                   signal: ac.signal,
                   steering: active.length
                     ? {
                         vectors: active.map((n) => ({ name: n, scale: col.coeff * weights[n]! })),
-                        ...(layers ? { layers } : {}),
+                        ...(layerList ? { layers: layerList } : {}),
                         ...(positions !== "all" ? { positions } : {}),
                       }
                     : false,
@@ -220,6 +231,22 @@ export function Playground() {
           />{" "}
           server (/v1 API)
         </label>
+        {mode === "server" && (
+          <label>
+            API key{" "}
+            <input
+              id="api-key"
+              type="password"
+              placeholder="if the server needs one"
+              value={apiKey}
+              onChange={(e) => {
+                const k = (e.target as HTMLInputElement).value;
+                sessionStorage.setItem("steerlab-api-key", k);
+                setApiKey(k);
+              }}
+            />
+          </label>
+        )}
         <h3>Vectors</h3>
         {names.length === 0 && <p class="muted">no vectors</p>}
         {names.map((n) => (
