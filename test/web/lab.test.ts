@@ -277,6 +277,18 @@ describe("the web lab in headless Chromium", { skip, timeout: 300_000 }, () => {
     }
     // Not vacuous: steering changed the answer.
     assert.notDeepEqual(want[0]!.ids, want[2]!.ids);
+
+    // Two WASM threads (the lab's COOP/COEP headers make the page cross-origin isolated): the same tokens.
+    const two = await openPage(browser);
+    await two.page.goto(`${lab.url}#/playground?${playgroundQuery("browser")}&threads=2`);
+    await two.page.waitForSelector('input[data-vector="chat-vector"]');
+    const threaded = await generateColumns(two.page);
+    assert.match(threaded.speed, /2 WASM thread\(s\)/);
+    assert.deepEqual(
+      threaded.cols.map((c) => c.ids),
+      want.map((w) => w.ids),
+    );
+    assert.deepEqual(two.errors, []);
   });
 
   test("playground in server mode: the /v1 API's steered streams equal the library's generations", async () => {

@@ -29,11 +29,13 @@ export interface BrowserModel {
 /** Load the server's model into onnxruntime-web; `onProgress(done, total)` counts graphs. */
 export async function loadBrowserModel(
   onProgress?: (done: number, total: number) => void,
+  /** WASM threads; default up to 4, leaving a core to the page. */
+  wantThreads?: number,
 ): Promise<BrowserModel> {
   const t0 = performance.now();
   // Threads need cross-origin isolation (the lab's COOP/COEP headers); one thread otherwise.
   const threads = globalThis.crossOriginIsolated
-    ? Math.max(1, Math.min(4, navigator.hardwareConcurrency - 1))
+    ? Math.max(1, Math.min(16, wantThreads ?? Math.min(4, navigator.hardwareConcurrency - 1)))
     : 1;
   ort.env.wasm.numThreads = threads;
   ort.env.wasm.wasmPaths = {

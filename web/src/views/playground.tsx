@@ -87,7 +87,11 @@ export function Playground() {
   const ensureModel = async (): Promise<BrowserModel> => {
     if (model) return model;
     setStatus("loading model");
-    const m = await loadBrowserModel((d, t) => setStatus(`loading model: graph ${d}/${t}`));
+    const t = Number(params.get("threads"));
+    const m = await loadBrowserModel(
+      (d, n) => setStatus(`loading model: graph ${d}/${n}`),
+      Number.isInteger(t) && t > 0 ? t : undefined,
+    );
     setModel(m);
     return m;
   };
