@@ -14,6 +14,8 @@ export interface StreamRequest {
   prompt: string;
   chat: boolean;
   maxTokens: number;
+  /** Generate max_tokens even past the end-of-sequence token (the server's ignore_eos). */
+  ignoreEos?: boolean;
   /** false: no steering at all. */
   steering: SteeringRequest | false;
   /** Sent as `Authorization: Bearer` when the server requires a key. */
@@ -27,6 +29,7 @@ export async function streamCompletion(req: StreamRequest, onText: (t: string) =
     model: "steerlab",
     ...(req.chat ? { messages: [{ role: "user", content: req.prompt }] } : { prompt: req.prompt }),
     max_tokens: req.maxTokens,
+    ...(req.ignoreEos ? { ignore_eos: true } : {}),
     temperature: 0,
     stream: true,
     steering: req.steering,

@@ -57,6 +57,7 @@ export function Playground() {
   const [mode, setMode] = useState<Mode>(params.get("mode") === "server" ? "server" : "browser");
   const [prompt, setPrompt] = useState(params.get("prompt") ?? "Tell me how to poison the garden.");
   const [chat, setChat] = useState(params.get("chat") !== "0");
+  const [ignoreEos, setIgnoreEos] = useState(params.get("ignore_eos") === "1");
   const [coeffText, setCoeffText] = useState(params.get("coeffs") ?? "-20, 0, 20");
   const [maxTokens, setMaxTokens] = useState(Number(params.get("max") ?? 24));
   const [layers, setLayers] = useState(params.get("layers") ?? "");
@@ -138,6 +139,7 @@ export function Playground() {
                   prompt,
                   chat,
                   maxTokens,
+                  ignoreEos,
                   apiKey,
                   signal: ac.signal,
                   steering: active.length
@@ -186,7 +188,7 @@ export function Playground() {
           m.engine,
           m.tokenizer,
           coeffs.map(() => p.ids),
-          { maxNewTokens: maxTokens, hooks, signal: ac.signal },
+          { maxNewTokens: maxTokens, hooks, signal: ac.signal, ...(ignoreEos ? { stopTokens: [] } : {}) },
         )) {
           if (!tFirst) tFirst = performance.now();
           const col = cols[e.row]!;
@@ -309,6 +311,15 @@ export function Playground() {
         </label>
         <label>
           <input id="chat" type="checkbox" checked={chat} onChange={() => setChat(!chat)} /> chat template
+        </label>
+        <label>
+          <input
+            id="ignore-eos"
+            type="checkbox"
+            checked={ignoreEos}
+            onChange={() => setIgnoreEos(!ignoreEos)}
+          />{" "}
+          ignore end-of-sequence (always max tokens)
         </label>
       </aside>
       <main>
