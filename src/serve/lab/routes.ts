@@ -150,24 +150,31 @@ export function labRoutes(opts: LabOptions): Hono {
     const q = parse(RunQuery, c);
     const root = need(opts.runsDir, "runs directory", "--runs DIR");
     runStamp(root, q.id); // a bad id is a 4xx before the stream starts
-    return streamSSE(c, async (stream) => {
-      let last = "";
-      let beat = 0;
-      while (!stream.aborted && !stream.closed) {
-        const stamp = runStamp(root, q.id);
-        if (stamp !== last) {
-          last = stamp;
-          await stream.writeSSE({
-            event: "run",
-            data: JSON.stringify(await runView(root, q.id, buildOptions(q))),
-          });
-        } else if (++beat * pollMs >= 15_000) {
-          beat = 0;
-          await stream.writeSSE({ event: "ping", data: "{}" });
+    return streamSSE(
+      c,
+      async (stream) => {
+        let last = "";
+        let beat = 0;
+        while (!stream.aborted && !stream.closed) {
+          const stamp = runStamp(root, q.id);
+          if (stamp !== last) {
+            last = stamp;
+            await stream.writeSSE({
+              event: "run",
+              data: JSON.stringify(await runView(root, q.id, buildOptions(q))),
+            });
+          } else if (++beat * pollMs >= 15_000) {
+            beat = 0;
+            await stream.writeSSE({ event: "ping", data: "{}" });
+          }
+          await stream.sleep(pollMs);
         }
-        await stream.sleep(pollMs);
-      }
-    });
+      },
+      async (e, stream) => {
+        // e.g. the run folder was removed while watched: say so on the stream, then end it.
+        await stream.writeSSE({ event: "failure", data: JSON.stringify({ error: { message: e.message } }) });
+      },
+    );
   });
 
   app.get("/api/vectors", (c) =>

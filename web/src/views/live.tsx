@@ -39,6 +39,13 @@ export function Live() {
       setView(JSON.parse((ev as MessageEvent<string>).data) as RunView);
       setUpdates((n) => n + 1);
     });
+    es.addEventListener("failure", (ev) => {
+      setError(
+        (JSON.parse((ev as MessageEvent<string>).data) as { error: { message: string } }).error.message,
+      );
+      es.close();
+      setState("closed");
+    });
     es.addEventListener("error", () =>
       setState(es.readyState === EventSource.CLOSED ? "closed" : "reconnecting"),
     );
