@@ -76,6 +76,8 @@ async function nodeOracle(vectorFile: string, text: string, cs: readonly number[
 
 /** Click Generate and read the columns when the playground says done. */
 async function generateColumns(page: Page) {
+  // A previous run's "done" must not satisfy the wait below.
+  await page.evaluate(`document.querySelector("#gen-status").setAttribute("data-status", "")`);
   await page.click("#generate");
   await page.waitForFunction(
     `["done", "failed"].includes(document.querySelector("#gen-status")?.getAttribute("data-status"))`,
@@ -289,6 +291,24 @@ describe("the web lab in headless Chromium", { skip, timeout: 300_000 }, () => {
       want.map((w) => w.ids),
     );
     assert.deepEqual(two.errors, []);
+
+    // The vector's slider weighs every column: weight 0.5 is the library at half of each coefficient.
+    await setInput(two.page, 'input[data-vector="chat-vector"]', "0.5");
+    await two.page.waitForFunction(`document.querySelector(".slider b")?.textContent === "0.50"`);
+    const half = await generateColumns(two.page);
+    const wantHalf = await nodeOracle(
+      vectorFile,
+      prompt,
+      coeffs.map((c) => c * 0.5),
+    );
+    assert.deepEqual(
+      half.cols.map((c) => c.ids),
+      wantHalf.map((w) => w.ids),
+    );
+    assert.notDeepEqual(
+      wantHalf.map((w) => w.ids),
+      want.map((w) => w.ids),
+    );
   });
 
   test("playground in server mode: the /v1 API's steered streams equal the library's generations", async () => {

@@ -30,7 +30,17 @@ function accuracyChart(v: VectorView) {
       legend: { bottom: 0, textStyle: { fontSize: 10 } },
       grid: { left: 60, right: 24, top: 40, bottom: 56 },
       tooltip: { trigger: "axis" },
-      xAxis: { type: "value", name: "layer", nameLocation: "middle", nameGap: 22, minInterval: 1 },
+      xAxis: {
+        type: "value",
+        name: "layer",
+        nameLocation: "middle",
+        nameGap: 22,
+        minInterval: 1,
+        // Half a layer of margin on each side, so the first and last layers are not on the frame.
+        min: (v: { min: number }) => v.min - 0.5,
+        max: (v: { max: number }) => v.max + 0.5,
+        axisLabel: { formatter: (x: number) => (Number.isInteger(x) ? String(x) : "") },
+      },
       yAxis: { type: "value", min: 0, max: 1, name: "fraction", nameLocation: "middle", nameGap: 42 },
       series: [
         line(

@@ -110,6 +110,7 @@ export function Playground() {
     abort.current?.abort();
     const ac = new AbortController();
     abort.current = ac;
+    setStatus("starting");
     setError(null);
     setSpeed("");
     let coeffs: number[];
