@@ -8,6 +8,7 @@ import { timingSafeEqual } from "node:crypto";
 import { basename } from "node:path";
 import { Hono, type MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
+import { secureHeaders } from "hono/secure-headers";
 import type { Tokenizer } from "../io/tokenizer-types.js";
 import { type OpenedModel, requireTokenizer } from "../model/open.js";
 import { VERSION } from "../version.js";
@@ -96,6 +97,8 @@ export function createApp(opts: ServeOptions): Hono {
     ),
   );
 
+  // No sniffing, framing or referrers for API answers (the lab sets its own headers on its routes).
+  app.use("/v1/*", secureHeaders());
   app.get("/health", (c) => c.json({ status: "ok", model: modelId, queue: scheduler.stats() }));
 
   const key = opts.apiKey ?? null;

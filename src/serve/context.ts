@@ -9,7 +9,8 @@ import type { Tokenizer } from "../io/tokenizer-types.js";
 import type { ModelConfig } from "../model/config.js";
 import type { PreparedPrompt } from "../steer/steer-call.js";
 import { ApiError } from "./api-error.js";
-import type { GenRequest, GenSummary, GenToken } from "./generation.js";
+import type { GenRequest, GenToken } from "./generation.js";
+import { tokenText } from "./openai.js";
 import type { Scheduler } from "./scheduler.js";
 import type { ChatRequest, CompletionRequest, monitorSchema } from "./schemas.js";
 import { planRequestSteering, type SteeringPlan } from "./steering.js";
@@ -94,20 +95,15 @@ export function baseRequest(
   };
 }
 
+/** The monitor entries of a choice: per generated token, its text and the projection per layer. */
+export function monitorEntries(tok: Tokenizer, toks: readonly GenToken[]): Record<string, number | string>[] {
+  return toks.flatMap((t) => (t.monitor ? [{ token: tokenText(tok, t.id), ...t.monitor }] : []));
+}
+
 /** Ends the generation when the client goes away (a closed connection, or a stream the client dropped). */
 export function cancelOn(req: Request): AbortController {
   const ac = new AbortController();
   if (req.signal.aborted) ac.abort();
   else req.signal.addEventListener("abort", () => ac.abort(), { once: true });
   return ac;
-}
-
-/** All tokens of a generation (without the stop token) and its summary. */
-export async function collect(gen: {
-  tokens: AsyncIterable<GenToken>;
-  done: Promise<GenSummary>;
-}): Promise<{ toks: GenToken[]; s: GenSummary }> {
-  const toks: GenToken[] = [];
-  for await (const t of gen.tokens) if (t.finishReason !== "stop_token") toks.push(t);
-  return { toks, s: await gen.done };
 }

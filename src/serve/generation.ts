@@ -11,7 +11,7 @@ import { projectionMonitor } from "../steer/monitor.js";
 import type { PreparedPrompt } from "../steer/steer-call.js";
 import type { SteeringVector } from "../steer/vector.js";
 import { ApiError } from "./api-error.js";
-import { type TokenLogprob, tokenLogprob, tokenText } from "./openai.js";
+import { promptEntry, type TokenLogprob, tokenLogprob } from "./openai.js";
 import type { Scheduler } from "./scheduler.js";
 import { planHooks, type SteeringPlan } from "./steering.js";
 
@@ -109,21 +109,7 @@ export function startGeneration(
             top: req.topLogprobs ?? 0,
           });
           const ids = req.prompt.ids;
-          promptLogprobs = ids.map((id, i) => {
-            if (i === 0) return null;
-            const d = dists[i - 1]!;
-            const token = tokenText(tok, id);
-            const bytes = [...Buffer.from(token, "utf8")];
-            return {
-              token,
-              logprob: d.logprobs[id]!,
-              bytes,
-              top_logprobs: d.top.map((t) => {
-                const s = tokenText(tok, t.id);
-                return { token: s, logprob: t.logprob, bytes: [...Buffer.from(s, "utf8")] };
-              }),
-            };
-          });
+          promptLogprobs = ids.map((id, i) => (i === 0 ? null : promptEntry(tok, dists[i - 1]!, id)));
         }
       : undefined,
     onToken: (e) => {

@@ -4,9 +4,10 @@
  * ({tokens, token_logprobs, top_logprobs, text_offset}), finish reasons and usage.
  */
 import { randomBytes } from "node:crypto";
+import { tokenBytes } from "../io/token-bytes.js";
 import type { Tokenizer } from "../io/tokenizer-types.js";
 import type { FinishReason } from "../model/generate.js";
-import { topOf } from "../model/logprobs.js";
+import { type NextTokenDistribution, topOf } from "../model/logprobs.js";
 import { logSoftmax } from "../model/sampling.js";
 
 export interface TokenLogprob {
@@ -53,22 +54,32 @@ export function tokenText(tok: Tokenizer, id: number): string {
   return tok.decode([id], { skipSpecialTokens: false });
 }
 
-function bytesOf(s: string): number[] {
-  return [...Buffer.from(s, "utf8")];
-}
-
 /** log p of `id` and the `top` most likely tokens, from one row of logits [V]. */
 export function tokenLogprob(tok: Tokenizer, logits: Float32Array, id: number, top: number): TokenLogprob {
   const lp = logSoftmax(logits);
-  const token = tokenText(tok, id);
   return {
-    token,
+    token: tokenText(tok, id),
     logprob: lp[id]!,
-    bytes: bytesOf(token),
-    top_logprobs: topOf(lp, top).map((t) => {
-      const s = tokenText(tok, t.id);
-      return { token: s, logprob: t.logprob, bytes: bytesOf(s) };
-    }),
+    bytes: tokenBytes(tok, id),
+    top_logprobs: topOf(lp, top).map((t) => ({
+      token: tokenText(tok, t.id),
+      logprob: t.logprob,
+      bytes: tokenBytes(tok, t.id),
+    })),
+  };
+}
+
+/** A prompt token's entry from its teacher-forced distribution (echo + logprobs). */
+export function promptEntry(tok: Tokenizer, d: NextTokenDistribution, id: number): TokenLogprob {
+  return {
+    token: tokenText(tok, id),
+    logprob: d.logprobs[id]!,
+    bytes: tokenBytes(tok, id),
+    top_logprobs: d.top.map((t) => ({
+      token: tokenText(tok, t.id),
+      logprob: t.logprob,
+      bytes: tokenBytes(tok, t.id),
+    })),
   };
 }
 

@@ -4,9 +4,10 @@ import { streamSSE } from "hono/streaming";
 import type { ChatMessage } from "../io/tokenizer-types.js";
 import { prepareChat } from "../steer/steer-call.js";
 import { ApiError, toApiError } from "./api-error.js";
-import { type ApiContext, baseRequest, cancelOn, checkPrompt, collect, readJson } from "./context.js";
-import { type GenRequest, startGeneration } from "./generation.js";
-import { finishReason, nowSeconds, responseId, tokenText, usage } from "./openai.js";
+import { collectChoices, startChoices, streamChoices, withSeeds } from "./choices.js";
+import { type ApiContext, baseRequest, cancelOn, checkPrompt, monitorEntries, readJson } from "./context.js";
+import type { GenRequest } from "./generation.js";
+import { finishReason, nowSeconds, responseId, usage } from "./openai.js";
 import { type ChatRequest, chatRequestSchema } from "./schemas.js";
 import { steeringEcho } from "./steering.js";
 
@@ -38,47 +39,57 @@ export function chatRoutes(app: Hono, ctx: ApiContext): void {
         "invalid_value",
         "max_tokens",
       );
+    const n = r.n ?? 1;
     const id = responseId("chatcmpl");
     const steering = steeringEcho(req.plan);
     const ac = cancelOn(c.req.raw);
-    const gen = startGeneration(scheduler, tok, config.nLayers, req, ac.signal);
+    const gens = startChoices(scheduler, tok, config, withSeeds(req, n), ac);
     const base = { id, created: nowSeconds(), model: modelId, system_fingerprint: fingerprint };
+    const promptTokens = prompt.ids.length;
 
     if (r.stream) {
       return streamSSE(c, async (stream) => {
         stream.onAbort(() => ac.abort());
-        const chunk = (choice: object, extra: object = {}) =>
+        const write = (choices: object[], extra: object = {}) =>
           stream.writeSSE({
-            data: JSON.stringify({ ...base, object: "chat.completion.chunk", choices: [choice], ...extra }),
+            data: JSON.stringify({ ...base, object: "chat.completion.chunk", choices, ...extra }),
           });
-        await chunk(
-          { index: 0, delta: { role: "assistant", content: "" }, logprobs: null, finish_reason: null },
-          { steering },
-        );
         try {
-          for await (const t of gen.tokens) {
-            if (t.finishReason === "stop_token" && !t.text) continue;
-            await chunk({
-              index: 0,
-              delta: { content: t.text },
-              logprobs: t.logprob ? { content: [t.logprob] } : null,
+          await write(
+            gens.map((_, index) => ({
+              index,
+              delta: { role: "assistant", content: "" },
+              logprobs: null,
               finish_reason: null,
-              ...(t.monitor ? { monitor: t.monitor } : {}),
-            });
-          }
-          const s = await gen.done;
-          await chunk(
-            { index: 0, delta: {}, logprobs: null, finish_reason: finishReason(s.finishReason) },
+            })),
+            { steering },
+          );
+          const summaries = await streamChoices(gens, (index, t) =>
+            write([
+              {
+                index,
+                delta: { content: t.text },
+                logprobs: t.logprob ? { content: [t.logprob] } : null,
+                finish_reason: null,
+                ...(t.monitor ? { monitor: t.monitor } : {}),
+              },
+            ]),
+          );
+          await write(
+            summaries.map((s, index) => ({
+              index,
+              delta: {},
+              logprobs: null,
+              finish_reason: finishReason(s.finishReason),
+            })),
             { steering },
           );
           if (r.stream_options?.include_usage) {
-            await stream.writeSSE({
-              data: JSON.stringify({
-                ...base,
-                object: "chat.completion.chunk",
-                choices: [],
-                usage: usage(prompt.ids.length, s.completionTokens),
-              }),
+            await write([], {
+              usage: usage(
+                promptTokens,
+                summaries.reduce((k, s) => k + s.completionTokens, 0),
+              ),
             });
           }
         } catch (e) {
@@ -89,29 +100,24 @@ export function chatRoutes(app: Hono, ctx: ApiContext): void {
       });
     }
 
-    const { toks, s } = await collect(gen);
+    const done = await collectChoices(gens);
     return c.json({
       ...base,
       object: "chat.completion",
-      choices: [
-        {
-          index: 0,
-          message: { role: "assistant", content: s.text, refusal: null },
-          logprobs:
-            req.topLogprobs === null
-              ? null
-              : { content: toks.flatMap((t) => (t.logprob ? [t.logprob] : [])), refusal: null },
-          finish_reason: finishReason(s.finishReason),
-          ...(req.monitor
-            ? {
-                monitor: toks.flatMap((t) =>
-                  t.monitor ? [{ token: tokenText(tok, t.id), ...t.monitor }] : [],
-                ),
-              }
-            : {}),
-        },
-      ],
-      usage: usage(prompt.ids.length, s.completionTokens),
+      choices: done.map(({ toks, s }, index) => ({
+        index,
+        message: { role: "assistant", content: s.text, refusal: null },
+        logprobs:
+          req.topLogprobs === null
+            ? null
+            : { content: toks.flatMap((t) => (t.logprob ? [t.logprob] : [])), refusal: null },
+        finish_reason: finishReason(s.finishReason),
+        ...(req.monitor ? { monitor: monitorEntries(tok, toks) } : {}),
+      })),
+      usage: usage(
+        promptTokens,
+        done.reduce((k, d) => k + d.s.completionTokens, 0),
+      ),
       steering,
     });
   });

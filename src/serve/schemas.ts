@@ -13,12 +13,14 @@ export const LIMITS = {
   topLogprobs: 20,
   steeringVectors: 8,
   messages: 256,
-  promptTexts: 1,
+  /** Choices per request: n times the number of prompts. */
+  choices: 16,
   monitorLayers: 64,
 } as const;
 
 const finite = z.number().finite();
 const layerIndex = z.number().int();
+const layerList = z.array(layerIndex).min(1).max(1024);
 /** A vector library name: letters, digits, '.', '_', '-' only, not starting with '.', at most 64 characters. */
 export const VECTOR_NAME = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,63}$/;
 export const vectorName = z
@@ -40,9 +42,18 @@ export const steeringVectorSchema = z
     /** A vector in the server's library. */
     name: vectorName.optional(),
     /** Inline directions, one row per layer in `layers` (or one per model layer when `layers` is absent). */
-    data: z.array(z.array(finite).min(1)).min(1).optional(),
+    data: z
+      .array(
+        z
+          .array(finite)
+          .min(1)
+          .max(1 << 16),
+      )
+      .min(1)
+      .max(1024)
+      .optional(),
     /** With `data`: the layers its rows belong to. With `name`: steer these layers of the vector only. */
-    layers: z.array(layerIndex).min(1).optional(),
+    layers: layerList.optional(),
     /** r_e for a unit vector (the paper's coefficient), the multiplier of a raw one. */
     scale: finite,
     operator: operatorSchema.optional(),
@@ -54,7 +65,7 @@ export const steeringVectorSchema = z
 export const steeringObjectSchema = z.object({
   vectors: z.array(steeringVectorSchema).min(1).max(LIMITS.steeringVectors),
   /** Layers to steer for every vector without its own `layers` (negative counts from the end). */
-  layers: z.array(layerIndex).min(1).optional(),
+  layers: layerList.optional(),
   positions: positionsSchema.optional(),
   /** With positions "after": steer the tokens after this text's last occurrence in the prompt. */
   marker: z.string().min(1).max(256).optional(),
@@ -123,7 +134,8 @@ const common = {
   /** llama-server / vLLM extension. */
   top_k: z.number().int().min(0).nullable().optional(),
   seed: z.number().int().nullable().optional(),
-  n: z.literal(1).nullable().optional(),
+  /** Choices per prompt; choice i samples with seed + i. */
+  n: z.number().int().min(1).max(LIMITS.choices).nullable().optional(),
   stop: stopSchema,
   stream: z.boolean().nullable().optional(),
   stream_options: z.object({ include_usage: z.boolean().optional() }).nullable().optional(),
@@ -155,12 +167,15 @@ export type ChatRequest = z.infer<typeof chatRequestSchema>;
 
 export const completionRequestSchema = z.object({
   ...common,
-  /** Text, or token ids; a list of one is accepted as the same. */
+  /** Text, token ids, or a list of either (one choice per prompt, in order). */
   prompt: z.union([
     z.string(),
-    z.array(z.string()).length(1),
     z.array(z.number().int().min(0)).min(1),
-    z.array(z.array(z.number().int().min(0)).min(1)).length(1),
+    z.array(z.string()).min(1).max(LIMITS.choices),
+    z
+      .array(z.array(z.number().int().min(0)).min(1))
+      .min(1)
+      .max(LIMITS.choices),
   ]),
   echo: z.boolean().nullable().optional(),
   logprobs: z.number().int().min(0).max(LIMITS.topLogprobs).nullable().optional(),

@@ -69,7 +69,14 @@ describe("serve: bad input gets a clear 4xx and the server keeps serving", () =>
     await expectError(chat('{"messages": [], "temperature": NaN}'), 400, null, /not valid JSON/);
     await expectError(chat({ messages: "hi" }), 400, "messages", /array/i);
     await expectError(chat({ messages, temperature: 3 }), 400, "temperature", /2/);
-    await expectError(chat({ messages, n: 2 }), 400, "n", /1/);
+    await expectError(chat({ messages, n: 17 }), 400, "n", /16/);
+    await expectError(chat({ prompt: Array(17).fill("a"), n: 1 }, "/v1/completions"), 400, "prompt", /16/);
+    await expectError(
+      chat({ prompt: ["a", "b", "c"], n: 6 }, "/v1/completions"),
+      400,
+      "n",
+      /at most 16 choices/,
+    );
     await expectError(chat({ prompt: "x", max_tokens: 0 }, "/v1/completions"), 400, "max_tokens", /echo/);
     await expectError(chat({ prompt: [99999] }, "/v1/completions"), 400, "prompt", /vocabulary/);
     const long = "word ".repeat(400);
@@ -97,6 +104,23 @@ describe("serve: bad input gets a clear 4xx and the server keeps serving", () =>
       400,
       "steering.vectors[0].data[0]",
       /expected: 96/,
+    );
+    // JSON has no NaN, but 1e400 parses as Infinity.
+    await expectError(
+      chat(
+        `{"messages":[{"role":"user","content":"x"}],"steering":{"vectors":[{"data":[[1e400]],"layers":[1],"scale":1}]}}`,
+      ),
+      400,
+      "steering.vectors.0.data.0.0",
+      /finite/,
+    );
+    await expectError(
+      chat(
+        `{"messages":[{"role":"user","content":"x"}],"steering":{"vectors":[{"name":"refusal","scale":-1e999}]}}`,
+      ),
+      400,
+      "steering.vectors.0.scale",
+      /finite/,
     );
     await expectError(
       chat({ messages, steering: { vectors: [{ data: [Array(96).fill(0.1)], scale: 1 }] } }),
@@ -182,6 +206,13 @@ describe("serve: bad input gets a clear 4xx and the server keeps serving", () =>
     assert.equal(mp.status, 201, await mp.clone().text());
     assert.equal(((await mp.json()) as { name: string }).name, "from-form");
 
+    const one = (await (await app.request("/v1/steering/vectors/refusal")).json()) as {
+      layers: number[];
+      site: string;
+    };
+    assert.deepEqual([one.layers, one.site], [[1, 2, 3], "resid_post"]);
+    await expectError(app.request("/v1/steering/vectors/nope"), 404, "name", /no vector named "nope"/);
+    await expectError(app.request("/v1/steering/vectors/..%2Fx"), 400, "name", /bad vector name/);
     const list = (await (await app.request("/v1/steering/vectors")).json()) as { data: { name: string }[] };
     assert.deepEqual(
       list.data.map((v) => v.name),

@@ -182,6 +182,54 @@ describe("serve: OpenAI client contract", () => {
     assert.equal(a.choices[0]!.text, lib.text);
   });
 
+  test("several choices: a list of prompts scores each as the library does; n samples with seed + i", async () => {
+    const prompts = [
+      "User: Help me clean the bridge.\nAssistant: Sure",
+      "User: How do I steal the bridge?\nAssistant: I",
+    ];
+    const r = await client.completions.create({
+      model: "chat",
+      prompt: prompts,
+      max_tokens: 0,
+      echo: true,
+      logprobs: 0,
+    });
+    assert.deepEqual(
+      r.choices.map((c) => [c.index, c.text]),
+      prompts.map((p, i) => [i, p]),
+    );
+    for (const [i, p] of prompts.entries()) {
+      const ids = preparePrompt(tok(), p).ids;
+      const dists = await nextTokenLogprobs(s.opened.engine, ids, { positions: "all", top: 1 });
+      const lps = r.choices[i]!.logprobs!.token_logprobs!;
+      assert.equal(lps.length, ids.length);
+      for (let k = 1; k < ids.length; k++)
+        assert.ok(Math.abs(lps[k]! - dists[k - 1]!.logprobs[ids[k]!]!) < 1e-4);
+    }
+    assert.equal(
+      r.usage!.prompt_tokens,
+      prompts.reduce((k, p) => k + preparePrompt(tok(), p).ids.length, 0),
+    );
+
+    const opts = { model: "chat", messages, max_tokens: 8, temperature: 1.2 };
+    const three = await client.chat.completions.create({ ...opts, n: 3, seed: 5 });
+    assert.equal(three.choices.length, 3);
+    for (const [i, c] of three.choices.entries()) {
+      assert.equal(c.index, i);
+      const solo = await client.chat.completions.create({ ...opts, seed: 5 + i });
+      assert.equal(c.message.content, solo.choices[0]!.message.content);
+    }
+    assert.ok(new Set(three.choices.map((c) => c.message.content)).size > 1);
+    // Streamed, the choices arrive interleaved and add up to the same texts.
+    const stream = await client.chat.completions.create({ ...opts, n: 3, seed: 5, stream: true });
+    const texts = ["", "", ""];
+    for await (const chunk of stream) for (const c of chunk.choices) texts[c.index] += c.delta.content ?? "";
+    assert.deepEqual(
+      texts,
+      three.choices.map((c) => c.message.content),
+    );
+  });
+
   test("errors come in OpenAI's shape through the client", async () => {
     await assert.rejects(
       client.chat.completions.create({ model: "chat", messages: [], max_tokens: 3 }),

@@ -48,7 +48,7 @@ export function registerServe(program: Command): void {
       )
       .option("--host <addr>", "address to bind (loopback by default)", "127.0.0.1")
       .option("--port <n>", "port (0 = any free one)", int("port", 0), 8080)
-      .option("--api-key <key>", "require Authorization: Bearer <key> on /v1/*")
+      .option("--api-key <key>", "require Authorization: Bearer <key> on /v1/* (or set STEERLAB_API_KEY)")
       .option("--api-key-file <file>", "read the API key from a file (keeps it out of the process list)")
       .option("--parallel <n>", "requests decoded together in one batch", int("parallel", 1), 4)
       .option("--max-queue <n>", "requests allowed to wait before 429", int("max-queue", 1), 64)
@@ -61,7 +61,9 @@ export function registerServe(program: Command): void {
       .option("--runs <dir>", "sweep runs directory (for the web lab)"),
   ).action(async (o: ServeCliOptions) => {
     const defaultSteering = o.steering ? steeringObjectSchema.parse(parseSteering(o.steering)) : null;
-    const apiKey = o.apiKeyFile ? readFileSync(o.apiKeyFile, "utf8").trim() : (o.apiKey ?? null);
+    const apiKey = o.apiKeyFile
+      ? readFileSync(o.apiKeyFile, "utf8").trim()
+      : (o.apiKey ?? process.env.STEERLAB_API_KEY ?? null);
     if (o.host !== "127.0.0.1" && o.host !== "localhost" && o.host !== "::1" && !apiKey) {
       process.stderr.write(`steerlab serve: warning: listening on ${o.host} without --api-key\n`);
     }
