@@ -15,7 +15,7 @@ export default defineConfig({
   logLevel: "warn",
   resolve: {
     alias: [
-      { find: /^node:(fs|fs\/promises|path|os|crypto)$/, replacement: shim },
+      { find: /^node:[a-z_/]+$/, replacement: shim },
       // src/runtime/session.ts builds Node sessions; the lab builds web sessions instead (engine/web-engine.ts).
       { find: /^onnxruntime-node$/, replacement: shim },
       // csv-parse's Node build uses Buffer at load time; it ships a browser build of the same parser.

@@ -21,6 +21,19 @@ export const fstatSync = unavailable("fs.fstatSync");
 export const readFile = unavailable("fs.readFile");
 export const join = unavailable("path.join");
 export const createHash = unavailable("crypto.createHash");
+export const fileURLToPath = unavailable("url.fileURLToPath");
+export const createRequire = unavailable("module.createRequire");
+export const receiveMessageOnPort = unavailable("worker_threads.receiveMessageOnPort");
+export class Worker {
+  constructor() {
+    throw new Error("worker_threads.Worker is not available in the browser");
+  }
+}
+export class MessageChannel {
+  constructor() {
+    throw new Error("worker_threads.MessageChannel is not available in the browser");
+  }
+}
 export default {};
 /** onnxruntime-node (src/runtime/session.ts): the lab creates onnxruntime-web sessions instead. */
 export const InferenceSession = { create: unavailable("onnxruntime-node") };
