@@ -193,3 +193,31 @@ test("the front-end is served from the built folder and nothing outside it", {
     assert.notEqual(r.status, 200, p);
   }
 });
+
+test("with a guard (the server's API-key check) the data endpoints need the key, the page does not", async () => {
+  const { createApp } = await import("../../src/serve/app.js");
+  const { openModel } = await import("../../src/model/open.js");
+  const opened = await openModel(chat, { threads: 1 });
+  try {
+    const served = createApp({
+      opened,
+      apiKey: "k1",
+      extraRoutes: (a, ctx) =>
+        a.route("/lab", labRoutes({ runsDir: join(dir, "runs"), guard: ctx.requireKey })),
+    });
+    const no = await served.request("/lab/api/runs");
+    assert.equal(no.status, 401);
+    assert.equal(((await no.json()) as { error: { code: string } }).error.code, "invalid_api_key");
+    const wrong = await served.request("/lab/api/run/events?id=group/one", {
+      headers: { authorization: "Bearer k2" },
+    });
+    assert.equal(wrong.status, 401);
+    const yes = await served.request("/lab/api/runs", { headers: { authorization: "Bearer k1" } });
+    assert.equal(yes.status, 200);
+    assert.equal(((await yes.json()) as unknown[]).length, 1);
+    if (existsSync(join(defaultWebDir(), "index.html")))
+      assert.equal((await served.request("/lab/")).status, 200);
+  } finally {
+    await opened.engine.dispose();
+  }
+});

@@ -314,16 +314,27 @@ describe("the web lab in headless Chromium", { skip, timeout: 300_000 }, () => {
   test("playground in server mode: the /v1 API's steered streams equal the library's generations", async () => {
     const opened = await openModel(chatModel(), { threads: 1 });
     const expDir = join(dir, "runs", "exp");
+    // With an API key, as `steerlab serve --api-key` mounts the lab: its data endpoints need the key too.
     const server = await startServer({
       opened,
       port: 0,
       vectorsDir: expDir,
+      apiKey: "lab-test-key",
       extraRoutes: (app, ctx) =>
-        app.route("/lab", labRoutes({ vectorsDir: expDir, modelConfig: ctx.opened.model.config })),
+        app.route(
+          "/lab",
+          labRoutes({ vectorsDir: expDir, modelConfig: ctx.opened.model.config, guard: ctx.requireKey }),
+        ),
     });
     try {
       const { page, errors } = await openPage(browser);
       await page.goto(`${server.url}/lab/#/playground?${playgroundQuery("server")}`);
+      // Without the key the page loads but the server refuses its data, and says what to do.
+      await page.waitForSelector("p.error");
+      assert.match((await page.textContent("p.error")) ?? "", /API key/);
+      errors.length = 0; // the browser logs the refused requests (401) as console errors
+      await page.fill("#api-key", "lab-test-key");
+      await page.press("#api-key", "Enter");
       await page.waitForSelector('input[data-vector="chat-vector"]');
       const { status, cols, speed } = await generateColumns(page);
       assert.equal(status, "done");

@@ -11,8 +11,27 @@ export class ApiError extends Error {
   }
 }
 
-export async function getJson<T>(url: string, init?: RequestInit): Promise<T> {
-  const r = await fetch(url, init);
+const KEY = "steerlab-api-key";
+
+/** The API key the user entered (kept for this tab only), sent with every request to the server. */
+export function apiKey(): string {
+  return sessionStorage.getItem(KEY) ?? "";
+}
+
+export function setApiKey(k: string): void {
+  sessionStorage.setItem(KEY, k);
+}
+
+export function authHeaders(): Record<string, string> {
+  const k = apiKey();
+  return k ? { Authorization: `Bearer ${k}` } : {};
+}
+
+export async function getJson<T>(url: string, init: RequestInit = {}): Promise<T> {
+  const r = await fetch(url, {
+    ...init,
+    headers: { ...authHeaders(), ...(init.headers as Record<string, string>) },
+  });
   const text = await r.text();
   let body: unknown;
   try {
@@ -22,13 +41,14 @@ export async function getJson<T>(url: string, init?: RequestInit): Promise<T> {
   }
   if (!r.ok) {
     const e = (body as { error?: { message?: string } }).error;
-    throw new ApiError(e?.message ?? `${url}: HTTP ${r.status}`, r.status);
+    const hint = r.status === 401 ? " (enter the server's API key at the top right)" : "";
+    throw new ApiError(`${e?.message ?? `${url}: HTTP ${r.status}`}${hint}`, r.status);
   }
   return body as T;
 }
 
 export async function getBytes(url: string): Promise<Uint8Array> {
-  const r = await fetch(url);
+  const r = await fetch(url, { headers: authHeaders() });
   if (!r.ok) throw new ApiError(`${url}: HTTP ${r.status}`, r.status);
   return new Uint8Array(await r.arrayBuffer());
 }

@@ -1,6 +1,7 @@
 /** The web lab: four views behind hash routes (#/explorer, #/inspector, #/live, #/playground). */
 import { render } from "preact";
 import { useEffect, useState } from "preact/hooks";
+import { apiKey, setApiKey } from "./api.js";
 import "./style.css";
 import { Explorer } from "./views/explorer.js";
 import { Inspector } from "./views/inspector.js";
@@ -28,6 +29,8 @@ function App() {
     return () => window.removeEventListener("hashchange", on);
   }, []);
   const View = VIEWS[name].view;
+  // A new key remounts the view, so it fetches again with it.
+  const [key, setKey] = useState(apiKey());
   return (
     <>
       <header>
@@ -39,8 +42,23 @@ function App() {
             </a>
           ))}
         </nav>
+        <label class="key">
+          API key{" "}
+          <input
+            id="api-key"
+            type="password"
+            autocomplete="off"
+            placeholder="if the server needs one"
+            value={key}
+            onChange={(e) => {
+              const k = (e.target as HTMLInputElement).value.trim();
+              setApiKey(k);
+              setKey(k);
+            }}
+          />
+        </label>
       </header>
-      <View key={name} />
+      <View key={`${name}\n${key}`} />
     </>
   );
 }

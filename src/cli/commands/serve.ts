@@ -89,6 +89,7 @@ export function registerServe(program: Command): void {
             ...(o.vectors ? { vectorsDir: o.vectors } : {}),
             modelPath: o.model,
             modelConfig: ctx.opened.model.config,
+            guard: ctx.requireKey, // with --api-key, the lab's data (weights, vectors, runs) needs it too
           }),
         ),
     });

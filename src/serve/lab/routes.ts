@@ -15,7 +15,7 @@ import { existsSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { serveStatic } from "@hono/node-server/serve-static";
-import type { Context } from "hono";
+import type { Context, MiddlewareHandler } from "hono";
 import { Hono } from "hono";
 import { streamSSE } from "hono/streaming";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
@@ -24,6 +24,7 @@ import { isSteerlabError, SteerlabError } from "../../errors.js";
 import type { ModelConfig } from "../../model/config.js";
 import type { BuildOptions } from "../../report/build.js";
 import { encodeVector } from "../../steer/vector-file.js";
+import { ApiError } from "../api-error.js";
 import { buildModelAssets, type ModelAssets } from "./model-assets.js";
 import { listRuns, runStamp, runView } from "./runs.js";
 import type { LabInfo } from "./types.js";
@@ -42,6 +43,11 @@ export interface LabOptions {
   pollMs?: number;
   /** The served model's config (the playground's server mode resolves layer specs with it). */
   modelConfig?: ModelConfig;
+  /**
+   * Middleware run before every data endpoint (/api/*), e.g. the server's API-key check: the model's weights and
+   * the vectors are served there. The page itself (static files) stays public; it sends the key it is given.
+   */
+  guard?: MiddlewareHandler;
 }
 
 /** dist/web beside dist/src (this file is dist/src/serve/lab/routes.js once built). */
@@ -59,8 +65,9 @@ const STATUS: Record<SteerlabError["code"], ContentfulStatusCode> = {
   not_found: 404,
 };
 
-/** OpenAI's error shape, as the rest of the server answers. */
+/** OpenAI's error shape, as the rest of the server answers (its own ApiErrors, e.g. a missing API key, as they are). */
 function errorResponse(c: Context, e: unknown) {
+  if (e instanceof ApiError) return c.json(e.body(), e.status);
   if (isSteerlabError(e))
     return c.json(
       {
@@ -73,8 +80,9 @@ function errorResponse(c: Context, e: unknown) {
       },
       STATUS[e.code],
     );
+  // Details of an unexpected error stay in the server, as in the API.
   return c.json(
-    { error: { message: (e as Error).message, type: "server_error", code: null, param: null } },
+    { error: { message: "internal server error", type: "server_error", code: null, param: null } },
     500,
   );
 }
@@ -132,6 +140,7 @@ export function labRoutes(opts: LabOptions): Hono {
     c.header("Cross-Origin-Embedder-Policy", "require-corp");
   });
   app.onError((e, c) => errorResponse(c, e));
+  if (opts.guard) app.use("/api/*", opts.guard);
 
   app.get("/api/info", (c) =>
     c.json({

@@ -1,3 +1,6 @@
+import { authHeaders } from "../api.js";
+import { readSse } from "../sse.js";
+
 /**
  * Server mode of the playground: one streamed OpenAI completion per coefficient, with steerlab's `steering`
  * request field (POST /v1/completions or /v1/chat/completions, `stream: true`), read as server-sent events.
@@ -18,8 +21,6 @@ export interface StreamRequest {
   ignoreEos?: boolean;
   /** false: no steering at all. */
   steering: SteeringRequest | false;
-  /** Sent as `Authorization: Bearer` when the server requires a key. */
-  apiKey?: string;
   signal?: AbortSignal;
 }
 
@@ -38,7 +39,7 @@ export async function streamCompletion(req: StreamRequest, onText: (t: string) =
     method: "POST",
     headers: {
       "Content-Type": "application/json",
-      ...(req.apiKey ? { Authorization: `Bearer ${req.apiKey}` } : {}),
+      ...authHeaders(),
     },
     body: JSON.stringify(body),
     ...(req.signal ? { signal: req.signal } : {}),
@@ -53,33 +54,19 @@ export async function streamCompletion(req: StreamRequest, onText: (t: string) =
     }
     throw new Error(`HTTP ${r.status}: ${msg}`);
   }
-  const reader = r.body.pipeThrough(new TextDecoderStream()).getReader();
-  let buf = "";
   let finish = "";
-  for (;;) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    buf += value;
-    let cut = buf.indexOf("\n\n");
-    while (cut >= 0) {
-      const event = buf.slice(0, cut);
-      buf = buf.slice(cut + 2);
-      cut = buf.indexOf("\n\n");
-      for (const line of event.split("\n")) {
-        if (!line.startsWith("data:")) continue;
-        const data = line.slice(5).trim();
-        if (data === "[DONE]") return finish;
-        const chunk = JSON.parse(data) as {
-          choices?: { text?: string; delta?: { content?: string }; finish_reason?: string | null }[];
-          error?: { message: string };
-        };
-        if (chunk.error) throw new Error(chunk.error.message);
-        const c = chunk.choices?.[0];
-        const text = c?.text ?? c?.delta?.content ?? "";
-        if (text) onText(text);
-        if (c?.finish_reason) finish = c.finish_reason;
-      }
-    }
-  }
+  await readSse(r.body, (_name, data) => {
+    if (data === "[DONE]") return true;
+    const chunk = JSON.parse(data) as {
+      choices?: { text?: string; delta?: { content?: string }; finish_reason?: string | null }[];
+      error?: { message: string };
+    };
+    if (chunk.error) throw new Error(chunk.error.message);
+    const c = chunk.choices?.[0];
+    const text = c?.text ?? c?.delta?.content ?? "";
+    if (text) onText(text);
+    if (c?.finish_reason) finish = c.finish_reason;
+    return undefined;
+  });
   return finish;
 }

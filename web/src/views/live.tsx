@@ -1,5 +1,6 @@
 /**
- * Live view of a sweep: the run's report re-sent by the server (server-sent events) whenever its results file
+ * Live view of a sweep: the run's report re-sent by the server (server-sent events, read with fetch so the API key
+ * can go along) whenever its results file
  * grows, so progress and the partial curves update while `steerlab sweep` writes. Reloading resumes nothing
  * on the server: the view only reads the store.
  */
@@ -7,8 +8,9 @@ import { useEffect, useState } from "preact/hooks";
 import { metricOption } from "../../../src/report/charts.js";
 import { chartGroups } from "../../../src/report/html.js";
 import type { RunSummary, RunView } from "../../../src/serve/lab/types.js";
-import { api, halfWidthsFor, runQuery } from "../api.js";
+import { api, authHeaders, halfWidthsFor, runQuery } from "../api.js";
 import { Chart } from "../chart.js";
+import { readSse } from "../sse.js";
 
 export function Live() {
   const [runs, setRuns] = useState<RunSummary[]>([]);
@@ -33,23 +35,47 @@ export function Live() {
     setView(null);
     setUpdates(0);
     const coeffs = runs.find((r) => r.id === id)?.coeffs ?? [];
-    const es = new EventSource(`api/run/events?${runQuery(id, halfWidthsFor(coeffs))}`);
-    es.addEventListener("open", () => setState("live"));
-    es.addEventListener("run", (ev) => {
-      setView(JSON.parse((ev as MessageEvent<string>).data) as RunView);
-      setUpdates((n) => n + 1);
-    });
-    es.addEventListener("failure", (ev) => {
-      setError(
-        (JSON.parse((ev as MessageEvent<string>).data) as { error: { message: string } }).error.message,
-      );
-      es.close();
-      setState("closed");
-    });
-    es.addEventListener("error", () =>
-      setState(es.readyState === EventSource.CLOSED ? "closed" : "reconnecting"),
-    );
-    return () => es.close();
+    const stop = new AbortController();
+    // Reconnects after a dropped connection (a server restart), as EventSource would; stops on unmount.
+    const follow = async () => {
+      while (!stop.signal.aborted) {
+        try {
+          const r = await fetch(`api/run/events?${runQuery(id, halfWidthsFor(coeffs))}`, {
+            headers: authHeaders(),
+            signal: stop.signal,
+          });
+          if (!r.ok || !r.body) {
+            const e = (await r.json().catch(() => null)) as { error?: { message?: string } } | null;
+            setError(e?.error?.message ?? `HTTP ${r.status}`);
+            setState("closed");
+            return;
+          }
+          setState("live");
+          let failed = false;
+          await readSse(r.body, (name, data) => {
+            if (name === "run") {
+              setView(JSON.parse(data) as RunView);
+              setUpdates((n) => n + 1);
+            } else if (name === "failure") {
+              setError((JSON.parse(data) as { error: { message: string } }).error.message);
+              failed = true;
+              return true;
+            }
+            return undefined;
+          });
+          if (failed) {
+            setState("closed");
+            return;
+          }
+        } catch {
+          if (stop.signal.aborted) return;
+        }
+        setState("reconnecting");
+        await new Promise((ok) => setTimeout(ok, 2000));
+      }
+    };
+    void follow();
+    return () => stop.abort();
   }, [id, runs]);
   const p = view?.progress;
   const frac = p?.expected ? Math.min(1, p.records / p.expected) : null;

@@ -29,15 +29,12 @@ interface Column {
 }
 
 /** Vector names: the server's library in server mode, the lab's vector directory in the browser. */
-async function vectorNames(mode: Mode, apiKey: string): Promise<string[]> {
+async function vectorNames(mode: Mode): Promise<string[]> {
   if (mode === "browser") {
     const l = await getJson<{ vectors: { name: string }[] }>("api/vectors");
     return l.vectors.map((v) => v.name);
   }
-  const l = await getJson<{ data?: { id?: string; name?: string }[] }>(
-    "/v1/steering/vectors",
-    apiKey ? { headers: { Authorization: `Bearer ${apiKey}` } } : undefined,
-  );
+  const l = await getJson<{ data?: { id?: string; name?: string }[] }>("/v1/steering/vectors");
   return (l.data ?? []).map((v) => v.name ?? v.id ?? "").filter((n) => n);
 }
 
@@ -69,13 +66,12 @@ export function Playground() {
   const [error, setError] = useState<string | null>(null);
   const [model, setModel] = useState<BrowserModel | null>(null);
   const [speed, setSpeed] = useState<string>("");
-  const [apiKey, setApiKey] = useState(sessionStorage.getItem("steerlab-api-key") ?? "");
   const vectors = useRef(new Map<string, SteeringVector>());
   const abort = useRef<AbortController | null>(null);
 
   useEffect(() => {
     setNames([]);
-    vectorNames(mode, apiKey)
+    vectorNames(mode)
       .then((ns) => {
         setNames(ns);
         const first = params.get("vector") ?? ns[0];
@@ -83,7 +79,7 @@ export function Playground() {
         setError(null);
       })
       .catch((e: Error) => setError(`vectors: ${e.message}`));
-  }, [mode, apiKey]);
+  }, [mode]);
 
   const ensureModel = async (): Promise<BrowserModel> => {
     if (model) return model;
@@ -141,7 +137,6 @@ export function Playground() {
                   chat,
                   maxTokens,
                   ignoreEos,
-                  apiKey,
                   signal: ac.signal,
                   steering: active.length
                     ? {
@@ -238,22 +233,6 @@ export function Playground() {
           />{" "}
           server (/v1 API)
         </label>
-        {mode === "server" && (
-          <label>
-            API key{" "}
-            <input
-              id="api-key"
-              type="password"
-              placeholder="if the server needs one"
-              value={apiKey}
-              onChange={(e) => {
-                const k = (e.target as HTMLInputElement).value;
-                sessionStorage.setItem("steerlab-api-key", k);
-                setApiKey(k);
-              }}
-            />
-          </label>
-        )}
         <h3>Vectors</h3>
         {names.length === 0 && <p class="muted">no vectors</p>}
         {names.map((n) => (
