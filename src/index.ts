@@ -69,9 +69,10 @@ export { ReferenceEngine } from "./reference/engine.js";
 export { buildReport } from "./report/build.js";
 export { reportFromPaperData } from "./report/paper.js";
 export { writeReport } from "./report/writers.js";
-export { createOrtEngine } from "./runtime/ort-engine.js";
+export { createOrtEngine, OrtEngine } from "./runtime/ort-engine.js";
 // Serving: the OpenAI-compatible server with steering per request
 export { createApp, type ServeContext, type ServeOptions } from "./serve/app.js";
+export { type LabOptions, labRoutes } from "./serve/lab/routes.js";
 export * as serveSchemas from "./serve/schemas.js";
 export { type ListenOptions, type RunningServer, startServer } from "./serve/server.js";
 // Steering vectors

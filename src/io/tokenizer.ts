@@ -252,11 +252,13 @@ async function readJson(path: string): Promise<Record<string, unknown> | null> {
 }
 
 /**
- * Load a Hugging Face model directory's tokenizer: tokenizer.json, plus tokenizer_config.json (bos/eos, add_bos,
- * chat_template), special_tokens_map.json and generation_config.json (eos ids) when present.
- * Returns null if the directory has no tokenizer.json.
+ * A Hugging Face model directory's tokenizer files: tokenizer.json, plus tokenizer_config.json (bos/eos, add_bos,
+ * chat_template), special_tokens_map.json and generation_config.json (eos ids) when present, merged into one
+ * config. Returns null if the directory has no tokenizer.json. (The web lab sends these to the browser as they are.)
  */
-export async function loadTokenizerFromHfDir(dir: string): Promise<Tokenizer | null> {
+export async function readHfTokenizerFiles(
+  dir: string,
+): Promise<{ json: Record<string, unknown>; config: TokenizerConfig; file: string } | null> {
   const file = join(dir, "tokenizer.json");
   const json = await readJson(file);
   if (!json) return null;
@@ -272,7 +274,13 @@ export async function loadTokenizerFromHfDir(dir: string): Promise<Tokenizer | n
   if (config.chat_template === undefined && existsSync(jinjaFile)) {
     config.chat_template = readTextFile(jinjaFile, "chat template file");
   }
-  return tokenizerFromJson(json, config, file);
+  return { json, config, file };
+}
+
+/** Load a Hugging Face model directory's tokenizer (see readHfTokenizerFiles); null without tokenizer.json. */
+export async function loadTokenizerFromHfDir(dir: string): Promise<Tokenizer | null> {
+  const f = await readHfTokenizerFiles(dir);
+  return f ? tokenizerFromJson(f.json, f.config, f.file) : null;
 }
 
 /** A Tokenizer from GGUF metadata (`tokenizer.ggml.*`), e.g. as parsed by src/io/gguf.ts. */

@@ -5,7 +5,7 @@
 import { SteerlabError } from "../errors.js";
 import { type CurveFitOptions, fitCurve } from "../theory/curves.js";
 import { type LawFit, predict } from "../theory/laws.js";
-import { efficientRegime, interpolate } from "../theory/regime.js";
+import { type Curve1D, efficientRegime, interpolate } from "../theory/regime.js";
 import type { RegimeReport, SweepData, SweepReport, TaskFits, TaskSeries } from "./types.js";
 
 export interface BuildOptions {
@@ -60,23 +60,24 @@ function pickTask(
   return tasks.find((x) => kinds.includes(x.kind));
 }
 
+/** A task's metric as a function of r_e: its fitted law ("fit", when there is one) or its measured points interpolated. */
+export function taskCurve(t: TaskSeries, fits: readonly TaskFits[], source: "fit" | "data"): Curve1D {
+  const law: LawFit | undefined = fits.find((f) => f.taskId === t.id)?.law;
+  if (source === "fit" && law) return (r: number) => predict(law, r);
+  return interpolate(
+    t.points.map((p) => p.r),
+    t.points.map((p) => p.mean),
+  );
+}
+
 function regimeOf(d: SweepData, fits: readonly TaskFits[], o: BuildOptions): RegimeReport | undefined {
   const ro = o.regime ?? {};
   const at = pickTask(d.tasks, ro.alignmentTask, ["behavior"], "alignment");
   const ht = pickTask(d.tasks, ro.helpfulnessTask, ["helpfulness-full", "helpfulness-ad"], "helpfulness");
   if (!at || !ht) return undefined;
   const source = ro.source ?? "fit";
-  const lawOf = (id: string): LawFit | undefined => fits.find((f) => f.taskId === id)?.law;
-  const fn = (t: TaskSeries) => {
-    const law = lawOf(t.id);
-    if (source === "fit" && law) return (r: number) => predict(law, r);
-    return interpolate(
-      t.points.map((p) => p.r),
-      t.points.map((p) => p.mean),
-    );
-  };
-  const alignment = fn(at);
-  const helpfulness = fn(ht);
+  const alignment = taskCurve(at, fits, source);
+  const helpfulness = taskCurve(ht, fits, source);
   // Search only where both curves were measured: 0 .. the smaller extent on either side.
   const ext = (t: TaskSeries) =>
     Math.min(Math.max(...t.points.map((p) => p.r)), -Math.min(...t.points.map((p) => p.r)));

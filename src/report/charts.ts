@@ -1,6 +1,7 @@
 /**
  * SVG charts rendered on the server by Apache ECharts (SSR, SVG renderer; no browser, no DOM).
- * Each function takes report data and returns one self-contained <svg> string.
+ * Each xChart function takes report data and returns one self-contained <svg> string; its xOption twin returns
+ * the ECharts option and size, which the web lab (web/) draws live in the browser: one chart definition for both.
  */
 import * as echarts from "echarts";
 import type { A3Diagnostic, LinearDiagnostic } from "../eval/score-diagnostics.js";
@@ -27,6 +28,12 @@ export interface ChartSize {
 // biome-ignore lint/suspicious/noExplicitAny: ECharts' option type is a deep union; series are built as plain objects.
 type Series = Record<string, any>;
 
+/** An ECharts option and the size it was laid out for. */
+export interface ChartSpec {
+  option: Record<string, unknown>;
+  size: ChartSize;
+}
+
 /** Render an option to an SVG string (one chart instance per call, disposed at once). */
 export function renderSvg(option: Record<string, unknown>, size: ChartSize = {}): string {
   const chart = echarts.init(null, null, {
@@ -50,8 +57,10 @@ export function renderSvg(option: Record<string, unknown>, size: ChartSize = {})
 
 /** A shaded band mean +- k*se, drawn as one polygon by a custom series (data holds every vertex for the axis extent). */
 function bandSeries(name: string, pts: readonly MetricPoint[], color: string, k = 1): Series | null {
-  const ok = pts.filter((p) => Number.isFinite(p.se) && p.se > 0);
-  if (ok.length < 2) return null;
+  // Points with se = 0 (every prompt agreed) stay in the band at zero width; skipping them would draw the
+  // polygon straight across them.
+  const ok = pts.filter((p) => Number.isFinite(p.se) && p.se >= 0);
+  if (ok.filter((p) => p.se > 0).length < 2) return null;
   const upper = ok.map((p) => [p.r, p.mean + k * p.se]);
   const lower = ok.map((p) => [p.r, p.mean - k * p.se]).reverse();
   const ring = [...upper, ...lower];
@@ -140,6 +149,18 @@ export function metricChart(
   regime?: RegimeReport,
   size?: ChartSize,
 ): string {
+  const c = metricOption(title, yName, tasks, fits, regime, size);
+  return renderSvg(c.option, c.size);
+}
+
+export function metricOption(
+  title: string,
+  yName: string,
+  tasks: readonly TaskSeries[],
+  fits: readonly TaskFits[],
+  regime?: RegimeReport,
+  size?: ChartSize,
+): ChartSpec {
   const series: Series[] = [];
   tasks.forEach((t, i) => {
     const color = PALETTE[i % PALETTE.length]!;
@@ -183,8 +204,8 @@ export function metricChart(
   // size 10, plus the icon and gap), so long names never spill over the plot.
   const legendNames = series.filter((x) => x.type !== "custom").map((x) => x.name as string);
   const legendRows = legendRowCount(legendNames, (size?.width ?? 760) - 40);
-  return renderSvg(
-    {
+  return {
+    option: {
       title: { text: title, left: "center", textStyle: { fontSize: 14 } },
       legend: {
         type: "plain",
@@ -202,12 +223,17 @@ export function metricChart(
       yAxis: { type: "value", name: yName, nameLocation: "middle", nameGap: 42, scale: true },
       series,
     },
-    { height: 360 + 18 * legendRows, ...size },
-  );
+    size: { height: 360 + 18 * legendRows, ...size },
+  };
 }
 
 /** Alignment gain against helpfulness loss along r_e on the aligning side; Pareto points and chosen r_e marked. */
 export function frontierChart(regime: RegimeReport, size?: ChartSize): string {
+  const c = frontierOption(regime, size);
+  return renderSvg(c.option, c.size);
+}
+
+export function frontierOption(regime: RegimeReport, size?: ChartSize): ChartSpec {
   const pts: readonly FrontierPoint[] = regime.result.frontier;
   const chosen = regime.result.tradeoff;
   const budget = regime.result.withinBudget;
@@ -248,8 +274,8 @@ export function frontierChart(regime: RegimeReport, size?: ChartSize): string {
       z: 5,
     });
   }
-  return renderSvg(
-    {
+  return {
+    option: {
       title: {
         text: `Alignment-helpfulness frontier (${regime.alignmentTask} vs ${regime.helpfulnessTask}, ${regime.source})`,
         left: "center",
@@ -273,8 +299,8 @@ export function frontierChart(regime: RegimeReport, size?: ChartSize): string {
       },
       series,
     },
-    size,
-  );
+    size: size ?? {},
+  };
 }
 
 /** A diagnostic: mean per r_e (with se band) and its linear fit (against |r_e| when `absX`). */

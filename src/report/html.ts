@@ -29,7 +29,7 @@ function fitRows(taskTitle: string, f: LawFit): string {
     .join("");
 }
 
-function groups(
+export function chartGroups(
   tasks: readonly TaskSeries[],
 ): { key: string; title: string; y: string; tasks: TaskSeries[] }[] {
   const beh = tasks.filter((t) => t.kind === "behavior");
@@ -82,7 +82,7 @@ export function renderHtml(r: SweepReport): string {
         `<li>Largest |r_e| with helpfulness loss ≤ ${x.budget}: ${wb ? `<b>r_e = ${fmt(wb.r, 3)}</b>, gain ${fmt(wb.gain)}, loss ${fmt(wb.loss)}` : "none (the first step already exceeds the budget)"}.</li></ul></section>`,
     );
   }
-  for (const g of groups(r.tasks)) {
+  for (const g of chartGroups(r.tasks)) {
     const svg = metricChart(g.title, g.y, g.tasks, r.fits, reg);
     parts.push(
       figure(

@@ -2,6 +2,7 @@ import { readFileSync } from "node:fs";
 import type { Command } from "commander";
 import { SteerlabError } from "../../errors.js";
 import { openModel } from "../../model/open.js";
+import { labRoutes } from "../../serve/lab/routes.js";
 import { steeringObjectSchema } from "../../serve/schemas.js";
 import { startServer } from "../../serve/server.js";
 import { int, openOptions, withModelOptions } from "../options.js";
@@ -79,9 +80,22 @@ export function registerServe(program: Command): void {
       modelId: o.alias,
       defaultSteering,
       runsDir: o.runs ?? null,
-      // The web lab mounts here: extraRoutes: (app, ctx) => app.route("/lab", ...).
+      // The web lab at /lab: runs, vectors, and the model's graphs for the in-browser playground.
+      extraRoutes: (app, ctx) =>
+        app.route(
+          "/lab",
+          labRoutes({
+            ...(o.runs ? { runsDir: o.runs } : {}),
+            ...(o.vectors ? { vectorsDir: o.vectors } : {}),
+            modelPath: o.model,
+            modelConfig: ctx.opened.model.config,
+            guard: ctx.requireKey, // with --api-key, the lab's data (weights, vectors, runs) needs it too
+          }),
+        ),
     });
-    process.stderr.write(`steerlab serve: ${o.model} on ${server.url} (OpenAI API at ${server.url}/v1)\n`);
+    process.stderr.write(
+      `steerlab serve: ${o.model} on ${server.url} (OpenAI API at ${server.url}/v1, web lab at ${server.url}/lab/)\n`,
+    );
     const stop = async () => {
       await server.close();
       await opened.engine.dispose();
