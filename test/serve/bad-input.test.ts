@@ -263,7 +263,7 @@ describe("serve: bad input gets a clear 4xx and the server keeps serving", () =>
     await expectError(
       app.request("/v1/steering/vectors?name=nan", {
         method: "POST",
-        body: encodeVector(makeVector(new Map([[1, nan]]))),
+        body: encodeVector(makeVector(new Map([[1, nan]]), {}, { allowNonFinite: true })),
       }),
       400,
       null,

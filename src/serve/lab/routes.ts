@@ -63,6 +63,8 @@ const STATUS: Record<SteerlabError["code"], ContentfulStatusCode> = {
   mismatch: 422,
   unsupported: 501,
   not_found: 404,
+  io: 500,
+  locked: 409,
 };
 
 /** OpenAI's error shape, as the rest of the server answers (its own ApiErrors, e.g. a missing API key, as they are). */
