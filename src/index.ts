@@ -12,10 +12,22 @@ export {
 } from "./errors.js";
 // The tradeoff lab
 export { loadInstructions, loadMmlu, loadStatements } from "./eval/datasets.js";
+export { isStale, type LockHolder, lockRunDir, type RunLock } from "./eval/run-lock.js";
 export { classifyKeywords, REFUSAL_RULES } from "./eval/score-behavior.js";
 export { scoreHelpfulness } from "./eval/score-helpfulness.js";
-export { loadSweepConfig, parseSweepConfig, type SweepConfig } from "./eval/sweep-config.js";
-export { reportOfRun, sweepToDir } from "./eval/sweep-plan.js";
+export {
+  identityChanges,
+  keyOf,
+  RECORD_KEY_FIELDS,
+  ResultStore,
+  recordKey,
+  type StoreDamage,
+  type StoreRecovery,
+  type SweepRecord,
+  uniqueRecords,
+} from "./eval/store.js";
+export { loadSweepConfig, parseSweepConfig, runIdentity, type SweepConfig } from "./eval/sweep-config.js";
+export { readRunReport, reportOfRun, sweepToDir, sweepWithModel } from "./eval/sweep-plan.js";
 export { trainByteLevelBpe } from "./io/bpe-train.js";
 // Files: checkpoints, tokenizers
 export { readGguf, writeGguf } from "./io/gguf.js";
@@ -24,6 +36,7 @@ export { loadHfModel, saveHfModel } from "./io/hf-model.js";
 export { readSafetensors, writeSafetensors } from "./io/safetensors.js";
 export { loadTokenizerFromHfDir, tokenizerFromGguf, tokenizerFromJson } from "./io/tokenizer.js";
 export type { ChatMessage, Tokenizer } from "./io/tokenizer-types.js";
+export { writeFileAtomic, writeFileAtomicWith } from "./io/write-atomic.js";
 // Models and engines
 export type { ModelConfig } from "./model/config.js";
 export type {

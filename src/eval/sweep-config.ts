@@ -182,11 +182,16 @@ function fileHash(path: string): string {
   return createHash("sha256").update(readFileSync(path)).digest("hex");
 }
 
-/** What identifies a run: absolute paths, hashes of data and vector files, and the grid. */
-export function runIdentity(c: SweepConfig): Record<string, unknown> {
+/**
+ * What identifies a run (run.json): the model's path and fingerprint (model/fingerprint.ts, so weights replaced
+ * at the same path are a different run), the backend, the vectors with the sha256 of their files, the layer
+ * sets, the r_e grid, the tasks with the sha256 of their data files, and the diagnostics switch.
+ */
+export function runIdentity(c: SweepConfig, modelFingerprint: string): Record<string, unknown> {
   const base = c.baseDir ?? process.cwd();
   return {
     model: resolvePath(c.model, base),
+    modelFingerprint,
     backend: c.backend ?? "onnxruntime",
     vectors: c.vectors.map((v) =>
       v.source.startsWith("random:")
@@ -205,5 +210,19 @@ export function runIdentity(c: SweepConfig): Record<string, unknown> {
       sha256: fileHash(resolvePath(t.data, base)),
     })),
     diagnostics: c.diagnostics ?? true,
+  };
+}
+
+/**
+ * A run identity without the places of its files (model folder, vector files, data files): what two machines
+ * holding the same files in different folders agree on. `steerlab merge` and queue workers compare these.
+ */
+export function portableIdentity(identity: Record<string, unknown>): Record<string, unknown> {
+  const { model: _path, ...rest } = identity;
+  const list = (x: unknown) => (Array.isArray(x) ? (x as Record<string, unknown>[]) : []);
+  return {
+    ...rest,
+    vectors: list(rest.vectors).map(({ source, ...v }) => (v.sha256 ? v : { ...v, source })),
+    tasks: list(rest.tasks).map(({ data: _data, ...t }) => t),
   };
 }

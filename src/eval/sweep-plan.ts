@@ -9,7 +9,8 @@ import type { Engine } from "../model/engine.js";
 import { parseLayers } from "../model/hooks.js";
 import { type OpenedModel, openModel } from "../model/open.js";
 import type { SweepData } from "../report/types.js";
-import { ResultStore } from "./store.js";
+import { lockRunDir, type RunLock } from "./run-lock.js";
+import { ResultStore, type StoreDamage, type StoreRecovery } from "./store.js";
 import {
   layersLabel,
   type RunOptions,
@@ -61,22 +62,32 @@ export interface SweepRunResult {
   dir: string;
   stats: SweepStats;
   data: SweepData;
+  /** What opening the run folder found and repaired (stale lock, corrupt or duplicate lines, torn tail). */
+  recovery: StoreRecovery;
 }
 
-/** Open the model, run (or resume) the sweep into `dir`, and aggregate everything stored there. */
+/**
+ * Open the model, run (or resume) the sweep into `dir`, and aggregate everything stored there. The folder is
+ * locked before the model is loaded, so a second sweep on it is refused at once.
+ */
 export async function sweepToDir(
   config: SweepConfig,
   dir: string,
   opts: SweepDirOptions & { threads?: number } = {},
 ): Promise<SweepRunResult> {
-  const m = await openModel(resolvePath(config.model, config.baseDir ?? process.cwd()), {
-    backend: config.backend ?? "onnxruntime",
-    ...(opts.threads ? { threads: opts.threads } : {}),
-  });
+  const lock = lockRunDir(dir);
   try {
-    return await sweepWithModel(config, dir, m, opts);
+    const m = await openModel(resolvePath(config.model, config.baseDir ?? process.cwd()), {
+      backend: config.backend ?? "onnxruntime",
+      ...(opts.threads ? { threads: opts.threads } : {}),
+    });
+    try {
+      return await sweepWithModel(config, dir, m, { ...opts, lock });
+    } finally {
+      await m.engine.dispose();
+    }
   } finally {
-    await m.engine.dispose();
+    lock.release();
   }
 }
 
@@ -85,23 +96,23 @@ export async function sweepWithModel(
   config: SweepConfig,
   dir: string,
   m: OpenedModel,
-  opts: SweepDirOptions = {},
+  opts: SweepDirOptions & { lock?: RunLock } = {},
 ): Promise<SweepRunResult> {
-  const identity = runIdentity(config);
-  const store = ResultStore.open(dir, identity);
+  const { lock, shard, ...runOpts } = opts;
+  const identity = runIdentity(config, m.model.fingerprint);
+  const store = ResultStore.open(dir, identity, lock ? { lock } : {});
   try {
     const plan = await planSweep(config, m.engine, m.tokenizer, m.model.fingerprint);
-    const { shard, ...run } = opts;
     const batchSize = opts.batchSize ?? config.batchSize ?? 8;
     const chunks = shard
       ? new Set(shardChunks(planChunks(plan, batchSize), shard).map((c) => c.key))
       : undefined;
     const stats = await runSweep(m.engine, m.tokenizer, plan, store, {
-      ...run,
+      ...runOpts,
       batchSize,
       ...(chunks ? { chunks } : {}),
     });
-    return { dir, stats, data: reportDataOf(store.records(), identity) };
+    return { dir, stats, data: reportDataOf(store.records(), identity), recovery: store.recovery };
   } finally {
     store.close();
   }
@@ -129,6 +140,12 @@ function reportDataOf(
 
 /** SweepData of a run folder (records + run.json), no model needed. */
 export function reportOfRun(dir: string): SweepData {
+  return readRunReport(dir).data;
+}
+
+/** The same, with what was wrong with the results file (corrupt lines skipped, duplicates counted once). */
+export function readRunReport(dir: string): { data: SweepData; damage: StoreDamage } {
   const info = ResultStore.readInfo(dir);
-  return reportDataOf(ResultStore.readRecords(dir), info.config as Record<string, unknown>);
+  const { records, damage } = ResultStore.read(dir);
+  return { data: reportDataOf(records, info.config as Record<string, unknown>), damage };
 }

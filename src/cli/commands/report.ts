@@ -4,12 +4,13 @@ import { join, resolve } from "node:path";
 import { type Command, Option } from "commander";
 import { SteerlabError } from "../../errors.js";
 import { RUN_FILE } from "../../eval/store.js";
-import { reportOfRun } from "../../eval/sweep-plan.js";
+import { readRunReport } from "../../eval/sweep-plan.js";
 import { type BuildOptions, buildReport } from "../../report/build.js";
 import { PAPER_MODELS, PAPER_VECTORS, reportFromPaperData } from "../../report/paper.js";
 import type { SweepReport } from "../../report/types.js";
 import { writeReport } from "../../report/writers.js";
 import { float } from "../options.js";
+import { storeNotes } from "../store-notes.js";
 
 interface ReportCli {
   out: string;
@@ -68,8 +69,11 @@ export function registerReport(program: Command): void {
         },
       };
       let report: SweepReport;
-      if (existsSync(join(dir, RUN_FILE))) report = buildReport(reportOfRun(dir), build);
-      else if (existsSync(dir) && readdirSync(dir).some((f) => /^behavior_\w+_.+\.json$/.test(f)))
+      if (existsSync(join(dir, RUN_FILE))) {
+        const run = readRunReport(dir);
+        for (const note of storeNotes(run.damage, dir)) process.stderr.write(`steerlab: warning: ${note}\n`);
+        report = buildReport(run.data, build);
+      } else if (existsSync(dir) && readdirSync(dir).some((f) => /^behavior_\w+_.+\.json$/.test(f)))
         report = await reportFromPaperData(dir, { model: o.paperModel, vector: o.paperVector, build });
       else
         throw new SteerlabError("not_found", "not a sweep run folder nor the paper-data folder", {

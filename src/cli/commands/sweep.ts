@@ -9,6 +9,7 @@ import { BACKENDS } from "../../model/open.js";
 import type { SweepData } from "../../report/types.js";
 import { collect, int } from "../options.js";
 import { progressReporter } from "../progress.js";
+import { storeNotes } from "../store-notes.js";
 
 export interface SweepCli {
   config?: string;
@@ -135,10 +136,12 @@ Killing a sweep loses nothing already scored: run the same command again to resu
           onProgress: (done, total) => bar({ label: "sweep", done, total }),
         });
         bar.end();
+        for (const note of storeNotes(res.recovery, res.dir))
+          process.stderr.write(`steerlab: warning: ${note}\n`);
         const s = res.stats;
         if (o.json) {
           process.stdout.write(
-            `${JSON.stringify({ dir: res.dir, stats: s, data: res.data }, (_k, v) => (typeof v === "number" && !Number.isFinite(v) ? null : v), 2)}\n`,
+            `${JSON.stringify({ dir: res.dir, stats: s, data: res.data, recovery: res.recovery }, (_k, v) => (typeof v === "number" && !Number.isFinite(v) ? null : v), 2)}\n`,
           );
           return;
         }
