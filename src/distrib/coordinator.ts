@@ -13,10 +13,10 @@ import type { Job, Queue } from "bullmq";
 import { SteerlabError } from "../errors.js";
 import { configHash, ResultStore, type SweepRecord } from "../eval/store.js";
 import { planChunks, type SweepChunk } from "../eval/sweep-chunks.js";
-import { resolvePath, runIdentity, type SweepConfig } from "../eval/sweep-config.js";
+import { portableIdentity, resolvePath, runIdentity, type SweepConfig } from "../eval/sweep-config.js";
 import { planSweep } from "../eval/sweep-plan.js";
 import { loadModel } from "../model/load.js";
-import { planFingerprints } from "./fingerprints.js";
+import { promptsDigest } from "./fingerprints.js";
 import {
   type ChunkJobData,
   type ChunkJobResult,
@@ -73,9 +73,9 @@ export async function queueSweep(
   // The weights are read once for the fingerprint; nothing runs here, so no engine is built.
   const model = await loadModel(resolvePath(config.model, base));
   const plan = await planSweep(config, model, model.tokenizer, model.fingerprint);
-  const fingerprints = planFingerprints(config, plan, model.fingerprint, model.tokenizer);
-  const identity = runIdentity(config);
-  const run = configHash(identity).slice(0, 16);
+  const prompts = promptsDigest(plan, model.tokenizer);
+  const identity = runIdentity(config, model.fingerprint);
+  const run = configHash(portableIdentity(identity)).slice(0, 16);
   const batchSize = o.batchSize ?? config.batchSize ?? 8;
   const chunks = planChunks(plan, batchSize);
   const total = chunks.reduce((s, c) => s + c.items.length, 0) * plan.coeffs.length;
@@ -108,7 +108,7 @@ export async function queueSweep(
     await queue.addBulk(
       fresh.map((c) => ({
         name: c.key,
-        data: { run, chunk: c.key, config, fingerprints, batchSize } satisfies ChunkJobData,
+        data: { run, chunk: c.key, config, identity, prompts, batchSize } satisfies ChunkJobData,
         opts: {
           jobId: chunkJobId(run, c.key),
           attempts: o.attempts ?? DEFAULT_ATTEMPTS,

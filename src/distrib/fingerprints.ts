@@ -1,73 +1,65 @@
 /**
- * What a worker must hold to run a chunk of someone else's plan: the same model weights, vector files, data files
- * and prompts (tokenizer and chat template included). The coordinator puts these fingerprints into every job; a
- * worker computes its own from its files and refuses the sweep when any differs, so a machine with another
- * checkpoint or an edited data file can never add its numbers to the run.
+ * What a worker must hold to run a chunk of someone else's plan: the files of the run identity (model weights by
+ * fingerprint, vector and data files by sha256; sweep-config.ts runIdentity, compared without their paths) and
+ * the same prompts (tokenizer and chat template). The coordinator puts both into every job; a worker computes
+ * its own and refuses the sweep when anything differs, so a machine with another checkpoint or an edited data
+ * file can never add its numbers to the run.
  */
 import { createHash } from "node:crypto";
-import { readFileSync } from "node:fs";
-import { SteerlabError } from "../errors.js";
+import { identityChanges } from "../eval/store.js";
 import type { SweepPlan } from "../eval/sweep.js";
-import { resolvePath, type SweepConfig } from "../eval/sweep-config.js";
+import { portableIdentity } from "../eval/sweep-config.js";
 import type { Tokenizer } from "../io/tokenizer-types.js";
 
-export interface PlanFingerprints {
-  /** LoadedModel.fingerprint (config, tensor names/shapes, sampled weights). */
-  model: string;
-  /** Vector name -> sha256 of its file ("random:<seed>" for drawn vectors). */
-  vectors: Record<string, string>;
-  /** Task id -> sha256 of its data file. */
-  data: Record<string, string>;
-  /** sha256 of every task's tokenized prompts (catches another tokenizer or chat template). */
-  prompts: string;
-}
-
-function sha256File(path: string): string {
-  try {
-    return createHash("sha256").update(readFileSync(path)).digest("hex");
-  } catch (e) {
-    throw new SteerlabError("not_found", `cannot read a file of the sweep: ${(e as Error).message}`, {
-      file: path,
-    });
-  }
-}
-
-/** Fingerprints of a planned sweep (config paths resolved against its baseDir). */
-export function planFingerprints(
-  config: SweepConfig,
-  plan: SweepPlan,
-  modelFingerprint: string,
-  tokenizer: Tokenizer | null,
-): PlanFingerprints {
-  const base = config.baseDir ?? process.cwd();
-  const vectors: Record<string, string> = {};
-  for (const v of config.vectors)
-    vectors[v.name] = v.source.startsWith("random:") ? v.source : sha256File(resolvePath(v.source, base));
-  const data: Record<string, string> = {};
-  for (const t of config.tasks) data[t.id] = sha256File(resolvePath(t.data, base));
+/** sha256 of every task's tokenized prompts. */
+export function promptsDigest(plan: SweepPlan, tokenizer: Tokenizer | null): string {
   const h = createHash("sha256");
   for (const t of plan.tasks) {
     h.update(`\n${t.spec.id}`);
     for (const it of t.items)
       h.update(`\n${it.index}:${tokenizer ? tokenizer.encode(it.prompt).join(",") : it.prompt}`);
   }
-  return { model: modelFingerprint, vectors, data, prompts: h.digest("hex") };
+  return h.digest("hex");
 }
 
-/** Every fingerprint that differs, as "what: expected X, got Y" lines (empty when all match). */
-export function fingerprintProblems(expected: PlanFingerprints, got: PlanFingerprints): string[] {
-  const short = (s: string | undefined) =>
-    s === undefined ? "(none)" : s.startsWith("random:") ? s : s.slice(0, 12);
+type Identity = Record<string, unknown>;
+type Entry = { name?: string; id?: string; sha256?: string; source?: string };
+
+const short = (s: unknown) =>
+  typeof s === "string" ? (s.startsWith("random:") ? s : `${s.slice(0, 12)}…`) : "(none)";
+
+/** Per-file lines for a list field (vectors by name, tasks by id) whose sha256 differ. */
+function fileLines(what: string, key: "name" | "id", plan: unknown, here: unknown): string[] {
+  const a = new Map((plan as Entry[]).map((e) => [e[key], e]));
+  const b = new Map((here as Entry[]).map((e) => [e[key], e]));
   const out: string[] = [];
-  if (expected.model !== got.model)
-    out.push(`model weights: fingerprint ${short(got.model)}, the plan's is ${short(expected.model)}`);
-  for (const [what, e, g] of [
-    ["vector", expected.vectors, got.vectors],
-    ["data of task", expected.data, got.data],
-  ] as const)
-    for (const k of new Set([...Object.keys(e), ...Object.keys(g)]))
-      if (e[k] !== g[k]) out.push(`${what} ${k}: sha256 ${short(g[k])}, the plan's is ${short(e[k])}`);
-  if (out.length === 0 && expected.prompts !== got.prompts)
+  for (const k of new Set([...a.keys(), ...b.keys()])) {
+    const x = a.get(k);
+    const y = b.get(k);
+    const hx = x?.sha256 ?? x?.source;
+    const hy = y?.sha256 ?? y?.source;
+    if (hx !== hy) out.push(`${what} ${k}: ${short(hy)} here, the plan's is ${short(hx)}`);
+    else if (JSON.stringify(x) !== JSON.stringify(y)) out.push(`${what} ${k}: its settings differ`);
+  }
+  return out;
+}
+
+/** Every way this machine's files differ from the plan's, one line each (empty when they match). */
+export function planProblems(
+  plan: { identity: Identity; prompts: string },
+  here: { identity: Identity; prompts: string },
+): string[] {
+  const a = portableIdentity(plan.identity);
+  const b = portableIdentity(here.identity);
+  const out: string[] = [];
+  for (const field of identityChanges(a, b)) {
+    if (field === "modelFingerprint")
+      out.push(`model weights: fingerprint ${short(b[field])} here, the plan's is ${short(a[field])}`);
+    else if (field === "vectors") out.push(...fileLines("vector", "name", a[field], b[field]));
+    else if (field === "tasks") out.push(...fileLines("data of task", "id", a[field], b[field]));
+    else out.push(`${field}: differs from the plan's`);
+  }
+  if (out.length === 0 && plan.prompts !== here.prompts)
     out.push("prompts: the same data tokenizes differently here (another tokenizer or chat template)");
   return out;
 }

@@ -1,7 +1,7 @@
 /**
  * The job queue of distributed sweeps: BullMQ on Redis. One queue serves every sweep; a job is one chunk of one
  * run (sweep-chunks.ts) and its id is "<run>/<chunk key>", so enqueueing the same sweep again adds nothing.
- * A job carries the whole plan (config, fingerprints of the model, vector and data files, batch size), so any
+ * A job carries the whole plan (config, run identity with the model and file fingerprints, batch size), so any
  * worker can run any sweep whose files it holds; it returns the chunk's records, which the coordinator appends
  * to its one result store.
  */
@@ -10,7 +10,6 @@ import { Redis } from "ioredis";
 import { SteerlabError } from "../errors.js";
 import type { SweepRecord } from "../eval/store.js";
 import type { SweepConfig } from "../eval/sweep-config.js";
-import type { PlanFingerprints } from "./fingerprints.js";
 
 /** Queue name used when none is given (the same for coordinator, workers and status). */
 export const DEFAULT_QUEUE_NAME = "steerlab-sweeps";
@@ -26,13 +25,15 @@ export interface QueueOptions {
 
 /** What a job carries: enough for a worker on another machine to plan the sweep and check its files. */
 export interface ChunkJobData {
-  /** Run id: the first 16 hex digits of the run identity's hash. */
+  /** Run id: the first 16 hex digits of the hash of the run identity without paths (portableIdentity). */
   run: string;
   chunk: string;
   /** The config as the coordinator read it; paths are resolved against the worker's base folder. */
   config: SweepConfig;
-  /** What the worker's files must match (model weights, vectors, data, tokenized prompts). */
-  fingerprints: PlanFingerprints;
+  /** The coordinator's run identity (runIdentity: model fingerprint, sha256 of vector and data files). */
+  identity: Record<string, unknown>;
+  /** sha256 of the tokenized prompts (fingerprints.ts promptsDigest). */
+  prompts: string;
   batchSize: number;
 }
 

@@ -16,10 +16,10 @@ import { SteerlabError } from "../errors.js";
 import { recordKey, type SweepRecord } from "../eval/store.js";
 import { type RecordSink, runSweep, type SweepPlan } from "../eval/sweep.js";
 import { planChunks } from "../eval/sweep-chunks.js";
-import { resolvePath, type SweepConfig } from "../eval/sweep-config.js";
+import { resolvePath, runIdentity, type SweepConfig } from "../eval/sweep-config.js";
 import { planSweep } from "../eval/sweep-plan.js";
 import { type OpenedModel, openModel } from "../model/open.js";
-import { fingerprintProblems, planFingerprints } from "./fingerprints.js";
+import { planProblems, promptsDigest } from "./fingerprints.js";
 import {
   type ChunkJobData,
   type ChunkJobResult,
@@ -131,10 +131,10 @@ export async function startSweepWorker(o: SweepWorkerOptions): Promise<SweepWork
         const m = await pool.take(path, config.backend);
         try {
           const plan = await planSweep(config, m.engine, m.tokenizer, m.model.fingerprint);
-          const problems = fingerprintProblems(
-            d.fingerprints,
-            planFingerprints(config, plan, m.model.fingerprint, m.tokenizer),
-          );
+          const problems = planProblems(d, {
+            identity: runIdentity(config, m.model.fingerprint),
+            prompts: promptsDigest(plan, m.tokenizer),
+          });
           if (problems.length)
             throw new SteerlabError("mismatch", `worker ${name} does not hold the files of sweep ${d.run}`, {
               file: path,
