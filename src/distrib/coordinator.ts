@@ -10,8 +10,7 @@
  * the run folder (dedup by record key, one lock, one report).
  */
 import type { Job, Queue } from "bullmq";
-import { SteerlabError } from "../errors.js";
-import { configHash, ResultStore, type SweepRecord } from "../eval/store.js";
+import { configHash, keyOf, ResultStore, type SweepRecord } from "../eval/store.js";
 import { planChunks, type SweepChunk } from "../eval/sweep-chunks.js";
 import { portableIdentity, resolvePath, runIdentity, type SweepConfig } from "../eval/sweep-config.js";
 import { planSweep } from "../eval/sweep-plan.js";
@@ -162,8 +161,16 @@ async function collect(
       const job = (await queue.getJob(id)) as Job<ChunkJobData, ChunkJobResult> | undefined;
       const out = job?.returnvalue;
       if (!out) continue; // removed meanwhile: it stays pending and shows up as lost below
-      res.ingested += ingest(store, c, coeffs, out.records, id);
       pending.delete(id);
+      const misfit = misfitRecords(c, coeffs, out.records);
+      if (misfit) {
+        // Never stored; the chunk is reported and the others go on.
+        res.failed.push({ chunk: c.key, error: misfit, attempts: job?.attemptsMade ?? 0 });
+        continue;
+      }
+      const fresh = out.records.filter((r) => !store.has(r.task, r.variant, r.item, r.r));
+      store.append(fresh);
+      res.ingested += fresh.length;
       o.onChunk?.({
         chunk: c.key,
         worker: out.worker,
@@ -199,26 +206,21 @@ async function collect(
   }
 }
 
-/** Append a chunk's records after checking they belong to it; records already stored are skipped. */
-function ingest(
-  store: ResultStore,
+/** Why a worker's records do not fit its chunk (one record per item and r_e of the chunk), or null. */
+function misfitRecords(
   c: SweepChunk,
   coeffs: readonly number[],
   recs: readonly SweepRecord[],
-  id: string,
-): number {
+): string | null {
   const items = new Set(c.items);
   const grid = new Set(coeffs);
   const bad = recs.find(
     (r) => r.task !== c.task || r.variant !== c.variant || !items.has(r.item) || !grid.has(r.r),
   );
-  if (bad || recs.length !== c.items.length * coeffs.length)
-    throw new SteerlabError("bad_input", "a worker returned records that do not fit its chunk", {
-      field: id,
-      expected: `${c.items.length * coeffs.length} records of ${c.key}`,
-      got: bad ? `${bad.task}/${bad.variant}/${bad.item} at r_e ${bad.r}` : `${recs.length} records`,
-    });
-  const fresh = recs.filter((r) => !store.has(r.task, r.variant, r.item, r.r));
-  store.append(fresh);
-  return fresh.length;
+  if (bad)
+    return `a worker returned a record outside its chunk: ${bad.task}/${bad.variant}/${bad.item} at r_e ${bad.r}`;
+  const keys = new Set(recs.map((r) => keyOf(r)));
+  if (keys.size !== c.items.length * coeffs.length)
+    return `a worker returned ${keys.size} distinct records for a chunk of ${c.items.length * coeffs.length}`;
+  return null;
 }
