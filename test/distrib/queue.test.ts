@@ -144,7 +144,8 @@ describe("queued sweep on Redis with three worker processes", { skip: REDIS_MISS
   });
 
   test("three workers, one killed -9 mid-chunk: the store equals the single-process store exactly", async () => {
-    const ws = ["w1", "w2", "w3"].map((n) => startWorker(n));
+    // w3 runs two chunks at once, each on its own engine.
+    const ws = [startWorker("w1"), startWorker("w2"), startWorker("w3", "--concurrency", "2")];
     const collecting = queueSweep(config, join(dir, "q"), { url: redis.url, pollMs: 200 });
     // Kill the first worker seen computing a chunk (progress reported, not finished).
     let victim: WorkerProc | null = null;
