@@ -123,8 +123,7 @@ function readHolder(file: string): LockHolder | null | "gone" {
   try {
     text = readFileSync(file, "utf8");
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === "ENOENT") return "gone";
-    throw e;
+    return (e as NodeJS.ErrnoException).code === "ENOENT" ? "gone" : null; // e.g. a folder named "lock"
   }
   try {
     const h = JSON.parse(text) as Partial<LockHolder>;
@@ -176,7 +175,11 @@ function takeOver(dir: string, file: string, seen: LockHolder | null): boolean {
     const same =
       now === null ? seen === null : seen !== null && now.pid === seen.pid && now.started === seen.started;
     if (!same) return false;
-    rmSync(file, { force: true });
+    try {
+      rmSync(file, { force: true });
+    } catch {
+      return false; // not a file we can remove: the caller reports the folder as locked
+    }
     syncDir(dir);
     return true;
   } finally {
@@ -188,11 +191,15 @@ function lockedError(dir: string, file: string, h: LockHolder | null): SteerlabE
   const who = h
     ? `pid ${h.pid} on ${h.host}, started ${h.started}${h.command ? ` (${h.command})` : ""}`
     : "holder unknown (the lock file is unreadable)";
-  return new SteerlabError("locked", `the run folder ${dir} is in use by another steerlab process: ${who}`, {
+  const self = h !== null && h.pid === process.pid && h.host === hostname();
+  const by = self
+    ? "is already open in this process (close the other ResultStore first)"
+    : "is in use by another steerlab process";
+  return new SteerlabError("locked", `the run folder ${dir} ${by}: ${who}`, {
     file,
     hint:
       h && h.host !== hostname()
         ? `wait for it to finish; if that process is gone, delete ${file}`
-        : "wait for it to finish (or stop it), or use another run folder; two sweeps never share a folder",
+        : `wait for it to finish (or stop it), or use another run folder; two sweeps never share a folder (if no steerlab process runs${h ? ` as pid ${h.pid}` : ""}, delete ${file})`,
   });
 }

@@ -246,6 +246,7 @@ export class ResultStore {
     } catch (e) {
       throw new SteerlabError("bad_file", `cannot read the run description: ${(e as Error).message}`, {
         file: runPath,
+        hint: "steerlab writes run.json atomically, so something else damaged it: restore it from a backup to keep the results beside it, or start fresh in another run folder",
       });
     }
     if (info?.steerlab !== "sweep-run" || typeof info.hash !== "string")

@@ -63,6 +63,22 @@ export function writeFileAtomicWith(
   syncDir(dirname(path));
 }
 
+/**
+ * Check before a long computation that `path` can take an output file: not a directory, and its folder exists.
+ * The write itself still reports disk-full and permission errors; this only saves the work a bad path would waste.
+ */
+export function checkOutputFile(path: string): void {
+  if (isDirectory(path)) throw fsWriteError(codeError("EISDIR"), path);
+  const dir = dirname(path);
+  let st: ReturnType<typeof statSync>;
+  try {
+    st = statSync(dir);
+  } catch (e) {
+    throw fsWriteError(e, path);
+  }
+  if (!st.isDirectory()) throw fsWriteError(codeError("ENOTDIR"), path);
+}
+
 /** Create folder `dir` (and its parents) for outputs; a file in the way or a refusal is an "io" error. */
 export function makeDir(dir: string, hint?: string): void {
   try {

@@ -143,7 +143,9 @@ Examples:
     --task mcq:mmlu.csv --task behavior-logprob:harmful.csv -o runs/quick
   steerlab sweep --config exp.yaml --shard 2/4 -o runs/exp-2      # one machine's share; then steerlab merge
   steerlab sweep --config exp.yaml --queue redis://host:6379 -o runs/exp   # with steerlab worker on each machine
-Killing a sweep loses nothing already scored: run the same command again to resume.`,
+Killing a sweep loses nothing already scored: run the same command again to resume.
+A run folder is locked while a sweep writes it: a second sweep on it is refused (a killed sweep's lock is taken
+over). Resuming after the model's weights changed is refused: use a new -o folder to start fresh.`,
     )
     .action(async (o: SweepCli) => {
       const config = configOf(o);
