@@ -77,12 +77,13 @@ export async function checkRedis(url: string, timeoutMs = 5000): Promise<void> {
     maxRetriesPerRequest: 0,
     retryStrategy: () => null,
   });
-  client.on("error", () => {}); // reported through connect() below
+  let cause = "";
+  client.on("error", (e: Error) => (cause ||= e.message)); // the socket's reason (ECONNREFUSED, ...)
   try {
     await client.connect();
     await client.ping();
   } catch (e) {
-    throw new SteerlabError("not_found", `cannot reach Redis: ${(e as Error).message}`, {
+    throw new SteerlabError("not_found", `cannot reach Redis: ${cause || (e as Error).message}`, {
       field: "queue",
       got: url,
       hint: "start redis-server (Debian: apt-get install redis-server) or pass the right --queue address",
