@@ -15,7 +15,7 @@ import { planChunks, type SweepChunk } from "../eval/sweep-chunks.js";
 import { portableIdentity, resolvePath, runIdentity, type SweepConfig } from "../eval/sweep-config.js";
 import { planSweep } from "../eval/sweep-plan.js";
 import { loadModel } from "../model/load.js";
-import { promptsDigest } from "./fingerprints.js";
+import { judgeFingerprints, promptsDigest } from "./fingerprints.js";
 import {
   type ChunkJobData,
   type ChunkJobResult,
@@ -73,6 +73,7 @@ export async function queueSweep(
   const model = await loadModel(resolvePath(config.model, base));
   const plan = await planSweep(config, model, model.tokenizer, model.fingerprint);
   const prompts = promptsDigest(plan, model.tokenizer);
+  const judges = await judgeFingerprints(plan);
   const identity = runIdentity(config, model.fingerprint);
   const run = configHash(portableIdentity(identity)).slice(0, 16);
   const batchSize = o.batchSize ?? config.batchSize ?? 8;
@@ -107,7 +108,7 @@ export async function queueSweep(
     await queue.addBulk(
       fresh.map((c) => ({
         name: c.key,
-        data: { run, chunk: c.key, config, identity, prompts, batchSize } satisfies ChunkJobData,
+        data: { run, chunk: c.key, config, identity, prompts, judges, batchSize } satisfies ChunkJobData,
         opts: {
           jobId: chunkJobId(run, c.key),
           attempts: o.attempts ?? DEFAULT_ATTEMPTS,

@@ -34,6 +34,8 @@ export interface ChunkJobData {
   identity: Record<string, unknown>;
   /** sha256 of the tokenized prompts (fingerprints.ts promptsDigest). */
   prompts: string;
+  /** Task id -> fingerprint of its judge model (fingerprints.ts judgeFingerprints). */
+  judges: Record<string, string>;
   batchSize: number;
 }
 

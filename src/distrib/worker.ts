@@ -7,7 +7,7 @@
  * computes; a killed worker's lock expires and a live worker's stalled check (every stalledInterval) puts the job
  * back in the queue, where another worker redoes the whole chunk (its records only ever travel as one result,
  * so nothing is half-stored). An error fails the attempt; after `attempts` the job stays failed with its error.
- * A worker that lacks the plan's files (another model, vector, data or tokenizer) puts the job back untouched,
+ * A worker that lacks the plan's files (another model, vector, data, tokenizer or judge) puts the job back untouched,
  * without using an attempt, and stops with the reason.
  */
 import { hostname } from "node:os";
@@ -19,7 +19,7 @@ import { planChunks } from "../eval/sweep-chunks.js";
 import { resolvePath, runIdentity, type SweepConfig } from "../eval/sweep-config.js";
 import { planSweep } from "../eval/sweep-plan.js";
 import { type OpenedModel, openModel } from "../model/open.js";
-import { planProblems, promptsDigest } from "./fingerprints.js";
+import { judgeFingerprints, planProblems, promptsDigest } from "./fingerprints.js";
 import {
   type ChunkJobData,
   type ChunkJobResult,
@@ -134,6 +134,7 @@ export async function startSweepWorker(o: SweepWorkerOptions): Promise<SweepWork
           const problems = planProblems(d, {
             identity: runIdentity(config, m.model.fingerprint),
             prompts: promptsDigest(plan, m.tokenizer),
+            judges: await judgeFingerprints(plan),
           });
           if (problems.length)
             throw new SteerlabError("mismatch", `worker ${name} does not hold the files of sweep ${d.run}`, {

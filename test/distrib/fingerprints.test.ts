@@ -30,7 +30,10 @@ test("paths do not count: the same files in other folders are the same run", () 
   });
   assert.deepEqual(portableIdentity(here), portableIdentity(identity()));
   assert.deepEqual(
-    planProblems({ identity: identity(), prompts: "p" }, { identity: here, prompts: "p" }),
+    planProblems(
+      { identity: identity(), prompts: "p", judges: {} },
+      { identity: here, prompts: "p", judges: {} },
+    ),
     [],
   );
 });
@@ -44,24 +47,41 @@ test("each differing file is named, with both fingerprints", () => {
     ],
     tasks: [{ id: "mcq", kind: "mcq", data: "/a/mmlu.csv", sha256: "4".repeat(64) }],
   });
-  assert.deepEqual(planProblems({ identity: identity(), prompts: "p" }, { identity: here, prompts: "p" }), [
-    `model weights: fingerprint ${"e".repeat(12)}… here, the plan's is ${"f".repeat(12)}…`,
-    "data of task mcq: 444444444444… here, the plan's is 222222222222…",
-    "vector harm: 333333333333… here, the plan's is 111111111111…",
-    "vector rnd: random:4 here, the plan's is random:3",
-  ]);
+  assert.deepEqual(
+    planProblems(
+      { identity: identity(), prompts: "p", judges: {} },
+      { identity: here, prompts: "p", judges: {} },
+    ),
+    [
+      `model weights: fingerprint ${"e".repeat(12)}… here, the plan's is ${"f".repeat(12)}…`,
+      "data of task mcq: 444444444444… here, the plan's is 222222222222…",
+      "vector harm: 333333333333… here, the plan's is 111111111111…",
+      "vector rnd: random:4 here, the plan's is random:3",
+    ],
+  );
 });
 
 test("same files, other tokenizer or chat template: the prompts differ", () => {
   assert.deepEqual(
-    planProblems({ identity: identity(), prompts: "p" }, { identity: identity(), prompts: "q" }),
+    planProblems(
+      { identity: identity(), prompts: "p", judges: {} },
+      { identity: identity(), prompts: "q", judges: {} },
+    ),
     ["prompts: the same data tokenizes differently here (another tokenizer or chat template)"],
   );
   assert.deepEqual(
     planProblems(
-      { identity: identity(), prompts: "p" },
-      { identity: identity({ backend: "reference" }), prompts: "p" },
+      { identity: identity(), prompts: "p", judges: {} },
+      { identity: identity({ backend: "reference" }), prompts: "p", judges: {} },
     ),
     ["backend: differs from the plan's"],
   );
+});
+
+test("a task's judge model is compared by fingerprint", () => {
+  const plan = { identity: identity(), prompts: "p", judges: { gen: "a".repeat(64) } };
+  assert.deepEqual(planProblems(plan, { ...plan, judges: { gen: "b".repeat(64) } }), [
+    `judge model of task gen: fingerprint ${"b".repeat(12)}… here, the plan's is ${"a".repeat(12)}…`,
+  ]);
+  assert.deepEqual(planProblems(plan, { ...plan }), []);
 });

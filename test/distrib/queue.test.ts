@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -19,7 +19,7 @@ import { RESULTS_FILE, ResultStore, type SweepRecord } from "../../src/eval/stor
 import { loadSweepConfig, type SweepConfig } from "../../src/eval/sweep-config.js";
 import { sweepToDir } from "../../src/eval/sweep-plan.js";
 import { CLI, steerlab } from "../helpers/cli.js";
-import { writeDemoSweep } from "../helpers/demo-sweep.js";
+import { DEMO, writeDemoSweep } from "../helpers/demo-sweep.js";
 import { REDIS_MISSING, startRedis, type TestRedis } from "../helpers/redis.js";
 
 /** Generous: the machine running the tests may be heavily loaded, and a renewal must never be late. */
@@ -222,14 +222,18 @@ describe("queued sweep on Redis with three worker processes", { skip: REDIS_MISS
   });
 
   test("a chunk that fails on every try is reported with its error after its attempts; CLI writes the report", async () => {
-    // A judge model that no machine has: planning succeeds, scoring the chunk fails.
+    // A judge model without a tokenizer: its weights load (and match the plan's fingerprint) but judging fails.
+    const judge = join(dir, "exp", "judge-no-tokenizer");
+    mkdirSync(judge);
+    for (const f of ["config.json", "model.safetensors"])
+      copyFileSync(join(DEMO, "models", "base", f), join(judge, f));
     const cfgPath = join(dir, "exp", "judge.yaml");
     writeFileSync(
       cfgPath,
       readFileSync(join(dir, "exp", "exp.yaml"), "utf8")
         .replace(/tasks:[\s\S]*$/, "tasks:\n")
         .concat(
-          "  - { id: judged, kind: behavior-generate, data: tasks/harmful.jsonl, template: harmful-plain, maxNewTokens: 4, limit: 3, judge: { model: no-such-judge } }\n",
+          "  - { id: judged, kind: behavior-generate, data: tasks/harmful.jsonl, template: harmful-plain, maxNewTokens: 4, limit: 3, judge: { model: judge-no-tokenizer } }\n",
         ),
     );
     const res = await queueSweep(loadSweepConfig(cfgPath), join(dir, "judged"), {
@@ -240,7 +244,7 @@ describe("queued sweep on Redis with three worker processes", { skip: REDIS_MISS
     assert.equal(res.failed.length, 1);
     assert.equal(res.failed[0]!.chunk, "judged/rnd@1..3/0-2");
     assert.equal(res.failed[0]!.attempts, 2);
-    assert.match(res.failed[0]!.error, /model path does not exist: .*no-such-judge/);
+    assert.match(res.failed[0]!.error, /this model has no tokenizer.*judge-no-tokenizer/);
     assert.equal(res.complete, false);
     // The CLI on the finished demo sweep: collects nothing new and writes the report.
     const out = await steerlab(
