@@ -6,7 +6,7 @@
 // The tradeoff lab
 // Sweeps over several machines: shards and merge, or a BullMQ queue on Redis with workers
 export { type QueuedSweepOptions, type QueuedSweepResult, queueSweep } from "./distrib/coordinator.js";
-export { type QueueStatus, queueStatus } from "./distrib/status.js";
+export { type QueueStatus, queueStatus, removeRun } from "./distrib/status.js";
 export { type SweepWorker, type SweepWorkerOptions, startSweepWorker } from "./distrib/worker.js";
 // Errors
 export {

@@ -152,3 +152,38 @@ export async function queueStatus(o: {
     await queue.close();
   }
 }
+
+/**
+ * Remove a run's jobs (and the records they carry) from the queue, once its coordinator has collected them.
+ * Chunks in flight are left alone and counted; rerunning the coordinator afterwards would enqueue afresh
+ * whatever its run folder lacks.
+ */
+export async function removeRun(o: {
+  url: string;
+  queueName?: string;
+  run: string;
+}): Promise<{ removed: number; active: number }> {
+  await checkRedis(o.url);
+  const queue = openQueue({ url: o.url, name: o.queueName ?? DEFAULT_QUEUE_NAME });
+  try {
+    const jobs = (await queue.getJobs([
+      "waiting",
+      "prioritized",
+      "delayed",
+      "completed",
+      "failed",
+    ])) as ChunkJob[];
+    let removed = 0;
+    for (const j of jobs)
+      if (j?.data?.run === o.run) {
+        await j.remove();
+        removed++;
+      }
+    const active = ((await queue.getJobs(["active"])) as ChunkJob[]).filter(
+      (j) => j?.data?.run === o.run,
+    ).length;
+    return { removed, active };
+  } finally {
+    await queue.close();
+  }
+}

@@ -260,5 +260,12 @@ describe("queued sweep on Redis with three worker processes", { skip: REDIS_MISS
     assert.match(out, /0 enqueued now/);
     assert.match(out, /every chunk landed; report in .*q\/report/);
     assert.ok(readFileSync(join(dir, "q", "report", "report.html"), "utf8").includes("<svg"));
+    // Collected: the run's jobs and their records can go.
+    const run = (await queueStatus({ url: redis.url })).runs.find((r) => r.completed === 9)!.run;
+    assert.match(
+      await steerlab(dir, "status", "--queue", redis.url, "--remove", run),
+      /removed 9 job\(s\) of run/,
+    );
+    assert.equal((await queueStatus({ url: redis.url })).runs.filter((r) => r.run === run).length, 0);
   });
 });

@@ -1,12 +1,13 @@
 /** `steerlab status`: progress of queued sweeps per run, per worker and per chunk in flight. */
 import type { Command } from "commander";
 import { DEFAULT_QUEUE_NAME } from "../../distrib/queue.js";
-import { queueStatus } from "../../distrib/status.js";
+import { queueStatus, removeRun } from "../../distrib/status.js";
 
 interface StatusCli {
   queue: string;
   queueName?: string;
   run?: string;
+  remove?: string;
   json?: boolean;
 }
 
@@ -19,9 +20,26 @@ export function registerStatus(program: Command): void {
     .requiredOption("--queue <redis-url>", "the queue's Redis, e.g. redis://host:6379")
     .option("--queue-name <name>", `queue name (default ${DEFAULT_QUEUE_NAME})`)
     .option("--run <id>", "only this run (the id `steerlab sweep --queue` prints)")
+    .option("--remove <run>", "remove a collected run's jobs (and the records they hold) from Redis")
     .option("--json", "print the status as JSON")
-    .addHelpText("after", "\nExample:\n  steerlab status --queue redis://10.0.0.5:6379")
+    .addHelpText(
+      "after",
+      "\nExamples:\n  steerlab status --queue redis://10.0.0.5:6379\n  steerlab status --queue redis://10.0.0.5:6379 --remove 2d043fd9cc0929ff",
+    )
     .action(async (o: StatusCli) => {
+      if (o.remove) {
+        const r = await removeRun({
+          url: o.queue,
+          run: o.remove,
+          ...(o.queueName ? { queueName: o.queueName } : {}),
+        });
+        process.stdout.write(
+          o.json
+            ? `${JSON.stringify(r)}\n`
+            : `removed ${r.removed} job(s) of run ${o.remove}${r.active ? `; ${r.active} still running (remove again later)` : ""}\n`,
+        );
+        return;
+      }
       const s = await queueStatus({
         url: o.queue,
         ...(o.queueName ? { queueName: o.queueName } : {}),
