@@ -162,8 +162,13 @@ export async function startSweepWorker(o: SweepWorkerOptions): Promise<SweepWork
       plan = await prepare(d);
     } catch (e) {
       // This machine cannot run the sweep: hand the job back untouched (no attempt used) and stop.
-      refusal ??= e as Error;
-      await job.log(`refused by ${name}: ${(e as Error).message}`);
+      refusal ??=
+        e instanceof SteerlabError && e.code !== "mismatch"
+          ? new SteerlabError(e.code, `worker ${name} cannot plan sweep ${d.run}: ${e.message}`, {
+              hint: `the config's relative paths resolve against ${localConfig(d).baseDir}; pass --base <this machine's copy of the config folder>`,
+            })
+          : (e as Error);
+      await job.log(`refused by ${name}: ${refusal.message}`);
       await job.moveToWait(token);
       setImmediate(() => void worker?.close());
       throw new WaitingError();

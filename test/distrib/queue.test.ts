@@ -141,6 +141,15 @@ describe("queued sweep on Redis with three worker processes", { skip: REDIS_MISS
       const logs = await q.getJobLogs(refused[0]!.id!);
       assert.match(logs.logs[0]!, /^refused by bad: /);
     });
+    // A machine without the files at all says where it looked.
+    const lost = startWorker("lost", "--base", join(dir, "nowhere"));
+    assert.equal(await lost.exited, 1);
+    assert.match(
+      lost.stderr,
+      /worker lost cannot plan sweep [0-9a-f]{16}: model path does not exist: .*nowhere/,
+    );
+    assert.match(lost.stderr, /hint: the config's relative paths resolve against .*nowhere; pass --base/);
+    await withQueue(async (q) => assert.equal((await q.getJobs(["waiting"])).length, 9));
   });
 
   test("three workers, one killed -9 mid-chunk: the store equals the single-process store exactly", async () => {
