@@ -256,7 +256,10 @@ describe("queued sweep on Redis with three worker processes", { skip: REDIS_MISS
     assert.match(res.failed[0]!.error, /this model has no tokenizer.*judge-no-tokenizer/);
     assert.equal(res.complete, false);
     // Rerunning the coordinator retries the failed chunk with fresh attempts (here it fails again the same way).
-    const rerun = await queueSweep(loadSweepConfig(cfgPath), join(dir, "judged"), { url: redis.url, attempts: 2 });
+    const rerun = await queueSweep(loadSweepConfig(cfgPath), join(dir, "judged"), {
+      url: redis.url,
+      attempts: 2,
+    });
     assert.deepEqual([rerun.enqueued, rerun.alreadyQueued, rerun.retried], [0, 1, 1]);
     assert.equal(rerun.failed[0]!.attempts, 2);
     // The CLI on the finished demo sweep: collects nothing new and writes the report.
