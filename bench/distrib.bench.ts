@@ -8,7 +8,7 @@
  *              a sweep of tiny chunks (one prompt, one r_e, one forward each) where the queue is nearly all of it
  * Each queued run gets a fresh Redis, so nothing is collected from an earlier run.
  *
- * Run: npm run build && node dist/bench/distrib.bench.js [--items 48] [--coeffs -40:40:10] [--tiny 48]
+ * Run: npm run bench:distrib [-- --items 48 --coeffs -40:40:10 --tiny 48]
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
