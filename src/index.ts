@@ -3,6 +3,11 @@
  * Grouped along the data flow: files -> models and engines -> vectors -> sweeps -> fits -> reports.
  */
 
+// The tradeoff lab
+// Sweeps over several machines: shards and merge, or a BullMQ queue on Redis with workers
+export { type QueuedSweepOptions, type QueuedSweepResult, queueSweep } from "./distrib/coordinator.js";
+export { type QueueStatus, queueStatus, removeRun } from "./distrib/status.js";
+export { type SweepWorker, type SweepWorkerOptions, startSweepWorker } from "./distrib/worker.js";
 // Errors
 export {
   isSteerlabError,
@@ -10,7 +15,6 @@ export {
   type SteerlabErrorCode,
   type SteerlabErrorDetails,
 } from "./errors.js";
-// The tradeoff lab
 export { loadInstructions, loadMmlu, loadStatements } from "./eval/datasets.js";
 export { isStale, type LockHolder, lockRunDir, type RunLock } from "./eval/run-lock.js";
 export { classifyKeywords, REFUSAL_RULES } from "./eval/score-behavior.js";
@@ -26,6 +30,8 @@ export {
   type SweepRecord,
   uniqueRecords,
 } from "./eval/store.js";
+export { type MergeResult, mergeRuns } from "./eval/store-merge.js";
+export { parseShard, planChunks, type SweepChunk, shardChunks } from "./eval/sweep-chunks.js";
 export { loadSweepConfig, parseSweepConfig, runIdentity, type SweepConfig } from "./eval/sweep-config.js";
 export { readRunReport, reportOfRun, sweepToDir, sweepWithModel } from "./eval/sweep-plan.js";
 export { trainByteLevelBpe } from "./io/bpe-train.js";

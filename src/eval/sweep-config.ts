@@ -220,3 +220,17 @@ export function runIdentity(c: SweepConfig, modelFingerprint: string): Record<st
     diagnostics: c.diagnostics ?? true,
   };
 }
+
+/**
+ * A run identity without the places of its files (model folder, vector files, data files): what two machines
+ * holding the same files in different folders agree on. `steerlab merge` and queue workers compare these.
+ */
+export function portableIdentity(identity: Record<string, unknown>): Record<string, unknown> {
+  const { model: _path, ...rest } = identity;
+  const list = (x: unknown) => (Array.isArray(x) ? (x as Record<string, unknown>[]) : []);
+  return {
+    ...rest,
+    vectors: list(rest.vectors).map(({ source, ...v }) => (v.sha256 ? v : { ...v, source })),
+    tasks: list(rest.tasks).map(({ data: _data, ...t }) => t),
+  };
+}

@@ -20,6 +20,7 @@ import {
   type Variant,
 } from "./sweep.js";
 import { aggregateRecords } from "./sweep-aggregate.js";
+import { planChunks, type Shard, shardChunks } from "./sweep-chunks.js";
 import { resolvePath, runIdentity, type SweepConfig } from "./sweep-config.js";
 import { loadSweepVector } from "./sweep-steer.js";
 import { loadTask } from "./tasks.js";
@@ -27,7 +28,8 @@ import { loadTask } from "./tasks.js";
 /** Vectors, variants and loaded tasks of a config for an opened model. */
 export async function planSweep(
   config: SweepConfig,
-  engine: Engine,
+  /** Only its config is read (an engine, or a LoadedModel when nothing will run here). */
+  engine: Pick<Engine, "config">,
   tokenizer: Tokenizer | null,
   /** LoadedModel.fingerprint: checked against the vector file's model, when it records one. */
   fingerprint?: string,
@@ -51,6 +53,11 @@ export async function planSweep(
   return { tasks, variants, coeffs: config.coeffs, diagnostics: config.diagnostics ?? true };
 }
 
+export interface SweepDirOptions extends RunOptions {
+  /** Run only this deterministic share of the chunks (`--shard k/N`); merge the N run folders afterwards. */
+  shard?: Shard;
+}
+
 export interface SweepRunResult {
   dir: string;
   stats: SweepStats;
@@ -66,7 +73,7 @@ export interface SweepRunResult {
 export async function sweepToDir(
   config: SweepConfig,
   dir: string,
-  opts: RunOptions & { threads?: number } = {},
+  opts: SweepDirOptions & { threads?: number } = {},
 ): Promise<SweepRunResult> {
   const lock = lockRunDir(dir);
   try {
@@ -89,16 +96,21 @@ export async function sweepWithModel(
   config: SweepConfig,
   dir: string,
   m: OpenedModel,
-  opts: RunOptions & { lock?: RunLock } = {},
+  opts: SweepDirOptions & { lock?: RunLock } = {},
 ): Promise<SweepRunResult> {
-  const { lock, ...runOpts } = opts;
+  const { lock, shard, ...runOpts } = opts;
   const identity = runIdentity(config, m.model.fingerprint);
   const store = ResultStore.open(dir, identity, lock ? { lock } : {});
   try {
     const plan = await planSweep(config, m.engine, m.tokenizer, m.model.fingerprint);
+    const batchSize = opts.batchSize ?? config.batchSize ?? 8;
+    const chunks = shard
+      ? new Set(shardChunks(planChunks(plan, batchSize), shard).map((c) => c.key))
+      : undefined;
     const stats = await runSweep(m.engine, m.tokenizer, plan, store, {
-      batchSize: config.batchSize ?? 8,
       ...runOpts,
+      batchSize,
+      ...(chunks ? { chunks } : {}),
     });
     return { dir, stats, data: reportDataOf(store.records(), identity), recovery: store.recovery };
   } finally {

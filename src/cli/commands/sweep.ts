@@ -1,7 +1,9 @@
 /** `steerlab sweep`: run (or resume) a grid over r_e x tasks into a run folder, from a config file or flags. */
 import { basename, resolve } from "node:path";
 import { type Command, Option } from "commander";
+import { DEFAULT_QUEUE_NAME } from "../../distrib/queue.js";
 import { SteerlabError } from "../../errors.js";
+import { parseShard } from "../../eval/sweep-chunks.js";
 import { loadSweepConfig, parseCoeffs, parseSweepConfig, type SweepConfig } from "../../eval/sweep-config.js";
 import { sweepToDir } from "../../eval/sweep-plan.js";
 import { TASK_KINDS } from "../../eval/tasks.js";
@@ -10,8 +12,9 @@ import type { SweepData } from "../../report/types.js";
 import { collect, int, threadsOption } from "../options.js";
 import { progressReporter } from "../progress.js";
 import { storeNotes } from "../store-notes.js";
+import { type QueueCli, queuedSweep } from "./sweep-queue.js";
 
-export interface SweepCli {
+export interface SweepCli extends QueueCli {
   config?: string;
   model?: string;
   backend?: string;
@@ -20,11 +23,10 @@ export interface SweepCli {
   layers: string[];
   coeffs?: string;
   task: string[];
-  out: string;
   batchSize?: number;
   diagnostics: boolean;
   reuse: boolean;
-  json?: boolean;
+  shard?: string;
 }
 
 /** "<kind>:<path>[:<id>]" -> a task spec object. */
@@ -113,6 +115,25 @@ export function registerSweep(program: Command): void {
     .option("--no-reuse", "recompute the unsteered layers for every r_e (the naive sweep)")
     .requiredOption("-o, --out <dir>", "run folder (created; rerun the same config to resume)")
     .option("--json", "print the aggregated results as JSON")
+    .option(
+      "--shard <k/N>",
+      "run only share k of N of the chunks (no infrastructure); merge the N folders after",
+    )
+    .option(
+      "--queue <redis-url>",
+      "enqueue the chunks on a Redis job queue for `steerlab worker`s and collect them",
+    )
+    .option("--queue-name <name>", `queue mode: queue name (default ${DEFAULT_QUEUE_NAME})`)
+    .option(
+      "--attempts <n>",
+      "queue mode: attempts per chunk before it is reported failed (default 3)",
+      int("attempts", 1),
+    )
+    .option("--no-wait", "queue mode: enqueue and return; rerun the same command to collect")
+    .option(
+      "--report <dir>",
+      "queue mode: where the report goes when the last chunk lands (default <out>/report)",
+    )
     .addHelpText(
       "after",
       `
@@ -120,12 +141,23 @@ Examples:
   steerlab sweep --config exp.yaml -o runs/exp
   steerlab sweep -m ./model --vector refusal.safetensors --layers 8..15 --coeffs -2:2:0.5 \\
     --task mcq:mmlu.csv --task behavior-logprob:harmful.csv -o runs/quick
+  steerlab sweep --config exp.yaml --shard 2/4 -o runs/exp-2      # one machine's share; then steerlab merge
+  steerlab sweep --config exp.yaml --queue redis://host:6379 -o runs/exp   # with steerlab worker on each machine
 Killing a sweep loses nothing already scored: run the same command again to resume.
 A run folder is locked while a sweep writes it: a second sweep on it is refused (a killed sweep's lock is taken
 over). Resuming after the model's weights changed is refused: use a new -o folder to start fresh.`,
     )
     .action(async (o: SweepCli) => {
       const config = configOf(o);
+      if (o.queue) {
+        if (o.shard)
+          throw new SteerlabError("bad_input", "--shard and --queue exclude each other", {
+            field: "shard",
+            hint: "the queue hands chunks to workers itself",
+          });
+        return queuedSweep(config, o);
+      }
+      const shard = o.shard ? parseShard(o.shard) : undefined;
       const ac = new AbortController();
       const onSigint = () => ac.abort();
       process.once("SIGINT", onSigint);
@@ -134,6 +166,7 @@ over). Resuming after the model's weights changed is refused: use a new -o folde
         const res = await sweepToDir(config, resolve(o.out), {
           signal: ac.signal,
           reuse: o.reuse,
+          ...(shard ? { shard } : {}),
           ...(o.threads ? { threads: o.threads } : {}),
           onProgress: (done, total) => bar({ label: "sweep", done, total }),
         });
