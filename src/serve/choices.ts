@@ -3,13 +3,17 @@
  * generation (its own row in the queue, seed + i), all cancelled together when the client goes away. Streams
  * merge their tokens into one SSE response in arrival order, one writer at a time.
  */
+import type { Context } from "hono";
+import { streamSSE } from "hono/streaming";
 import type { Tokenizer } from "../io/tokenizer-types.js";
 import type { ModelConfig } from "../model/config.js";
-import { ApiError } from "./api-error.js";
+import { ApiError, toApiError } from "./api-error.js";
 import type { Generation, GenRequest, GenSummary, GenToken } from "./generation.js";
 import { startGeneration } from "./generation.js";
+import { finishReason, usage } from "./openai.js";
 import type { Scheduler } from "./scheduler.js";
 import { LIMITS } from "./schemas.js";
+import type { SteeringEcho } from "./steering.js";
 
 /** Queue every choice; when one is refused (queue full), the ones already queued are cancelled. */
 export function startChoices(
@@ -54,6 +58,50 @@ export async function streamChoices(
       return g.done;
     }),
   );
+}
+
+/** Writes one SSE chunk: the envelope's fields, these choices, then `extra` (steering, usage). */
+export type ChunkWriter = (choices: object[], extra?: object) => Promise<void>;
+
+/** What a streamed route says; the SSE framing, the last chunk, usage, errors and [DONE] are shared. */
+export interface ChoiceStream {
+  /** Fields every chunk starts with (id, created, model, system_fingerprint). */
+  base: object;
+  object: "chat.completion.chunk" | "text_completion";
+  steering: SteeringEcho | null;
+  promptTokens: number;
+  includeUsage: boolean;
+  ac: AbortController;
+  /** Chunks before the first token (chat's role chunk). */
+  begin?: (write: ChunkWriter) => Promise<void>;
+  token: (write: ChunkWriter, index: number, t: GenToken) => Promise<void>;
+  /** A choice's last chunk before its finish_reason (an empty delta or text). */
+  last: object;
+}
+
+/**
+ * Stream every choice as OpenAI SSE chunks: the route's chunks, one last chunk with the finish reasons and the
+ * steering echo, usage when asked, an error as a data event (the status is already sent), then [DONE].
+ */
+export function streamChoicesSSE(c: Context, gens: readonly Generation[], o: ChoiceStream): Response {
+  return streamSSE(c, async (stream) => {
+    stream.onAbort(() => o.ac.abort());
+    const write: ChunkWriter = (choices, extra = {}) =>
+      stream.writeSSE({ data: JSON.stringify({ ...o.base, object: o.object, choices, ...extra }) });
+    try {
+      await o.begin?.(write);
+      const summaries = await streamChoices(gens, (index, t) => o.token(write, index, t));
+      await write(
+        summaries.map((s, index) => ({ index, ...o.last, finish_reason: finishReason(s.finishReason) })),
+        { steering: o.steering },
+      );
+      if (o.includeUsage) await write([], { usage: usage(o.promptTokens, summaries) });
+    } catch (e) {
+      if (o.ac.signal.aborted) return;
+      await stream.writeSSE({ data: JSON.stringify(toApiError(e).body()) });
+    }
+    await stream.writeSSE({ data: "[DONE]" });
+  });
 }
 
 /** All tokens of each choice (without stop tokens) and its summary. */

@@ -45,7 +45,9 @@ export function finishReason(r: FinishReason | undefined): "stop" | "length" | n
   return null;
 }
 
-export function usage(prompt: number, completion: number): Usage {
+/** A response's usage: its prompt tokens and every choice's completion tokens. */
+export function usage(prompt: number, choices: readonly { completionTokens: number }[]): Usage {
+  const completion = choices.reduce((k, s) => k + s.completionTokens, 0);
   return { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion };
 }
 

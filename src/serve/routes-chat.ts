@@ -1,10 +1,9 @@
 /** POST /v1/chat/completions: OpenAI chat completions (plain and SSE), with per-request steering and monitoring. */
 import type { Hono } from "hono";
-import { streamSSE } from "hono/streaming";
 import type { ChatMessage } from "../io/tokenizer-types.js";
 import { prepareChat } from "../steer/steer-call.js";
-import { ApiError, toApiError } from "./api-error.js";
-import { collectChoices, startChoices, streamChoices, withSeeds } from "./choices.js";
+import { ApiError } from "./api-error.js";
+import { collectChoices, startChoices, streamChoicesSSE, withSeeds } from "./choices.js";
 import { type ApiContext, baseRequest, cancelOn, checkPrompt, monitorEntries, readJson } from "./context.js";
 import type { GenRequest } from "./generation.js";
 import { finishReason, nowSeconds, responseId, usage } from "./openai.js";
@@ -48,14 +47,15 @@ export function chatRoutes(app: Hono, ctx: ApiContext): void {
     const promptTokens = prompt.ids.length;
 
     if (r.stream) {
-      return streamSSE(c, async (stream) => {
-        stream.onAbort(() => ac.abort());
-        const write = (choices: object[], extra: object = {}) =>
-          stream.writeSSE({
-            data: JSON.stringify({ ...base, object: "chat.completion.chunk", choices, ...extra }),
-          });
-        try {
-          await write(
+      return streamChoicesSSE(c, gens, {
+        base,
+        object: "chat.completion.chunk",
+        steering,
+        promptTokens,
+        includeUsage: r.stream_options?.include_usage ?? false,
+        ac,
+        begin: (write) =>
+          write(
             gens.map((_, index) => ({
               index,
               delta: { role: "assistant", content: "" },
@@ -63,40 +63,18 @@ export function chatRoutes(app: Hono, ctx: ApiContext): void {
               finish_reason: null,
             })),
             { steering },
-          );
-          const summaries = await streamChoices(gens, (index, t) =>
-            write([
-              {
-                index,
-                delta: { content: t.text },
-                logprobs: t.logprob ? { content: [t.logprob] } : null,
-                finish_reason: null,
-                ...(t.monitor ? { monitor: t.monitor } : {}),
-              },
-            ]),
-          );
-          await write(
-            summaries.map((s, index) => ({
+          ),
+        token: (write, index, t) =>
+          write([
+            {
               index,
-              delta: {},
-              logprobs: null,
-              finish_reason: finishReason(s.finishReason),
-            })),
-            { steering },
-          );
-          if (r.stream_options?.include_usage) {
-            await write([], {
-              usage: usage(
-                promptTokens,
-                summaries.reduce((k, s) => k + s.completionTokens, 0),
-              ),
-            });
-          }
-        } catch (e) {
-          if (ac.signal.aborted) return;
-          await stream.writeSSE({ data: JSON.stringify(toApiError(e).body()) });
-        }
-        await stream.writeSSE({ data: "[DONE]" });
+              delta: { content: t.text },
+              logprobs: t.logprob ? { content: [t.logprob] } : null,
+              finish_reason: null,
+              ...(t.monitor ? { monitor: t.monitor } : {}),
+            },
+          ]),
+        last: { delta: {}, logprobs: null },
       });
     }
 
@@ -116,7 +94,7 @@ export function chatRoutes(app: Hono, ctx: ApiContext): void {
       })),
       usage: usage(
         promptTokens,
-        done.reduce((k, d) => k + d.s.completionTokens, 0),
+        done.map((d) => d.s),
       ),
       steering,
     });

@@ -3,11 +3,10 @@
  * ids; one choice per prompt and n), echo, logprobs, and max_tokens 0 with echo to score prompts.
  */
 import type { Hono } from "hono";
-import { streamSSE } from "hono/streaming";
 import type { Tokenizer } from "../io/tokenizer-types.js";
 import { type PreparedPrompt, preparePrompt } from "../steer/steer-call.js";
-import { ApiError, toApiError } from "./api-error.js";
-import { collectChoices, startChoices, streamChoices, withSeeds } from "./choices.js";
+import { ApiError } from "./api-error.js";
+import { collectChoices, startChoices, streamChoicesSSE, withSeeds } from "./choices.js";
 import { type ApiContext, baseRequest, cancelOn, checkPrompt, monitorEntries, readJson } from "./context.js";
 import type { GenRequest, GenToken } from "./generation.js";
 import {
@@ -78,53 +77,32 @@ export function completionRoutes(app: Hono, ctx: ApiContext): void {
     const promptTokens = prompts.reduce((k, p) => k + p.ids.length, 0);
 
     if (r.stream) {
-      return streamSSE(c, async (stream) => {
-        stream.onAbort(() => ac.abort());
-        const write = (choices: object[], extra: object = {}) =>
-          stream.writeSSE({
-            data: JSON.stringify({ ...base, object: "text_completion", choices, ...extra }),
-          });
-        const offsets = reqs.map((_, k) => echoText(k).length);
-        const started = reqs.map(() => false);
-        try {
-          const summaries = await streamChoices(gens, async (index, t) => {
-            let logprobs: CompletionLogprobs | null = null;
-            if (r.logprobs != null) {
-              logprobs = { tokens: [], token_logprobs: [], top_logprobs: [], text_offset: [] };
-              if (!started[index] && echo)
-                addPrompt(logprobs, tok, reqs[index]!.prompt, gens[index]!.promptLogprobs());
-              if (t.logprob) appendCompletionLogprob(logprobs, t.logprob, t.logprob.token, offsets[index]!);
-            }
-            const text = (started[index] ? "" : echoText(index)) + t.text;
-            await write(
-              [{ index, text, logprobs, finish_reason: null, ...(t.monitor ? { monitor: t.monitor } : {}) }],
-              index === 0 && !started[0] ? { steering } : {},
-            );
-            offsets[index]! += t.text.length;
-            started[index] = true;
-          });
-          await write(
-            summaries.map((s, index) => ({
-              index,
-              text: "",
-              logprobs: null,
-              finish_reason: finishReason(s.finishReason),
-            })),
-            { steering },
-          );
-          if (r.stream_options?.include_usage) {
-            await write([], {
-              usage: usage(
-                promptTokens,
-                summaries.reduce((k, s) => k + s.completionTokens, 0),
-              ),
-            });
+      const offsets = reqs.map((_, k) => echoText(k).length);
+      const started = reqs.map(() => false);
+      return streamChoicesSSE(c, gens, {
+        base,
+        object: "text_completion",
+        steering,
+        promptTokens,
+        includeUsage: r.stream_options?.include_usage ?? false,
+        ac,
+        token: async (write, index, t) => {
+          let logprobs: CompletionLogprobs | null = null;
+          if (r.logprobs != null) {
+            logprobs = { tokens: [], token_logprobs: [], top_logprobs: [], text_offset: [] };
+            if (!started[index] && echo)
+              addPrompt(logprobs, tok, reqs[index]!.prompt, gens[index]!.promptLogprobs());
+            if (t.logprob) appendCompletionLogprob(logprobs, t.logprob, t.logprob.token, offsets[index]!);
           }
-        } catch (e) {
-          if (ac.signal.aborted) return;
-          await stream.writeSSE({ data: JSON.stringify(toApiError(e).body()) });
-        }
-        await stream.writeSSE({ data: "[DONE]" });
+          const text = (started[index] ? "" : echoText(index)) + t.text;
+          await write(
+            [{ index, text, logprobs, finish_reason: null, ...(t.monitor ? { monitor: t.monitor } : {}) }],
+            index === 0 && !started[0] ? { steering } : {},
+          );
+          offsets[index]! += t.text.length;
+          started[index] = true;
+        },
+        last: { text: "", logprobs: null },
       });
     }
 
@@ -142,7 +120,7 @@ export function completionRoutes(app: Hono, ctx: ApiContext): void {
       })),
       usage: usage(
         promptTokens,
-        done.reduce((k, d) => k + d.s.completionTokens, 0),
+        done.map((d) => d.s),
       ),
       steering,
     });
