@@ -1,12 +1,13 @@
 /**
  * Errors as OpenAI's clients expect them: an HTTP status and {error: {message, type, param, code}}. Library
- * errors (SteerlabError) and schema errors (zod) are mapped here, in one place; anything else is a 500 whose
- * details stay in the server (the client gets a generic message).
+ * errors (SteerlabError) and schema errors (zod) are mapped here, in one place, for the API and the web lab;
+ * anything else is a 500 whose details stay in the server (the client gets a generic message).
  */
+import type { Context } from "hono";
 import { ZodError } from "zod";
-import { SteerlabError } from "../errors.js";
+import { SteerlabError, type SteerlabErrorCode } from "../errors.js";
 
-export type ApiStatus = 400 | 401 | 404 | 409 | 413 | 429 | 500 | 503;
+export type ApiStatus = 400 | 401 | 404 | 409 | 413 | 422 | 429 | 500 | 501 | 503;
 
 export class ApiError extends Error {
   constructor(
@@ -28,7 +29,26 @@ export class ApiError extends Error {
 /** Request fields that name library vectors: an unknown name there is a bad request, not a missing route. */
 const REQUEST_FIELDS = /^(steering|control_vectors|vllm_xargs|monitor)/;
 
-export function toApiError(e: unknown): ApiError {
+/**
+ * How library errors become statuses. "openai": the /v1 API, where OpenAI's clients expect every bad request as
+ * 400 (a missing vector is 404, or 400 when the request body names it). "rest": the lab's data endpoints, one
+ * status per code (422 a file that parses but cannot be used, 501 what steerlab does not do).
+ */
+export type ErrorStyle = "openai" | "rest";
+
+const REST_STATUS: Record<SteerlabErrorCode, ApiStatus> = {
+  bad_input: 400,
+  bad_config: 400,
+  bad_file: 422,
+  bad_tensor: 422,
+  mismatch: 422,
+  unsupported: 501,
+  not_found: 404,
+  io: 500,
+  locked: 409,
+};
+
+export function toApiError(e: unknown, style: ErrorStyle = "openai"): ApiError {
   if (e instanceof ApiError) return e;
   if (e instanceof ZodError) {
     const issue = e.issues[0]!;
@@ -44,6 +64,8 @@ export function toApiError(e: unknown): ApiError {
   }
   if (e instanceof SteerlabError) {
     const param = e.details.field ?? null;
+    if (style === "rest")
+      return new ApiError(REST_STATUS[e.code], e.message, "invalid_request_error", e.code, param);
     if (e.code === "not_found") {
       const inRequest = param !== null && REQUEST_FIELDS.test(param);
       return new ApiError(
@@ -57,4 +79,10 @@ export function toApiError(e: unknown): ApiError {
     return new ApiError(400, e.message, "invalid_request_error", e.code, param);
   }
   return new ApiError(500, "internal server error", "server_error", "internal_error");
+}
+
+/** The JSON error response for any thrown value. */
+export function errorResponse(c: Context, e: unknown, style: ErrorStyle = "openai"): Response {
+  const err = toApiError(e, style);
+  return c.json(err.body(), err.status);
 }

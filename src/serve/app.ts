@@ -12,7 +12,7 @@ import { secureHeaders } from "hono/secure-headers";
 import type { Tokenizer } from "../io/tokenizer-types.js";
 import { type OpenedModel, requireTokenizer } from "../model/open.js";
 import { VERSION } from "../version.js";
-import { ApiError, toApiError } from "./api-error.js";
+import { ApiError, errorResponse } from "./api-error.js";
 import type { ApiContext } from "./context.js";
 import { nowSeconds } from "./openai.js";
 import { chatRoutes } from "./routes-chat.js";
@@ -81,10 +81,7 @@ export function createApp(opts: ServeOptions): Hono {
   const fingerprint = `steerlab-${opened.model.fingerprint.slice(0, 12)}`;
 
   const app = new Hono();
-  app.onError((e, c) => {
-    const err = toApiError(e);
-    return c.json(err.body(), err.status);
-  });
+  app.onError((e, c) => errorResponse(c, e));
   app.notFound((c) =>
     c.json(
       new ApiError(

@@ -18,13 +18,12 @@ import { serveStatic } from "@hono/node-server/serve-static";
 import type { Context, MiddlewareHandler } from "hono";
 import { Hono } from "hono";
 import { streamSSE } from "hono/streaming";
-import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { z } from "zod";
-import { isSteerlabError, SteerlabError } from "../../errors.js";
+import { SteerlabError } from "../../errors.js";
 import type { ModelConfig } from "../../model/config.js";
 import type { BuildOptions } from "../../report/build.js";
 import { encodeVector } from "../../steer/vector-file.js";
-import { ApiError } from "../api-error.js";
+import { errorResponse } from "../api-error.js";
 import { buildModelAssets, type ModelAssets } from "./model-assets.js";
 import { listRuns, runStamp, runView } from "./runs.js";
 import type { LabInfo } from "./types.js";
@@ -55,38 +54,9 @@ export function defaultWebDir(): string {
   return join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..", "web");
 }
 
-const STATUS: Record<SteerlabError["code"], ContentfulStatusCode> = {
-  bad_input: 400,
-  bad_config: 400,
-  bad_file: 422,
-  bad_tensor: 422,
-  mismatch: 422,
-  unsupported: 501,
-  not_found: 404,
-  io: 500,
-  locked: 409,
-};
-
-/** OpenAI's error shape, as the rest of the server answers (its own ApiErrors, e.g. a missing API key, as they are). */
-function errorResponse(c: Context, e: unknown) {
-  if (e instanceof ApiError) return c.json(e.body(), e.status);
-  if (isSteerlabError(e))
-    return c.json(
-      {
-        error: {
-          message: e.message,
-          type: "invalid_request_error",
-          code: e.code,
-          param: e.details.field ?? null,
-        },
-      },
-      STATUS[e.code],
-    );
-  // Details of an unexpected error stay in the server, as in the API.
-  return c.json(
-    { error: { message: "internal server error", type: "server_error", code: null, param: null } },
-    500,
-  );
+/** Library errors as the API's error body, with the lab's REST statuses. */
+function labError(c: Context, e: unknown): Response {
+  return errorResponse(c, e, "rest");
 }
 
 const RunQuery = z.object({
@@ -141,7 +111,7 @@ export function labRoutes(opts: LabOptions): Hono {
     c.header("Cross-Origin-Opener-Policy", "same-origin");
     c.header("Cross-Origin-Embedder-Policy", "require-corp");
   });
-  app.onError((e, c) => errorResponse(c, e));
+  app.onError((e, c) => labError(c, e));
   if (opts.guard) app.use("/api/*", opts.guard);
 
   app.get("/api/info", (c) =>
@@ -217,7 +187,7 @@ export function labRoutes(opts: LabOptions): Hono {
     return c.body(bytes as Uint8Array<ArrayBuffer>, 200, { "Content-Type": "application/octet-stream" });
   });
   app.all("/api/*", (c) =>
-    errorResponse(c, new SteerlabError("not_found", `no lab endpoint ${c.req.method} ${c.req.path}`)),
+    labError(c, new SteerlabError("not_found", `no lab endpoint ${c.req.method} ${c.req.path}`)),
   );
 
   // The front-end: "/lab" -> "/lab/" (its asset urls are relative), then files of webDir ("" = index.html).
@@ -231,7 +201,7 @@ export function labRoutes(opts: LabOptions): Hono {
     // serveStatic's own traversal check does not run when `path` is given: refuse dot segments here.
     if (file.split(/[/\\]/).some((s) => s === ".." || s === "." || s === "")) return c.notFound();
     if (file === "index.html" && !existsSync(join(webDir, file)))
-      return errorResponse(
+      return labError(
         c,
         new SteerlabError("not_found", "the web lab is not built", {
           file: webDir,
