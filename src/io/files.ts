@@ -3,23 +3,27 @@
  * expected is a SteerlabError before a byte is read, never EISDIR from deep inside a parser or a read that never
  * ends. Every reader of the read side goes through checkFile (byte sources) or readTextFile (JSON, YAML, CSV).
  */
-import { readFileSync, statSync } from "node:fs";
+import { readFileSync, type Stats, statSync } from "node:fs";
 import { SteerlabError } from "../errors.js";
 
 /** Text inputs (configs, datasets, tokenizer.json) above this are refused: V8 strings stop at ~512 MiB anyway. */
 export const MAX_TEXT_BYTES = 256 * 1024 * 1024;
 
-/** `path` must be an existing regular file; `what` names it in the error ("data file", "model file", ...). */
-export function checkFile(path: string, what: string): { size: number } {
-  let st: ReturnType<typeof statSync>;
+/** stat(path), or a not_found error naming `what` and the system's reason (ENOENT, EACCES, ...). */
+function statOf(path: string, what: string): Stats {
   try {
-    st = statSync(path);
+    return statSync(path);
   } catch (e) {
     throw new SteerlabError("not_found", `${what} not found: ${path}`, {
       file: path,
       got: (e as NodeJS.ErrnoException).code ?? (e as Error).message,
     });
   }
+}
+
+/** `path` must be an existing regular file; `what` names it in the error ("data file", "model file", ...). */
+export function checkFile(path: string, what: string): { size: number } {
+  const st = statOf(path, what);
   if (st.isDirectory()) {
     throw new SteerlabError("bad_input", `${what} is a directory: ${path}`, {
       file: path,
@@ -59,15 +63,7 @@ export function readTextFile(path: string, what: string, opts: { maxBytes?: numb
 
 /** A directory where one is expected (a Hugging Face model folder, a run folder). */
 export function checkDir(path: string, what: string): void {
-  let st: ReturnType<typeof statSync>;
-  try {
-    st = statSync(path);
-  } catch (e) {
-    throw new SteerlabError("not_found", `${what} not found: ${path}`, {
-      file: path,
-      got: (e as NodeJS.ErrnoException).code ?? (e as Error).message,
-    });
-  }
+  const st = statOf(path, what);
   if (!st.isDirectory()) {
     throw new SteerlabError("bad_input", `${what} is not a directory: ${path}`, {
       file: path,
