@@ -8,7 +8,8 @@ import { parseArgs } from "node:util";
 import { demoConfig } from "../src/cli/commands/demo.js";
 import { streamGenerate } from "../src/model/generate.js";
 import { openModel } from "../src/model/open.js";
-import { launch, openPage, skipReason, startLab } from "../test/web/lab-fixture.js";
+import { launchChromium } from "../test/helpers/chromium.js";
+import { openPage, skipReason, startLab } from "../test/web/lab-fixture.js";
 
 const { values } = parseArgs({
   options: {
@@ -26,7 +27,7 @@ if (skip) throw new Error(skip);
 const chat = demoConfig().models.find((m) => m.name === "chat")!.path;
 
 const lab = await startLab({ modelPath: chat });
-const browser = await launch();
+const browser = await launchChromium();
 try {
   const { page, errors } = await openPage(browser);
   const q = new URLSearchParams({

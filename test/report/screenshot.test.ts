@@ -4,45 +4,27 @@
  * chromium (`apt-get install -y chromium`); skipped with a message when /usr/bin/chromium is missing.
  */
 import assert from "node:assert/strict";
-import { existsSync } from "node:fs";
 import { mkdir, mkdtemp, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { pathToFileURL } from "node:url";
-import { chromium } from "playwright-core";
 import { buildReport } from "../../src/report/build.js";
 import { writeReport } from "../../src/report/writers.js";
+import { chromiumMissing, launchChromium, openPage } from "../helpers/chromium.js";
 import { syntheticSweep } from "./fixture.js";
 
-const CHROMIUM = "/usr/bin/chromium";
-const skip = existsSync(CHROMIUM)
-  ? false
-  : `${CHROMIUM} not found: install it with \`apt-get install -y chromium\` to run the screenshot test`;
-const FLAGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-];
+const skip = chromiumMissing("the screenshot test");
 
 test("the report opens in headless Chromium without errors and its plots have size", {
   skip,
   timeout: 60_000,
 }, async () => {
   const dir = await mkdtemp(join(tmpdir(), "steerlab-shot-"));
-  const browser = await chromium.launch({ executablePath: CHROMIUM, args: FLAGS });
+  const browser = await launchChromium();
   try {
     const w = await writeReport(buildReport(syntheticSweep(3), { regime: { budget: 0.02, lambda: 1 } }), dir);
-    const page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
-    const errors: string[] = [];
-    page.on("console", (m) => {
-      if (m.type() === "error") errors.push(m.text());
-    });
-    page.on("pageerror", (e) => errors.push(String(e)));
+    const { page, errors } = await openPage(browser, { width: 1100, height: 900 });
     await page.goto(pathToFileURL(w.html).href);
     const boxes = await page.$$eval("figure.chart svg", (els) =>
       els.map((e) => {

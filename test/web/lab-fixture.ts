@@ -8,26 +8,16 @@ import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { serve } from "@hono/node-server";
 import { Hono } from "hono";
-import { type Browser, chromium, type Page } from "playwright-core";
+import type { Browser, Page } from "playwright-core";
 import { demoConfig } from "../../src/cli/commands/demo.js";
 import { type ExperimentConfig, runExperiment } from "../../src/eval/experiment.js";
 import { defaultWebDir, type LabOptions, labRoutes } from "../../src/serve/lab/routes.js";
-
-export const CHROMIUM = "/usr/bin/chromium";
-export const FLAGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-];
+import { chromiumMissing, openPage as openChromiumPage } from "../helpers/chromium.js";
 
 /** Why the browser tests cannot run here, or false. */
 export function skipReason(): string | false {
-  if (!existsSync(CHROMIUM))
-    return `${CHROMIUM} not found: install it with \`apt-get install -y chromium\` to run the web lab tests`;
+  const missing = chromiumMissing("the web lab tests");
+  if (missing) return missing;
   if (!existsSync(join(defaultWebDir(), "index.html")))
     return `the web lab is not built (${defaultWebDir()}): run npm run build`;
   return false;
@@ -82,19 +72,9 @@ export async function startLab(opts: LabOptions, mount?: (app: Hono) => void): P
   };
 }
 
-export async function launch(): Promise<Browser> {
-  return chromium.launch({ executablePath: CHROMIUM, args: FLAGS });
-}
-
-/** A page that records console errors and uncaught exceptions. */
+/** A lab page (1300 x 900) that records console errors and uncaught exceptions. */
 export async function openPage(browser: Browser): Promise<{ page: Page; errors: string[] }> {
-  const page = await browser.newPage({ viewport: { width: 1300, height: 900 } });
-  const errors: string[] = [];
-  page.on("console", (m) => {
-    if (m.type() === "error") errors.push(m.text());
-  });
-  page.on("pageerror", (e) => errors.push(String(e)));
-  return { page, errors };
+  return openChromiumPage(browser, { width: 1300, height: 900 });
 }
 
 /** Chart figures: id, laid-out size and drawn paths (ECharts' SVG renderer). */

@@ -25,10 +25,10 @@ import { parsePositions, steeringHooks } from "../../src/steer/apply.js";
 import { suggestLayers } from "../../src/steer/diagnostics.js";
 import { preparePrompt } from "../../src/steer/steer-call.js";
 import { loadVector } from "../../src/steer/vector-load.js";
+import { launchChromium } from "../helpers/chromium.js";
 import {
   charts,
   type LabServer,
-  launch,
   makeRun,
   openPage,
   setInput,
@@ -116,7 +116,7 @@ describe("the web lab in headless Chromium", { skip, timeout: 300_000 }, () => {
       modelPath: chatModel(),
       pollMs: 150,
     });
-    browser = await launch();
+    browser = await launchChromium();
   });
   after(async () => {
     await browser?.close();
