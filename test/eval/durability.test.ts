@@ -93,6 +93,29 @@ async function cli(...args: string[]): Promise<{ code: number; stdout: string; s
   }
 }
 
+/** A CLI sweep of one vector on the mcq task into `out` (by default r = 0 only), then `more` flags. */
+const sweepArgs = (
+  out: string,
+  more: string[] = [],
+  coeffs = "0",
+  task = `mcq:${join(root, "mmlu.csv")}`,
+) => [
+  "sweep",
+  "-m",
+  model,
+  "--backend",
+  "reference",
+  "--vector",
+  "random:3",
+  "--coeffs",
+  coeffs,
+  "--task",
+  task,
+  "-o",
+  out,
+  ...more,
+];
+
 /** A child process holding the lock of `dir` until killed. */
 async function lockInChild(dir: string): Promise<ChildProcess> {
   const mod = join(ROOT, COMPILED ? "src/eval/run-lock.js" : "src/eval/run-lock.ts");
@@ -170,21 +193,7 @@ describe("run folder lock", () => {
   test("a real second process: the CLI refuses a folder another process holds; kill -9 leaves a stale lock that is taken over", async () => {
     const dir = join(root, "held");
     const child = await lockInChild(dir);
-    const refused = await cli(
-      "sweep",
-      "-m",
-      model,
-      "--backend",
-      "reference",
-      "--vector",
-      "random:3",
-      "--coeffs",
-      "0",
-      "--task",
-      `mcq:${join(root, "mmlu.csv")}`,
-      "-o",
-      dir,
-    );
+    const refused = await cli(...sweepArgs(dir));
     assert.equal(refused.code, 1);
     assert.match(refused.stderr, /error \[locked\]/);
     assert.ok(refused.stderr.includes(`pid ${child.pid} on ${hostname()}`), refused.stderr);
@@ -193,22 +202,7 @@ describe("run folder lock", () => {
     await kill9(child);
     // the lock file is still there, its pid dead: the next sweep takes it over and says so
     assert.ok(existsSync(join(dir, LOCK_FILE)));
-    const ok = await cli(
-      "sweep",
-      "-m",
-      model,
-      "--backend",
-      "reference",
-      "--vector",
-      "random:3",
-      "--coeffs",
-      "0",
-      "--task",
-      `mcq:${join(root, "mmlu.csv")}`,
-      "-o",
-      dir,
-      "--json",
-    );
+    const ok = await cli(...sweepArgs(dir, ["--json"]));
     assert.equal(ok.code, 0, ok.stderr);
     assert.ok(ok.stderr.includes(`took over the lock of ${dir} from pid ${child.pid}`), ok.stderr);
     assert.equal(JSON.parse(ok.stdout).recovery.staleLock.pid, child.pid);
@@ -217,24 +211,12 @@ describe("run folder lock", () => {
 
   test("two CLI sweeps started together on one folder never both write: each cell once", async () => {
     const dir = join(root, "race");
-    const args = [
-      "sweep",
-      "-m",
-      model,
-      "--backend",
-      "reference",
-      "--vector",
-      "random:3",
-      "--coeffs",
-      COEFFS.join(","),
-      "--batch-size",
-      "1",
-      "--task",
-      `mcq:${join(root, "mmlu.csv")}:mcq`,
-      "-o",
+    const args = sweepArgs(
       dir,
-      "--json",
-    ];
+      ["--batch-size", "1", "--json"],
+      COEFFS.join(","),
+      `mcq:${join(root, "mmlu.csv")}:mcq`,
+    );
     const [a, b] = await Promise.all([cli(...args), cli(...args)]);
     const codes = [a.code, b.code].sort();
     for (const r of [a, b]) if (r.code !== 0) assert.match(r.stderr, /error \[locked\]/);
@@ -431,26 +413,29 @@ function fullDisk(
     };
   }
   prepare(dir);
-  const real = fs.writeSync;
   let calls = 0;
   let half = false;
-  const fake = (fd: number, buf: Uint8Array, off: number, len: number): number => {
+  const undo = replaceWriteSync((real) => (fd, buf, off, len) => {
     if (calls++ < okWrites) return real(fd, buf, off, len);
     if (!half && len > 1) {
       half = true;
       return real(fd, buf, off, Math.floor(len / 2));
     }
     throw Object.assign(new Error("ENOSPC: no space left on device, write"), { code: "ENOSPC" });
-  };
-  (fs as unknown as { writeSync: typeof fake }).writeSync = fake;
+  });
+  return { dir, real: false, undo };
+}
+
+type WriteSync = (fd: number, buf: Uint8Array, off: number, len: number) => number;
+
+/** Swap fs.writeSync (what the atomic writer and the store write through) for `make(real)`; returns the undo. */
+function replaceWriteSync(make: (real: WriteSync) => WriteSync): () => void {
+  const real = fs.writeSync;
+  (fs as unknown as { writeSync: WriteSync }).writeSync = make(real as WriteSync);
   syncBuiltinESMExports();
-  return {
-    dir,
-    real: false,
-    undo: () => {
-      fs.writeSync = real;
-      syncBuiltinESMExports();
-    },
+  return () => {
+    fs.writeSync = real;
+    syncBuiltinESMExports();
   };
 }
 
@@ -553,12 +538,10 @@ describe("permissions and paths", () => {
     mkdirSync(dir);
     const file = join(dir, "out.json");
     writeFileSync(file, "OLD");
-    const real = fs.writeSync;
     for (const code of ["EDQUOT", "EACCES"]) {
-      (fs as unknown as { writeSync: () => never }).writeSync = () => {
+      const undo = replaceWriteSync(() => () => {
         throw Object.assign(new Error(code), { code });
-      };
-      syncBuiltinESMExports();
+      });
       try {
         assert.throws(
           () => writeFileAtomic(file, "NEW"),
@@ -568,8 +551,7 @@ describe("permissions and paths", () => {
             new RegExp(`(quota is exceeded|permission denied) \\(${code}\\)`).test(e.message),
         );
       } finally {
-        fs.writeSync = real;
-        syncBuiltinESMExports();
+        undo();
       }
       assert.equal(readFileSync(file, "utf8"), "OLD");
       noTemps(dir);
@@ -594,21 +576,7 @@ describe("permissions and paths", () => {
     const conv = await run("vector", "convert", src, join(shut, "out.gguf"));
     assert.equal(conv.code, 1, conv.stderr);
     assert.match(conv.stderr, /error \[io\]: cannot write out\.gguf: permission denied \(EACCES\)/);
-    const sweep = await run(
-      "sweep",
-      "-m",
-      model,
-      "--backend",
-      "reference",
-      "--vector",
-      "random:3",
-      "--coeffs",
-      "0",
-      "--task",
-      `mcq:${join(root, "mmlu.csv")}`,
-      "-o",
-      join(shut, "run"),
-    );
+    const sweep = await run(...sweepArgs(join(shut, "run")));
     assert.equal(sweep.code, 1, sweep.stderr);
     assert.match(
       sweep.stderr,
@@ -673,21 +641,7 @@ describe("permissions and paths", () => {
     const rep = await cli("report", join(root, "reference"), "-o", aFile);
     assert.equal(rep.code, 1);
     assert.match(rep.stderr, /error \[io\]: cannot write a-file: a file is in the way of the output folder/);
-    const sw = await cli(
-      "sweep",
-      "-m",
-      model,
-      "--backend",
-      "reference",
-      "--vector",
-      "random:3",
-      "--coeffs",
-      "0",
-      "--task",
-      `mcq:${join(root, "mmlu.csv")}`,
-      "-o",
-      aFile,
-    );
+    const sw = await cli(...sweepArgs(aFile));
     assert.equal(sw.code, 1);
     assert.match(sw.stderr, /error \[io\]: cannot write a-file: a file is in the way of the output folder/);
 
