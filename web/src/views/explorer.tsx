@@ -11,6 +11,7 @@ import type { SweepReport, TaskFits, TaskSeries } from "../../../src/report/type
 import type { RunSummary, RunView } from "../../../src/serve/lab/types.js";
 import { api, gridStep, halfWidthsFor } from "../api.js";
 import { Chart } from "../chart.js";
+import { Field } from "../field.js";
 
 const fmt = (v: number, p = 3) => (Number.isFinite(v) ? v.toPrecision(p) : "–");
 
@@ -156,47 +157,43 @@ export function Explorer() {
           ))}
         </ul>
         <h3>Efficient regime</h3>
-        <label>
-          helpfulness budget{" "}
-          <input
-            type="number"
-            step="0.01"
-            min="0.001"
-            value={budget}
-            onChange={(e) => setBudget(Number((e.target as HTMLInputElement).value) || 0.02)}
-          />
-        </label>
-        <label>
-          λ (loss weight){" "}
-          <input
-            type="number"
-            step="0.1"
-            min="0"
-            value={lambda}
-            onChange={(e) => setLambda(Number((e.target as HTMLInputElement).value))}
-          />
-        </label>
+        <Field
+          label="helpfulness budget"
+          type="number"
+          step="0.01"
+          min="0.001"
+          value={budget}
+          on="change"
+          set={(v) => setBudget(Number(v) || 0.02)}
+        />
+        <Field
+          label="λ (loss weight)"
+          type="number"
+          step="0.1"
+          min="0"
+          value={lambda}
+          on="change"
+          set={(v) => setLambda(Number(v))}
+        />
         <h3>Local fits near r_e = 0</h3>
-        <label>
-          linear half width{" "}
-          <input
-            id="lhw"
-            type="number"
-            min="0.1"
-            value={lhw ?? ""}
-            onChange={(e) => setLhw(Number((e.target as HTMLInputElement).value) || null)}
-          />
-        </label>
-        <label>
-          quadratic half width{" "}
-          <input
-            id="qhw"
-            type="number"
-            min="0.1"
-            value={qhw ?? ""}
-            onChange={(e) => setQhw(Number((e.target as HTMLInputElement).value) || null)}
-          />
-        </label>
+        <Field
+          label="linear half width"
+          id="lhw"
+          type="number"
+          min="0.1"
+          value={lhw ?? ""}
+          on="change"
+          set={(v) => setLhw(Number(v) || null)}
+        />
+        <Field
+          label="quadratic half width"
+          id="qhw"
+          type="number"
+          min="0.1"
+          value={qhw ?? ""}
+          on="change"
+          set={(v) => setQhw(Number(v) || null)}
+        />
         {views.flatMap((v) =>
           v.report.fits.flatMap((f) =>
             f.notes.map((n) => (

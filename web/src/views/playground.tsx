@@ -17,8 +17,13 @@ import { decodeVector } from "../../../src/steer/vector-file.js";
 import { getBytes, getJson } from "../api.js";
 import { streamCompletion } from "../engine/server-stream.js";
 import { type BrowserModel, loadBrowserModel } from "../engine/web-engine.js";
+import { Field } from "../field.js";
 
 type Mode = "server" | "browser";
+const MODES: readonly (readonly [Mode, string])[] = [
+  ["browser", "in the browser (onnxruntime-web)"],
+  ["server", "server (/v1 API)"],
+];
 
 interface Column {
   coeff: number;
@@ -213,26 +218,18 @@ export function Playground() {
     <div class="view playground">
       <aside>
         <h3>Mode</h3>
-        <label>
-          <input
-            type="radio"
-            name="mode"
-            id="mode-browser"
-            checked={mode === "browser"}
-            onChange={() => setMode("browser")}
-          />{" "}
-          in the browser (onnxruntime-web)
-        </label>
-        <label>
-          <input
-            type="radio"
-            name="mode"
-            id="mode-server"
-            checked={mode === "server"}
-            onChange={() => setMode("server")}
-          />{" "}
-          server (/v1 API)
-        </label>
+        {MODES.map(([m, text]) => (
+          <label key={m}>
+            <input
+              type="radio"
+              name="mode"
+              id={`mode-${m}`}
+              checked={mode === m}
+              onChange={() => setMode(m)}
+            />{" "}
+            {text}
+          </label>
+        ))}
         <h3>Vectors</h3>
         {names.length === 0 && <p class="muted">no vectors</p>}
         {names.map((n) => (
@@ -249,23 +246,14 @@ export function Playground() {
             />
           </label>
         ))}
-        <label>
-          coefficients (one column each){" "}
-          <input
-            id="coeffs"
-            value={coeffText}
-            onInput={(e) => setCoeffText((e.target as HTMLInputElement).value)}
-          />
-        </label>
-        <label>
-          layers{" "}
-          <input
-            id="layers"
-            placeholder="the vector's suggested"
-            value={layers}
-            onInput={(e) => setLayers((e.target as HTMLInputElement).value)}
-          />
-        </label>
+        <Field label="coefficients (one column each)" id="coeffs" value={coeffText} set={setCoeffText} />
+        <Field
+          label="layers"
+          id="layers"
+          placeholder="the vector's suggested"
+          value={layers}
+          set={setLayers}
+        />
         <label>
           positions{" "}
           <select
@@ -278,17 +266,15 @@ export function Playground() {
             ))}
           </select>
         </label>
-        <label>
-          max tokens{" "}
-          <input
-            id="max-tokens"
-            type="number"
-            min="1"
-            max="256"
-            value={maxTokens}
-            onInput={(e) => setMaxTokens(Number((e.target as HTMLInputElement).value) || 1)}
-          />
-        </label>
+        <Field
+          label="max tokens"
+          id="max-tokens"
+          type="number"
+          min="1"
+          max="256"
+          value={maxTokens}
+          set={(v) => setMaxTokens(Number(v) || 1)}
+        />
         <label>
           <input id="chat" type="checkbox" checked={chat} onChange={() => setChat(!chat)} /> chat template
         </label>
