@@ -37,20 +37,23 @@ describe("serve: steering equals the library's", () => {
   const messages = [{ role: "user", content: CHAT_PROMPT }];
   const N = 10;
 
+  /** A greedy chat request with logprobs, N tokens, plus `extra` fields. */
+  const chatInit = (extra: object): RequestInit => ({
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({
+      model: "chat",
+      messages,
+      temperature: 0,
+      max_tokens: N,
+      logprobs: true,
+      top_logprobs: 5,
+      ...extra,
+    }),
+  });
+
   async function chat(extra: object, base = s.server.url): Promise<ChatResponse> {
-    const res = await fetch(`${base}/v1/chat/completions`, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify({
-        model: "chat",
-        messages,
-        temperature: 0,
-        max_tokens: N,
-        logprobs: true,
-        top_logprobs: 5,
-        ...extra,
-      }),
-    });
+    const res = await fetch(`${base}/v1/chat/completions`, chatInit(extra));
     const body = await res.json();
     assert.equal(res.status, 200, JSON.stringify(body));
     return body as ChatResponse;
@@ -137,19 +140,7 @@ describe("serve: steering equals the library's", () => {
       defaultSteering: { vectors: [{ name: "refusal", scale: 8 }] },
     });
     const ask = async (extra: object) => {
-      const res = await app.request("/v1/chat/completions", {
-        method: "POST",
-        headers: { "content-type": "application/json" },
-        body: JSON.stringify({
-          model: "chat",
-          messages,
-          temperature: 0,
-          max_tokens: N,
-          logprobs: true,
-          top_logprobs: 5,
-          ...extra,
-        }),
-      });
+      const res = await app.request("/v1/chat/completions", chatInit(extra));
       assert.equal(res.status, 200);
       return (await res.json()) as ChatResponse;
     };
