@@ -125,8 +125,35 @@ const stopSchema = z
   .nullable()
   .optional();
 
+/**
+ * OpenAI fields that would change the answer but that steerlab does not implement: refused when they ask for
+ * something (so a client never gets an answer computed without them), accepted when absent, null or empty.
+ */
+function notSupported(field: string, allowed: (v: unknown) => boolean = () => false) {
+  return z
+    .unknown()
+    .refine(
+      (v) =>
+        v === undefined ||
+        v === null ||
+        allowed(v) ||
+        (Array.isArray(v) && v.length === 0) ||
+        (typeof v === "object" && !Array.isArray(v) && Object.keys(v as object).length === 0),
+      `${field} is not supported by steerlab serve`,
+    )
+    .optional();
+}
+
 /** Fields shared by chat and completions. */
 const common = {
+  logit_bias: notSupported("logit_bias"),
+  response_format: notSupported(
+    "response_format (other than {type: text})",
+    (v) => typeof v === "object" && v !== null && (v as { type?: unknown }).type === "text",
+  ),
+  tools: notSupported("tools"),
+  functions: notSupported("functions"),
+  best_of: notSupported("best_of > 1", (v) => v === 1),
   model: z.string().max(256).optional(),
   max_tokens: z.number().int().min(0).nullable().optional(),
   temperature: z.number().min(0).max(2).nullable().optional(),
@@ -178,6 +205,7 @@ export const completionRequestSchema = z.object({
       .max(LIMITS.choices),
   ]),
   echo: z.boolean().nullable().optional(),
+  suffix: notSupported("suffix", (v) => v === ""),
   logprobs: z.number().int().min(0).max(LIMITS.topLogprobs).nullable().optional(),
 });
 export type CompletionRequest = z.infer<typeof completionRequestSchema>;

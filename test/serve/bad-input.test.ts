@@ -78,6 +78,23 @@ describe("serve: bad input gets a clear 4xx and the server keeps serving", () =>
       /at most 16 choices/,
     );
     await expectError(chat({ prompt: "x", max_tokens: 0 }, "/v1/completions"), 400, "max_tokens", /echo/);
+    // Fields that would change the answer but are not implemented are refused, not silently dropped.
+    await expectError(chat({ messages, logit_bias: { "5": -100 } }), 400, "logit_bias", /not supported/);
+    await expectError(
+      chat({ messages, response_format: { type: "json_object" } }),
+      400,
+      "response_format",
+      /not supported/,
+    );
+    await expectError(chat({ prompt: "x", suffix: "y" }, "/v1/completions"), 400, "suffix", /not supported/);
+    const neutral = await chat({
+      messages,
+      max_tokens: 2,
+      logit_bias: {},
+      response_format: { type: "text" },
+      tools: [],
+    });
+    assert.equal(neutral.status, 200);
     await expectError(chat({ prompt: [99999] }, "/v1/completions"), 400, "prompt", /vocabulary/);
     const long = "word ".repeat(400);
     await expectError(chat({ messages: [{ role: "user", content: long }] }), 400, "messages", /tokens/);
