@@ -43,6 +43,11 @@ export function withModelOptions(cmd: Command): Command {
     .option("--threads <n>", "compute threads (default: all cores)", int("threads", 1));
 }
 
+/** Loader warnings (e.g. a special-token id that names no token) go to stderr, as llama.cpp prints them. */
+export function printWarning(message: string): void {
+  process.stderr.write(`steerlab: warning: ${message}\n`);
+}
+
 export function openOptions(o: { backend?: string; threads?: number }): OpenOptions {
-  return { backend: parseBackend(o.backend ?? "onnxruntime"), threads: o.threads };
+  return { backend: parseBackend(o.backend ?? "onnxruntime"), threads: o.threads, onWarning: printWarning };
 }

@@ -13,10 +13,10 @@ import { ARCHS } from "../model/arch/registry.js";
 import type { ArchSpec } from "../model/arch/spec.js";
 import { type ModelConfig, validate } from "../model/config.js";
 import { modelFingerprint } from "../model/fingerprint.js";
-import type { LoadedModel } from "../model/model.js";
+import type { LoadedModel, LoadOptions } from "../model/model.js";
 import { checkWeights, expectedWeights, type Weights } from "../model/weights.js";
 import { fmtShape, shapeEquals, type Tensor, tensor } from "../tensor.js";
-import { fileSource } from "./byte-source.js";
+import { type ByteSource, fileSource } from "./byte-source.js";
 import {
   type GgufMetadata,
   type GgufScalar,
@@ -80,6 +80,7 @@ function configFromMeta(
   meta: GgufMetadata,
   tensors: Map<string, GgufTensorInfo>,
   file: string,
+  tied: boolean,
 ): [ModelConfig, ArchSpec] {
   const ggufArch = metaString(meta, "general.architecture", file);
   const spec = Object.values(ARCHS).find((s) => s.ggufArch === ggufArch && s.name === ggufArch);
@@ -127,7 +128,11 @@ function configFromMeta(
       got: String(ropeDims),
     });
   }
-  const tokenId = (k: string) => metaNumber(meta, `tokenizer.ggml.${k}`, file);
+  // Ids that name no token (0xFFFFFFFF = "none" in real files) are absent; the tokenizer reader warns about them.
+  const tokenId = (k: string) => {
+    const v = metaNumber(meta, `tokenizer.ggml.${k}`, file);
+    return v !== undefined && v >= 0 && v < emb.shape[0]! ? v : undefined;
+  };
   // llama.cpp ends generation on any end-of-generation token: eos, and eot / eom where the vocab has them.
   const eos = [...new Set(["eos_token_id", "eot_token_id", "eom_token_id"].map(tokenId))].filter(
     (x): x is number => x !== undefined,
@@ -146,7 +151,7 @@ function configFromMeta(
     maxPositions: need("context_length"),
     ropeTheta: rope ? (opt("rope.freq_base") ?? 10000) : 0,
     ropeScaling: null,
-    tiedEmbeddings: !tensors.has("output.weight"),
+    tiedEmbeddings: tied,
     bosTokenId: tokenId("bos_token_id") ?? null,
     eosTokenIds: eos,
   };
@@ -191,12 +196,38 @@ export function plainMetadata(meta: GgufMetadata): Map<string, unknown> {
 
 // ---------- load ----------
 
-export async function loadGgufModel(file: string): Promise<LoadedModel> {
+/**
+ * True when the embedding is tied: no output.weight, or one byte-identical to token_embd.weight (llama.cpp's
+ * llama2.c converter stores the shared matrix twice; reading it once keeps one identity with the HF folder).
+ */
+function tiedEmbedding(src: ByteSource, infos: Map<string, GgufTensorInfo>): boolean {
+  const out = infos.get("output.weight");
+  const emb = infos.get("token_embd.weight");
+  if (!out) return true;
+  if (!emb || out.type !== emb.type || !shapeEquals(out.shape, emb.shape) || out.byteSize !== emb.byteSize) {
+    return false;
+  }
+  const chunk = 1 << 20;
+  for (let at = 0; at < out.byteSize; at += chunk) {
+    const n = Math.min(chunk, out.byteSize - at);
+    const a = src.read(out.offset + at, n, "output.weight");
+    const b = src.read(emb.offset + at, n, "token_embd.weight");
+    if (Buffer.compare(a, b) !== 0) return false;
+  }
+  return true;
+}
+
+export async function loadGgufModel(file: string, opts: LoadOptions = {}): Promise<LoadedModel> {
   const src = fileSource(file);
+  const warnings: string[] = [];
+  const warn = (message: string) => {
+    warnings.push(message);
+    opts.onWarning?.(message);
+  };
   try {
     const header = readGgufHeader(src);
     const infos = new Map(header.tensors.map((t) => [t.name, t]));
-    const [config, spec] = configFromMeta(header.metadata, infos, file);
+    const [config, spec] = configFromMeta(header.metadata, infos, file, tiedEmbedding(src, infos));
     const freqs = infos.get(ROPE_FREQS);
     if (freqs && spec.positional === "rope") {
       if (!shapeEquals(freqs.shape, [config.headDim / 2])) {
@@ -263,7 +294,7 @@ export async function loadGgufModel(file: string): Promise<LoadedModel> {
     }
     checkWeights(config, weights, file);
     const tokenizer = header.metadata.has("tokenizer.ggml.tokens")
-      ? await tokenizerFromGguf(plainMetadata(header.metadata), file)
+      ? await tokenizerFromGguf(plainMetadata(header.metadata), file, warn)
       : null;
     return {
       source: { path: file, format: "gguf" },
@@ -274,6 +305,7 @@ export async function loadGgufModel(file: string): Promise<LoadedModel> {
       dtypes,
       fileWeightBytes: header.tensors.reduce((s, t) => s + t.byteSize, 0),
       fingerprint: modelFingerprint(config, weights),
+      warnings,
     };
   } finally {
     src.close();

@@ -13,7 +13,7 @@ import { archSpec } from "../model/arch/registry.js";
 import type { ArchName, ArchSpec } from "../model/arch/spec.js";
 import { type ModelConfig, parseHfConfig, toHfConfig } from "../model/config.js";
 import { modelFingerprint } from "../model/fingerprint.js";
-import type { LoadedModel } from "../model/model.js";
+import type { LoadedModel, LoadOptions } from "../model/model.js";
 import { checkWeights, expectedWeights, type Weights } from "../model/weights.js";
 import { fmtShape, shapeEquals, type Tensor, tensor } from "../tensor.js";
 import { type ByteSource, fileSource } from "./byte-source.js";
@@ -80,7 +80,7 @@ function transpose2d(t: Tensor): Tensor {
 }
 
 /** Load a Hugging Face model folder into canonical f32 weights. */
-export async function loadHfModel(dir: string): Promise<LoadedModel> {
+export async function loadHfModel(dir: string, _opts: LoadOptions = {}): Promise<LoadedModel> {
   const configPath = join(dir, "config.json");
   const config = parseHfConfig(readJson(configPath), configPath);
   const spec = archSpec(config.arch, configPath);
@@ -172,6 +172,7 @@ export async function loadHfModel(dir: string): Promise<LoadedModel> {
       dtypes,
       fileWeightBytes,
       fingerprint: modelFingerprint(config, weights),
+      warnings: [],
     };
   } finally {
     for (const s of sources) s.close();

@@ -5,17 +5,17 @@ import { existsSync, statSync } from "node:fs";
 import { SteerlabError } from "../errors.js";
 import { loadGgufModel } from "../io/gguf-model.js";
 import { loadHfModel } from "../io/hf-model.js";
-import type { LoadedModel } from "./model.js";
+import type { LoadedModel, LoadOptions } from "./model.js";
 
-export async function loadModel(path: string): Promise<LoadedModel> {
+export async function loadModel(path: string, opts: LoadOptions = {}): Promise<LoadedModel> {
   if (!existsSync(path)) {
     throw new SteerlabError("not_found", `model path does not exist: ${path}`, {
       file: path,
       hint: "pass a Hugging Face model folder (config.json + *.safetensors) or a .gguf file",
     });
   }
-  if (statSync(path).isDirectory()) return loadHfModel(path);
-  if (path.toLowerCase().endsWith(".gguf")) return loadGgufModel(path);
+  if (statSync(path).isDirectory()) return loadHfModel(path, opts);
+  if (path.toLowerCase().endsWith(".gguf")) return loadGgufModel(path, opts);
   throw new SteerlabError("unsupported", `cannot tell the model format of ${path}`, {
     file: path,
     expected: "a Hugging Face model folder or a .gguf file",

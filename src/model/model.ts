@@ -16,4 +16,12 @@ export interface LoadedModel {
   fileWeightBytes: number;
   /** sha256 of config + tensor names/shapes + a sample of weight bytes: identifies the model for vector files. */
   fingerprint: string;
+  /** What the loader accepted but a user should know (e.g. a special-token id that names no token). */
+  warnings: string[];
+}
+
+/** Options every loader takes. */
+export interface LoadOptions {
+  /** Called once per warning as it happens (also collected in LoadedModel.warnings). */
+  onWarning?: (message: string) => void;
 }

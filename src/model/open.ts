@@ -23,6 +23,8 @@ export interface OpenOptions {
    * ONNX Runtime and dropped, so memory stays close to one copy of the weights).
    */
   keepWeights?: boolean;
+  /** Loader warnings as they happen (also in model.warnings). */
+  onWarning?: (message: string) => void;
 }
 
 export interface OpenedModel {
@@ -43,7 +45,7 @@ export function parseBackend(s: string): Backend {
 }
 
 export async function openModel(path: string, opts: OpenOptions = {}): Promise<OpenedModel> {
-  const model = await loadModel(path);
+  const model = await loadModel(path, { onWarning: opts.onWarning });
   const backend = opts.backend ?? "onnxruntime";
   const engine =
     backend === "reference"
