@@ -13,8 +13,19 @@ import { ARCHS } from "../model/arch/registry.js";
 import type { ArchSpec } from "../model/arch/spec.js";
 import { type ModelConfig, validate } from "../model/config.js";
 import { modelFingerprint } from "../model/fingerprint.js";
+import { NBITS_TYPES } from "../model/graph/nbits.js";
 import type { LoadedModel, LoadOptions } from "../model/model.js";
-import { checkWeights, expectedWeights, type Weights } from "../model/weights.js";
+import {
+  checkWeights,
+  denseWeight,
+  expectedWeights,
+  isQuant,
+  type ModelWeights,
+  qkRole,
+  quantRowBytes,
+  quantRows,
+  type Weight,
+} from "../model/weights.js";
 import { fmtShape, shapeEquals, type Tensor, tensor } from "../tensor.js";
 import { type ByteSource, fileSource } from "./byte-source.js";
 import {
@@ -50,28 +61,47 @@ export function permuteQk(t: Tensor, nHeads: number): Tensor {
   return moveRows(t, nHeads, false);
 }
 
-/** Inverse of permuteQk. */
-export function unpermuteQk(t: Tensor, nHeads: number): Tensor {
+/** Inverse of permuteQk; quantized matrices move whole rows of blocks, so they stay quantized. */
+export function unpermuteQk<W extends Weight>(t: W, nHeads: number): W {
   return moveRows(t, nHeads, true);
 }
 
-function moveRows(t: Tensor, nHeads: number, inverse: boolean): Tensor {
+function moveRows<W extends Weight>(t: W, nHeads: number, inverse: boolean): W {
   const rows = t.shape[0]!;
-  const cols = t.shape.length > 1 ? t.shape[1]! : 1;
+  // Row r is elements [r * width, (r + 1) * width) of `data`: f32 values, or bytes of blocks.
+  const data: Float32Array | Uint8Array = isQuant(t) ? t.bytes : t.data;
+  const width = isQuant(t) ? quantRowBytes(t) : t.shape.length > 1 ? t.shape[1]! : 1;
   const hd = rows / nHeads;
   const half = hd / 2;
-  const out = new Float32Array(t.data.length);
+  const out = data instanceof Uint8Array ? new Uint8Array(data.length) : new Float32Array(data.length);
   for (let h = 0; h < nHeads; h++) {
     for (let j = 0; j < 2; j++) {
       for (let i = 0; i < half; i++) {
         const hfRow = h * hd + j * half + i;
         const ggRow = h * hd + 2 * i + j;
         const [from, to] = inverse ? [ggRow, hfRow] : [hfRow, ggRow];
-        out.set(t.data.subarray(from * cols, (from + 1) * cols), to * cols);
+        out.set(data.subarray(from * width, (from + 1) * width) as never, to * width);
       }
     }
   }
-  return tensor(t.shape, out);
+  return (isQuant(t) ? { ...t, bytes: out } : tensor(t.shape, out as Float32Array)) as W;
+}
+
+/** Rows [a, b) of a weight (a copy). */
+function sliceRows(t: Weight, a: number, b: number): Weight {
+  if (isQuant(t)) return quantRows(t, a, b);
+  const cols = t.shape.length > 1 ? t.shape[1]! : 1;
+  return tensor([b - a, ...t.shape.slice(1)], t.data.slice(a * cols, b * cols));
+}
+
+/**
+ * One tensor from the file: matrices in a type the engine computes on quantized (nbits.ts) stay quantized
+ * unless `dense`; everything else is decoded to f32.
+ */
+function readWeight(src: ByteSource, info: GgufTensorInfo, dense: boolean): Weight {
+  if (dense || info.shape.length !== 2 || !NBITS_TYPES.has(info.type)) return readGgufTensor(src, info);
+  const bytes = src.read(info.offset, info.byteSize, `tensor ${info.name}`);
+  return { shape: [info.shape[0]!, info.shape[1]!], ggmlType: info.type, bytes };
 }
 
 // ---------- config ----------
@@ -248,10 +278,10 @@ export async function loadGgufModel(file: string, opts: LoadOptions = {}): Promi
           : llama3FromFactors(f, config, file);
     }
     const permute = INTERLEAVED_ROPE.has(spec.ggufArch);
-    const weights: Weights = new Map();
+    const weights: ModelWeights = new Map();
     const dtypes: Record<string, number> = {};
     const problems: string[] = [];
-    const fused = new Map<string, Tensor>();
+    const fused = new Map<string, Weight>();
     const q = config.nHeads * config.headDim;
     const kv = config.nKvHeads * config.headDim;
     const partRows = { q: [0, q], k: [q, q + kv], v: [q + kv, q + 2 * kv] } as const;
@@ -271,19 +301,19 @@ export async function loadGgufModel(file: string, opts: LoadOptions = {}): Promi
       }
       let t = fused.get(name);
       if (!t) {
-        t = readGgufTensor(src, info);
+        t = readWeight(src, info, opts.dense === true);
         const tn = ggmlTypeName(info.type);
         dtypes[tn] = (dtypes[tn] ?? 0) + 1;
       }
       if (part) {
         fused.set(name, t);
         const [a, b] = partRows[part];
-        const cols = t.shape.length > 1 ? t.shape[1]! : 1;
-        t = tensor(shape, t.data.slice(a * cols, b * cols));
+        t = sliceRows(t, a, b);
         if (part === "v") fused.delete(name);
       }
-      if (permute && /\.attn\.q\.weight$/.test(canonical)) t = unpermuteQk(t, config.nHeads);
-      if (permute && /\.attn\.k\.weight$/.test(canonical)) t = unpermuteQk(t, config.nKvHeads);
+      const role = permute ? qkRole(canonical) : null;
+      const heads = role === "q" ? config.nHeads : role === "k" ? config.nKvHeads : 0;
+      if (heads) t = unpermuteQk(t, heads);
       weights.set(canonical, t);
     }
     if (problems.length) {
@@ -362,7 +392,7 @@ export interface SaveGgufOptions {
 export function saveGgufModel(
   file: string,
   config: ModelConfig,
-  weights: Weights,
+  weights: ModelWeights,
   opts: SaveGgufOptions = {},
 ): void {
   checkWeights(config, weights, file);
@@ -433,13 +463,10 @@ export function saveGgufModel(
   };
   const parts = new Map<string, Tensor[]>();
   for (const canonical of expectedWeights(config).keys()) {
-    const w = weights.get(canonical)!;
+    const w = denseWeight(weights.get(canonical)!);
     const [name, part] = spec.ggufName(canonical).split(":") as [string, "q" | "k" | "v" | undefined];
-    const heads = /\.attn\.q\.weight$/.test(canonical)
-      ? config.nHeads
-      : /\.attn\.k\.weight$/.test(canonical)
-        ? config.nKvHeads
-        : 0;
+    const role = qkRole(canonical);
+    const heads = role === "q" ? config.nHeads : role === "k" ? config.nKvHeads : 0;
     const t = permute && heads ? () => permuteQk(w, heads) : () => w;
     if (!part) {
       encode(name, w.shape, t);

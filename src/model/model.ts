@@ -1,14 +1,15 @@
 import type { Tokenizer } from "../io/tokenizer-types.js";
 import type { ArchSpec } from "./arch/spec.js";
 import type { ModelConfig } from "./config.js";
-import type { Weights } from "./weights.js";
+import type { ModelWeights } from "./weights.js";
 
-/** A checkpoint in memory: config, canonical f32 weights and tokenizer, whatever format it came from. */
+/** A checkpoint in memory: config, canonical weights and tokenizer, whatever format it came from. */
 export interface LoadedModel {
   source: { path: string; format: "hf" | "gguf" };
   config: ModelConfig;
   spec: ArchSpec;
-  weights: Weights;
+  /** Canonical weights; GGUF matrices stay in their quantized type (see weights.ts). */
+  weights: ModelWeights;
   tokenizer: Tokenizer | null;
   /** Storage dtypes seen in the file, with tensor counts (for `inspect`). */
   dtypes: Record<string, number>;
@@ -24,4 +25,6 @@ export interface LoadedModel {
 export interface LoadOptions {
   /** Called once per warning as it happens (also collected in LoadedModel.warnings). */
   onWarning?: (message: string) => void;
+  /** Decode quantized GGUF matrices to f32 at load (default false: they stay quantized; see weights.ts). */
+  dense?: boolean;
 }

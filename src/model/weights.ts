@@ -8,11 +8,78 @@
  * Loaders translate file names into these; the engines only read these.
  */
 import { SteerlabError } from "../errors.js";
-import { fmtShape, shapeEquals, type Tensor } from "../tensor.js";
+import { dequantize, ggmlByteSize, ggmlTypeName } from "../io/gguf-quant.js";
+import { fmtShape, shapeEquals, type Tensor, tensor } from "../tensor.js";
 import { archSpec } from "./arch/registry.js";
 import type { ModelConfig } from "./config.js";
 
+/** Dense f32 weights: what the reference engine, the trainer and the writers compute on. */
 export type Weights = Map<string, Tensor>;
+
+/**
+ * A [rows, cols] matrix kept in a ggml block-quantized type (GGUF Q4_0, Q8_0, Q4_K, ...): `bytes` holds the rows
+ * as the file stores them (each row a whole number of blocks). The ONNX Runtime engine computes on it without
+ * expanding it to f32 (model/graph/nbits.ts); anything that wants f32 calls denseWeight.
+ */
+export interface QuantTensor {
+  readonly shape: readonly [number, number];
+  readonly ggmlType: number;
+  readonly bytes: Uint8Array;
+}
+
+export type Weight = Tensor | QuantTensor;
+
+/** A loaded model's weights: dense f32, or quantized where the file was (matrices of a GGUF). */
+export type ModelWeights = Map<string, Weight>;
+
+export function isQuant(w: Weight): w is QuantTensor {
+  return "ggmlType" in w;
+}
+
+/** Bytes of one row of a quantized matrix. */
+export function quantRowBytes(q: QuantTensor): number {
+  const n = ggmlByteSize(q.ggmlType, q.shape[1]);
+  if (n === undefined) {
+    throw new SteerlabError(
+      "bad_tensor",
+      `a row of ${q.shape[1]} values is not whole ${ggmlTypeName(q.ggmlType)} blocks`,
+      {
+        got: String(q.shape[1]),
+      },
+    );
+  }
+  return n;
+}
+
+/** Rows [a, b) of a quantized matrix (a copy). */
+export function quantRows(q: QuantTensor, a: number, b: number): QuantTensor {
+  const rb = quantRowBytes(q);
+  return { shape: [b - a, q.shape[1]], ggmlType: q.ggmlType, bytes: q.bytes.slice(a * rb, b * rb) };
+}
+
+/** The f32 values of rows [a, b) (default: all) of a weight. */
+export function denseRows(w: Weight, a = 0, b = w.shape[0]!): Float32Array {
+  const cols = w.shape.length > 1 ? w.shape[1]! : 1;
+  if (!isQuant(w)) return w.data.subarray(a * cols, b * cols);
+  const rb = quantRowBytes(w);
+  return dequantize(w.ggmlType, w.bytes.subarray(a * rb, b * rb), (b - a) * cols);
+}
+
+/** A weight as a dense f32 tensor (dequantized when quantized). */
+export function denseWeight(w: Weight): Tensor {
+  return isQuant(w) ? tensor(w.shape, denseRows(w)) : w;
+}
+
+/** All weights dense (quantized matrices dequantized): for the reference engine and the writers. */
+export function denseWeights(w: ModelWeights): Weights {
+  return new Map([...w].map(([k, t]) => [k, denseWeight(t)]));
+}
+
+/** "q" or "k" for the query / key projection weights (RoPE row layouts differ between formats), else null. */
+export function qkRole(canonical: string): "q" | "k" | null {
+  const m = /^blocks\.\d+\.attn\.([qk])\.weight$/.exec(canonical);
+  return m ? (m[1] as "q" | "k") : null;
+}
 
 /** Every canonical weight the config needs, with its expected shape, in forward order. */
 export function expectedWeights(c: ModelConfig): Map<string, number[]> {
@@ -54,7 +121,7 @@ export function expectedWeights(c: ModelConfig): Map<string, number[]> {
 }
 
 /** Check that every expected weight is present with the right shape; collect every problem into one error. */
-export function checkWeights(c: ModelConfig, w: Weights, file: string): void {
+export function checkWeights(c: ModelConfig, w: ModelWeights, file: string): void {
   const problems: string[] = [];
   for (const [name, shape] of expectedWeights(c)) {
     const t = w.get(name);
@@ -76,6 +143,6 @@ export function checkWeights(c: ModelConfig, w: Weights, file: string): void {
 }
 
 /** The output projection: lm_head, or the embedding when tied. */
-export function lmHead(c: ModelConfig, w: Weights): Tensor {
+export function lmHead<W extends Weight>(c: ModelConfig, w: Map<string, W>): W {
   return w.get(c.tiedEmbeddings ? "tok_embd" : "lm_head.weight")!;
 }

@@ -35,7 +35,7 @@ import {
 } from "../model/graph/graphs.js";
 import { hookName, type Site } from "../model/hooks.js";
 import { ropeInvFreq } from "../model/rope.js";
-import { checkWeights, type Weights } from "../model/weights.js";
+import { checkWeights, type ModelWeights } from "../model/weights.js";
 import { additiveMask, ropeRows } from "./call-inputs.js";
 import { OrtKVCache } from "./kv-cache.js";
 import { createSession, noPrepack, type SessionSettings, sessionOptions } from "./session.js";
@@ -58,6 +58,12 @@ export interface OrtEngineOptions extends SessionSettings {
    * Default true.
    */
   prepackTiedHead?: boolean;
+  /**
+   * How quantized weights (GGUF Q4_0, Q8_0, K-quants, ...) multiply: "int8" (default) quantizes the activations
+   * per block to int8, as llama.cpp does, on MLAS's fast kernels; "f32" computes in f32, exactly the dequantized
+   * model (slower; 8-bit types much slower). See model/graph/nbits.ts.
+   */
+  quantCompute?: "int8" | "f32";
 }
 
 type Blocks =
@@ -65,7 +71,7 @@ type Blocks =
   | { kind: "block"; block: ort.InferenceSession[] };
 
 export async function createOrtEngine(
-  model: { config: ModelConfig; weights: Weights },
+  model: { config: ModelConfig; weights: ModelWeights },
   opts: OrtEngineOptions = {},
 ): Promise<OrtEngine> {
   const c = model.config;
@@ -78,6 +84,7 @@ export async function createOrtEngine(
     });
   }
   const so = sessionOptions(opts);
+  const gs = { quantAccuracy: opts.quantCompute === "f32" ? 0 : 4 } as const;
   const w = weightFn(model.weights);
   const consume = (pred: (name: string) => boolean) => {
     if (!opts.consumeWeights) return;
@@ -97,21 +104,21 @@ export async function createOrtEngine(
       const attn: ort.InferenceSession[] = [];
       const mlp: ort.InferenceSession[] = [];
       for (let l = 0; l < c.nLayers; l++) {
-        attn.push(await make(attnGraph(c, w, l)));
-        mlp.push(await make(mlpGraph(c, w, l)));
+        attn.push(await make(attnGraph(c, w, l, gs)));
+        mlp.push(await make(mlpGraph(c, w, l, gs)));
         consume((n) => n.startsWith(`blocks.${l}.`));
       }
       blocks = { kind: "site", attn, mlp };
     } else {
       const block: ort.InferenceSession[] = [];
       for (let l = 0; l < c.nLayers; l++) {
-        block.push(await make(blockGraph(c, w, l)));
+        block.push(await make(blockGraph(c, w, l, gs)));
         consume((n) => n.startsWith(`blocks.${l}.`));
       }
       blocks = { kind: "block", block };
     }
     const tiedNoPack = c.tiedEmbeddings && opts.prepackTiedHead === false;
-    const head = await make(headGraph(c, w), tiedNoPack ? noPrepack(so) : so);
+    const head = await make(headGraph(c, w, gs), tiedNoPack ? noPrepack(so) : so);
     consume((n) => !n.startsWith("blocks."));
     const rope = archSpec(c.arch).positional === "rope" ? ropeInvFreq(c) : null;
     return new OrtEngine(c, blocks, head, rope);

@@ -1,0 +1,320 @@
+/**
+ * Quantized matrices on ONNX Runtime without expanding them to f32: ggml block types mapped onto the contrib ops
+ * `com.microsoft::MatMulNBits` (y = x @ W^T, W stored as [N, K/bs, bs*bits/8] codes with one f32 scale per block)
+ * and `GatherBlockQuantized` (embedding rows). Both compute w = (code - zero_point) * scale.
+ *
+ * What ONNX Runtime 1.30's CPU kernels take (measured, .scratch experiments in the issue-12 notes): bits 4 and 8,
+ * block 16 or 32; uint8 zero points (packed) or none (then 8 for 4 bits, 128 for 8 bits); float zero points only
+ * at 4 bits and only through a slow dequantize-per-run path, so we never use them. accuracy_level 0 computes in
+ * f32 (exact; 8-bit weights then take a dequantize-per-run path, fine for tests, slow); accuracy_level 4 quantizes
+ * the activations to int8 per block, as llama.cpp does for its quantized matmuls, and is the fast path.
+ *
+ * Every ggml type maps exactly (the same w up to f32 rounding of scale products):
+ *   Q4_0, Q3_K          4-bit codes, signed (default zero point 8), block 32 / 16
+ *   Q8_0, Q5_0, Q6_K    8-bit codes, signed (default zero point 128), block 32 / 32 / 16 (5- and 6-bit codes fit 8)
+ *   Q4_1, Q4_K, Q2_K    4-bit codes with zero point 0 plus a per-block offset (the format's min), block 32 / 32 / 16
+ *   Q5_1, Q5_K          8-bit codes with zero point 0 plus a per-block offset, block 32
+ * A per-block offset o_b adds sum_b o_b * sum_{k in b} x_k: one small f32 matmul of the block sums of x with the
+ * offsets [K/bs, N] (K/bs is K/32 or K/16 wide), so nothing is re-quantized.
+ */
+import { SteerlabError } from "../../errors.js";
+import { dequantize, f16ToF32, GGML_TYPE, ggmlTypeInfo, ggmlTypeName } from "../../io/gguf-quant.js";
+import type { QuantTensor } from "../weights.js";
+import { quantRowBytes } from "../weights.js";
+import type { GraphBuilder, Value } from "./builder.js";
+
+interface Layout {
+  bits: 4 | 8;
+  /** Values per MatMulNBits block (a ggml block or sub-block). */
+  block: 16 | 32;
+  /** true: w = code * scale + offset (zero point 0); false: w = (code - 2^(bits-1)) * scale. */
+  offset: boolean;
+  /** Scale and offset of each sub-block of the ggml block at byte `o`. */
+  params(src: Uint8Array, o: number, scales: Float32Array, offsets: Float32Array, at: number): void;
+}
+
+const h16 = (b: Uint8Array, o: number) => f16ToF32(b[o]! | (b[o + 1]! << 8));
+
+/** The 6-bit (scale, min) pair j of a Q4_K / Q5_K super-block, from its 12 packed bytes at `sc`. */
+function scaleMinK4(src: Uint8Array, sc: number, j: number): [number, number] {
+  return j < 4
+    ? [src[sc + j]! & 63, src[sc + j + 4]! & 63]
+    : [
+        (src[sc + j + 4]! & 15) | ((src[sc + j - 4]! >>> 6) << 4),
+        (src[sc + j + 4]! >>> 4) | ((src[sc + j]! >>> 6) << 4),
+      ];
+}
+
+const plain: Layout["params"] = (src, o, s, _off, at) => {
+  s[at] = h16(src, o);
+};
+const withMin: Layout["params"] = (src, o, s, off, at) => {
+  s[at] = h16(src, o);
+  off[at] = h16(src, o + 2);
+};
+const kMin: Layout["params"] = (src, o, s, off, at) => {
+  const d = h16(src, o);
+  const dmin = h16(src, o + 2);
+  for (let j = 0; j < 8; j++) {
+    const [sc, m] = scaleMinK4(src, o + 4, j);
+    s[at + j] = d * sc;
+    off[at + j] = -(dmin * m);
+  }
+};
+
+const LAYOUTS: Record<number, Layout> = {
+  [GGML_TYPE.Q4_0]: { bits: 4, block: 32, offset: false, params: plain },
+  [GGML_TYPE.Q8_0]: { bits: 8, block: 32, offset: false, params: plain },
+  [GGML_TYPE.Q5_0]: { bits: 8, block: 32, offset: false, params: plain },
+  [GGML_TYPE.Q4_1]: { bits: 4, block: 32, offset: true, params: withMin },
+  [GGML_TYPE.Q5_1]: { bits: 8, block: 32, offset: true, params: withMin },
+  [GGML_TYPE.Q4_K]: { bits: 4, block: 32, offset: true, params: kMin },
+  [GGML_TYPE.Q5_K]: { bits: 8, block: 32, offset: true, params: kMin },
+  [GGML_TYPE.Q2_K]: {
+    bits: 4,
+    block: 16,
+    offset: true,
+    params(src, o, s, off, at) {
+      const d = h16(src, o + 80);
+      const dmin = h16(src, o + 82);
+      for (let i = 0; i < 16; i++) {
+        s[at + i] = d * (src[o + i]! & 15);
+        off[at + i] = -(dmin * (src[o + i]! >>> 4));
+      }
+    },
+  },
+  [GGML_TYPE.Q3_K]: {
+    bits: 4,
+    block: 16,
+    offset: false,
+    params(src, o, s, _off, at) {
+      const d = h16(src, o + 108);
+      const b = o + 96;
+      for (let i = 0; i < 16; i++) {
+        const low = i < 8 ? src[b + i]! & 15 : src[b + i - 8]! >>> 4;
+        const high = (src[b + 8 + (i % 4)]! >>> (2 * Math.floor(i / 4))) & 3;
+        s[at + i] = d * ((low | (high << 4)) - 32);
+      }
+    },
+  },
+  [GGML_TYPE.Q6_K]: {
+    bits: 8,
+    block: 16,
+    offset: false,
+    params(src, o, s, _off, at) {
+      const d = h16(src, o + 208);
+      for (let i = 0; i < 16; i++) s[at + i] = d * ((src[o + 192 + i]! << 24) >> 24);
+    },
+  },
+};
+
+/** ggml types the engine keeps quantized (the loader reads other types as f32). */
+export const NBITS_TYPES: ReadonlySet<number> = new Set(Object.keys(LAYOUTS).map(Number));
+
+/** A matrix [N, K] in MatMulNBits form. */
+export interface NBits {
+  bits: 4 | 8;
+  block: 16 | 32;
+  n: number;
+  k: number;
+  /** [N, K/block, block*bits/8]: codes of row n, block b; 4-bit codes two per byte, even index in the low nibble. */
+  codes: Uint8Array;
+  /** [N, K/block] */
+  scales: Float32Array;
+  /** [N, K/block] per-block offsets (formats with a min), else null. */
+  offsets: Float32Array | null;
+}
+
+function layoutOf(type: number): Layout {
+  const l = LAYOUTS[type];
+  if (!l) {
+    throw new SteerlabError("unsupported", `no quantized compute for ${ggmlTypeName(type)}`, {
+      expected: [...NBITS_TYPES].map(ggmlTypeName).join(" | "),
+      got: ggmlTypeName(type),
+    });
+  }
+  return l;
+}
+
+/**
+ * Convert a ggml-quantized [N, K] matrix, `scale` folded into its scales and offsets. Codes are recovered
+ * from the dequantized values of each block ((w - offset) / scale is an integer up to rounding), so one decoder
+ * per type (gguf-quant.ts) stays the single reading of every bit layout.
+ */
+export function toNBits(q: QuantTensor, scale = 1): NBits {
+  const L = layoutOf(q.ggmlType);
+  const [N, K] = q.shape;
+  const info = ggmlTypeInfo(q.ggmlType)!;
+  const perBlock = info.block / L.block; // MatMulNBits blocks per ggml block
+  const nb = K / L.block;
+  const rb = quantRowBytes(q);
+  const blob = (L.block * L.bits) / 8;
+  const codes = new Uint8Array(N * nb * blob);
+  const scales = new Float32Array(N * nb);
+  const offsets = L.offset ? new Float32Array(N * nb) : null;
+  const off = offsets ?? new Float32Array(N * nb);
+  const zero = L.offset ? 0 : 1 << (L.bits - 1);
+  const max = (1 << L.bits) - 1;
+  for (let r = 0; r < N; r++) {
+    const row = q.bytes.subarray(r * rb, (r + 1) * rb);
+    const w = dequantize(q.ggmlType, row, K);
+    for (let g = 0, o = 0; g < K / info.block; g++, o += info.bytes) {
+      L.params(row, o, scales, off, r * nb + g * perBlock);
+    }
+    for (let b = 0; b < nb; b++) {
+      const i = r * nb + b;
+      const s = Math.fround(scales[i]!);
+      const m = Math.fround(off[i]!);
+      const base = i * blob;
+      for (let j = 0; j < L.block; j++) {
+        const v = w[b * L.block + j]!;
+        const c = s === 0 ? zero : Math.round((v - m) / s) + zero;
+        if (!(c >= 0 && c <= max)) {
+          throw new SteerlabError(
+            "bad_tensor",
+            `${ggmlTypeName(q.ggmlType)} block does not decode to codes`,
+            {
+              got: `code ${c} at row ${r}, block ${b}`,
+              hint: "a corrupt tensor or a steerlab bug in the layout table",
+            },
+          );
+        }
+        if (L.bits === 8) codes[base + j] = c;
+        else codes[base + (j >> 1)]! |= c << ((j & 1) * 4);
+      }
+      scales[i] = s * scale;
+      if (offsets) offsets[i] = m * scale;
+    }
+  }
+  return { bits: L.bits, block: L.block, n: N, k: K, codes, scales, offsets };
+}
+
+/** Same layout (bits, block, offsets or not, K): parts can be stacked into one matmul. */
+export function sameLayout(a: QuantTensor, b: QuantTensor): boolean {
+  const x = layoutOf(a.ggmlType);
+  const y = layoutOf(b.ggmlType);
+  return x.bits === y.bits && x.block === y.block && x.offset === y.offset && a.shape[1] === b.shape[1];
+}
+
+/** Stack matrices of one layout along N (rows of one are followed by rows of the next). */
+export function concatNBits(parts: readonly NBits[]): NBits {
+  const first = parts[0]!;
+  if (parts.length === 1) return first;
+  const cat = <A extends Uint8Array | Float32Array>(xs: A[], make: (n: number) => A): A => {
+    const out = make(xs.reduce((s, x) => s + x.length, 0));
+    let at = 0;
+    for (const x of xs) {
+      out.set(x as never, at);
+      at += x.length;
+    }
+    return out;
+  };
+  return {
+    ...first,
+    n: parts.reduce((s, p) => s + p.n, 0),
+    codes: cat(
+      parts.map((p) => p.codes),
+      (n) => new Uint8Array(n),
+    ),
+    scales: cat(
+      parts.map((p) => p.scales),
+      (n) => new Float32Array(n),
+    ),
+    offsets: first.offsets
+      ? cat(
+          parts.map((p) => p.offsets!),
+          (n) => new Float32Array(n),
+        )
+      : null,
+  };
+}
+
+/** Bytes ONNX Runtime holds for a matrix in this form (codes, scales, zero points, offsets). */
+export function nbitsBytes(m: NBits): number {
+  const nb = m.k / m.block;
+  return (
+    m.codes.length +
+    4 * m.scales.length +
+    (m.offsets ? m.n * Math.ceil((nb * m.bits) / 8) + 4 * m.offsets.length : 0)
+  );
+}
+
+/** The initializers of a matrix, registered once per graph (a tied embedding shares them with the head). */
+export interface NBitsInits {
+  m: NBits;
+  codes: Value;
+}
+
+export function nbitsInits(g: GraphBuilder, name: string, m: NBits): NBitsInits {
+  const nb = m.k / m.block;
+  return { m, codes: g.bytes(`${name}.codes`, [m.n, nb, (m.block * m.bits) / 8], m.codes) };
+}
+
+/** Block sums of x [.., K] ─► [.., K/block] (the factor of each block's offset). */
+function blockSums(g: GraphBuilder, x: Value, m: NBits): Value {
+  const s = g.scope("block_sums");
+  const r = s.op("Reshape", [x, s.ints("shape", [0, 0, m.k / m.block, m.block])]);
+  return s.op("ReduceSum", [r, s.ints("axes", [-1])], { keepdims: 0 });
+}
+
+/**
+ * x [B, T, K] ─► MatMulNBits(codes, scales[, zero points 0]) ─► y [B, T, N]
+ *   (+ block_sums(x) [B, T, K/bs] @ offsets^T [K/bs, N]   where the format has a min)
+ * `accuracy` is MatMulNBits' accuracy_level: 0 computes in f32, 4 with int8 activations.
+ */
+export function nbitsMatMul(g: GraphBuilder, x: Value, w: NBitsInits, name: string, accuracy: number): Value {
+  const { m } = w;
+  const nb = m.k / m.block;
+  const inputs = [x, w.codes, g.weight(`${name}.scales`, [m.n * nb], m.scales)];
+  if (m.offsets) {
+    const zpBytes = m.n * Math.ceil((nb * m.bits) / 8);
+    inputs.push(g.bytes(`${name}.zero_points`, [zpBytes], new Uint8Array(zpBytes)));
+  }
+  let y = g.msOp("MatMulNBits", inputs, {
+    K: m.k,
+    N: m.n,
+    bits: m.bits,
+    block_size: m.block,
+    accuracy_level: accuracy,
+  });
+  if (m.offsets) {
+    const offT = new Float32Array(nb * m.n); // [K/bs, N]
+    for (let r = 0; r < m.n; r++) for (let b = 0; b < nb; b++) offT[b * m.n + r] = m.offsets[r * nb + b]!;
+    const mins = g.op(
+      "MatMul",
+      [blockSums(g, x, m), g.weight(`${name}.offsets`, [nb, m.n], offT)],
+      {},
+      "MatMulMin",
+    );
+    y = g.op("Add", [y, mins], {}, "AddMin");
+  }
+  return y;
+}
+
+/**
+ * ids [B, T] ─► GatherBlockQuantized(codes [V, K/bs, bs*bits/8], scales [V, K/bs, 1]) ─► [B, T, K/bs, bs]
+ *   (+ Gather(offsets [V, K/bs]) [B, T, K/bs, 1]) ─► reshape [B, T, K]
+ */
+export function nbitsGather(g: GraphBuilder, ids: Value, w: NBitsInits, name: string): Value {
+  const { m } = w;
+  const nb = m.k / m.block;
+  const inputs = [w.codes, ids, g.weight(`${name}.row_scales`, [m.n, nb, 1], m.scales)];
+  if (m.offsets) inputs.push(g.bytes(`${name}.row_zero_points`, [m.n, nb, 1], new Uint8Array(m.n * nb)));
+  let rows = g.msOp("GatherBlockQuantized", inputs, {
+    gather_axis: 0,
+    quantize_axis: 2,
+    block_size: m.block,
+    bits: m.bits,
+  });
+  if (m.offsets) {
+    const off = g.op(
+      "Gather",
+      [g.weight(`${name}.row_offsets`, [m.n, nb], m.offsets), ids],
+      { axis: 0 },
+      "GatherMin",
+    );
+    const s = g.scope("min");
+    rows = s.op("Add", [rows, s.op("Unsqueeze", [off, s.ints("axes", [-1])])]);
+  }
+  return g.op("Reshape", [rows, g.ints("shape", [0, 0, m.k])], {}, "RowsReshape");
+}
