@@ -42,7 +42,7 @@ import {
   readGgufTensor,
   writeGguf,
 } from "./gguf.js";
-import { GGML_TYPE, ggmlTypeName, quantize } from "./gguf-quant.js";
+import { GGML_TYPE, ggmlTypeInfo, ggmlTypeName, quantize } from "./gguf-quant.js";
 import {
   f32Decimal,
   factorsMatch,
@@ -344,10 +344,35 @@ export async function loadGgufModel(file: string, opts: LoadOptions = {}): Promi
 
 // ---------- save ----------
 
-export type GgufWriteDtype = "F32" | "F16" | "Q8_0" | "Q4_0";
+export type GgufWriteDtype =
+  | "F32"
+  | "F16"
+  | "Q8_0"
+  | "Q4_0"
+  | "Q4_1"
+  | "Q5_0"
+  | "Q5_1"
+  | "Q2_K"
+  | "Q3_K"
+  | "Q4_K"
+  | "Q5_K"
+  | "Q6_K";
 
-/** llama_ftype of a file whose matrices are all `dtype` (general.file_type). */
-const FILE_TYPE: Record<GgufWriteDtype, number> = { F32: 0, F16: 1, Q4_0: 2, Q8_0: 7 };
+/** llama_ftype of a file whose matrices are all `dtype` (general.file_type; K-quants as their _S variant). */
+const FILE_TYPE: Record<GgufWriteDtype, number> = {
+  F32: 0,
+  F16: 1,
+  Q4_0: 2,
+  Q4_1: 3,
+  Q8_0: 7,
+  Q5_0: 8,
+  Q5_1: 9,
+  Q2_K: 10,
+  Q3_K: 11,
+  Q4_K: 14,
+  Q5_K: 16,
+  Q6_K: 18,
+};
 
 /** Known types of tokenizer keys (llama.cpp checks them); other plain values are typed by their JS type. */
 const KEY_TYPES: Record<string, GgufType> = {
@@ -453,11 +478,13 @@ export function saveGgufModel(
   const kv = config.nKvHeads * config.headDim;
   // Tensors are made (permuted, fused, quantized) lazily, one at a time as the writer reaches them.
   const encode = (name: string, shape: readonly number[], make: () => Tensor) => {
-    // Matrices take the requested type when their rows fit its blocks (else F16, as llama.cpp falls back).
+    // Matrices take the requested type when their rows fit its blocks (else Q8_0 or F16, as llama.cpp falls
+    // back for rows that are not whole blocks).
     let type: number = GGML_TYPE.F32;
     if (shape.length === 2 && dtype !== "F32") {
       type = GGML_TYPE[dtype];
-      if (dtype !== "F16" && shape[1]! % 32 !== 0) type = GGML_TYPE.F16;
+      const block = ggmlTypeInfo(type)!.block;
+      if (shape[1]! % block !== 0) type = shape[1]! % 32 === 0 ? GGML_TYPE.Q8_0 : GGML_TYPE.F16;
     }
     tensors.push({ name, shape, type, data: () => quantize(type, make().data) });
   };

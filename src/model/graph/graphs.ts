@@ -169,11 +169,11 @@ export function headGraph(c: ModelConfig, w: WeightFn, settings: Partial<GraphSe
   const acc = g.settings.quantAccuracy;
   let logits: Value;
   if (c.tiedEmbeddings) {
-    logits = tq ? nbitsMatMul(lm, h, tq, "lm_head", acc) : lm.op("Gemm", [h, te!], { transB: 1 });
+    logits = tq ? nbitsMatMul(lm, h, tq, "lm_head", acc, 2) : lm.op("Gemm", [h, te!], { transB: 1 });
   } else {
     const head = w("lm_head.weight");
     logits = isQuant(head)
-      ? nbitsMatMul(lm, h, nbitsInits(g, "lm_head.weight", toNBits(head)), "lm_head", acc)
+      ? nbitsMatMul(lm, h, nbitsInits(g, "lm_head.weight", toNBits(head)), "lm_head", acc, 2)
       : lm.op("Gemm", [h, g.weight("lm_head.weight", [c.vocabSize, D], head.data)], { transB: 1 });
   }
   g.output(logits, "logits", "float32", ["rows", c.vocabSize]);

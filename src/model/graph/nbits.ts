@@ -250,19 +250,30 @@ export function nbitsInits(g: GraphBuilder, name: string, m: NBits): NBitsInits 
   return { m, codes: g.bytes(`${name}.codes`, [m.n, nb, (m.block * m.bits) / 8], m.codes) };
 }
 
-/** Block sums of x [.., K] ─► [.., K/block] (the factor of each block's offset). */
+/**
+ * Block sums of x [B, T, K] ─► [B, T, K/block] (the factor of each block's offset), as a matmul with ones:
+ * ReduceSum mis-shapes an empty input (the head runs with 0 rows when only the embedding is wanted).
+ */
 function blockSums(g: GraphBuilder, x: Value, m: NBits): Value {
   const s = g.scope("block_sums");
   const r = s.op("Reshape", [x, s.ints("shape", [0, 0, m.k / m.block, m.block])]);
-  return s.op("ReduceSum", [r, s.ints("axes", [-1])], { keepdims: 0 });
+  const ones = g.weight(`${s.path}/ones`, [m.block, 1], new Float32Array(m.block).fill(1));
+  return s.op("Squeeze", [s.op("MatMul", [r, ones]), s.ints("axes", [-1])]);
 }
 
 /**
- * x [B, T, K] ─► MatMulNBits(codes, scales[, zero points 0]) ─► y [B, T, N]
+ * x [B, T, K] (or [rows, K] with rank 2) ─► MatMulNBits(codes, scales[, zero points 0]) ─► y [B, T, N]
  *   (+ block_sums(x) [B, T, K/bs] @ offsets^T [K/bs, N]   where the format has a min)
  * `accuracy` is MatMulNBits' accuracy_level: 0 computes in f32, 4 with int8 activations.
  */
-export function nbitsMatMul(g: GraphBuilder, x: Value, w: NBitsInits, name: string, accuracy: number): Value {
+export function nbitsMatMul(
+  g: GraphBuilder,
+  x: Value,
+  w: NBitsInits,
+  name: string,
+  accuracy: number,
+  rank: 2 | 3 = 3,
+): Value {
   const { m } = w;
   const nb = m.k / m.block;
   const inputs = [x, w.codes, g.weight(`${name}.scales`, [m.n * nb], m.scales)];
@@ -278,14 +289,14 @@ export function nbitsMatMul(g: GraphBuilder, x: Value, w: NBitsInits, name: stri
     accuracy_level: accuracy,
   });
   if (m.offsets) {
+    // On [rows, K] the block sums go through [1, rows, K]: ORT fuses MatMul + Add into a Gemm that a rank-2
+    // ReduceSum output trips (measured: "left.NumDimensions() == 2" fails).
+    const x3 = rank === 3 ? x : g.op("Unsqueeze", [x, g.ints("lead_axis", [0])], {}, "Lift");
     const offT = new Float32Array(nb * m.n); // [K/bs, N]
     for (let r = 0; r < m.n; r++) for (let b = 0; b < nb; b++) offT[b * m.n + r] = m.offsets[r * nb + b]!;
-    const mins = g.op(
-      "MatMul",
-      [blockSums(g, x, m), g.weight(`${name}.offsets`, [nb, m.n], offT)],
-      {},
-      "MatMulMin",
-    );
+    const offsets = g.weight(`${name}.offsets`, [nb, m.n], offT);
+    let mins = g.op("MatMul", [blockSums(g, x3, m), offsets], {}, "MatMulMin");
+    if (rank === 2) mins = g.op("Squeeze", [mins, g.ints("lead_axis_out", [0])], {}, "Drop");
     y = g.op("Add", [y, mins], {}, "AddMin");
   }
   return y;
