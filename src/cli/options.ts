@@ -2,6 +2,8 @@
 import { type Command, Option } from "commander";
 import { SteerlabError } from "../errors.js";
 import { BACKENDS, type OpenOptions, parseBackend } from "../model/open.js";
+import { LOAD_DTYPES, type LoadDtype } from "../model/weights.js";
+import { progressReporter } from "./progress.js";
 
 export function int(name: string, min = Number.NEGATIVE_INFINITY) {
   return (v: string): number => {
@@ -40,7 +42,13 @@ export function withModelOptions(cmd: Command): Command {
   return cmd
     .requiredOption("-m, --model <path>", "model: a Hugging Face folder or a .gguf file")
     .addOption(new Option("--backend <name>", "compute backend").choices(BACKENDS).default("onnxruntime"))
-    .option("--threads <n>", "compute threads (default: all cores)", int("threads", 1));
+    .option("--threads <n>", "compute threads (default: all cores)", int("threads", 1))
+    .addOption(
+      new Option(
+        "--dtype <type>",
+        "hold F32/F16/BF16 matrices as f32, or quantized to q8 (Q8_0) / q4 (Q4_0) (default: f32 when it fits in memory, else q8)",
+      ).choices(LOAD_DTYPES),
+    );
 }
 
 /** Loader warnings (e.g. a special-token id that names no token) go to stderr, as llama.cpp prints them. */
@@ -48,6 +56,23 @@ export function printWarning(message: string): void {
   process.stderr.write(`steerlab: warning: ${message}\n`);
 }
 
-export function openOptions(o: { backend?: string; threads?: number }): OpenOptions {
-  return { backend: parseBackend(o.backend ?? "onnxruntime"), threads: o.threads, onWarning: printWarning };
+/** Loader notes (what loads, how much memory, a chosen default) go to stderr. */
+export function printInfo(message: string): void {
+  process.stderr.write(`steerlab: ${message}\n`);
+}
+
+const loading = progressReporter();
+
+export function openOptions(o: { backend?: string; threads?: number; dtype?: LoadDtype }): OpenOptions {
+  return {
+    backend: parseBackend(o.backend ?? "onnxruntime"),
+    threads: o.threads,
+    dtype: o.dtype,
+    onWarning: printWarning,
+    onInfo: printInfo,
+    onProgress: (e) => {
+      loading(e);
+      if (e.done === e.total) loading.end();
+    },
+  };
 }

@@ -20,13 +20,17 @@ import {
   denseWeight,
   expectedWeights,
   isQuant,
+  LazyWeights,
   type ModelWeights,
   qkRole,
   quantRowBytes,
   quantRows,
+  resolveDtype,
+  storeAs,
+  storedType,
   type Weight,
 } from "../model/weights.js";
-import { fmtShape, shapeEquals, type Tensor, tensor } from "../tensor.js";
+import { fmtShape, numel, shapeEquals, type Tensor, tensor } from "../tensor.js";
 import { type ByteSource, fileSource } from "./byte-source.js";
 import {
   type GgufMetadata,
@@ -278,10 +282,16 @@ export async function loadGgufModel(file: string, opts: LoadOptions = {}): Promi
           : llama3FromFactors(f, config, file);
     }
     const permute = INTERLEAVED_ROPE.has(spec.ggufArch);
-    const weights: ModelWeights = new Map();
+    // Dense matrices (F32/F16/BF16) may be held quantized (LoadDtype); the choice weighs them as f32.
+    const denseNeed = header.tensors
+      .filter((t) => opts.dense || !NBITS_TYPES.has(t.type))
+      .reduce((s, t) => s + 4 * numel(t.shape), 0);
+    const dtype = resolveDtype(denseNeed, opts);
+    const readers = new Map<string, () => Weight>();
+    const types = new Map<string, number | null>();
     const dtypes: Record<string, number> = {};
     const problems: string[] = [];
-    const fused = new Map<string, Weight>();
+    const counted = new Set<string>();
     const q = config.nHeads * config.headDim;
     const kv = config.nKvHeads * config.headDim;
     const partRows = { q: [0, q], k: [q, q + kv], v: [q + kv, q + 2 * kv] } as const;
@@ -299,22 +309,27 @@ export async function loadGgufModel(file: string, opts: LoadOptions = {}): Promi
         );
         continue;
       }
-      let t = fused.get(name);
-      if (!t) {
-        t = readWeight(src, info, opts.dense === true);
+      if (!counted.has(name)) {
+        counted.add(name);
         const tn = ggmlTypeName(info.type);
         dtypes[tn] = (dtypes[tn] ?? 0) + 1;
       }
-      if (part) {
-        fused.set(name, t);
-        const [a, b] = partRows[part];
-        t = sliceRows(t, a, b);
-        if (part === "v") fused.delete(name);
-      }
       const role = permute ? qkRole(canonical) : null;
       const heads = role === "q" ? config.nHeads : role === "k" ? config.nKvHeads : 0;
-      if (heads) t = unpermuteQk(t, heads);
-      weights.set(canonical, t);
+      const keep = !opts.dense && info.shape.length === 2 && NBITS_TYPES.has(info.type);
+      types.set(canonical, keep ? info.type : storedType(shape, dtype));
+      // Read by byte range when asked for (LazyWeights): the file is reopened, the tensor not kept.
+      readers.set(canonical, () => {
+        const from = fileSource(file);
+        try {
+          let t = readWeight(from, info, opts.dense === true);
+          if (part) t = sliceRows(t, partRows[part][0], partRows[part][1]);
+          if (heads) t = unpermuteQk(t, heads);
+          return storeAs(t, dtype);
+        } finally {
+          from.close();
+        }
+      });
     }
     if (problems.length) {
       throw new SteerlabError("bad_tensor", `GGUF tensors do not match its metadata: ${problems[0]}`, {
@@ -322,7 +337,7 @@ export async function loadGgufModel(file: string, opts: LoadOptions = {}): Promi
         problems,
       });
     }
-    checkWeights(config, weights, file);
+    const weights = new LazyWeights(readers, expectedWeights(config), types);
     const tokenizer = header.metadata.has("tokenizer.ggml.tokens")
       ? await tokenizerFromGguf(plainMetadata(header.metadata), file, warn)
       : null;

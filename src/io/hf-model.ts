@@ -14,7 +14,15 @@ import type { ArchName, ArchSpec } from "../model/arch/spec.js";
 import { type ModelConfig, parseHfConfig, toHfConfig } from "../model/config.js";
 import { modelFingerprint } from "../model/fingerprint.js";
 import type { LoadedModel, LoadOptions } from "../model/model.js";
-import { checkWeights, expectedWeights, type Weights } from "../model/weights.js";
+import {
+  checkWeights,
+  expectedWeights,
+  f32Bytes,
+  type ModelWeights,
+  resolveDtype,
+  storeAs,
+  type Weights,
+} from "../model/weights.js";
 import { fmtShape, shapeEquals, type Tensor, tensor } from "../tensor.js";
 import { type ByteSource, fileSource } from "./byte-source.js";
 import {
@@ -80,7 +88,7 @@ function transpose2d(t: Tensor): Tensor {
 }
 
 /** Load a Hugging Face model folder into canonical f32 weights. */
-export async function loadHfModel(dir: string, _opts: LoadOptions = {}): Promise<LoadedModel> {
+export async function loadHfModel(dir: string, opts: LoadOptions = {}): Promise<LoadedModel> {
   const configPath = join(dir, "config.json");
   const config = parseHfConfig(readJson(configPath), configPath);
   const spec = archSpec(config.arch, configPath);
@@ -108,12 +116,13 @@ export async function loadHfModel(dir: string, _opts: LoadOptions = {}): Promise
         got: String(config.nLayers),
       });
     }
+    const dtype = resolveDtype(f32Bytes(config), opts);
     const find = (name: string) =>
       where.get(name) ?? where.get(`transformer.${name}`) ?? where.get(name.replace(/^model\./, ""));
     const conv1d = CONV1D_ARCHS.has(config.arch);
     const ranges = qkvRanges(config);
     const fused = new Map<string, Tensor>();
-    const weights: Weights = new Map();
+    const weights: ModelWeights = new Map();
     const dtypes: Record<string, number> = {};
     const used = new Set<string>();
     const problems: string[] = [];
@@ -152,7 +161,7 @@ export async function loadHfModel(dir: string, _opts: LoadOptions = {}): Promise
       } else if (linear) {
         t = transpose2d(t);
       }
-      weights.set(canonical, t);
+      weights.set(canonical, storeAs(t, dtype));
     }
     if (problems.length) {
       throw new SteerlabError("bad_tensor", `checkpoint does not match its config: ${problems[0]}`, {

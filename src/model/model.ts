@@ -1,7 +1,7 @@
 import type { Tokenizer } from "../io/tokenizer-types.js";
 import type { ArchSpec } from "./arch/spec.js";
 import type { ModelConfig } from "./config.js";
-import type { ModelWeights } from "./weights.js";
+import type { LoadDtype, ModelWeights } from "./weights.js";
 
 /** A checkpoint in memory: config, canonical weights and tokenizer, whatever format it came from. */
 export interface LoadedModel {
@@ -27,4 +27,8 @@ export interface LoadOptions {
   onWarning?: (message: string) => void;
   /** Decode quantized GGUF matrices to f32 at load (default false: they stay quantized; see weights.ts). */
   dense?: boolean;
+  /** How dense matrices are held (weights.ts LoadDtype); default: defaultDtype (f32 when it fits). */
+  dtype?: LoadDtype;
+  /** Plain notes for the user as loading goes (what loads, how much memory it takes, a chosen default). */
+  onInfo?: (message: string) => void;
 }

@@ -7,9 +7,11 @@
  *   blocks.{l}.mlp.gate.weight [F, D] (gated)  .up.weight [F, D]  .down.weight [D, F]  (+ .bias where the spec says)
  * Loaders translate file names into these; the engines only read these.
  */
+
+import os from "node:os";
 import { SteerlabError } from "../errors.js";
-import { dequantize, ggmlByteSize, ggmlTypeName } from "../io/gguf-quant.js";
-import { fmtShape, shapeEquals, type Tensor, tensor } from "../tensor.js";
+import { dequantize, GGML_TYPE, ggmlByteSize, ggmlTypeName, quantize } from "../io/gguf-quant.js";
+import { fmtShape, numel, shapeEquals, type Tensor, tensor } from "../tensor.js";
 import { archSpec } from "./arch/registry.js";
 import type { ModelConfig } from "./config.js";
 
@@ -31,6 +33,63 @@ export type Weight = Tensor | QuantTensor;
 
 /** A loaded model's weights: dense f32, or quantized where the file was (matrices of a GGUF). */
 export type ModelWeights = Map<string, Weight>;
+
+/**
+ * Weights read from the file when asked for, never kept: get(name) reads that tensor (by byte range) and returns
+ * a fresh Weight, so an engine that builds block by block holds one block's tensors at a time and the model is
+ * never in JS memory whole. Iterating reads every tensor, one at a time. set() pins a weight in memory.
+ */
+export class LazyWeights extends Map<string, Weight> {
+  constructor(
+    private readonly readers: Map<string, () => Weight>,
+    /** Shape of each tensor a reader returns (checked against the file at load, no read needed). */
+    private readonly shapes: ReadonlyMap<string, readonly number[]>,
+    /** ggml type each reader returns, null for f32 (so sizes are known before reading). */
+    private readonly types: ReadonlyMap<string, number | null>,
+  ) {
+    super();
+  }
+
+  /** ggml type of `name` as get() returns it (null: dense f32), without reading it. */
+  typeOf(name: string): number | null {
+    const w = super.get(name);
+    if (w) return isQuant(w) ? w.ggmlType : null;
+    return this.types.get(name) ?? null;
+  }
+
+  /** The shape of `name` without reading it. */
+  shapeOf(name: string): readonly number[] | undefined {
+    return super.get(name)?.shape ?? (this.readers.has(name) ? this.shapes.get(name) : undefined);
+  }
+  override get(name: string): Weight | undefined {
+    return super.get(name) ?? this.readers.get(name)?.();
+  }
+  override has(name: string): boolean {
+    return super.has(name) || this.readers.has(name);
+  }
+  override delete(name: string): boolean {
+    const a = super.delete(name);
+    return this.readers.delete(name) || a;
+  }
+  override get size(): number {
+    return new Set([...super.keys(), ...this.readers.keys()]).size;
+  }
+  override keys(): MapIterator<string> {
+    return new Set([...this.readers.keys(), ...super.keys()]).values();
+  }
+  override *entries(): MapIterator<[string, Weight]> {
+    for (const k of this.keys()) yield [k, this.get(k)!];
+  }
+  override *values(): MapIterator<Weight> {
+    for (const k of this.keys()) yield this.get(k)!;
+  }
+  override [Symbol.iterator](): MapIterator<[string, Weight]> {
+    return this.entries();
+  }
+  override forEach(fn: (value: Weight, key: string, map: Map<string, Weight>) => void): void {
+    for (const [k, v] of this.entries()) fn(v, k, this);
+  }
+}
 
 export function isQuant(w: Weight): w is QuantTensor {
   return "ggmlType" in w;
@@ -81,6 +140,63 @@ export function qkRole(canonical: string): "q" | "k" | null {
   return m ? (m[1] as "q" | "k") : null;
 }
 
+/**
+ * What dense (F32/F16/BF16) matrices are held as: "f32", or quantized at load to Q8_0 ("q8") or Q4_0 ("q4"),
+ * ggml's round-to-nearest block types, which the ONNX Runtime engine then computes on quantized. Matrices whose
+ * rows are not whole 32-value blocks, norms and biases stay f32. Already-quantized GGUF matrices keep their type.
+ */
+export type LoadDtype = "f32" | "q8" | "q4";
+export const LOAD_DTYPES: readonly LoadDtype[] = ["f32", "q8", "q4"];
+
+/** Bytes the config's weights take as f32. */
+export function f32Bytes(c: ModelConfig): number {
+  let n = 0;
+  for (const shape of expectedWeights(c).values()) n += numel(shape);
+  return 4 * n;
+}
+
+export const gib = (b: number) => `${(b / 2 ** 30).toFixed(2)} GiB`;
+
+/**
+ * The dtype to load with: the one asked for, else f32 when the weights held that way (`f32Need` bytes) take at
+ * most half of this machine's memory, else q8 (said through onInfo).
+ */
+export function resolveDtype(
+  f32Need: number,
+  opts: { dtype?: LoadDtype; onInfo?: (message: string) => void },
+  totalMemory = os.totalmem(),
+): LoadDtype {
+  if (opts.dtype !== undefined) {
+    if (!LOAD_DTYPES.includes(opts.dtype)) {
+      throw new SteerlabError("bad_input", `unknown dtype "${opts.dtype}"`, {
+        field: "dtype",
+        expected: LOAD_DTYPES.join(" | "),
+        got: String(opts.dtype),
+      });
+    }
+    return opts.dtype;
+  }
+  if (f32Need <= totalMemory / 2) return "f32";
+  opts.onInfo?.(
+    `weights as f32 would take ${gib(f32Need)}, more than half of this machine's ${gib(totalMemory)}: ` +
+      "loading matrices as q8 (pass --dtype f32 to insist, --dtype q4 for less)",
+  );
+  return "q8";
+}
+
+/** The ggml type storeAs gives a dense tensor of this shape, or null when it stays f32. */
+export function storedType(shape: readonly number[], dtype: LoadDtype): number | null {
+  if (dtype === "f32" || shape.length !== 2 || shape[1]! % 32 !== 0) return null;
+  return dtype === "q8" ? GGML_TYPE.Q8_0 : GGML_TYPE.Q4_0;
+}
+
+/** A dense matrix as the requested dtype (a no-op for f32, vectors, quantized weights and rows of odd sizes). */
+export function storeAs(w: Weight, dtype: LoadDtype): Weight {
+  const type = isQuant(w) ? null : storedType(w.shape, dtype);
+  if (type === null || isQuant(w)) return w;
+  return { shape: [w.shape[0]!, w.shape[1]!], ggmlType: type, bytes: quantize(type, w.data) };
+}
+
 /** Every canonical weight the config needs, with its expected shape, in forward order. */
 export function expectedWeights(c: ModelConfig): Map<string, number[]> {
   const spec = archSpec(c.arch);
@@ -124,10 +240,10 @@ export function expectedWeights(c: ModelConfig): Map<string, number[]> {
 export function checkWeights(c: ModelConfig, w: ModelWeights, file: string): void {
   const problems: string[] = [];
   for (const [name, shape] of expectedWeights(c)) {
-    const t = w.get(name);
-    if (!t) problems.push(`missing tensor ${name} (expected shape ${fmtShape(shape)})`);
-    else if (!shapeEquals(t.shape, shape)) {
-      problems.push(`tensor ${name} has shape ${fmtShape(t.shape)}, expected ${fmtShape(shape)}`);
+    const got = w instanceof LazyWeights ? w.shapeOf(name) : w.get(name)?.shape;
+    if (!got) problems.push(`missing tensor ${name} (expected shape ${fmtShape(shape)})`);
+    else if (!shapeEquals(got, shape)) {
+      problems.push(`tensor ${name} has shape ${fmtShape(got)}, expected ${fmtShape(shape)}`);
     }
   }
   if (problems.length) {

@@ -33,9 +33,18 @@ import {
   mlpGraph,
   weightFn,
 } from "../model/graph/graphs.js";
+import { nbitsHeldBytes } from "../model/graph/nbits.js";
 import { hookName, type Site } from "../model/hooks.js";
 import { ropeInvFreq } from "../model/rope.js";
-import { checkWeights, type ModelWeights } from "../model/weights.js";
+import {
+  checkWeights,
+  expectedWeights,
+  gib,
+  isQuant,
+  LazyWeights,
+  type ModelWeights,
+} from "../model/weights.js";
+import { numel } from "../tensor.js";
 import { additiveMask, ropeRows } from "./call-inputs.js";
 import { OrtKVCache } from "./kv-cache.js";
 import { createSession, noPrepack, type SessionSettings, sessionOptions } from "./session.js";
@@ -64,6 +73,24 @@ export interface OrtEngineOptions extends SessionSettings {
    * model (slower; 8-bit types much slower). See model/graph/nbits.ts.
    */
   quantCompute?: "int8" | "f32";
+  /** Plain notes: how much memory the weights will take in ONNX Runtime, said before the build takes it. */
+  onInfo?: (message: string) => void;
+  /** Called after each block's graphs are built (and its weights read and handed over). */
+  onProgress?: (e: { label: string; done: number; total: number }) => void;
+}
+
+/**
+ * Bytes of weights ONNX Runtime will hold for this model, known before any is read: f32 tensors 4 bytes a value,
+ * quantized matrices in MatMulNBits form; a tied embedding once (the head shares it).
+ */
+export function engineWeightBytes(c: ModelConfig, weights: ModelWeights): number {
+  let n = 0;
+  for (const [name, shape] of expectedWeights(c)) {
+    const w = weights instanceof LazyWeights ? null : weights.get(name);
+    const type = weights instanceof LazyWeights ? weights.typeOf(name) : w && isQuant(w) ? w.ggmlType : null;
+    n += type === null ? 4 * numel(shape) : nbitsHeldBytes(type, shape[0]!, shape[1]!);
+  }
+  return n;
 }
 
 type Blocks =
@@ -90,8 +117,16 @@ export async function createOrtEngine(
     if (!opts.consumeWeights) return;
     for (const name of [...model.weights.keys()]) if (pred(name)) model.weights.delete(name);
   };
+  opts.onInfo?.(
+    `building ${c.nLayers} blocks on ONNX Runtime: ${gib(engineWeightBytes(c, model.weights))} of weights` +
+      ` (read from the file block by block)`,
+  );
+  const progress = (done: number) =>
+    opts.onProgress?.({ label: "loading blocks", done, total: c.nLayers + 1 });
   const sessions: ort.InferenceSession[] = [];
+  let heldBytes = 0;
   const make = async (g: BuiltGraph, options = so) => {
+    heldBytes += g.weightBytes;
     // Weights go in as in-memory external data: no protobuf copy of them (and no 2 GiB protobuf limit).
     const { bytes, files } = g.builder.encode(g.name, { external: true });
     const s = await createSession(bytes, { ...options, externalData: files }, g.name);
@@ -107,6 +142,7 @@ export async function createOrtEngine(
         attn.push(await make(attnGraph(c, w, l, gs)));
         mlp.push(await make(mlpGraph(c, w, l, gs)));
         consume((n) => n.startsWith(`blocks.${l}.`));
+        progress(l + 1);
       }
       blocks = { kind: "site", attn, mlp };
     } else {
@@ -114,14 +150,16 @@ export async function createOrtEngine(
       for (let l = 0; l < c.nLayers; l++) {
         block.push(await make(blockGraph(c, w, l, gs)));
         consume((n) => n.startsWith(`blocks.${l}.`));
+        progress(l + 1);
       }
       blocks = { kind: "block", block };
     }
     const tiedNoPack = c.tiedEmbeddings && opts.prepackTiedHead === false;
     const head = await make(headGraph(c, w, gs), tiedNoPack ? noPrepack(so) : so);
     consume((n) => !n.startsWith("blocks."));
+    progress(c.nLayers + 1);
     const rope = archSpec(c.arch).positional === "rope" ? ropeInvFreq(c) : null;
-    return new OrtEngine(c, blocks, head, rope);
+    return new OrtEngine(c, blocks, head, rope, heldBytes);
   } catch (e) {
     await Promise.all(sessions.map((s) => s.release()));
     throw e;
@@ -138,6 +176,8 @@ export class OrtEngine implements Engine {
     private readonly head: ort.InferenceSession,
     /** RoPE inverse frequencies [hd/2] (scaling applied), or null for learned positions. */
     private readonly rope: Float32Array | null,
+    /** Bytes of weights handed to ONNX Runtime (initializers of every graph). */
+    readonly weightBytes = 0,
   ) {}
 
   get granularity(): "site" | "block" {

@@ -229,6 +229,13 @@ export function concatNBits(parts: readonly NBits[]): NBits {
   };
 }
 
+/** Bytes a [N, K] matrix of ggml type `type` takes in MatMulNBits form (codes, scales, zero points, offsets). */
+export function nbitsHeldBytes(type: number, n: number, k: number): number {
+  const L = layoutOf(type);
+  const nb = k / L.block;
+  return (n * k * L.bits) / 8 + 4 * n * nb + (L.offset ? n * Math.ceil((nb * L.bits) / 8) + 4 * n * nb : 0);
+}
+
 /** Bytes ONNX Runtime holds for a matrix in this form (codes, scales, zero points, offsets). */
 export function nbitsBytes(m: NBits): number {
   const nb = m.k / m.block;
