@@ -155,7 +155,10 @@ export function f32Bytes(c: ModelConfig): number {
   return 4 * n;
 }
 
-export const gib = (b: number) => `${(b / 2 ** 30).toFixed(2)} GiB`;
+/** Bytes for people: MiB below 1 GiB. */
+export function gib(b: number): string {
+  return b >= 2 ** 30 ? `${(b / 2 ** 30).toFixed(2)} GiB` : `${(b / 2 ** 20).toFixed(1)} MiB`;
+}
 
 /**
  * The dtype to load with: the one asked for, else f32 when the weights held that way (`f32Need` bytes) take at

@@ -16,6 +16,7 @@ import type { ModelConfig } from "../../src/model/config.js";
 import { generate } from "../../src/model/generate.js";
 import { loadModel } from "../../src/model/load.js";
 import { randomWeights } from "../../src/model/random.js";
+import { isQuant, type LoadDtype } from "../../src/model/weights.js";
 import { ReferenceEngine } from "../../src/reference/engine.js";
 import { createOrtEngine } from "../../src/runtime/ort-engine.js";
 import { extractFromModel } from "../../src/steer/extract-model.js";
@@ -101,6 +102,45 @@ describe("real model: stories260K", { skip }, () => {
       assert.ok(d <= 1e-5, `${engine.kind}: max |dp| ${d}`);
       await engine.dispose?.();
     }
+  });
+});
+
+describe("--dtype on a dense checkpoint (stories260K HF, F32)", { skip }, () => {
+  /** log p(next token) at every position of the published sample, on ONNX Runtime with the given dtype. */
+  async function logprobs(dtype: LoadDtype, quantCompute: "f32" | "int8"): Promise<number[]> {
+    const m = await loadModel(HF, { dtype });
+    const ids = m.tokenizer!.encode(`Once upon a time${SAMPLE}`);
+    const e = await createOrtEngine(m, { threads: 1, quantCompute });
+    const r = await e.forward({ ids: [ids] }, { logits: "all" });
+    await e.dispose();
+    const rows = softmaxRows(r.logits, r.seq, r.vocab);
+    return ids.slice(1).map((id, t) => Math.log(rows[t]![id]!));
+  }
+
+  test("q8 and q4 hold matrices quantized; measured log-prob error against f32", async (t) => {
+    const q8 = await loadModel(HF, { dtype: "q8" });
+    // Matrices with rows of whole 32-value blocks are quantized; the 172-wide down projections stay f32.
+    assert.equal(
+      q8.weights.get("blocks.0.attn.q.weight") !== undefined &&
+        isQuant(q8.weights.get("blocks.0.attn.q.weight")!),
+      true,
+    );
+    assert.equal(isQuant(q8.weights.get("blocks.0.mlp.down.weight")!), false);
+    const base = await logprobs("f32", "f32");
+    const err: Record<string, number> = {};
+    for (const dtype of ["q8", "q4"] as const) {
+      for (const qc of ["f32", "int8"] as const) {
+        const got = await logprobs(dtype, qc);
+        const mean = got.reduce((s, v, i) => s + Math.abs(v - base[i]!), 0) / got.length;
+        err[`${dtype}/${qc}`] = mean;
+        t.diagnostic(
+          `--dtype ${dtype}, ${qc} compute: mean |d log p| ${mean.toFixed(4)} nats over ${got.length} tokens`,
+        );
+      }
+    }
+    // Measured here: q8 0.008 (f32 compute) / 0.012 (int8), q4 0.16: round-to-nearest 4-bit costs this tiny model.
+    assert.ok(err["q8/f32"]! < 0.02 && err["q8/int8"]! < 0.03, JSON.stringify(err));
+    assert.ok(err["q4/f32"]! < 0.3 && err["q4/f32"]! > err["q8/f32"]!, JSON.stringify(err));
   });
 });
 
