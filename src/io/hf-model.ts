@@ -18,9 +18,11 @@ import {
   checkWeights,
   expectedWeights,
   f32Bytes,
-  type ModelWeights,
+  LazyWeights,
   resolveDtype,
   storeAs,
+  storedType,
+  type Weight,
   type Weights,
 } from "../model/weights.js";
 import { fmtShape, shapeEquals, type Tensor, tensor } from "../tensor.js";
@@ -87,7 +89,7 @@ function transpose2d(t: Tensor): Tensor {
   return tensor([c, r], out);
 }
 
-/** Load a Hugging Face model folder into canonical f32 weights. */
+/** Open a Hugging Face model folder: config, tokenizer, and canonical weights read when asked for (LazyWeights). */
 export async function loadHfModel(dir: string, opts: LoadOptions = {}): Promise<LoadedModel> {
   const configPath = join(dir, "config.json");
   const config = parseHfConfig(readJson(configPath), configPath);
@@ -96,13 +98,13 @@ export async function loadHfModel(dir: string, opts: LoadOptions = {}): Promise<
   const sources: ByteSource[] = [];
   try {
     // Every tensor of every shard, by name.
-    const where = new Map<string, { src: ByteSource; info: StTensorInfo }>();
+    const where = new Map<string, { path: string; info: StTensorInfo }>();
     let fileWeightBytes = 0;
     for (const f of files) {
       const src = fileSource(join(dir, f));
       sources.push(src);
       for (const info of readSafetensorsHeader(src).tensors.values()) {
-        where.set(info.name, { src, info });
+        where.set(info.name, { path: join(dir, f), info });
         fileWeightBytes += info.end - info.begin;
       }
     }
@@ -121,8 +123,8 @@ export async function loadHfModel(dir: string, opts: LoadOptions = {}): Promise<
       where.get(name) ?? where.get(`transformer.${name}`) ?? where.get(name.replace(/^model\./, ""));
     const conv1d = CONV1D_ARCHS.has(config.arch);
     const ranges = qkvRanges(config);
-    const fused = new Map<string, Tensor>();
-    const weights: ModelWeights = new Map();
+    const readers = new Map<string, () => Weight>();
+    const types = new Map<string, number | null>();
     const dtypes: Record<string, number> = {};
     const used = new Set<string>();
     const problems: string[] = [];
@@ -150,18 +152,26 @@ export async function loadHfModel(dir: string, opts: LoadOptions = {}): Promise<
         used.add(hit.info.name);
         dtypes[hit.info.dtype] = (dtypes[hit.info.dtype] ?? 0) + 1;
       }
-      let t = fused.get(hit.info.name) ?? readSafetensorsTensor(hit.src, hit.info);
-      if (ref.part) {
-        fused.set(hit.info.name, t);
-        const [a, b] = ranges[ref.part];
-        if (t.shape.length === 1) t = tensor([b - a], t.data.slice(a, b));
-        else if (linear) t = transpose2d(sliceCols(t, a, b));
-        else t = tensor([b - a, t.shape[1]!], t.data.slice(a * t.shape[1]!, b * t.shape[1]!));
-        if (ref.part === "v") fused.delete(hit.info.name);
-      } else if (linear) {
-        t = transpose2d(t);
-      }
-      weights.set(canonical, storeAs(t, dtype));
+      types.set(canonical, storedType(shape, dtype));
+      // Read by byte range when asked for (LazyWeights): the shard is reopened, the tensor not kept.
+      readers.set(canonical, () => {
+        const src = fileSource(hit.path);
+        let t: Tensor;
+        try {
+          t = readSafetensorsTensor(src, hit.info);
+        } finally {
+          src.close();
+        }
+        if (ref.part) {
+          const [a, b] = ranges[ref.part];
+          if (t.shape.length === 1) t = tensor([b - a], t.data.slice(a, b));
+          else if (linear) t = transpose2d(sliceCols(t, a, b));
+          else t = tensor([b - a, t.shape[1]!], t.data.slice(a * t.shape[1]!, b * t.shape[1]!));
+        } else if (linear) {
+          t = transpose2d(t);
+        }
+        return storeAs(t, dtype);
+      });
     }
     if (problems.length) {
       throw new SteerlabError("bad_tensor", `checkpoint does not match its config: ${problems[0]}`, {
@@ -170,7 +180,7 @@ export async function loadHfModel(dir: string, opts: LoadOptions = {}): Promise<
         hint: "check that config.json belongs to these weights",
       });
     }
-    checkWeights(config, weights, dir);
+    const weights = new LazyWeights(readers, expectedWeights(config), types);
     const tokenizer = existsSync(join(dir, "tokenizer.json")) ? await loadTokenizerFromHfDir(dir) : null;
     return {
       source: { path: dir, format: "hf" },
