@@ -10,7 +10,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { SteerlabError } from "../errors.js";
 import { archSpec } from "../model/arch/registry.js";
-import type { ArchName, ArchSpec } from "../model/arch/spec.js";
+import type { ArchSpec } from "../model/arch/spec.js";
 import { type ModelConfig, parseHfConfig, toHfConfig } from "../model/config.js";
 import { modelFingerprint } from "../model/fingerprint.js";
 import type { LoadedModel, LoadOptions } from "../model/model.js";
@@ -36,9 +36,6 @@ import {
   writeSafetensorsDir,
 } from "./safetensors.js";
 import { loadTokenizerFromHfDir } from "./tokenizer.js";
-
-/** Architectures whose HF linears are Conv1D modules, stored [in, out]. */
-const CONV1D_ARCHS: ReadonlySet<ArchName> = new Set(["gpt2"]);
 
 /** Canonical linear weights (not embeddings or norms): the ones a Conv1D checkpoint stores transposed. */
 function isLinearWeight(canonical: string): boolean {
@@ -121,7 +118,7 @@ export async function loadHfModel(dir: string, opts: LoadOptions = {}): Promise<
     const dtype = resolveDtype(f32Bytes(config), opts);
     const find = (name: string) =>
       where.get(name) ?? where.get(`transformer.${name}`) ?? where.get(name.replace(/^model\./, ""));
-    const conv1d = CONV1D_ARCHS.has(config.arch);
+    const conv1d = spec.hf.linears === "conv1d";
     const ranges = qkvRanges(config);
     const readers = new Map<string, () => Weight>();
     const types = new Map<string, number | null>();
@@ -218,7 +215,7 @@ export interface SaveHfOptions {
 /** The HF tensors of canonical weights, in canonical order (fused and transposed where the format wants it). */
 export function toHfTensors(config: ModelConfig, weights: Weights): [string, Tensor][] {
   const spec = archSpec(config.arch);
-  const conv1d = CONV1D_ARCHS.has(config.arch);
+  const conv1d = spec.hf.linears === "conv1d";
   const ranges = qkvRanges(config);
   const out: [string, Tensor][] = [];
   const fusedAt = new Map<string, Tensor>();

@@ -1,4 +1,5 @@
 import type { Command } from "commander";
+import { archSpec } from "../../model/arch/registry.js";
 import { inspectModel } from "../../model/inspect.js";
 import { loadModel } from "../../model/load.js";
 import { printWarning } from "../options.js";
@@ -36,7 +37,7 @@ export function registerInspect(program: Command): void {
         ["context", String(c.maxPositions)],
         [
           "rope",
-          c.arch === "gpt2"
+          archSpec(c.arch).positional === "learned"
             ? "learned positions"
             : `theta ${c.ropeTheta}${c.ropeScaling ? `, ${c.ropeScaling.type} scaling x${c.ropeScaling.factor}` : ""}`,
         ],
