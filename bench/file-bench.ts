@@ -205,24 +205,28 @@ export function fileTable(rows: FileRow[]): string {
     "file",
     "backend",
     "file MiB",
+    "engine MiB",
     "load s",
     "prefill tok/s (512)",
     "decode tok/s (@16)",
     "decode tok/s (@512)",
     "peak RSS / file",
     "steady RSS / file",
+    "steady RSS / engine",
   ];
   const body = rows.map((r) => [
     r.shape,
     r.dtype,
     r.backend,
     r.fileMiB.toFixed(0),
+    r.engineMiB === null ? "-" : r.engineMiB.toFixed(0),
     r.loadS.toFixed(1),
     r.prefillTokS.toFixed(1),
     r.decodeTokS.toFixed(2),
     r.decodeLongTokS.toFixed(2),
     ((r.peakRssMiB - r.baseRssMiB) / r.fileMiB).toFixed(2),
     ((r.steadyRssMiB - r.baseRssMiB) / r.fileMiB).toFixed(2),
+    r.engineMiB === null ? "-" : ((r.steadyRssMiB - r.baseRssMiB) / r.engineMiB).toFixed(2),
   ]);
   const width = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
   const line = (cells: string[]) => `| ${cells.map((x, i) => x.padEnd(width[i]!)).join(" | ")} |`;
