@@ -22,9 +22,9 @@ import type { ModelConfig } from "../../src/model/config.js";
 import type { Engine } from "../../src/model/engine.js";
 import { loadModel } from "../../src/model/load.js";
 import { randomWeights } from "../../src/model/random.js";
-import { isQuant } from "../../src/model/weights.js";
+import { isQuant, LazyWeights } from "../../src/model/weights.js";
 import { ReferenceEngine } from "../../src/reference/engine.js";
-import { createOrtEngine } from "../../src/runtime/ort-engine.js";
+import { createOrtEngine, engineWeightBytes } from "../../src/runtime/ort-engine.js";
 import { llamaCppProbs } from "../helpers/llama-cpp.js";
 
 const dir = mkdtempSync(join(tmpdir(), "steerlab-quant-"));
@@ -128,4 +128,34 @@ describe("quantized GGUF weights on ONNX Runtime", () => {
       assert.ok(dFast <= INT8, `ORT int8 vs reference: ${dFast}`);
     });
   }
+});
+
+describe("block-by-block loading", () => {
+  test("a GGUF's tensors are read when asked for, never kept; the engine says what it will hold first", async () => {
+    const file = join(dir, "lazy.gguf");
+    saveGgufModel(file, CONFIG, randomWeights(CONFIG, 2), { dtype: "Q4_K" });
+    const m = await loadModel(file);
+    assert.ok(m.weights instanceof LazyWeights);
+    const a = m.weights.get("blocks.1.mlp.up.weight")!;
+    const b = m.weights.get("blocks.1.mlp.up.weight")!;
+    assert.notEqual(a, b, "a second get reads the file again: nothing is cached");
+    assert.ok(isQuant(a) && a.ggmlType === 12);
+    const notes: string[] = [];
+    const steps: number[] = [];
+    const e = await createOrtEngine(m, {
+      threads: 1,
+      consumeWeights: true,
+      onInfo: (s) => notes.push(s),
+      onProgress: (p) => steps.push(p.done),
+    });
+    // The estimate said before the build is what was handed to ONNX Runtime, up to small constants it leaves
+    // out (block-sum ones, the embedding's unpacked zero points: 2,432 bytes here).
+    assert.equal(notes.length, 1);
+    const estimate = engineWeightBytes(CONFIG, (await loadModel(file)).weights);
+    assert.ok(Math.abs(e.weightBytes - estimate) / e.weightBytes < 0.01, `${e.weightBytes} vs ${estimate}`);
+    assert.match(notes[0]!, /building 2 blocks on ONNX Runtime: [\d.]+ MiB of weights/);
+    assert.deepEqual(steps, [1, 2, 3]);
+    assert.equal(m.weights.size, 0, "every tensor was handed over and dropped");
+    await e.dispose();
+  });
 });
