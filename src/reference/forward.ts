@@ -19,7 +19,7 @@ import {
   type HookBinding,
   type HookContext,
 } from "../model/engine.js";
-import { hookName, isSite, SITES, type Site } from "../model/hooks.js";
+import { checkHookBuffer, isSite, SITES, type Site } from "../model/hooks.js";
 import { type RopeTable, ropeTable } from "../model/rope.js";
 import { checkWeights, lmHead, type Weights } from "../model/weights.js";
 import { type BlockContext, type BlockWeights, blockForward, blockWeights, norm } from "./block.js";
@@ -153,17 +153,17 @@ export function referenceForward(m: ReferenceModel, batch: Batch, opts: ForwardO
   const fireAt = (layer: number, site: Site, buf: Float32Array): void => {
     for (const h of hooks) {
       if (h.point.layer !== layer || h.point.site !== site) continue;
+      // Each hook gets its own positions: one cannot change which tokens a later one selects.
       const ctx: HookContext = {
         point: { layer, site },
         hidden: buf,
         batch: B,
         seq: T,
         dim: D,
-        positions: hookPositions,
+        positions: hookPositions.slice(),
       };
       h.fn(ctx);
-      if (buf.length !== B * T * D)
-        throw new SteerlabError("bad_input", `hook at ${hookName(layer, site)} resized its buffer`);
+      checkHookBuffer(ctx.hidden, buf, layer, site);
     }
   };
 

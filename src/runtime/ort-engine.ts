@@ -34,7 +34,7 @@ import {
   weightFn,
 } from "../model/graph/graphs.js";
 import { nbitsHeldBytes } from "../model/graph/nbits.js";
-import { hookName, type Site } from "../model/hooks.js";
+import { checkHookBuffer, hookName, isSite, SITES, type Site } from "../model/hooks.js";
 import { ropeInvFreq } from "../model/rope.js";
 import {
   checkWeights,
@@ -257,7 +257,19 @@ export class OrtEngine implements Engine {
     const fire = (layer: number, site: Site, hidden: Float32Array) => {
       const list = hooks.get(hookName(layer, site));
       if (!list) return;
-      for (const fn of list) fn({ point: { layer, site }, hidden, batch: B, seq: T, dim: D, positions });
+      for (const fn of list) {
+        // Each hook gets its own positions: one cannot change which tokens a later one selects.
+        const ctx = {
+          point: { layer, site },
+          hidden,
+          batch: B,
+          seq: T,
+          dim: D,
+          positions: positions.slice(),
+        };
+        fn(ctx);
+        checkHookBuffer(ctx.hidden, hidden, layer, site);
+      }
     };
     const hid = (x: Float32Array) => new OrtTensor("float32", x, [B, T, D]);
 
@@ -369,6 +381,13 @@ export class OrtEngine implements Engine {
     const m = new Map<string, HookBinding["fn"][]>();
     for (const h of bindings) {
       const { layer, site } = h.point;
+      if (!isSite(site)) {
+        throw new SteerlabError("bad_input", "unknown hook site", {
+          field: "hooks.point.site",
+          expected: SITES.join(" | "),
+          got: String(site),
+        });
+      }
       if (!Number.isInteger(layer) || layer < 0 || layer >= this.config.nLayers) {
         throw new SteerlabError("bad_input", `hook layer ${layer} out of range`, {
           field: "hooks",
