@@ -15,6 +15,41 @@ import { fmtShape, numel, shapeEquals, type Tensor, tensor } from "../tensor.js"
 import { archSpec } from "./arch/registry.js";
 import type { ModelConfig } from "./config.js";
 
+/** The weights of a block, in forward order (each with a .weight and, where the spec says, a .bias). */
+export type BlockPart =
+  | "attn_norm"
+  | "attn.q"
+  | "attn.k"
+  | "attn.v"
+  | "attn.o"
+  | "mlp_norm"
+  | "mlp.gate"
+  | "mlp.up"
+  | "mlp.down";
+export type Param = "weight" | "bias";
+/** A canonical weight name (the scheme above). */
+export type WeightName =
+  | "tok_embd"
+  | "pos_embd"
+  | "lm_head.weight"
+  | `final_norm.${Param}`
+  | `blocks.${number}.${BlockPart}.${Param}`;
+/** The prefix the layer functions add ".weight" / ".bias" (or ".q.weight", ...) to. */
+export type WeightPrefix = "final_norm" | `blocks.${number}.${BlockPart | "attn" | "mlp"}`;
+
+/** Canonical weight names are built here and nowhere else. */
+export const W = {
+  tokEmbd: "tok_embd",
+  posEmbd: "pos_embd",
+  lmHead: "lm_head.weight",
+  finalNorm: (p: Param = "weight"): WeightName => `final_norm.${p}`,
+  block: (l: number, part: BlockPart, p: Param = "weight"): WeightName => `blocks.${l}.${part}.${p}`,
+  prefix: (l: number, part: BlockPart | "attn" | "mlp"): WeightPrefix => `blocks.${l}.${part}`,
+  /** Whether a canonical name belongs to block l. */
+  inBlock: (name: string, l: number): boolean => name.startsWith(`blocks.${l}.`),
+  inAnyBlock: (name: string): boolean => name.startsWith("blocks."),
+} as const;
+
 /** Dense f32 weights: what the reference engine, the trainer and the writers compute on. */
 export type Weights = Map<string, Tensor>;
 
@@ -208,34 +243,42 @@ export function expectedWeights(c: ModelConfig): Map<string, number[]> {
   const kv = c.nKvHeads * c.headDim;
   const F = c.intermediateSize;
   const layerNorm = spec.norm === "layer";
-  const m = new Map<string, number[]>();
-  m.set("tok_embd", [c.vocabSize, D]);
-  if (spec.positional === "learned") m.set("pos_embd", [c.maxPositions, D]);
+  const m = new Map<WeightName, number[]>();
+  m.set(W.tokEmbd, [c.vocabSize, D]);
+  if (spec.positional === "learned") m.set(W.posEmbd, [c.maxPositions, D]);
+  const bias = {
+    attn_norm: layerNorm,
+    mlp_norm: layerNorm,
+    qkv: spec.bias.qkv,
+    o: spec.bias.o,
+    mlp: spec.bias.mlp,
+  };
   for (let l = 0; l < c.nLayers; l++) {
-    const b = `blocks.${l}.`;
-    m.set(`${b}attn_norm.weight`, [D]);
-    if (layerNorm) m.set(`${b}attn_norm.bias`, [D]);
-    m.set(`${b}attn.q.weight`, [q, D]);
-    m.set(`${b}attn.k.weight`, [kv, D]);
-    m.set(`${b}attn.v.weight`, [kv, D]);
-    if (spec.bias.qkv) {
-      m.set(`${b}attn.q.bias`, [q]);
-      m.set(`${b}attn.k.bias`, [kv]);
-      m.set(`${b}attn.v.bias`, [kv]);
-    }
-    m.set(`${b}attn.o.weight`, [D, q]);
-    if (spec.bias.o) m.set(`${b}attn.o.bias`, [D]);
-    m.set(`${b}mlp_norm.weight`, [D]);
-    if (layerNorm) m.set(`${b}mlp_norm.bias`, [D]);
-    if (spec.mlp === "gated-silu") m.set(`${b}mlp.gate.weight`, [F, D]);
-    m.set(`${b}mlp.up.weight`, [F, D]);
-    if (spec.bias.mlp) m.set(`${b}mlp.up.bias`, [F]);
-    m.set(`${b}mlp.down.weight`, [D, F]);
-    if (spec.bias.mlp) m.set(`${b}mlp.down.bias`, [D]);
+    const put = (part: BlockPart, shape: number[], hasBias: boolean) => {
+      m.set(W.block(l, part), shape);
+      if (hasBias) m.set(W.block(l, part, "bias"), [shape[0]!]);
+    };
+    put("attn_norm", [D], bias.attn_norm);
+    // Biases of q, k, v follow all three weights (the order files and graphs expect).
+    put("attn.q", [q, D], false);
+    put("attn.k", [kv, D], false);
+    put("attn.v", [kv, D], false);
+    if (bias.qkv)
+      for (const [part, n] of [
+        ["attn.q", q],
+        ["attn.k", kv],
+        ["attn.v", kv],
+      ] as const)
+        m.set(W.block(l, part, "bias"), [n]);
+    put("attn.o", [D, q], bias.o);
+    put("mlp_norm", [D], bias.mlp_norm);
+    if (spec.mlp === "gated-silu") put("mlp.gate", [F, D], false);
+    put("mlp.up", [F, D], bias.mlp);
+    put("mlp.down", [D, F], bias.mlp);
   }
-  m.set("final_norm.weight", [D]);
-  if (layerNorm) m.set("final_norm.bias", [D]);
-  if (!c.tiedEmbeddings) m.set("lm_head.weight", [c.vocabSize, D]);
+  m.set(W.finalNorm(), [D]);
+  if (layerNorm) m.set(W.finalNorm("bias"), [D]);
+  if (!c.tiedEmbeddings) m.set(W.lmHead, [c.vocabSize, D]);
   return m;
 }
 
@@ -263,5 +306,5 @@ export function checkWeights(c: ModelConfig, w: ModelWeights, file: string): voi
 
 /** The output projection: lm_head, or the embedding when tied. */
 export function lmHead<W extends Weight>(c: ModelConfig, w: Map<string, W>): W {
-  return w.get(c.tiedEmbeddings ? "tok_embd" : "lm_head.weight")!;
+  return w.get(c.tiedEmbeddings ? W.tokEmbd : W.lmHead)!;
 }

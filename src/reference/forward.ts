@@ -21,7 +21,7 @@ import {
 } from "../model/engine.js";
 import { checkHookBuffer, isSite, SITES, type Site } from "../model/hooks.js";
 import { type RopeTable, ropeTable } from "../model/rope.js";
-import { checkWeights, lmHead, type Weights } from "../model/weights.js";
+import { checkWeights, lmHead, W, type Weights } from "../model/weights.js";
 import { type BlockContext, type BlockWeights, blockForward, blockWeights, norm } from "./block.js";
 import { ReferenceCache } from "./cache.js";
 import { linear } from "./ops.js";
@@ -52,11 +52,11 @@ export function referenceModel(
   return {
     config,
     spec,
-    tokEmbd: weights.get("tok_embd")!.data,
-    posEmbd: weights.get("pos_embd")?.data ?? null,
+    tokEmbd: weights.get(W.tokEmbd)!.data,
+    posEmbd: weights.get(W.posEmbd)?.data ?? null,
     blocks: Array.from({ length: config.nLayers }, (_, l) => blockWeights(weights, l)),
-    finalNorm: weights.get("final_norm.weight")!.data,
-    finalNormBias: weights.get("final_norm.bias")?.data ?? null,
+    finalNorm: weights.get(W.finalNorm())!.data,
+    finalNormBias: weights.get(W.finalNorm("bias"))?.data ?? null,
     head: lmHead(config, weights).data,
     rope: spec.positional === "rope" ? ropeTable(config, config.maxPositions) : null,
     gelu,

@@ -43,6 +43,7 @@ import {
   isQuant,
   LazyWeights,
   type ModelWeights,
+  W,
 } from "../model/weights.js";
 import { numel } from "../tensor.js";
 import { additiveMask, ropeRows } from "./call-inputs.js";
@@ -141,7 +142,7 @@ export async function createOrtEngine(
       for (let l = 0; l < c.nLayers; l++) {
         attn.push(await make(attnGraph(c, w, l, gs)));
         mlp.push(await make(mlpGraph(c, w, l, gs)));
-        consume((n) => n.startsWith(`blocks.${l}.`));
+        consume((n) => W.inBlock(n, l));
         progress(l + 1);
       }
       blocks = { kind: "site", attn, mlp };
@@ -149,14 +150,14 @@ export async function createOrtEngine(
       const block: ort.InferenceSession[] = [];
       for (let l = 0; l < c.nLayers; l++) {
         block.push(await make(blockGraph(c, w, l, gs)));
-        consume((n) => n.startsWith(`blocks.${l}.`));
+        consume((n) => W.inBlock(n, l));
         progress(l + 1);
       }
       blocks = { kind: "block", block };
     }
     const tiedNoPack = c.tiedEmbeddings && opts.prepackTiedHead === false;
     const head = await make(headGraph(c, w, gs), tiedNoPack ? noPrepack(so) : so);
-    consume((n) => !n.startsWith("blocks."));
+    consume((n) => !W.inAnyBlock(n));
     progress(c.nLayers + 1);
     const rope = archSpec(c.arch).positional === "rope" ? ropeInvFreq(c) : null;
     return new OrtEngine(c, blocks, head, rope, heldBytes);

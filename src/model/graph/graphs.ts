@@ -9,7 +9,7 @@
 import { SteerlabError } from "../../errors.js";
 import { archSpec } from "../arch/registry.js";
 import type { ModelConfig } from "../config.js";
-import { denseWeight, isQuant, type ModelWeights, type Weight } from "../weights.js";
+import { denseWeight, isQuant, type ModelWeights, W, type Weight } from "../weights.js";
 import { attention } from "./attention.js";
 import { type Dim, GraphBuilder, type GraphSettings, type Value } from "./builder.js";
 import { mlp, norm, type WeightFn } from "./layers.js";
@@ -66,8 +66,8 @@ function attnPart(
 ) {
   const spec = archSpec(c.arch);
   const blk = g.scope(`blocks.${l}`);
-  const h = norm(blk, x, spec, w, `blocks.${l}.attn_norm`, c.normEps);
-  return attention(blk.scope("attn"), h, c, spec.bias.qkv, spec.bias.o, w, `blocks.${l}.attn`, io, {
+  const h = norm(blk, x, spec, w, W.prefix(l, "attn_norm"), c.normEps);
+  return attention(blk.scope("attn"), h, c, spec.bias.qkv, spec.bias.o, w, W.prefix(l, "attn"), io, {
     k: io.pastK,
     v: io.pastV,
   });
@@ -76,8 +76,8 @@ function attnPart(
 function mlpPart(g: GraphBuilder, c: ModelConfig, w: WeightFn, l: number, x: Value): Value {
   const spec = archSpec(c.arch);
   const blk = g.scope(`blocks.${l}`);
-  const h = norm(blk, x, spec, w, `blocks.${l}.mlp_norm`, c.normEps);
-  return mlp(blk.scope("mlp"), h, spec, w, `blocks.${l}.mlp`);
+  const h = norm(blk, x, spec, w, W.prefix(l, "mlp_norm"), c.normEps);
+  return mlp(blk.scope("mlp"), h, spec, w, W.prefix(l, "mlp"));
 }
 
 function kvOutputs(g: GraphBuilder, c: ModelConfig, a: { k: Value; v: Value }): void {
@@ -142,7 +142,7 @@ export function headGraph(c: ModelConfig, w: WeightFn, settings: Partial<GraphSe
   const g = GraphBuilder.create(settings);
   const D = c.hiddenSize;
   const ids = g.input("ids", "int64", [B, T]);
-  const tok = w("tok_embd");
+  const tok = w(W.tokEmbd);
   const emb = g.scope("embed");
   // A quantized embedding is gathered row by row from its blocks; a tied head then shares its codes.
   let tq: NBitsInits | null = null;
@@ -157,7 +157,7 @@ export function headGraph(c: ModelConfig, w: WeightFn, settings: Partial<GraphSe
   }
   if (spec.positional === "learned") {
     const pos = g.input("pos", "int64", [B, T]);
-    const pt = denseWeight(w("pos_embd"));
+    const pt = denseWeight(w(W.posEmbd));
     const pe = g.weight("pos_embd", pt.shape, pt.data);
     e = emb.op("Add", [e, emb.op("Gather", [pe, pos], { axis: 0 }, "GatherPos")]);
   }
@@ -171,7 +171,7 @@ export function headGraph(c: ModelConfig, w: WeightFn, settings: Partial<GraphSe
   if (c.tiedEmbeddings) {
     logits = tq ? nbitsMatMul(lm, h, tq, "lm_head", acc, 2) : lm.op("Gemm", [h, te!], { transB: 1 });
   } else {
-    const head = w("lm_head.weight");
+    const head = w(W.lmHead);
     logits = isQuant(head)
       ? nbitsMatMul(lm, h, nbitsInits(g, "lm_head.weight", toNBits(head)), "lm_head", acc, 2)
       : lm.op("Gemm", [h, g.weight("lm_head.weight", [c.vocabSize, D], head.data)], { transB: 1 });
