@@ -142,6 +142,7 @@ function layoutOf(type: number): Layout {
  * per type (gguf-quant.ts) stays the single reading of every bit layout.
  */
 export function toNBits(q: QuantTensor, scale = 1): NBits {
+  if (q.ggmlType === GGML_TYPE.Q4_0 || q.ggmlType === GGML_TYPE.Q8_0) return repackLegacy(q, scale);
   const L = layoutOf(q.ggmlType);
   const [N, K] = q.shape;
   const info = ggmlTypeInfo(q.ggmlType)!;
@@ -187,6 +188,34 @@ export function toNBits(q: QuantTensor, scale = 1): NBits {
     }
   }
   return { bits: L.bits, block: L.block, n: N, k: K, codes, scales, offsets };
+}
+
+/**
+ * Q4_0 and Q8_0 (the common types) by moving bits instead of decoding: the same codes as toNBits' general path,
+ * an order of magnitude faster at load. Q4_0 keeps values j and j + 16 in one byte, MatMulNBits values 2i and
+ * 2i + 1; Q8_0's int8 q is code q + 128.
+ */
+function repackLegacy(q: QuantTensor, scale: number): NBits {
+  const [N, K] = q.shape;
+  const four = q.ggmlType === GGML_TYPE.Q4_0;
+  const blockBytes = four ? 18 : 34;
+  const blob = four ? 16 : 32;
+  const nBlocks = (N * K) / 32;
+  const codes = new Uint8Array(nBlocks * blob);
+  const scales = new Float32Array(nBlocks);
+  const src = q.bytes;
+  for (let b = 0, o = 0, c = 0; b < nBlocks; b++, o += blockBytes, c += blob) {
+    scales[b] = Math.fround(f16ToF32(src[o]! | (src[o + 1]! << 8))) * scale;
+    const qs = o + 2;
+    if (four) {
+      for (let i = 0; i < 8; i++) codes[c + i] = (src[qs + 2 * i]! & 15) | ((src[qs + 2 * i + 1]! & 15) << 4);
+      for (let i = 8; i < 16; i++)
+        codes[c + i] = (src[qs + 2 * i - 16]! >>> 4) | (src[qs + 2 * i - 15]! & 0xf0);
+    } else {
+      for (let j = 0; j < 32; j++) codes[c + j] = src[qs + j]! ^ 0x80;
+    }
+  }
+  return { bits: four ? 4 : 8, block: 32, n: N, k: K, codes, scales, offsets: null };
 }
 
 /** Same layout (bits, block, offsets or not, K): parts can be stacked into one matmul. */
