@@ -6,12 +6,14 @@
  * Run: npx tsx bench/engine.bench.ts [--model llama|gpt2] [--granularity site|block] [--threads N] [--spin] [--arena]
  * Model files (GGUF F32 / Q8_0 / Q4_0 / Q4_K of real shapes, against llama.cpp on the same file): see file-bench.ts,
  *   npx tsx bench/engine.bench.ts --files tinyllama|llama7b|small [--dtypes F32,Q8_0,Q4_0,Q4_K] [--rounds 2]
+ *   (rows are appended to DIR/SHAPE-rows.jsonl; --summary that-file prints the table again)
  * Without --model it runs every case in a fresh child process each (so peak RSS is per case) and prints a table.
  *
  * Other backends (llama.cpp on the same weights) plug in as further BenchCase runners: add a function returning
  * a BenchRow and list it in RUNNERS; the table and child-process driver are shared.
  */
 import { execFileSync } from "node:child_process";
+import { appendFileSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -150,10 +152,22 @@ async function files(shape: string, threads: number): Promise<void> {
         });
         const got = JSON.parse(out.trim().split("\n").at(-1)!) as FileRow;
         rows.push(got);
+        appendFileSync(join(dir, `${shape}-rows.jsonl`), `${JSON.stringify(got)}\n`);
         process.stderr.write(`round ${r + 1}: ${JSON.stringify(got)}\n`);
       }
     }
   }
+  summarize(shape, threads, rounds, dtypes, rows);
+}
+
+/** The table of all rows, then per dtype the best-of-rounds ratios of steerlab to llama.cpp. */
+function summarize(
+  shape: string,
+  threads: number,
+  rounds: number,
+  dtypes: readonly string[],
+  rows: FileRow[],
+): void {
   process.stdout.write(`${fileTable(rows)}\n\n`);
   for (const dtype of dtypes) {
     const best = (backend: string, k: "prefillTokS" | "decodeTokS" | "decodeLongTokS") =>
@@ -184,6 +198,18 @@ async function main(): Promise<void> {
     const dir = arg("dir")!;
     const run = backend === "llama.cpp" ? benchLlamaCppFile : benchOrtFile;
     process.stdout.write(`${JSON.stringify(await run(dir, shape, dtype, threads))}\n`);
+    return;
+  }
+  const summary = arg("summary");
+  if (summary) {
+    // Rows saved by earlier runs (DIR/SHAPE-rows.jsonl): the table and ratios without rerunning.
+    const rows = readFileSync(summary, "utf8")
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as FileRow);
+    const dtypes = [...new Set(rows.map((r) => r.dtype))];
+    const rounds = Math.max(...dtypes.map((d) => rows.filter((r) => r.dtype === d).length / 2));
+    summarize(rows[0]!.shape, rows[0]!.threads, rounds, dtypes, rows);
     return;
   }
   const shape = arg("files");
