@@ -17,11 +17,13 @@ import { join } from "node:path";
 import { after, describe, test } from "node:test";
 import { byteLevelTokenizerJson } from "../../src/io/bpe-train.js";
 import { type GgufWriteDtype, saveGgufModel } from "../../src/io/gguf-model.js";
+import { GGML_TYPE, quantize } from "../../src/io/gguf-quant.js";
 import { ggufTokenizerMetadata } from "../../src/io/tokenizer.js";
 import type { ModelConfig } from "../../src/model/config.js";
 import type { Engine } from "../../src/model/engine.js";
+import { toNBits, toNBitsDecoded } from "../../src/model/graph/nbits.js";
 import { loadModel } from "../../src/model/load.js";
-import { randomWeights } from "../../src/model/random.js";
+import { randomWeights, rng } from "../../src/model/random.js";
 import { isQuant, LazyWeights } from "../../src/model/weights.js";
 import { ReferenceEngine } from "../../src/reference/engine.js";
 import { createOrtEngine, engineWeightBytes } from "../../src/runtime/ort-engine.js";
@@ -128,6 +130,15 @@ describe("quantized GGUF weights on ONNX Runtime", () => {
       assert.ok(dCppFast <= INT8, `ORT int8 vs llama.cpp: ${dCppFast}`);
       assert.ok(dFast <= INT8, `ORT int8 vs reference: ${dFast}`);
     });
+  }
+});
+
+test("the bit-moving paths (Q4_0, Q8_0, Q4_K) give the decoding path's codes, scales and offsets", () => {
+  const u = rng(9);
+  const x = Float32Array.from({ length: 8 * 512 }, () => 2 * u() - 1);
+  for (const type of [GGML_TYPE.Q4_0, GGML_TYPE.Q8_0, GGML_TYPE.Q4_K]) {
+    const q = { shape: [8, 512] as [number, number], ggmlType: type, bytes: quantize(type, x) };
+    assert.deepEqual(toNBits(q, 0.125), toNBitsDecoded(q, 0.125), `type ${type}`);
   }
 });
 

@@ -143,6 +143,12 @@ function layoutOf(type: number): Layout {
  */
 export function toNBits(q: QuantTensor, scale = 1): NBits {
   if (q.ggmlType === GGML_TYPE.Q4_0 || q.ggmlType === GGML_TYPE.Q8_0) return repackLegacy(q, scale);
+  if (q.ggmlType === GGML_TYPE.Q4_K) return repackQ4K(q, scale);
+  return toNBitsDecoded(q, scale);
+}
+
+/** The general path of toNBits for every type: decode, then recover codes (exported for the fast paths' test). */
+export function toNBitsDecoded(q: QuantTensor, scale = 1): NBits {
   const L = layoutOf(q.ggmlType);
   const [N, K] = q.shape;
   const info = ggmlTypeInfo(q.ggmlType)!;
@@ -216,6 +222,41 @@ function repackLegacy(q: QuantTensor, scale: number): NBits {
     }
   }
   return { bits: four ? 4 : 8, block: 32, n: N, k: K, codes, scales, offsets: null };
+}
+
+/**
+ * Q4_K by moving bits (the same codes, scales and offsets as the general path). A super-block's 64-value chunk c
+ * keeps values c*64 + l in the low nibbles of its 32 bytes and c*64 + 32 + l in the high ones; MatMulNBits wants
+ * each 32-value sub-block's values 2i, 2i + 1 in byte i.
+ */
+function repackQ4K(q: QuantTensor, scale: number): NBits {
+  const [N, K] = q.shape;
+  const supers = (N * K) / 256;
+  const codes = new Uint8Array((N * K) / 2);
+  const scales = new Float32Array(supers * 8);
+  const offsets = new Float32Array(supers * 8);
+  const src = q.bytes;
+  for (let b = 0, o = 0; b < supers; b++, o += 144) {
+    const d = h16(src, o);
+    const dmin = h16(src, o + 2);
+    for (let j = 0; j < 8; j++) {
+      const [sc, m] = scaleMinK4(src, o + 4, j);
+      scales[b * 8 + j] = Math.fround(d * sc) * scale;
+      offsets[b * 8 + j] = Math.fround(-(dmin * m)) * scale;
+    }
+    for (let c = 0; c < 4; c++) {
+      const qs = o + 16 + 32 * c;
+      const lo = (b * 8 + 2 * c) * 16; // sub-block 2c: the low nibbles
+      const hi = lo + 16; // sub-block 2c + 1: the high nibbles
+      for (let i = 0; i < 16; i++) {
+        const x = src[qs + 2 * i]!;
+        const y = src[qs + 2 * i + 1]!;
+        codes[lo + i] = (x & 15) | ((y & 15) << 4);
+        codes[hi + i] = (x >>> 4) | (y & 0xf0);
+      }
+    }
+  }
+  return { bits: 4, block: 32, n: N, k: K, codes, scales, offsets };
 }
 
 /** Same layout (bits, block, offsets or not, K): parts can be stacked into one matmul. */
