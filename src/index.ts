@@ -47,13 +47,23 @@ export { type HookPoint, hookName, parseHookName, parseLayers, SITES, type Site 
 export { inspectModel } from "./model/inspect.js";
 export { loadModel } from "./model/load.js";
 export { nextTokenLogprobs, scoreContinuations } from "./model/logprobs.js";
-export type { LoadedModel } from "./model/model.js";
+export type { LoadedModel, LoadOptions } from "./model/model.js";
 export { type Backend, type OpenedModel, type OpenOptions, openModel } from "./model/open.js";
+export {
+  denseWeights,
+  isQuant,
+  LazyWeights,
+  type LoadDtype,
+  type ModelWeights,
+  type QuantTensor,
+  W,
+  type WeightName,
+} from "./model/weights.js";
 export { ReferenceEngine } from "./reference/engine.js";
 export { buildReport } from "./report/build.js";
 export { reportFromPaperData } from "./report/paper.js";
 export { writeReport } from "./report/writers.js";
-export { createOrtEngine } from "./runtime/ort-engine.js";
+export { createOrtEngine, engineWeightBytes, type OrtEngineOptions } from "./runtime/ort-engine.js";
 // Steering vectors
 export {
   type PositionSpec,
