@@ -504,14 +504,19 @@ export function saveGgufModel(
     tensors.push({ name, shape, type, data: () => quantize(type, make().data) });
   };
   const parts = new Map<string, Tensor[]>();
-  for (const canonical of expectedWeights(config).keys()) {
-    const w = denseWeight(weights.get(canonical)!);
+  const expected = expectedWeights(config);
+  for (const canonical of expected.keys()) {
+    // Read (or dequantize) each tensor only when the writer reaches it: LazyWeights stream from file to file.
+    const wShape = expected.get(canonical)!;
     const [name, part] = spec.ggufName(canonical).split(":") as [string, "q" | "k" | "v" | undefined];
     const role = qkRole(canonical);
     const heads = role === "q" ? config.nHeads : role === "k" ? config.nKvHeads : 0;
-    const t = permute && heads ? () => permuteQk(w, heads) : () => w;
+    const t = () => {
+      const w = denseWeight(weights.get(canonical)!);
+      return permute && heads ? permuteQk(w, heads) : w;
+    };
     if (!part) {
-      encode(name, w.shape, t);
+      encode(name, wShape, t);
       continue;
     }
     // Fused qkv: rows q, then k, then v (the spec lists them in that order).
@@ -519,8 +524,8 @@ export function saveGgufModel(
     parts.set(name, got);
     if (part !== "v") continue;
     parts.delete(name);
-    const cols = w.shape.length > 1 ? w.shape[1]! : 1;
-    const shape = [q + 2 * kv, ...w.shape.slice(1)];
+    const cols = wShape.length > 1 ? wShape[1]! : 1;
+    const shape = [q + 2 * kv, ...wShape.slice(1)];
     encode(name, shape, () => {
       const f = tensor(shape);
       let at = 0;

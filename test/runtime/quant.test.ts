@@ -28,6 +28,7 @@ import { isQuant, LazyWeights } from "../../src/model/weights.js";
 import { ReferenceEngine } from "../../src/reference/engine.js";
 import { createOrtEngine, engineWeightBytes } from "../../src/runtime/ort-engine.js";
 import { llamaCppProbs } from "../helpers/llama-cpp.js";
+import { assertWeightsClose } from "../helpers/tiny-models.js";
 
 const dir = mkdtempSync(join(tmpdir(), "steerlab-quant-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -169,5 +170,14 @@ describe("block-by-block loading", () => {
     assert.deepEqual(steps, [1, 2, 3]);
     assert.equal(m.weights.size, 0, "every tensor was handed over and dropped");
     await e.dispose();
+  });
+
+  test("a loaded model streams into a new GGUF: each tensor read when the writer reaches it", async () => {
+    const src = join(dir, "stream-src.gguf");
+    saveGgufModel(src, CONFIG, randomWeights(CONFIG, 5), { dtype: "Q4_K" });
+    const m = await loadModel(src);
+    const out = join(dir, "stream-out.gguf");
+    saveGgufModel(out, m.config, m.weights, { dtype: "F32" });
+    assertWeightsClose((await loadModel(out)).weights, m.weights);
   });
 });
