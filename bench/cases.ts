@@ -103,15 +103,36 @@ export interface SequenceDriver {
  * The shared measurement: best-of-5 prefill of the PROMPT-token prompt, then DECODE_STEPS one-token steps after
  * a DECODE_PROMPT and a LONG_PROMPT prompt (best of 3 and 2). The same token ids for every runner.
  */
+export interface SpeedPlan {
+  prompt: number;
+  decodePrompt: number;
+  longPrompt: number;
+  steps: number;
+  prefillReps: number;
+  decodeReps: number;
+  longReps: number;
+}
+
+export const DEFAULT_PLAN: SpeedPlan = {
+  prompt: PROMPT,
+  decodePrompt: DECODE_PROMPT,
+  longPrompt: LONG_PROMPT,
+  steps: DECODE_STEPS,
+  prefillReps: 5,
+  decodeReps: 3,
+  longReps: 2,
+};
+
 export async function measureSpeed(
   vocab: number,
   d: SequenceDriver,
+  plan: SpeedPlan = DEFAULT_PLAN,
 ): Promise<{ prefillTokS: number; decodeTokS: number; decodeLongTokS: number }> {
-  const prompt = ids(PROMPT, vocab, 2);
+  const prompt = ids(plan.prompt, vocab, 2);
   await d.reset();
   await d.prefill(prompt); // warm-up
   const pre: number[] = [];
-  for (let r = 0; r < 5; r++) {
+  for (let r = 0; r < plan.prefillReps; r++) {
     await d.reset();
     const s = performance.now();
     await d.prefill(prompt);
@@ -122,16 +143,16 @@ export async function measureSpeed(
     for (let r = 0; r < reps; r++) {
       await d.reset();
       await d.prefill(ids(promptLen, vocab, 3));
-      const next = ids(DECODE_STEPS, vocab, 4);
+      const next = ids(plan.steps, vocab, 4);
       const s = performance.now();
       for (const id of next) await d.step(id);
       times.push(performance.now() - s);
     }
-    return DECODE_STEPS / (Math.min(...times) / 1000);
+    return plan.steps / (Math.min(...times) / 1000);
   };
   return {
-    prefillTokS: PROMPT / (Math.min(...pre) / 1000),
-    decodeTokS: await decode(DECODE_PROMPT, 3),
-    decodeLongTokS: await decode(LONG_PROMPT, 2),
+    prefillTokS: plan.prompt / (Math.min(...pre) / 1000),
+    decodeTokS: await decode(plan.decodePrompt, plan.decodeReps),
+    decodeLongTokS: await decode(plan.longPrompt, plan.longReps),
   };
 }

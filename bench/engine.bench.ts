@@ -4,13 +4,20 @@
  *   16-token and after a 448-token prompt), build time, and peak RSS against the weights' bytes. Times are the
  *   best of several runs.
  * Run: npx tsx bench/engine.bench.ts [--model llama|gpt2] [--granularity site|block] [--threads N] [--spin] [--arena]
+ * Model files (GGUF F32 / Q8_0 / Q4_0 / Q4_K of real shapes, against llama.cpp on the same file): see file-bench.ts,
+ *   npx tsx bench/engine.bench.ts --files tinyllama|llama7b|small [--dtypes F32,Q8_0,Q4_0,Q4_K] [--rounds 2]
+ *   (rows are appended to DIR/SHAPE-rows.jsonl; --summary that-file prints the table again)
  * Without --model it runs every case in a fresh child process each (so peak RSS is per case) and prints a table.
  *
  * Other backends (llama.cpp on the same weights) plug in as further BenchCase runners: add a function returning
  * a BenchRow and list it in RUNNERS; the table and child-process driver are shared.
  */
 import { execFileSync } from "node:child_process";
+import { appendFileSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import type { GgufWriteDtype } from "../src/io/gguf-model.js";
 import { randomWeights } from "../src/model/random.js";
 import { createOrtEngine } from "../src/runtime/ort-engine.js";
 import {
@@ -25,6 +32,14 @@ import {
   PROMPT,
   vmKiB,
 } from "./cases.js";
+import {
+  benchLlamaCppFile,
+  benchOrtFile,
+  FILE_SHAPES,
+  type FileRow,
+  fileTable,
+  writeBenchFiles,
+} from "./file-bench.js";
 import { benchLlamaCpp } from "./llama-cpp.js";
 
 export async function benchOrt(k: BenchCase): Promise<BenchRow> {
@@ -115,8 +130,95 @@ function arg(name: string): string | undefined {
   return i >= 0 ? process.argv[i + 1] : undefined;
 }
 
+/**
+ * --files SHAPE: the file bench (file-bench.ts). Each case runs in a child process (--file-case
+ * shape:dtype:backend), ORT and llama.cpp interleaved per dtype, --rounds times; files are written once to --dir.
+ */
+async function files(shape: string, threads: number): Promise<void> {
+  const dir = arg("dir") ?? join(tmpdir(), "steerlab-bench-files");
+  const dtypes = (arg("dtypes") ?? "F32,Q8_0,Q4_0,Q4_K").split(",") as GgufWriteDtype[];
+  const rounds = Number(arg("rounds") ?? 2);
+  writeBenchFiles(dir, shape, dtypes);
+  const self = fileURLToPath(import.meta.url);
+  const rows: FileRow[] = [];
+  for (let r = 0; r < rounds; r++) {
+    for (const dtype of dtypes) {
+      for (const backend of ["onnxruntime", "llama.cpp"]) {
+        const args = [...process.execArgv, self, "--file-case", `${shape}:${dtype}:${backend}`, "--dir", dir];
+        args.push("--threads", String(threads));
+        const out = execFileSync(process.execPath, args, {
+          encoding: "utf8",
+          stdio: ["ignore", "pipe", "inherit"],
+        });
+        const got = JSON.parse(out.trim().split("\n").at(-1)!) as FileRow;
+        rows.push(got);
+        appendFileSync(join(dir, `${shape}-rows.jsonl`), `${JSON.stringify(got)}\n`);
+        process.stderr.write(`round ${r + 1}: ${JSON.stringify(got)}\n`);
+      }
+    }
+  }
+  summarize(shape, threads, rounds, dtypes, rows);
+}
+
+/** The table of all rows, then per dtype the best-of-rounds ratios of steerlab to llama.cpp. */
+function summarize(
+  shape: string,
+  threads: number,
+  rounds: number,
+  dtypes: readonly string[],
+  rows: FileRow[],
+): void {
+  process.stdout.write(`${fileTable(rows)}\n\n`);
+  for (const dtype of dtypes) {
+    const best = (backend: string, k: "prefillTokS" | "decodeTokS" | "decodeLongTokS") =>
+      Math.max(...rows.filter((x) => x.dtype === dtype && x.backend === backend).map((x) => x[k]));
+    const minOf = (backend: string, k: "loadS" | "peakRssMiB" | "steadyRssMiB") =>
+      Math.min(
+        ...rows
+          .filter((x) => x.dtype === dtype && x.backend === backend)
+          .map((x) => (k === "loadS" ? x.loadS : (x[k] - x.baseRssMiB) / x.fileMiB)),
+      );
+    const ratio = (k: "prefillTokS" | "decodeTokS" | "decodeLongTokS") =>
+      (best("onnxruntime", k) / best("llama.cpp", k)).toFixed(2);
+    process.stdout.write(
+      `${shape} ${dtype}, ${threads} threads, best of ${rounds}: steerlab / llama.cpp prefill ${ratio("prefillTokS")}x, ` +
+        `decode@16 ${ratio("decodeTokS")}x, decode@512 ${ratio("decodeLongTokS")}x, load ` +
+        `${(minOf("onnxruntime", "loadS") / minOf("llama.cpp", "loadS")).toFixed(1)}x; steerlab RSS / file: peak ` +
+        `${minOf("onnxruntime", "peakRssMiB").toFixed(2)}, steady ${minOf("onnxruntime", "steadyRssMiB").toFixed(2)}` +
+        ` (llama.cpp ${minOf("llama.cpp", "peakRssMiB").toFixed(2)} / ${minOf("llama.cpp", "steadyRssMiB").toFixed(2)})\n`,
+    );
+  }
+}
+
 async function main(): Promise<void> {
   const threads = Number(arg("threads") ?? 2);
+  const fileCase = arg("file-case");
+  if (fileCase) {
+    const [shape, dtype, backend] = fileCase.split(":") as [string, string, string];
+    const dir = arg("dir")!;
+    const run = backend === "llama.cpp" ? benchLlamaCppFile : benchOrtFile;
+    process.stdout.write(`${JSON.stringify(await run(dir, shape, dtype, threads))}\n`);
+    return;
+  }
+  const summary = arg("summary");
+  if (summary) {
+    // Rows saved by earlier runs (DIR/SHAPE-rows.jsonl): the table and ratios without rerunning.
+    const rows = readFileSync(summary, "utf8")
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as FileRow);
+    const dtypes = [...new Set(rows.map((r) => r.dtype))];
+    const rounds = Math.max(...dtypes.map((d) => rows.filter((r) => r.dtype === d).length / 2));
+    summarize(rows[0]!.shape, rows[0]!.threads, rounds, dtypes, rows);
+    return;
+  }
+  const shape = arg("files");
+  if (shape) {
+    if (!FILE_SHAPES[shape])
+      throw new Error(`unknown shape ${shape}; known: ${Object.keys(FILE_SHAPES).join(", ")}`);
+    await files(shape, threads);
+    return;
+  }
   const model = arg("model");
   if (model) {
     const k: BenchCase = {

@@ -5,6 +5,7 @@
 
 import { SteerlabError } from "../src/errors.js";
 import { loadHfModel } from "../src/io/hf-model.js";
+import { denseWeight } from "../src/model/weights.js";
 import { LlamaTrainer, type Params } from "../src/train/llama.js";
 import type { MatmulBackend } from "../src/train/matmul.js";
 import type { DemoLm } from "./lm.js";
@@ -14,7 +15,7 @@ export async function loadDemoLm(dir: string, mm: MatmulBackend): Promise<DemoLm
   if (!m.tokenizer) {
     throw new SteerlabError("bad_file", "the demo model has no tokenizer.json", { file: dir });
   }
-  const params: Params = new Map([...m.weights].map(([k, t]) => [k, t.data]));
+  const params: Params = new Map([...m.weights].map(([k, t]) => [k, denseWeight(t).data]));
   return {
     config: m.config,
     params,

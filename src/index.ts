@@ -68,14 +68,29 @@ export { type HookPoint, hookName, parseHookName, parseLayers, SITES, type Site 
 export { inspectModel } from "./model/inspect.js";
 export { loadModel } from "./model/load.js";
 export { nextTokenLogprobs, scoreContinuations } from "./model/logprobs.js";
-export type { LoadedModel } from "./model/model.js";
+export type { LoadedModel, LoadOptions } from "./model/model.js";
 export { type Backend, type OpenedModel, type OpenOptions, openModel } from "./model/open.js";
 export { rowHooks } from "./model/row-hooks.js";
+export {
+  denseWeights,
+  isQuant,
+  LazyWeights,
+  type LoadDtype,
+  type ModelWeights,
+  type QuantTensor,
+  W,
+  type WeightName,
+} from "./model/weights.js";
 export { ReferenceEngine } from "./reference/engine.js";
 export { buildReport } from "./report/build.js";
 export { reportFromPaperData } from "./report/paper.js";
 export { writeReport } from "./report/writers.js";
-export { createOrtEngine, OrtEngine } from "./runtime/ort-engine.js";
+export {
+  createOrtEngine,
+  engineWeightBytes,
+  OrtEngine,
+  type OrtEngineOptions,
+} from "./runtime/ort-engine.js";
 // Serving: the OpenAI-compatible server with steering per request
 export { createApp, type ServeContext, type ServeOptions } from "./serve/app.js";
 export { type LabOptions, labRoutes } from "./serve/lab/routes.js";

@@ -2,7 +2,9 @@
 import { type Command, Option } from "commander";
 import { SteerlabError } from "../errors.js";
 import { BACKENDS, type OpenOptions, parseBackend } from "../model/open.js";
+import { LOAD_DTYPES, type LoadDtype } from "../model/weights.js";
 import { MAX_THREADS } from "../runtime/session.js";
+import { progressReporter } from "./progress.js";
 
 /** Number("") and Number(" ") are 0: an empty value must not pass as zero. */
 function toNumber(v: string): number {
@@ -66,17 +68,43 @@ export function withModelOptions(cmd: Command): Command {
     .requiredOption("-m, --model <path>", "model: a Hugging Face folder or a .gguf file")
     .addOption(new Option("--backend <name>", "compute backend").choices(BACKENDS).default("onnxruntime"))
     .option("--threads <n>", "compute threads (default: all cores)", threadsOption)
-    .option("--allow-non-finite", "let NaN/Inf weights, vectors and logits through (debugging)");
+    .option("--allow-non-finite", "let NaN/Inf weights, vectors and logits through (debugging)")
+    .addOption(
+      new Option(
+        "--dtype <type>",
+        "hold F32/F16/BF16 matrices as f32, or quantized to q8 (Q8_0) / q4 (Q4_0) (default: f32 when it fits in memory, else q8)",
+      ).choices(LOAD_DTYPES),
+    );
 }
+
+/** Loader warnings (e.g. a special-token id that names no token) go to stderr, as llama.cpp prints them. */
+export function printWarning(message: string): void {
+  process.stderr.write(`steerlab: warning: ${message}\n`);
+}
+
+/** Loader notes (what loads, how much memory, a chosen default) go to stderr. */
+export function printInfo(message: string): void {
+  process.stderr.write(`steerlab: ${message}\n`);
+}
+
+const loading = progressReporter();
 
 export function openOptions(o: {
   backend?: string;
   threads?: number;
   allowNonFinite?: boolean;
+  dtype?: LoadDtype;
 }): OpenOptions {
   return {
     backend: parseBackend(o.backend ?? "onnxruntime"),
     threads: o.threads,
     allowNonFinite: o.allowNonFinite === true,
+    dtype: o.dtype,
+    onWarning: printWarning,
+    onInfo: printInfo,
+    onProgress: (e) => {
+      loading(e);
+      if (e.done === e.total) loading.end();
+    },
   };
 }

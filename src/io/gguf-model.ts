@@ -13,10 +13,25 @@ import { ARCHS } from "../model/arch/registry.js";
 import type { ArchSpec } from "../model/arch/spec.js";
 import { type ModelConfig, validate } from "../model/config.js";
 import { modelFingerprint } from "../model/fingerprint.js";
-import type { LoadedModel } from "../model/model.js";
-import { checkWeights, expectedWeights, type Weights } from "../model/weights.js";
-import { fmtShape, shapeEquals, type Tensor, tensor } from "../tensor.js";
-import { fileSource } from "./byte-source.js";
+import { NBITS_TYPES } from "../model/graph/nbits.js";
+import type { LoadedModel, LoadOptions } from "../model/model.js";
+import {
+  checkWeights,
+  denseWeight,
+  expectedWeights,
+  isQuant,
+  LazyWeights,
+  type ModelWeights,
+  qkRole,
+  quantRowBytes,
+  quantRows,
+  resolveDtype,
+  storeAs,
+  storedType,
+  type Weight,
+} from "../model/weights.js";
+import { fmtShape, numel, shapeEquals, type Tensor, tensor } from "../tensor.js";
+import { type ByteSource, fileSource } from "./byte-source.js";
 import {
   type GgufMetadata,
   type GgufScalar,
@@ -31,7 +46,7 @@ import {
   readGgufTensor,
   writeGguf,
 } from "./gguf.js";
-import { GGML_TYPE, ggmlTypeName, quantize } from "./gguf-quant.js";
+import { GGML_TYPE, ggmlTypeInfo, ggmlTypeName, quantize } from "./gguf-quant.js";
 import {
   f32Decimal,
   factorsMatch,
@@ -50,28 +65,47 @@ export function permuteQk(t: Tensor, nHeads: number): Tensor {
   return moveRows(t, nHeads, false);
 }
 
-/** Inverse of permuteQk. */
-export function unpermuteQk(t: Tensor, nHeads: number): Tensor {
+/** Inverse of permuteQk; quantized matrices move whole rows of blocks, so they stay quantized. */
+export function unpermuteQk<W extends Weight>(t: W, nHeads: number): W {
   return moveRows(t, nHeads, true);
 }
 
-function moveRows(t: Tensor, nHeads: number, inverse: boolean): Tensor {
+function moveRows<W extends Weight>(t: W, nHeads: number, inverse: boolean): W {
   const rows = t.shape[0]!;
-  const cols = t.shape.length > 1 ? t.shape[1]! : 1;
+  // Row r is elements [r * width, (r + 1) * width) of `data`: f32 values, or bytes of blocks.
+  const data: Float32Array | Uint8Array = isQuant(t) ? t.bytes : t.data;
+  const width = isQuant(t) ? quantRowBytes(t) : t.shape.length > 1 ? t.shape[1]! : 1;
   const hd = rows / nHeads;
   const half = hd / 2;
-  const out = new Float32Array(t.data.length);
+  const out = data instanceof Uint8Array ? new Uint8Array(data.length) : new Float32Array(data.length);
   for (let h = 0; h < nHeads; h++) {
     for (let j = 0; j < 2; j++) {
       for (let i = 0; i < half; i++) {
         const hfRow = h * hd + j * half + i;
         const ggRow = h * hd + 2 * i + j;
         const [from, to] = inverse ? [ggRow, hfRow] : [hfRow, ggRow];
-        out.set(t.data.subarray(from * cols, (from + 1) * cols), to * cols);
+        out.set(data.subarray(from * width, (from + 1) * width) as never, to * width);
       }
     }
   }
-  return tensor(t.shape, out);
+  return (isQuant(t) ? { ...t, bytes: out } : tensor(t.shape, out as Float32Array)) as W;
+}
+
+/** Rows [a, b) of a weight (a copy). */
+function sliceRows(t: Weight, a: number, b: number): Weight {
+  if (isQuant(t)) return quantRows(t, a, b);
+  const cols = t.shape.length > 1 ? t.shape[1]! : 1;
+  return tensor([b - a, ...t.shape.slice(1)], t.data.slice(a * cols, b * cols));
+}
+
+/**
+ * One tensor from the file: matrices in a type the engine computes on quantized (nbits.ts) stay quantized
+ * unless `dense`; everything else is decoded to f32.
+ */
+function readWeight(src: ByteSource, info: GgufTensorInfo, dense: boolean): Weight {
+  if (dense || info.shape.length !== 2 || !NBITS_TYPES.has(info.type)) return readGgufTensor(src, info);
+  const bytes = src.read(info.offset, info.byteSize, `tensor ${info.name}`);
+  return { shape: [info.shape[0]!, info.shape[1]!], ggmlType: info.type, bytes };
 }
 
 // ---------- config ----------
@@ -80,6 +114,7 @@ function configFromMeta(
   meta: GgufMetadata,
   tensors: Map<string, GgufTensorInfo>,
   file: string,
+  tied: boolean,
 ): [ModelConfig, ArchSpec] {
   const ggufArch = metaString(meta, "general.architecture", file);
   const spec = Object.values(ARCHS).find((s) => s.ggufArch === ggufArch && s.name === ggufArch);
@@ -127,7 +162,11 @@ function configFromMeta(
       got: String(ropeDims),
     });
   }
-  const tokenId = (k: string) => metaNumber(meta, `tokenizer.ggml.${k}`, file);
+  // Ids that name no token (0xFFFFFFFF = "none" in real files) are absent; the tokenizer reader warns about them.
+  const tokenId = (k: string) => {
+    const v = metaNumber(meta, `tokenizer.ggml.${k}`, file);
+    return v !== undefined && v >= 0 && v < emb.shape[0]! ? v : undefined;
+  };
   // llama.cpp ends generation on any end-of-generation token: eos, and eot / eom where the vocab has them.
   const eos = [...new Set(["eos_token_id", "eot_token_id", "eom_token_id"].map(tokenId))].filter(
     (x): x is number => x !== undefined,
@@ -146,7 +185,7 @@ function configFromMeta(
     maxPositions: need("context_length"),
     ropeTheta: rope ? (opt("rope.freq_base") ?? 10000) : 0,
     ropeScaling: null,
-    tiedEmbeddings: !tensors.has("output.weight"),
+    tiedEmbeddings: tied,
     bosTokenId: tokenId("bos_token_id") ?? null,
     eosTokenIds: eos,
   };
@@ -191,12 +230,38 @@ export function plainMetadata(meta: GgufMetadata): Map<string, unknown> {
 
 // ---------- load ----------
 
-export async function loadGgufModel(file: string): Promise<LoadedModel> {
+/**
+ * True when the embedding is tied: no output.weight, or one byte-identical to token_embd.weight (llama.cpp's
+ * llama2.c converter stores the shared matrix twice; reading it once keeps one identity with the HF folder).
+ */
+function tiedEmbedding(src: ByteSource, infos: Map<string, GgufTensorInfo>): boolean {
+  const out = infos.get("output.weight");
+  const emb = infos.get("token_embd.weight");
+  if (!out) return true;
+  if (!emb || out.type !== emb.type || !shapeEquals(out.shape, emb.shape) || out.byteSize !== emb.byteSize) {
+    return false;
+  }
+  const chunk = 1 << 20;
+  for (let at = 0; at < out.byteSize; at += chunk) {
+    const n = Math.min(chunk, out.byteSize - at);
+    const a = src.read(out.offset + at, n, "output.weight");
+    const b = src.read(emb.offset + at, n, "token_embd.weight");
+    if (Buffer.compare(a, b) !== 0) return false;
+  }
+  return true;
+}
+
+export async function loadGgufModel(file: string, opts: LoadOptions = {}): Promise<LoadedModel> {
   const src = fileSource(file);
+  const warnings: string[] = [];
+  const warn = (message: string) => {
+    warnings.push(message);
+    opts.onWarning?.(message);
+  };
   try {
     const header = readGgufHeader(src);
     const infos = new Map(header.tensors.map((t) => [t.name, t]));
-    const [config, spec] = configFromMeta(header.metadata, infos, file);
+    const [config, spec] = configFromMeta(header.metadata, infos, file, tiedEmbedding(src, infos));
     const freqs = infos.get(ROPE_FREQS);
     if (freqs && spec.positional === "rope") {
       if (!shapeEquals(freqs.shape, [config.headDim / 2])) {
@@ -217,10 +282,16 @@ export async function loadGgufModel(file: string): Promise<LoadedModel> {
           : llama3FromFactors(f, config, file);
     }
     const permute = INTERLEAVED_ROPE.has(spec.ggufArch);
-    const weights: Weights = new Map();
+    // Dense matrices (F32/F16/BF16) may be held quantized (LoadDtype); the choice weighs them as f32.
+    const denseNeed = header.tensors
+      .filter((t) => opts.dense || !NBITS_TYPES.has(t.type))
+      .reduce((s, t) => s + 4 * numel(t.shape), 0);
+    const dtype = resolveDtype(denseNeed, opts);
+    const readers = new Map<string, () => Weight>();
+    const types = new Map<string, number | null>();
     const dtypes: Record<string, number> = {};
     const problems: string[] = [];
-    const fused = new Map<string, Tensor>();
+    const counted = new Set<string>();
     const q = config.nHeads * config.headDim;
     const kv = config.nKvHeads * config.headDim;
     const partRows = { q: [0, q], k: [q, q + kv], v: [q + kv, q + 2 * kv] } as const;
@@ -238,22 +309,27 @@ export async function loadGgufModel(file: string): Promise<LoadedModel> {
         );
         continue;
       }
-      let t = fused.get(name);
-      if (!t) {
-        t = readGgufTensor(src, info);
+      if (!counted.has(name)) {
+        counted.add(name);
         const tn = ggmlTypeName(info.type);
         dtypes[tn] = (dtypes[tn] ?? 0) + 1;
       }
-      if (part) {
-        fused.set(name, t);
-        const [a, b] = partRows[part];
-        const cols = t.shape.length > 1 ? t.shape[1]! : 1;
-        t = tensor(shape, t.data.slice(a * cols, b * cols));
-        if (part === "v") fused.delete(name);
-      }
-      if (permute && /\.attn\.q\.weight$/.test(canonical)) t = unpermuteQk(t, config.nHeads);
-      if (permute && /\.attn\.k\.weight$/.test(canonical)) t = unpermuteQk(t, config.nKvHeads);
-      weights.set(canonical, t);
+      const role = permute ? qkRole(canonical) : null;
+      const heads = role === "q" ? config.nHeads : role === "k" ? config.nKvHeads : 0;
+      const keep = !opts.dense && info.shape.length === 2 && NBITS_TYPES.has(info.type);
+      types.set(canonical, keep ? info.type : storedType(shape, dtype));
+      // Read by byte range when asked for (LazyWeights): the file is reopened, the tensor not kept.
+      readers.set(canonical, () => {
+        const from = fileSource(file);
+        try {
+          let t = readWeight(from, info, opts.dense === true);
+          if (part) t = sliceRows(t, partRows[part][0], partRows[part][1]);
+          if (heads) t = unpermuteQk(t, heads);
+          return storeAs(t, dtype);
+        } finally {
+          from.close();
+        }
+      });
     }
     if (problems.length) {
       throw new SteerlabError("bad_tensor", `GGUF tensors do not match its metadata: ${problems[0]}`, {
@@ -261,9 +337,9 @@ export async function loadGgufModel(file: string): Promise<LoadedModel> {
         problems,
       });
     }
-    checkWeights(config, weights, file);
+    const weights = new LazyWeights(readers, expectedWeights(config), types);
     const tokenizer = header.metadata.has("tokenizer.ggml.tokens")
-      ? await tokenizerFromGguf(plainMetadata(header.metadata), file)
+      ? await tokenizerFromGguf(plainMetadata(header.metadata), file, warn)
       : null;
     return {
       source: { path: file, format: "gguf" },
@@ -274,6 +350,7 @@ export async function loadGgufModel(file: string): Promise<LoadedModel> {
       dtypes,
       fileWeightBytes: header.tensors.reduce((s, t) => s + t.byteSize, 0),
       fingerprint: modelFingerprint(config, weights),
+      warnings,
     };
   } finally {
     src.close();
@@ -282,10 +359,35 @@ export async function loadGgufModel(file: string): Promise<LoadedModel> {
 
 // ---------- save ----------
 
-export type GgufWriteDtype = "F32" | "F16" | "Q8_0" | "Q4_0";
+export type GgufWriteDtype =
+  | "F32"
+  | "F16"
+  | "Q8_0"
+  | "Q4_0"
+  | "Q4_1"
+  | "Q5_0"
+  | "Q5_1"
+  | "Q2_K"
+  | "Q3_K"
+  | "Q4_K"
+  | "Q5_K"
+  | "Q6_K";
 
-/** llama_ftype of a file whose matrices are all `dtype` (general.file_type). */
-const FILE_TYPE: Record<GgufWriteDtype, number> = { F32: 0, F16: 1, Q4_0: 2, Q8_0: 7 };
+/** llama_ftype of a file whose matrices are all `dtype` (general.file_type; K-quants as their _S variant). */
+const FILE_TYPE: Record<GgufWriteDtype, number> = {
+  F32: 0,
+  F16: 1,
+  Q4_0: 2,
+  Q4_1: 3,
+  Q8_0: 7,
+  Q5_0: 8,
+  Q5_1: 9,
+  Q2_K: 10,
+  Q3_K: 11,
+  Q4_K: 14,
+  Q5_K: 16,
+  Q6_K: 18,
+};
 
 /** Known types of tokenizer keys (llama.cpp checks them); other plain values are typed by their JS type. */
 const KEY_TYPES: Record<string, GgufType> = {
@@ -330,7 +432,7 @@ export interface SaveGgufOptions {
 export function saveGgufModel(
   file: string,
   config: ModelConfig,
-  weights: Weights,
+  weights: ModelWeights,
   opts: SaveGgufOptions = {},
 ): void {
   checkWeights(config, weights, file);
@@ -391,26 +493,30 @@ export function saveGgufModel(
   const kv = config.nKvHeads * config.headDim;
   // Tensors are made (permuted, fused, quantized) lazily, one at a time as the writer reaches them.
   const encode = (name: string, shape: readonly number[], make: () => Tensor) => {
-    // Matrices take the requested type when their rows fit its blocks (else F16, as llama.cpp falls back).
+    // Matrices take the requested type when their rows fit its blocks (else Q8_0 or F16, as llama.cpp falls
+    // back for rows that are not whole blocks).
     let type: number = GGML_TYPE.F32;
     if (shape.length === 2 && dtype !== "F32") {
       type = GGML_TYPE[dtype];
-      if (dtype !== "F16" && shape[1]! % 32 !== 0) type = GGML_TYPE.F16;
+      const block = ggmlTypeInfo(type)!.block;
+      if (shape[1]! % block !== 0) type = shape[1]! % 32 === 0 ? GGML_TYPE.Q8_0 : GGML_TYPE.F16;
     }
     tensors.push({ name, shape, type, data: () => quantize(type, make().data) });
   };
   const parts = new Map<string, Tensor[]>();
-  for (const canonical of expectedWeights(config).keys()) {
-    const w = weights.get(canonical)!;
+  const expected = expectedWeights(config);
+  for (const canonical of expected.keys()) {
+    // Read (or dequantize) each tensor only when the writer reaches it: LazyWeights stream from file to file.
+    const wShape = expected.get(canonical)!;
     const [name, part] = spec.ggufName(canonical).split(":") as [string, "q" | "k" | "v" | undefined];
-    const heads = /\.attn\.q\.weight$/.test(canonical)
-      ? config.nHeads
-      : /\.attn\.k\.weight$/.test(canonical)
-        ? config.nKvHeads
-        : 0;
-    const t = permute && heads ? () => permuteQk(w, heads) : () => w;
+    const role = qkRole(canonical);
+    const heads = role === "q" ? config.nHeads : role === "k" ? config.nKvHeads : 0;
+    const t = () => {
+      const w = denseWeight(weights.get(canonical)!);
+      return permute && heads ? permuteQk(w, heads) : w;
+    };
     if (!part) {
-      encode(name, w.shape, t);
+      encode(name, wShape, t);
       continue;
     }
     // Fused qkv: rows q, then k, then v (the spec lists them in that order).
@@ -418,8 +524,8 @@ export function saveGgufModel(
     parts.set(name, got);
     if (part !== "v") continue;
     parts.delete(name);
-    const cols = w.shape.length > 1 ? w.shape[1]! : 1;
-    const shape = [q + 2 * kv, ...w.shape.slice(1)];
+    const cols = wShape.length > 1 ? wShape[1]! : 1;
+    const shape = [q + 2 * kv, ...wShape.slice(1)];
     encode(name, shape, () => {
       const f = tensor(shape);
       let at = 0;

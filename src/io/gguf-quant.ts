@@ -6,6 +6,7 @@
  */
 import { SteerlabError } from "../errors.js";
 import { dequantizeMore } from "./gguf-dequant.js";
+import { quantizeMore } from "./gguf-quantize-more.js";
 
 // ---------- scalar half floats ----------
 
@@ -77,7 +78,7 @@ export function bf16ToF32(h: number): number {
 
 // ---------- ggml types ----------
 
-/** ggml_type ids (ggml.h) that steerlab reads; the writer supports F32, F16, BF16, Q8_0 and Q4_0. */
+/** ggml_type ids (ggml.h) that steerlab reads and writes. */
 export const GGML_TYPE = {
   F32: 0,
   F16: 1,
@@ -202,7 +203,7 @@ function roundAway(x: number): number {
   return x < 0 ? -Math.round(-x) : Math.round(x);
 }
 
-/** Encode f32 values as `type` (F32, F16, BF16, Q8_0 or Q4_0). Quantized types need n % 32 === 0. */
+/** Encode f32 values as `type` (every type steerlab reads). Quantized types need whole blocks (32 or 256). */
 export function quantize(type: number, x: Float32Array): Uint8Array {
   const n = x.length;
   const size = ggmlByteSize(type, n);
@@ -260,10 +261,7 @@ export function quantize(type: number, x: Float32Array): Uint8Array {
       }
       break;
     default:
-      throw new SteerlabError("unsupported", `writing ${ggmlTypeName(type)} is not supported`, {
-        expected: "F32 | F16 | BF16 | Q8_0 | Q4_0",
-        got: ggmlTypeName(type),
-      });
+      quantizeMore(type, x, out, f32ToF16, f16ToF32);
   }
   return out;
 }

@@ -10,11 +10,21 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { SteerlabError } from "../errors.js";
 import { archSpec } from "../model/arch/registry.js";
-import type { ArchName, ArchSpec } from "../model/arch/spec.js";
+import type { ArchSpec } from "../model/arch/spec.js";
 import { type ModelConfig, parseHfConfig, toHfConfig } from "../model/config.js";
 import { modelFingerprint } from "../model/fingerprint.js";
-import type { LoadedModel } from "../model/model.js";
-import { checkWeights, expectedWeights, type Weights } from "../model/weights.js";
+import type { LoadedModel, LoadOptions } from "../model/model.js";
+import {
+  checkWeights,
+  expectedWeights,
+  f32Bytes,
+  LazyWeights,
+  resolveDtype,
+  storeAs,
+  storedType,
+  type Weight,
+  type Weights,
+} from "../model/weights.js";
 import { fmtShape, shapeEquals, type Tensor, tensor } from "../tensor.js";
 import { type ByteSource, fileSource } from "./byte-source.js";
 import { readTextFile } from "./files.js";
@@ -28,9 +38,6 @@ import {
 } from "./safetensors.js";
 import { loadTokenizerFromHfDir } from "./tokenizer.js";
 import { makeDir, writeFileAtomic } from "./write-atomic.js";
-
-/** Architectures whose HF linears are Conv1D modules, stored [in, out]. */
-const CONV1D_ARCHS: ReadonlySet<ArchName> = new Set(["gpt2"]);
 
 /** Canonical linear weights (not embeddings or norms): the ones a Conv1D checkpoint stores transposed. */
 function isLinearWeight(canonical: string): boolean {
@@ -76,8 +83,8 @@ function transpose2d(t: Tensor): Tensor {
   return tensor([c, r], out);
 }
 
-/** Load a Hugging Face model folder into canonical f32 weights. */
-export async function loadHfModel(dir: string): Promise<LoadedModel> {
+/** Open a Hugging Face model folder: config, tokenizer, and canonical weights read when asked for (LazyWeights). */
+export async function loadHfModel(dir: string, opts: LoadOptions = {}): Promise<LoadedModel> {
   const configPath = join(dir, "config.json");
   const config = parseHfConfig(readJson(configPath), configPath);
   const spec = archSpec(config.arch, configPath);
@@ -85,13 +92,13 @@ export async function loadHfModel(dir: string): Promise<LoadedModel> {
   const sources: ByteSource[] = [];
   try {
     // Every tensor of every shard, by name.
-    const where = new Map<string, { src: ByteSource; info: StTensorInfo }>();
+    const where = new Map<string, { path: string; info: StTensorInfo }>();
     let fileWeightBytes = 0;
     for (const f of files) {
       const src = fileSource(join(dir, f));
       sources.push(src);
       for (const info of readSafetensorsHeader(src).tensors.values()) {
-        where.set(info.name, { src, info });
+        where.set(info.name, { path: join(dir, f), info });
         fileWeightBytes += info.end - info.begin;
       }
     }
@@ -105,12 +112,13 @@ export async function loadHfModel(dir: string): Promise<LoadedModel> {
         got: String(config.nLayers),
       });
     }
+    const dtype = resolveDtype(f32Bytes(config), opts);
     const find = (name: string) =>
       where.get(name) ?? where.get(`transformer.${name}`) ?? where.get(name.replace(/^model\./, ""));
-    const conv1d = CONV1D_ARCHS.has(config.arch);
+    const conv1d = spec.hf.linears === "conv1d";
     const ranges = qkvRanges(config);
-    const fused = new Map<string, Tensor>();
-    const weights: Weights = new Map();
+    const readers = new Map<string, () => Weight>();
+    const types = new Map<string, number | null>();
     const dtypes: Record<string, number> = {};
     const used = new Set<string>();
     const problems: string[] = [];
@@ -138,18 +146,26 @@ export async function loadHfModel(dir: string): Promise<LoadedModel> {
         used.add(hit.info.name);
         dtypes[hit.info.dtype] = (dtypes[hit.info.dtype] ?? 0) + 1;
       }
-      let t = fused.get(hit.info.name) ?? readSafetensorsTensor(hit.src, hit.info);
-      if (ref.part) {
-        fused.set(hit.info.name, t);
-        const [a, b] = ranges[ref.part];
-        if (t.shape.length === 1) t = tensor([b - a], t.data.slice(a, b));
-        else if (linear) t = transpose2d(sliceCols(t, a, b));
-        else t = tensor([b - a, t.shape[1]!], t.data.slice(a * t.shape[1]!, b * t.shape[1]!));
-        if (ref.part === "v") fused.delete(hit.info.name);
-      } else if (linear) {
-        t = transpose2d(t);
-      }
-      weights.set(canonical, t);
+      types.set(canonical, storedType(shape, dtype));
+      // Read by byte range when asked for (LazyWeights): the shard is reopened, the tensor not kept.
+      readers.set(canonical, () => {
+        const src = fileSource(hit.path);
+        let t: Tensor;
+        try {
+          t = readSafetensorsTensor(src, hit.info);
+        } finally {
+          src.close();
+        }
+        if (ref.part) {
+          const [a, b] = ranges[ref.part];
+          if (t.shape.length === 1) t = tensor([b - a], t.data.slice(a, b));
+          else if (linear) t = transpose2d(sliceCols(t, a, b));
+          else t = tensor([b - a, t.shape[1]!], t.data.slice(a * t.shape[1]!, b * t.shape[1]!));
+        } else if (linear) {
+          t = transpose2d(t);
+        }
+        return storeAs(t, dtype);
+      });
     }
     if (problems.length) {
       throw new SteerlabError("bad_tensor", `checkpoint does not match its config: ${problems[0]}`, {
@@ -158,7 +174,7 @@ export async function loadHfModel(dir: string): Promise<LoadedModel> {
         hint: "check that config.json belongs to these weights",
       });
     }
-    checkWeights(config, weights, dir);
+    const weights = new LazyWeights(readers, expectedWeights(config), types);
     const tokenizer = existsSync(join(dir, "tokenizer.json")) ? await loadTokenizerFromHfDir(dir) : null;
     return {
       source: { path: dir, format: "hf" },
@@ -169,6 +185,7 @@ export async function loadHfModel(dir: string): Promise<LoadedModel> {
       dtypes,
       fileWeightBytes,
       fingerprint: modelFingerprint(config, weights),
+      warnings: [],
     };
   } finally {
     for (const s of sources) s.close();
@@ -195,7 +212,7 @@ export interface SaveHfOptions {
 /** The HF tensors of canonical weights, in canonical order (fused and transposed where the format wants it). */
 export function toHfTensors(config: ModelConfig, weights: Weights): [string, Tensor][] {
   const spec = archSpec(config.arch);
-  const conv1d = CONV1D_ARCHS.has(config.arch);
+  const conv1d = spec.hf.linears === "conv1d";
   const ranges = qkvRanges(config);
   const out: [string, Tensor][] = [];
   const fusedAt = new Map<string, Tensor>();

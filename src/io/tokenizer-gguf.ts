@@ -123,7 +123,11 @@ export interface GgufTokenizerParts {
 }
 
 /** Build a tokenizer.json object equivalent to the `tokenizer.ggml.*` metadata of a GGUF file. */
-export function tokenizerJsonFromGguf(meta: Meta, file: string): GgufTokenizerParts {
+export function tokenizerJsonFromGguf(
+  meta: Meta,
+  file: string,
+  warn: (message: string) => void = () => {},
+): GgufTokenizerParts {
   const get = getter(meta);
   const bad = (field: string, expected: string, got: unknown) =>
     new SteerlabError("bad_config", "invalid GGUF tokenizer metadata", {
@@ -150,8 +154,12 @@ export function tokenizerJsonFromGguf(meta: Meta, file: string): GgufTokenizerPa
     const raw = get(key);
     if (raw === undefined || raw === null) return null;
     const v = typeof raw === "bigint" ? Number(raw) : raw;
-    if (typeof v !== "number" || !Number.isInteger(v) || v < 0 || v >= n)
-      throw bad(key, `a token id < ${n}`, v);
+    if (typeof v !== "number" || !Number.isInteger(v)) throw bad(key, `a token id < ${n}`, v);
+    // Real files say "no token" with 0xFFFFFFFF (or -1): llama.cpp warns and goes on without it, and so do we.
+    if (v < 0 || v >= n) {
+      warn(`${file}: ${key} = ${v} is not a token id (vocab ${n}); treated as absent`);
+      return null;
+    }
     return v;
   };
   const flag = (key: string, dflt: boolean): boolean => {

@@ -287,8 +287,9 @@ export async function loadTokenizerFromHfDir(dir: string): Promise<Tokenizer | n
 export function tokenizerFromGguf(
   metadata: Map<string, unknown> | Record<string, unknown>,
   file: string,
+  warn?: (message: string) => void,
 ): Tokenizer {
-  const parts = tokenizerJsonFromGguf(metadata, file);
+  const parts = tokenizerJsonFromGguf(metadata, file, warn);
   return new JsonTokenizer(
     makeHf(parts.json, file),
     {

@@ -97,59 +97,39 @@ function tokenIds(v: unknown): number[] {
   return [];
 }
 
-/** Parse a Hugging Face config.json object. `file` is used in error messages. */
+/**
+ * Parse a Hugging Face config.json object. `file` is used in error messages. The keys and defaults of each
+ * field are the architecture's (spec.hf), so one reading serves every architecture.
+ */
 export function parseHfConfig(j: Json, file = "config.json"): ModelConfig {
   const modelType = j.model_type;
   if (typeof modelType !== "string") {
     throw new SteerlabError("bad_config", "config has no model_type", { file, field: "model_type" });
   }
   const spec = archSpec(modelType, file);
-  const arch = spec.name;
-  if (arch === "gpt2") {
-    const hidden = positiveInt(num(j, ["n_embd"], file), "n_embd", file);
-    const heads = positiveInt(num(j, ["n_head"], file), "n_head", file);
-    return validate(
-      {
-        arch,
-        vocabSize: positiveInt(num(j, ["vocab_size"], file), "vocab_size", file),
-        hiddenSize: hidden,
-        nLayers: positiveInt(num(j, ["n_layer"], file), "n_layer", file),
-        nHeads: heads,
-        nKvHeads: heads,
-        headDim: hidden / heads,
-        intermediateSize: num(j, ["n_inner"], file, 4 * hidden) || 4 * hidden,
-        normEps: num(j, ["layer_norm_epsilon"], file, 1e-5),
-        maxPositions: positiveInt(num(j, ["n_positions", "n_ctx"], file), "n_positions", file),
-        ropeTheta: 0,
-        ropeScaling: null,
-        tiedEmbeddings: j.tie_word_embeddings !== false,
-        bosTokenId: tokenIds(j.bos_token_id)[0] ?? null,
-        eosTokenIds: tokenIds(j.eos_token_id),
-      },
-      file,
-    );
-  }
-  const hidden = positiveInt(num(j, ["hidden_size"], file), "hidden_size", file);
-  const heads = positiveInt(num(j, ["num_attention_heads"], file), "num_attention_heads", file);
+  const { keys, defaults } = spec.hf;
+  const rope = spec.positional === "rope";
+  const int = (k: string[], fallback?: number) => positiveInt(num(j, k, file, fallback), k[0]!, file);
+  const hidden = int(keys.hidden);
+  const heads = int(keys.heads);
+  const ffnDefault = defaults.ffnPerHidden === undefined ? undefined : defaults.ffnPerHidden * hidden;
+  const tied = j.tie_word_embeddings;
   return validate(
     {
-      arch,
-      vocabSize: positiveInt(num(j, ["vocab_size"], file), "vocab_size", file),
+      arch: spec.name,
+      vocabSize: int(["vocab_size"]),
       hiddenSize: hidden,
-      nLayers: positiveInt(num(j, ["num_hidden_layers"], file), "num_hidden_layers", file),
+      nLayers: int(keys.layers),
       nHeads: heads,
-      nKvHeads: positiveInt(num(j, ["num_key_value_heads"], file, heads), "num_key_value_heads", file),
-      headDim: num(j, ["head_dim"], file, hidden / heads),
-      intermediateSize: positiveInt(num(j, ["intermediate_size"], file), "intermediate_size", file),
-      normEps: num(j, ["rms_norm_eps"], file, 1e-6),
-      maxPositions: positiveInt(
-        num(j, ["max_position_embeddings"], file, 2048),
-        "max_position_embeddings",
-        file,
-      ),
-      ropeTheta: num(j, ["rope_theta"], file, 10000),
-      ropeScaling: parseRopeScaling(j, file),
-      tiedEmbeddings: j.tie_word_embeddings === true,
+      nKvHeads: keys.kvHeads ? int(keys.kvHeads, heads) : heads,
+      headDim: keys.headDim ? num(j, keys.headDim, file, hidden / heads) : hidden / heads,
+      // A null intermediate size (GPT-2's n_inner) means the default too.
+      intermediateSize: int(keys.ffn, ffnDefault) || (ffnDefault ?? 0),
+      normEps: num(j, keys.eps, file, defaults.eps),
+      maxPositions: int(keys.positions, defaults.positions),
+      ropeTheta: rope ? num(j, ["rope_theta"], file, 10000) : 0,
+      ropeScaling: rope ? parseRopeScaling(j, file) : null,
+      tiedEmbeddings: typeof tied === "boolean" ? tied : defaults.tied,
       bosTokenId: tokenIds(j.bos_token_id)[0] ?? null,
       eosTokenIds: tokenIds(j.eos_token_id),
     },
@@ -199,7 +179,7 @@ export function validate(c: ModelConfig, file: string): ModelConfig {
     problems.push(`head_dim ${c.headDim} is not a positive integer`);
   if (c.nHeads % c.nKvHeads !== 0)
     problems.push(`num_attention_heads ${c.nHeads} is not a multiple of num_key_value_heads ${c.nKvHeads}`);
-  if (c.arch !== "gpt2" && c.headDim % 2 !== 0)
+  if (archSpec(c.arch).positional === "rope" && c.headDim % 2 !== 0)
     problems.push(`head_dim ${c.headDim} must be even for rotary embeddings`);
   if (!(c.normEps > 0)) problems.push(`norm epsilon ${c.normEps} must be > 0`);
   if (problems.length) {
@@ -208,43 +188,23 @@ export function validate(c: ModelConfig, file: string): ModelConfig {
   return c;
 }
 
-/** Back to HF config.json (for writing models, e.g. test fixtures and the demo model). */
+/** Back to HF config.json (for writing models, e.g. test fixtures and the demo model), in the spec's keys. */
 export function toHfConfig(c: ModelConfig): Json {
-  if (c.arch === "gpt2") {
-    return {
-      model_type: "gpt2",
-      architectures: ["GPT2LMHeadModel"],
-      vocab_size: c.vocabSize,
-      n_embd: c.hiddenSize,
-      n_layer: c.nLayers,
-      n_head: c.nHeads,
-      n_inner: c.intermediateSize,
-      n_positions: c.maxPositions,
-      layer_norm_epsilon: c.normEps,
-      activation_function: "gelu_new",
-      tie_word_embeddings: c.tiedEmbeddings,
-      bos_token_id: c.bosTokenId,
-      eos_token_id: c.eosTokenIds.length === 1 ? c.eosTokenIds[0] : c.eosTokenIds,
-    };
-  }
-  const archClass = { llama: "LlamaForCausalLM", mistral: "MistralForCausalLM", qwen2: "Qwen2ForCausalLM" }[
-    c.arch
-  ];
+  const spec = archSpec(c.arch);
+  const { keys, extra } = spec.hf;
   const rs = c.ropeScaling;
-  return {
-    model_type: c.arch,
-    architectures: [archClass],
-    vocab_size: c.vocabSize,
-    hidden_size: c.hiddenSize,
-    num_hidden_layers: c.nLayers,
-    num_attention_heads: c.nHeads,
-    num_key_value_heads: c.nKvHeads,
-    head_dim: c.headDim,
-    intermediate_size: c.intermediateSize,
-    rms_norm_eps: c.normEps,
-    max_position_embeddings: c.maxPositions,
-    rope_theta: c.ropeTheta,
-    rope_scaling:
+  const j: Json = { model_type: c.arch, architectures: [spec.hf.className], vocab_size: c.vocabSize };
+  j[keys.hidden[0]!] = c.hiddenSize;
+  j[keys.layers[0]!] = c.nLayers;
+  j[keys.heads[0]!] = c.nHeads;
+  if (keys.kvHeads) j[keys.kvHeads[0]!] = c.nKvHeads;
+  if (keys.headDim) j[keys.headDim[0]!] = c.headDim;
+  j[keys.ffn[0]!] = c.intermediateSize;
+  j[keys.eps[0]!] = c.normEps;
+  j[keys.positions[0]!] = c.maxPositions;
+  if (spec.positional === "rope") {
+    j.rope_theta = c.ropeTheta;
+    j.rope_scaling =
       rs === null
         ? null
         : rs.type === "linear"
@@ -255,10 +215,11 @@ export function toHfConfig(c: ModelConfig): Json {
               low_freq_factor: rs.lowFreqFactor,
               high_freq_factor: rs.highFreqFactor,
               original_max_position_embeddings: rs.originalMaxPositions,
-            },
-    tie_word_embeddings: c.tiedEmbeddings,
-    hidden_act: "silu",
-    bos_token_id: c.bosTokenId,
-    eos_token_id: c.eosTokenIds.length === 1 ? c.eosTokenIds[0] : c.eosTokenIds,
-  };
+            };
+  }
+  j.tie_word_embeddings = c.tiedEmbeddings;
+  Object.assign(j, extra);
+  j.bos_token_id = c.bosTokenId;
+  j.eos_token_id = c.eosTokenIds.length === 1 ? c.eosTokenIds[0] : c.eosTokenIds;
+  return j;
 }

@@ -72,3 +72,13 @@ export function parseLayers(spec: string, nLayers: number): number[] {
   }
   return [...out].sort((a, b) => a - b);
 }
+
+/** After a hook ran: it must edit `hidden` in place, not replace it (the engine reads the original buffer). */
+export function checkHookBuffer(after: Float32Array, before: Float32Array, layer: number, site: Site): void {
+  if (after !== before || after.length !== before.length) {
+    throw new SteerlabError("bad_input", `hook at ${hookName(layer, site)} replaced or resized its buffer`, {
+      field: "hooks",
+      hint: "edit ctx.hidden in place (ctx.hidden[i] = ...), do not assign a new array",
+    });
+  }
+}

@@ -2,6 +2,7 @@
 import { numel } from "../tensor.js";
 import type { ModelConfig } from "./config.js";
 import type { LoadedModel } from "./model.js";
+import { expectedWeights } from "./weights.js";
 
 export interface ModelSummary {
   path: string;
@@ -22,8 +23,10 @@ export interface ModelSummary {
 }
 
 export function inspectModel(m: LoadedModel): ModelSummary {
+  // From the shapes (the config's expected weights), so nothing is read from the file.
+  const shapes = expectedWeights(m.config);
   let parameters = 0;
-  for (const t of m.weights.values()) parameters += numel(t.shape);
+  for (const shape of shapes.values()) parameters += numel(shape);
   const tok = m.tokenizer;
   return {
     path: m.source.path,
@@ -33,7 +36,7 @@ export function inspectModel(m: LoadedModel): ModelSummary {
     parameters,
     fileWeightBytes: m.fileWeightBytes,
     dtypes: m.dtypes,
-    tensors: m.weights.size,
+    tensors: shapes.size,
     fingerprint: m.fingerprint,
     tokenizer: tok
       ? {

@@ -6,13 +6,17 @@ import { SteerlabError } from "../errors.js";
 import { checkFiniteTensors, type FiniteOptions } from "../io/finite.js";
 import { loadGgufModel } from "../io/gguf-model.js";
 import { loadHfModel } from "../io/hf-model.js";
-import type { LoadedModel } from "./model.js";
+import type { Tensor } from "../tensor.js";
+import type { LoadedModel, LoadOptions } from "./model.js";
+import { denseWeight, type ModelWeights } from "./weights.js";
 
-export type LoadOptions = FiniteOptions;
-
-/** Load a checkpoint; its weights are checked for NaN/Inf (one error naming every bad tensor) unless allowed. */
-export async function loadModel(path: string, opts: LoadOptions = {}): Promise<LoadedModel> {
-  const m = await loadAnyModel(path);
+/**
+ * Load a checkpoint; its weights are checked for NaN/Inf (one error naming every bad tensor) unless allowed.
+ * Weights stay lazy and quantized: the check reads them one tensor at a time (quantized ones dequantized for the
+ * check only), so it costs one extra pass over the file, never a second copy of the model in memory.
+ */
+export async function loadModel(path: string, opts: LoadOptions & FiniteOptions = {}): Promise<LoadedModel> {
+  const m = await loadAnyModel(path, opts);
   const fileName = (n: string) => {
     try {
       return (m.source.format === "hf" ? m.spec.hfName(n) : m.spec.ggufName(n)).split(":")[0]!;
@@ -20,11 +24,16 @@ export async function loadModel(path: string, opts: LoadOptions = {}): Promise<L
       return n;
     }
   };
-  checkFiniteTensors(m.weights, path, { ...opts, fileName });
+  checkFiniteTensors(denseEach(m.weights), path, { ...opts, fileName });
   return m;
 }
 
-async function loadAnyModel(path: string): Promise<LoadedModel> {
+/** Each weight as dense f32, one at a time (nothing kept). */
+function* denseEach(weights: ModelWeights): Generator<[string, Tensor]> {
+  for (const [name, w] of weights) yield [name, denseWeight(w)];
+}
+
+async function loadAnyModel(path: string, opts: LoadOptions): Promise<LoadedModel> {
   if (!existsSync(path)) {
     throw new SteerlabError("not_found", `model path does not exist: ${path}`, {
       file: path,
@@ -39,9 +48,9 @@ async function loadAnyModel(path: string): Promise<LoadedModel> {
         got: "a directory",
       });
     }
-    return loadHfModel(path);
+    return loadHfModel(path, opts);
   }
-  if (path.toLowerCase().endsWith(".gguf")) return loadGgufModel(path);
+  if (path.toLowerCase().endsWith(".gguf")) return loadGgufModel(path, opts);
   throw new SteerlabError("unsupported", `cannot tell the model format of ${path}`, {
     file: path,
     expected: "a Hugging Face model folder or a .gguf file",

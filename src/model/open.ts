@@ -9,6 +9,7 @@ import { createOrtEngine } from "../runtime/ort-engine.js";
 import type { Engine } from "./engine.js";
 import { loadModel } from "./load.js";
 import type { LoadedModel } from "./model.js";
+import type { LoadDtype } from "./weights.js";
 
 export type Backend = "onnxruntime" | "reference";
 export const BACKENDS: readonly Backend[] = ["onnxruntime", "reference"];
@@ -25,6 +26,16 @@ export interface OpenOptions {
   keepWeights?: boolean;
   /** Let NaN/Inf weights load and NaN/Inf logits through (debugging a broken checkpoint). Default false. */
   allowNonFinite?: boolean;
+  /** Loader warnings as they happen (also in model.warnings). */
+  onWarning?: (message: string) => void;
+  /** Loader notes: what loads, how much memory it takes, a chosen default dtype. */
+  onInfo?: (message: string) => void;
+  /** How dense matrices are held (f32, or quantized at load to q8 / q4); default f32 when it fits. */
+  dtype?: LoadDtype;
+  /** Progress of the engine build, block by block. */
+  onProgress?: (e: { label: string; done: number; total: number }) => void;
+  /** How quantized weights multiply on ONNX Runtime (OrtEngineOptions.quantCompute). */
+  quantCompute?: "int8" | "f32";
 }
 
 export interface OpenedModel {
@@ -45,12 +56,23 @@ export function parseBackend(s: string): Backend {
 }
 
 export async function openModel(path: string, opts: OpenOptions = {}): Promise<OpenedModel> {
-  const model = await loadModel(path, { allowNonFinite: opts.allowNonFinite });
+  const model = await loadModel(path, {
+    onWarning: opts.onWarning,
+    onInfo: opts.onInfo,
+    dtype: opts.dtype,
+    allowNonFinite: opts.allowNonFinite,
+  });
   const backend = opts.backend ?? "onnxruntime";
   const engine =
     backend === "reference"
       ? ReferenceEngine.fromModel(model)
-      : await createOrtEngine(model, { threads: opts.threads, consumeWeights: !opts.keepWeights });
+      : await createOrtEngine(model, {
+          threads: opts.threads,
+          consumeWeights: !opts.keepWeights,
+          quantCompute: opts.quantCompute,
+          onInfo: opts.onInfo,
+          onProgress: opts.onProgress,
+        });
   engine.allowNonFinite = opts.allowNonFinite ?? false;
   return { model, engine, tokenizer: model.tokenizer };
 }

@@ -5,7 +5,7 @@
  */
 import { tensor } from "../tensor.js";
 import type { ModelConfig } from "./config.js";
-import { expectedWeights, type Weights } from "./weights.js";
+import { expectedWeights, W, type Weights } from "./weights.js";
 
 /** mulberry32: small, fast, seedable; good enough for test weights and sampling. */
 export function rng(seed: number): () => number {
@@ -45,9 +45,9 @@ export function randomWeights(c: ModelConfig, seed = 1): Weights {
       for (let i = 0; i < d.length; i++) d[i] = 1 + 0.2 * g();
     } else if (name.endsWith(".bias")) {
       for (let i = 0; i < d.length; i++) d[i] = 0.1 * g();
-    } else if (name === "tok_embd" || name === "pos_embd") {
+    } else if (name === W.tokEmbd || name === W.posEmbd) {
       for (let i = 0; i < d.length; i++) d[i] = g();
-    } else if (name === "lm_head.weight") {
+    } else if (name === W.lmHead) {
       // logits = h_normed . row; h_normed has unit-ish entries, so std(logit) = std(row) * sqrt(D).
       const s = 3 / Math.sqrt(c.hiddenSize);
       for (let i = 0; i < d.length; i++) d[i] = s * g();
@@ -60,7 +60,7 @@ export function randomWeights(c: ModelConfig, seed = 1): Weights {
   }
   if (c.tiedEmbeddings) {
     // The embedding doubles as the output head: scale it so tied logits also have std ~3.
-    const e = w.get("tok_embd")!.data;
+    const e = w.get(W.tokEmbd)!.data;
     const s = 3 / Math.sqrt(c.hiddenSize);
     for (let i = 0; i < e.length; i++) e[i] = e[i]! * s;
   }

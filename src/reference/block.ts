@@ -9,7 +9,7 @@ import type { ArchSpec } from "../model/arch/spec.js";
 import type { ModelConfig } from "../model/config.js";
 import type { Site } from "../model/hooks.js";
 import { applyRope, type RopeTable } from "../model/rope.js";
-import type { Weights } from "../model/weights.js";
+import { type BlockPart, type Param, W, type Weights } from "../model/weights.js";
 import { attention } from "./attention.js";
 import type { ReferenceCache } from "./cache.js";
 import {
@@ -45,26 +45,27 @@ export interface BlockWeights {
 }
 
 export function blockWeights(w: Weights, l: number): BlockWeights {
-  const get = (n: string): Float32Array => w.get(`blocks.${l}.${n}`)!.data;
-  const opt = (n: string): Float32Array | null => w.get(`blocks.${l}.${n}`)?.data ?? null;
+  const get = (part: BlockPart): Float32Array => w.get(W.block(l, part))!.data;
+  const opt = (part: BlockPart, p: Param = "bias"): Float32Array | null =>
+    w.get(W.block(l, part, p))?.data ?? null;
   return {
-    attnNorm: get("attn_norm.weight"),
-    attnNormBias: opt("attn_norm.bias"),
-    q: get("attn.q.weight"),
-    qBias: opt("attn.q.bias"),
-    k: get("attn.k.weight"),
-    kBias: opt("attn.k.bias"),
-    v: get("attn.v.weight"),
-    vBias: opt("attn.v.bias"),
-    o: get("attn.o.weight"),
-    oBias: opt("attn.o.bias"),
-    mlpNorm: get("mlp_norm.weight"),
-    mlpNormBias: opt("mlp_norm.bias"),
-    gate: opt("mlp.gate.weight"),
-    up: get("mlp.up.weight"),
-    upBias: opt("mlp.up.bias"),
-    down: get("mlp.down.weight"),
-    downBias: opt("mlp.down.bias"),
+    attnNorm: get("attn_norm"),
+    attnNormBias: opt("attn_norm"),
+    q: get("attn.q"),
+    qBias: opt("attn.q"),
+    k: get("attn.k"),
+    kBias: opt("attn.k"),
+    v: get("attn.v"),
+    vBias: opt("attn.v"),
+    o: get("attn.o"),
+    oBias: opt("attn.o"),
+    mlpNorm: get("mlp_norm"),
+    mlpNormBias: opt("mlp_norm"),
+    gate: opt("mlp.gate", "weight"),
+    up: get("mlp.up"),
+    upBias: opt("mlp.up"),
+    down: get("mlp.down"),
+    downBias: opt("mlp.down"),
   };
 }
 

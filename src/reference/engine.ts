@@ -15,7 +15,7 @@ import {
   type KVCache,
 } from "../model/engine.js";
 import type { LoadedModel } from "../model/model.js";
-import type { Weights } from "../model/weights.js";
+import { denseWeights, type Weights } from "../model/weights.js";
 import { ReferenceCache } from "./cache.js";
 import { type ReferenceModel, referenceForward, referenceModel } from "./forward.js";
 
@@ -40,7 +40,7 @@ export class ReferenceEngine implements Engine {
   }
 
   static fromModel(m: LoadedModel, opts: ReferenceOptions = {}): ReferenceEngine {
-    return new ReferenceEngine(m.config, m.weights, m.source.path, opts);
+    return new ReferenceEngine(m.config, denseWeights(m.weights), m.source.path, opts);
   }
 
   newCache(batch: number): KVCache {

@@ -19,9 +19,9 @@ import {
   type HookBinding,
   type HookContext,
 } from "../model/engine.js";
-import { hookName, isSite, SITES, type Site } from "../model/hooks.js";
+import { checkHookBuffer, isSite, SITES, type Site } from "../model/hooks.js";
 import { type RopeTable, ropeTable } from "../model/rope.js";
-import { checkWeights, lmHead, type Weights } from "../model/weights.js";
+import { checkWeights, lmHead, W, type Weights } from "../model/weights.js";
 import { type BlockContext, type BlockWeights, blockForward, blockWeights, norm } from "./block.js";
 import { ReferenceCache } from "./cache.js";
 import { linear } from "./ops.js";
@@ -52,11 +52,11 @@ export function referenceModel(
   return {
     config,
     spec,
-    tokEmbd: weights.get("tok_embd")!.data,
-    posEmbd: weights.get("pos_embd")?.data ?? null,
+    tokEmbd: weights.get(W.tokEmbd)!.data,
+    posEmbd: weights.get(W.posEmbd)?.data ?? null,
     blocks: Array.from({ length: config.nLayers }, (_, l) => blockWeights(weights, l)),
-    finalNorm: weights.get("final_norm.weight")!.data,
-    finalNormBias: weights.get("final_norm.bias")?.data ?? null,
+    finalNorm: weights.get(W.finalNorm())!.data,
+    finalNormBias: weights.get(W.finalNorm("bias"))?.data ?? null,
     head: lmHead(config, weights).data,
     // Not [maxPositions, hd/2] up front: a 1M-token context would cost GiBs before the first call.
     rope: spec.positional === "rope" ? ropeTable(config, Math.min(config.maxPositions, 4096)) : null,
@@ -159,17 +159,17 @@ export function referenceForward(m: ReferenceModel, batch: Batch, opts: ForwardO
   const fireAt = (layer: number, site: Site, buf: Float32Array): void => {
     for (const h of hooks) {
       if (h.point.layer !== layer || h.point.site !== site) continue;
+      // Each hook gets its own positions: one cannot change which tokens a later one selects.
       const ctx: HookContext = {
         point: { layer, site },
         hidden: buf,
         batch: B,
         seq: T,
         dim: D,
-        positions: hookPositions,
+        positions: hookPositions.slice(),
       };
       h.fn(ctx);
-      if (buf.length !== B * T * D)
-        throw new SteerlabError("bad_input", `hook at ${hookName(layer, site)} resized its buffer`);
+      checkHookBuffer(ctx.hidden, buf, layer, site);
     }
   };
 

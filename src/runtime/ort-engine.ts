@@ -36,9 +36,19 @@ import {
   mlpGraph,
   weightFn,
 } from "../model/graph/graphs.js";
-import { hookName, type Site } from "../model/hooks.js";
+import { nbitsHeldBytes } from "../model/graph/nbits.js";
+import { checkHookBuffer, hookName, isSite, SITES, type Site } from "../model/hooks.js";
 import { ropeInvFreq } from "../model/rope.js";
-import { checkWeights, type Weights } from "../model/weights.js";
+import {
+  checkWeights,
+  expectedWeights,
+  gib,
+  isQuant,
+  LazyWeights,
+  type ModelWeights,
+  W,
+} from "../model/weights.js";
+import { numel } from "../tensor.js";
 import { additiveMask, ropeRows } from "./call-inputs.js";
 import { OrtKVCache } from "./kv-cache.js";
 import { createSession, noPrepack, type SessionSettings, sessionOptions } from "./session.js";
@@ -61,6 +71,30 @@ export interface OrtEngineOptions extends SessionSettings {
    * Default true.
    */
   prepackTiedHead?: boolean;
+  /**
+   * How quantized weights (GGUF Q4_0, Q8_0, K-quants, ...) multiply: "int8" (default) quantizes the activations
+   * per block to int8, as llama.cpp does, on MLAS's fast kernels; "f32" computes in f32, exactly the dequantized
+   * model (slower; 8-bit types much slower). See model/graph/nbits.ts.
+   */
+  quantCompute?: "int8" | "f32";
+  /** Plain notes: how much memory the weights will take in ONNX Runtime, said before the build takes it. */
+  onInfo?: (message: string) => void;
+  /** Called after each block's graphs are built (and its weights read and handed over). */
+  onProgress?: (e: { label: string; done: number; total: number }) => void;
+}
+
+/**
+ * Bytes of weights ONNX Runtime will hold for this model, known before any is read: f32 tensors 4 bytes a value,
+ * quantized matrices in MatMulNBits form; a tied embedding once (the head shares it).
+ */
+export function engineWeightBytes(c: ModelConfig, weights: ModelWeights): number {
+  let n = 0;
+  for (const [name, shape] of expectedWeights(c)) {
+    const w = weights instanceof LazyWeights ? null : weights.get(name);
+    const type = weights instanceof LazyWeights ? weights.typeOf(name) : w && isQuant(w) ? w.ggmlType : null;
+    n += type === null ? 4 * numel(shape) : nbitsHeldBytes(type, shape[0]!, shape[1]!);
+  }
+  return n;
 }
 
 type Blocks =
@@ -68,7 +102,7 @@ type Blocks =
   | { kind: "block"; block: ort.InferenceSession[] };
 
 export async function createOrtEngine(
-  model: { config: ModelConfig; weights: Weights },
+  model: { config: ModelConfig; weights: ModelWeights },
   opts: OrtEngineOptions = {},
 ): Promise<OrtEngine> {
   const c = model.config;
@@ -81,13 +115,22 @@ export async function createOrtEngine(
     });
   }
   const so = sessionOptions(opts);
+  const gs = { quantAccuracy: opts.quantCompute === "f32" ? 0 : 4 } as const;
   const w = weightFn(model.weights);
   const consume = (pred: (name: string) => boolean) => {
     if (!opts.consumeWeights) return;
     for (const name of [...model.weights.keys()]) if (pred(name)) model.weights.delete(name);
   };
+  opts.onInfo?.(
+    `building ${c.nLayers} blocks on ONNX Runtime: ${gib(engineWeightBytes(c, model.weights))} of weights` +
+      ` (read from the file block by block)`,
+  );
+  const progress = (done: number) =>
+    opts.onProgress?.({ label: "loading blocks", done, total: c.nLayers + 1 });
   const sessions: ort.InferenceSession[] = [];
+  let heldBytes = 0;
   const make = async (g: BuiltGraph, options = so) => {
+    heldBytes += g.weightBytes;
     // Weights go in as in-memory external data: no protobuf copy of them (and no 2 GiB protobuf limit).
     const { bytes, files } = g.builder.encode(g.name, { external: true });
     const s = await createSession(bytes, { ...options, externalData: files }, g.name);
@@ -100,24 +143,27 @@ export async function createOrtEngine(
       const attn: ort.InferenceSession[] = [];
       const mlp: ort.InferenceSession[] = [];
       for (let l = 0; l < c.nLayers; l++) {
-        attn.push(await make(attnGraph(c, w, l)));
-        mlp.push(await make(mlpGraph(c, w, l)));
-        consume((n) => n.startsWith(`blocks.${l}.`));
+        attn.push(await make(attnGraph(c, w, l, gs)));
+        mlp.push(await make(mlpGraph(c, w, l, gs)));
+        consume((n) => W.inBlock(n, l));
+        progress(l + 1);
       }
       blocks = { kind: "site", attn, mlp };
     } else {
       const block: ort.InferenceSession[] = [];
       for (let l = 0; l < c.nLayers; l++) {
-        block.push(await make(blockGraph(c, w, l)));
-        consume((n) => n.startsWith(`blocks.${l}.`));
+        block.push(await make(blockGraph(c, w, l, gs)));
+        consume((n) => W.inBlock(n, l));
+        progress(l + 1);
       }
       blocks = { kind: "block", block };
     }
     const tiedNoPack = c.tiedEmbeddings && opts.prepackTiedHead === false;
-    const head = await make(headGraph(c, w), tiedNoPack ? noPrepack(so) : so);
-    consume((n) => !n.startsWith("blocks."));
+    const head = await make(headGraph(c, w, gs), tiedNoPack ? noPrepack(so) : so);
+    consume((n) => !W.inAnyBlock(n));
+    progress(c.nLayers + 1);
     const rope = archSpec(c.arch).positional === "rope" ? ropeInvFreq(c) : null;
-    return new OrtEngine(c, blocks, head, rope);
+    return new OrtEngine(c, blocks, head, rope, heldBytes);
   } catch (e) {
     await Promise.all(sessions.map((s) => s.release()));
     throw e;
@@ -135,6 +181,8 @@ export class OrtEngine implements Engine {
     private readonly head: ort.InferenceSession,
     /** RoPE inverse frequencies [hd/2] (scaling applied), or null for learned positions. */
     private readonly rope: Float32Array | null,
+    /** Bytes of weights handed to ONNX Runtime (initializers of every graph). */
+    readonly weightBytes = 0,
   ) {}
 
   get granularity(): "site" | "block" {
@@ -215,7 +263,19 @@ export class OrtEngine implements Engine {
     const fire = (layer: number, site: Site, hidden: Float32Array) => {
       const list = hooks.get(hookName(layer, site));
       if (!list) return;
-      for (const fn of list) fn({ point: { layer, site }, hidden, batch: B, seq: T, dim: D, positions });
+      for (const fn of list) {
+        // Each hook gets its own positions: one cannot change which tokens a later one selects.
+        const ctx = {
+          point: { layer, site },
+          hidden,
+          batch: B,
+          seq: T,
+          dim: D,
+          positions: positions.slice(),
+        };
+        fn(ctx);
+        checkHookBuffer(ctx.hidden, hidden, layer, site);
+      }
     };
     const hid = (x: Float32Array) => new OrtTensor("float32", x, [B, T, D]);
 
@@ -330,6 +390,13 @@ export class OrtEngine implements Engine {
     const m = new Map<string, HookBinding["fn"][]>();
     for (const h of bindings) {
       const { layer, site } = h.point;
+      if (!isSite(site)) {
+        throw new SteerlabError("bad_input", "unknown hook site", {
+          field: "hooks.point.site",
+          expected: SITES.join(" | "),
+          got: String(site),
+        });
+      }
       if (!Number.isInteger(layer) || layer < 0 || layer >= this.config.nLayers) {
         throw new SteerlabError("bad_input", `hook layer ${layer} out of range`, {
           field: "hooks",

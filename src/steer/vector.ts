@@ -7,6 +7,7 @@
  */
 import { SteerlabError } from "../errors.js";
 import { checkFiniteDirections, type FiniteOptions } from "../io/finite.js";
+import { archIdentity } from "../model/arch/registry.js";
 import type { ModelConfig } from "../model/config.js";
 import type { Site } from "../model/hooks.js";
 import { VERSION } from "../version.js";
@@ -148,7 +149,7 @@ export function checkVectorFits(
   if (v.model) {
     if (v.model.nLayers !== c.nLayers)
       problems.push(`layer count: vector made for ${v.model.nLayers}, model has ${c.nLayers}`);
-    if (v.model.arch !== c.arch)
+    if (archIdentity(v.model.arch) !== archIdentity(c.arch))
       problems.push(`architecture: vector made for ${v.model.arch}, model is ${c.arch}`);
     if (
       !opts.allowOtherWeights &&

@@ -13,7 +13,7 @@ import type { StWriteDtype } from "../../src/io/safetensors.js";
 import { ggufTokenizerMetadata } from "../../src/io/tokenizer.js";
 import type { ModelConfig } from "../../src/model/config.js";
 import { randomWeights, TINY_CONFIGS } from "../../src/model/random.js";
-import type { Weights } from "../../src/model/weights.js";
+import { denseWeights, type ModelWeights, type Weights } from "../../src/model/weights.js";
 
 export interface TinyModelOptions {
   seed?: number;
@@ -62,7 +62,9 @@ export function writeTinyModels(
 }
 
 /** Same names and shapes; values bit-exact (tol 0) or within tol * |x| + 1e-7 (tol a relative bound). */
-export function assertWeightsClose(got: Weights, want: Weights, tol = 0): void {
+export function assertWeightsClose(gotW: ModelWeights, wantW: ModelWeights, tol = 0): void {
+  const got = denseWeights(gotW);
+  const want = denseWeights(wantW);
   const names = (w: Weights) => [...w.keys()].sort().join(",");
   if (names(got) !== names(want)) throw new Error(`weight names differ:\n${names(got)}\n${names(want)}`);
   for (const [name, t] of want) {

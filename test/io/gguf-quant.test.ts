@@ -240,11 +240,46 @@ test("byte sizes and errors for partial blocks", () => {
     (e) => isSteerlabError(e, "bad_input"),
   );
   assert.throws(
-    () => quantize(GGML_TYPE.Q6_K, new Float32Array(256)),
-    (e) => isSteerlabError(e, "unsupported"),
+    () => quantize(GGML_TYPE.Q6_K, new Float32Array(255)),
+    (e) => isSteerlabError(e, "bad_input"),
   );
   assert.throws(
     () => dequantize(GGML_TYPE.Q8_0, new Uint8Array(33), 32),
     (e) => isSteerlabError(e, "bad_tensor"),
   );
+});
+
+test("every type encodes: decode(encode(x)) within its precision, zeros exactly", () => {
+  // Relative RMS error bounds for values uniform in [-1, 1] with 1% outliers at +3: more bits, less error.
+  const bounds: Record<string, number> = {
+    Q4_0: 0.12,
+    Q4_1: 0.09,
+    Q5_0: 0.06,
+    Q5_1: 0.045,
+    Q8_0: 0.008,
+    Q2_K: 0.35,
+    Q3_K: 0.2,
+    Q4_K: 0.09,
+    Q5_K: 0.045,
+    Q6_K: 0.025,
+  };
+  const u = rng(5);
+  const n = 256 * 16;
+  const x = Float32Array.from({ length: n }, () => 2 * u() - 1 + (u() < 0.01 ? 3 : 0));
+  for (const [name, bound] of Object.entries(bounds)) {
+    const type = GGML_TYPE[name as keyof typeof GGML_TYPE];
+    const y = dequantize(type, quantize(type, x), n);
+    let e = 0;
+    let s = 0;
+    for (let i = 0; i < n; i++) {
+      e += (x[i]! - y[i]!) ** 2;
+      s += x[i]! ** 2;
+    }
+    assert.ok(Math.sqrt(e / s) < bound, `${name}: relative rmse ${Math.sqrt(e / s)}`);
+    const zeros = dequantize(type, quantize(type, new Float32Array(256)), 256);
+    assert.ok(
+      zeros.every((v) => v === 0),
+      `${name}: zeros decode to ${zeros.find((v) => v !== 0)}`,
+    );
+  }
 });

@@ -14,6 +14,7 @@ import { parseGguf } from "../../src/io/gguf.js";
 import { GGML_TYPE } from "../../src/io/gguf-quant.js";
 import { loadModel } from "../../src/model/load.js";
 import { openModel } from "../../src/model/open.js";
+import { denseWeight } from "../../src/model/weights.js";
 import { ReferenceEngine } from "../../src/reference/engine.js";
 import { steeringHooks } from "../../src/steer/apply.js";
 import { decodeControlVector, encodeControlVector } from "../../src/steer/control-vector-gguf.js";
@@ -51,7 +52,7 @@ test("a NaN weight in safetensors names the file, the tensor (file and canonical
   });
   // The debugging escape hatch loads it, NaN and all.
   const m = await loadModel(t.hfDir, { allowNonFinite: true });
-  assert.ok(Number.isNaN(m.weights.get("blocks.1.attn.k.weight")!.data[37]));
+  assert.ok(Number.isNaN(denseWeight(m.weights.get("blocks.1.attn.k.weight")!).data[37]));
 });
 
 test("GGUF: +Inf in an F32 tensor and NaN in a Q8_0 block scale are refused with the tensor named", async () => {

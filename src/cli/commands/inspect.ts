@@ -1,6 +1,8 @@
 import type { Command } from "commander";
+import { archSpec } from "../../model/arch/registry.js";
 import { inspectModel } from "../../model/inspect.js";
 import { loadModel } from "../../model/load.js";
+import { printWarning } from "../options.js";
 
 export function registerInspect(program: Command): void {
   program
@@ -9,7 +11,7 @@ export function registerInspect(program: Command): void {
     .argument("<path>", "a Hugging Face folder or a .gguf file")
     .option("--json", "print JSON")
     .action(async (path: string, o: { json?: boolean }) => {
-      const s = inspectModel(await loadModel(path));
+      const s = inspectModel(await loadModel(path, { onWarning: printWarning }));
       if (o.json) {
         process.stdout.write(`${JSON.stringify(s, null, 2)}\n`);
         return;
@@ -35,7 +37,7 @@ export function registerInspect(program: Command): void {
         ["context", String(c.maxPositions)],
         [
           "rope",
-          c.arch === "gpt2"
+          archSpec(c.arch).positional === "learned"
             ? "learned positions"
             : `theta ${c.ropeTheta}${c.ropeScaling ? `, ${c.ropeScaling.type} scaling x${c.ropeScaling.factor}` : ""}`,
         ],

@@ -55,4 +55,20 @@ export const gpt2: ArchSpec = {
   hfName: gpt2HfName,
   ggufName: gpt2GgufName,
   ggufArch: "gpt2",
+  hf: {
+    className: "GPT2LMHeadModel",
+    linears: "conv1d",
+    keys: {
+      hidden: ["n_embd"],
+      layers: ["n_layer"],
+      heads: ["n_head"],
+      kvHeads: null,
+      headDim: null,
+      ffn: ["n_inner"],
+      eps: ["layer_norm_epsilon"],
+      positions: ["n_positions", "n_ctx"],
+    },
+    defaults: { ffnPerHidden: 4, eps: 1e-5, tied: true },
+    extra: { activation_function: "gelu_new" },
+  },
 };

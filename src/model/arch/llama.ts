@@ -38,4 +38,20 @@ export const llama: ArchSpec = {
   hfName: llamaHfName,
   ggufName: ggufNameCommon,
   ggufArch: "llama",
+  hf: {
+    className: "LlamaForCausalLM",
+    linears: "linear",
+    keys: {
+      hidden: ["hidden_size"],
+      layers: ["num_hidden_layers"],
+      heads: ["num_attention_heads"],
+      kvHeads: ["num_key_value_heads"],
+      headDim: ["head_dim"],
+      ffn: ["intermediate_size"],
+      eps: ["rms_norm_eps"],
+      positions: ["max_position_embeddings"],
+    },
+    defaults: { eps: 1e-6, positions: 2048, tied: false },
+    extra: { hidden_act: "silu" },
+  },
 };

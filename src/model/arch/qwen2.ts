@@ -7,4 +7,5 @@ export const qwen2: ArchSpec = {
   name: "qwen2",
   bias: { qkv: true, o: false, mlp: false },
   ggufArch: "qwen2",
+  hf: { ...llama.hf, className: "Qwen2ForCausalLM" },
 };

@@ -22,3 +22,12 @@ export function archSpec(name: string, file?: string): ArchSpec {
   }
   return ARCHS[name];
 }
+
+/**
+ * The architecture identity of a model: llama.cpp's architecture name, i.e. the computation. A Mistral folder
+ * (model_type "mistral") and its GGUF (written as "llama") are one identity; vector files and fingerprints
+ * compare identities, not format-specific names. Unknown names are their own identity.
+ */
+export function archIdentity(name: string): string {
+  return isArchName(name) ? ARCHS[name].ggufArch : name;
+}

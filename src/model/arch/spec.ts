@@ -20,6 +20,38 @@ export interface ArchSpec {
   ggufName(canonical: string): string;
   /** GGUF `general.architecture` value. */
   ggufArch: string;
+  /** How a Hugging Face folder of this architecture spells its config.json and stores its linears. */
+  hf: HfLayout;
+}
+
+/** config.json keys of each config field (the first present wins; the first is written) and defaults. */
+export interface HfLayout {
+  className: string;
+  /** "conv1d": linears stored [in, out] (GPT-2's Conv1D); "linear": [out, in]. */
+  linears: "linear" | "conv1d";
+  keys: {
+    hidden: string[];
+    layers: string[];
+    heads: string[];
+    /** null: no grouped-query attention in this format (kv heads = heads). */
+    kvHeads: string[] | null;
+    /** null: head dim is always hidden / heads. */
+    headDim: string[] | null;
+    ffn: string[];
+    eps: string[];
+    positions: string[];
+  };
+  defaults: {
+    /** intermediate size = ffnPerHidden * hidden when absent (or null); undefined: required. */
+    ffnPerHidden?: number;
+    eps: number;
+    /** undefined: required. */
+    positions?: number;
+    /** tie_word_embeddings when absent. */
+    tied: boolean;
+  };
+  /** Fixed fields written to config.json (activation names). */
+  extra: Record<string, string>;
 }
 
 /** Canonical → GGUF names, shared by every llama.cpp architecture (llama.cpp uses one naming scheme). */

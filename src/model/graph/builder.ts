@@ -29,11 +29,21 @@ interface Books {
   inputs: P.IValueInfoProto[];
   outputs: P.IValueInfoProto[];
   names: Set<string>;
-  /** The float32 weights (not the small constants), for external-data encoding. */
-  weights: { name: string; data: Float32Array }[];
+  /** The weights (not the small constants) as raw bytes, for external-data encoding. */
+  weights: { name: string; data: Uint8Array }[];
   /** Bytes of initializer data registered so far. */
   initBytes: number;
 }
+
+export interface GraphSettings {
+  /**
+   * MatMulNBits accuracy_level for quantized weights: 0 computes in f32 (exact: the dequantized model), 4 with
+   * int8-quantized activations (llama.cpp's approach for quantized matmuls; the fast path). See nbits.ts.
+   */
+  quantAccuracy: 0 | 4;
+}
+
+const DEFAULT_SETTINGS: GraphSettings = { quantAccuracy: 4 };
 
 /** Opset of the default domain. 20 gives Gelu(approximate="tanh"); com.microsoft ops are version 1. */
 export const OPSET = 20;
@@ -43,18 +53,21 @@ export class GraphBuilder {
     private readonly books: Books,
     /** Scope path prefix for node names, e.g. "/blocks.3/attn". */
     readonly path: string,
+    /** Build settings every layer function of this graph reads. */
+    readonly settings: GraphSettings,
   ) {}
 
-  static create(): GraphBuilder {
+  static create(settings: Partial<GraphSettings> = {}): GraphBuilder {
     return new GraphBuilder(
       { nodes: [], inits: [], inputs: [], outputs: [], names: new Set(), weights: [], initBytes: 0 },
       "",
+      { ...DEFAULT_SETTINGS, ...settings },
     );
   }
 
   /** A view that prefixes node names with one more path segment; shares the books with its parent. */
   scope(segment: string): GraphBuilder {
-    return new GraphBuilder(this.books, `${this.path}/${segment}`);
+    return new GraphBuilder(this.books, `${this.path}/${segment}`, this.settings);
   }
 
   private claim(name: string, what: string): string {
@@ -109,14 +122,25 @@ export class GraphBuilder {
         got: String(data.length),
       });
     }
-    const raw = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-    this.books.inits.push({
-      name: this.claim(name, "initializer"),
-      dims: [...dims],
-      dataType: 1,
-      rawData: raw,
-    });
-    this.books.weights.push({ name, data });
+    return this.raw(name, dims, new Uint8Array(data.buffer, data.byteOffset, data.byteLength), 1);
+  }
+
+  /** A uint8 weight (quantized codes, zero points): like weight, one byte per element. */
+  bytes(name: string, dims: readonly number[], data: Uint8Array): Value {
+    const n = dims.reduce((a, b) => a * b, 1);
+    if (data.length !== n) {
+      throw new SteerlabError("bad_tensor", `initializer ${name} has ${data.length} bytes`, {
+        field: name,
+        expected: `${n} bytes for shape [${dims.join(", ")}]`,
+        got: String(data.length),
+      });
+    }
+    return this.raw(name, dims, data, 2);
+  }
+
+  private raw(name: string, dims: readonly number[], raw: Uint8Array, dataType: number): Value {
+    this.books.inits.push({ name: this.claim(name, "initializer"), dims: [...dims], dataType, rawData: raw });
+    this.books.weights.push({ name, data: raw });
     this.books.initBytes += raw.byteLength;
     return name;
   }
@@ -215,12 +239,7 @@ export class GraphBuilder {
       ],
       graph: { name: graphName, node: b.nodes, initializer: inits, input: b.inputs, output: b.outputs },
     });
-    const files = opts.external
-      ? b.weights.map((w) => ({
-          path: w.name,
-          data: new Uint8Array(w.data.buffer, w.data.byteOffset, w.data.byteLength),
-        }))
-      : [];
+    const files = opts.external ? b.weights.map((w) => ({ path: w.name, data: w.data })) : [];
     return { bytes: onnx.ModelProto.encode(model).finish(), files };
   }
 }

@@ -7,13 +7,13 @@
  * Graph input/output names are plain (hidden, mask, ...); node and weight names are hierarchical.
  */
 import { SteerlabError } from "../../errors.js";
-import type { Tensor } from "../../tensor.js";
 import { archSpec } from "../arch/registry.js";
 import type { ModelConfig } from "../config.js";
-import type { Weights } from "../weights.js";
+import { denseWeight, isQuant, type ModelWeights, W, type Weight } from "../weights.js";
 import { attention } from "./attention.js";
-import { type Dim, GraphBuilder, type Value } from "./builder.js";
+import { type Dim, GraphBuilder, type GraphSettings, type Value } from "./builder.js";
 import { mlp, norm, type WeightFn } from "./layers.js";
+import { type NBitsInits, nbitsGather, nbitsInits, nbitsMatMul, toNBits } from "./nbits.js";
 
 /** A built graph, not yet encoded: encode it with or without external weights. */
 export interface BuiltGraph {
@@ -22,8 +22,8 @@ export interface BuiltGraph {
   weightBytes: number;
 }
 
-export function weightFn(w: Weights): WeightFn {
-  return (name: string): Tensor => {
+export function weightFn(w: ModelWeights): WeightFn {
+  return (name: string): Weight => {
     const t = w.get(name);
     if (!t) {
       throw new SteerlabError("bad_tensor", `weight ${name} is missing`, {
@@ -66,8 +66,8 @@ function attnPart(
 ) {
   const spec = archSpec(c.arch);
   const blk = g.scope(`blocks.${l}`);
-  const h = norm(blk, x, spec, w, `blocks.${l}.attn_norm`, c.normEps);
-  return attention(blk.scope("attn"), h, c, spec.bias.qkv, spec.bias.o, w, `blocks.${l}.attn`, io, {
+  const h = norm(blk, x, spec, w, W.prefix(l, "attn_norm"), c.normEps);
+  return attention(blk.scope("attn"), h, c, spec.bias.qkv, spec.bias.o, w, W.prefix(l, "attn"), io, {
     k: io.pastK,
     v: io.pastV,
   });
@@ -76,8 +76,8 @@ function attnPart(
 function mlpPart(g: GraphBuilder, c: ModelConfig, w: WeightFn, l: number, x: Value): Value {
   const spec = archSpec(c.arch);
   const blk = g.scope(`blocks.${l}`);
-  const h = norm(blk, x, spec, w, `blocks.${l}.mlp_norm`, c.normEps);
-  return mlp(blk.scope("mlp"), h, spec, w, `blocks.${l}.mlp`);
+  const h = norm(blk, x, spec, w, W.prefix(l, "mlp_norm"), c.normEps);
+  return mlp(blk.scope("mlp"), h, spec, w, W.prefix(l, "mlp"));
 }
 
 function kvOutputs(g: GraphBuilder, c: ModelConfig, a: { k: Value; v: Value }): void {
@@ -86,8 +86,13 @@ function kvOutputs(g: GraphBuilder, c: ModelConfig, a: { k: Value; v: Value }): 
 }
 
 /** attn(l): hidden=resid_pre ─► attn_out, new_k, new_v. */
-export function attnGraph(c: ModelConfig, w: WeightFn, l: number): BuiltGraph {
-  const g = GraphBuilder.create();
+export function attnGraph(
+  c: ModelConfig,
+  w: WeightFn,
+  l: number,
+  settings: Partial<GraphSettings> = {},
+): BuiltGraph {
+  const g = GraphBuilder.create(settings);
   const io = attnInputs(g, c);
   const a = attnPart(g, c, w, l, io.hidden, io);
   g.output(a.out, "attn_out", "float32", [B, T, c.hiddenSize]);
@@ -96,16 +101,26 @@ export function attnGraph(c: ModelConfig, w: WeightFn, l: number): BuiltGraph {
 }
 
 /** mlp(l): hidden=resid_mid ─► mlp_out. */
-export function mlpGraph(c: ModelConfig, w: WeightFn, l: number): BuiltGraph {
-  const g = GraphBuilder.create();
+export function mlpGraph(
+  c: ModelConfig,
+  w: WeightFn,
+  l: number,
+  settings: Partial<GraphSettings> = {},
+): BuiltGraph {
+  const g = GraphBuilder.create(settings);
   const x = g.input("hidden", "float32", [B, T, c.hiddenSize]);
   g.output(mlpPart(g, c, w, l, x), "mlp_out", "float32", [B, T, c.hiddenSize]);
   return finish(g, `mlp.${l}`);
 }
 
 /** block(l): hidden=resid_pre ─► resid_post, new_k, new_v (residual adds inside the graph). */
-export function blockGraph(c: ModelConfig, w: WeightFn, l: number): BuiltGraph {
-  const g = GraphBuilder.create();
+export function blockGraph(
+  c: ModelConfig,
+  w: WeightFn,
+  l: number,
+  settings: Partial<GraphSettings> = {},
+): BuiltGraph {
+  const g = GraphBuilder.create(settings);
   const io = attnInputs(g, c);
   const a = attnPart(g, c, w, l, io.hidden, io);
   const res = g.scope(`blocks.${l}`).scope("residual");
@@ -122,26 +137,45 @@ export function blockGraph(c: ModelConfig, w: WeightFn, l: number): BuiltGraph {
  *   hidden [N,D] ─► final norm ─► Gemm(lm_head, transB) ─► logits [N,V]
  * Run it with one dummy row of ids or hidden when only one half is wanted (never a zero-size tensor).
  */
-export function headGraph(c: ModelConfig, w: WeightFn): BuiltGraph {
+export function headGraph(c: ModelConfig, w: WeightFn, settings: Partial<GraphSettings> = {}): BuiltGraph {
   const spec = archSpec(c.arch);
-  const g = GraphBuilder.create();
+  const g = GraphBuilder.create(settings);
   const D = c.hiddenSize;
   const ids = g.input("ids", "int64", [B, T]);
-  const tok = w("tok_embd");
-  const te = g.weight("tok_embd", tok.shape, tok.data);
+  const tok = w(W.tokEmbd);
   const emb = g.scope("embed");
-  let e = emb.op("Gather", [te, ids], { axis: 0 }, "GatherTok");
+  // A quantized embedding is gathered row by row from its blocks; a tied head then shares its codes.
+  let tq: NBitsInits | null = null;
+  let te: Value | null = null;
+  let e: Value;
+  if (isQuant(tok)) {
+    tq = nbitsInits(g, "tok_embd", toNBits(tok));
+    e = nbitsGather(emb, ids, tq, "tok_embd");
+  } else {
+    te = g.weight("tok_embd", tok.shape, tok.data);
+    e = emb.op("Gather", [te, ids], { axis: 0 }, "GatherTok");
+  }
   if (spec.positional === "learned") {
     const pos = g.input("pos", "int64", [B, T]);
-    const pe = g.weight("pos_embd", w("pos_embd").shape, w("pos_embd").data);
+    const pt = denseWeight(w(W.posEmbd));
+    const pe = g.weight("pos_embd", pt.shape, pt.data);
     e = emb.op("Add", [e, emb.op("Gather", [pe, pos], { axis: 0 }, "GatherPos")]);
   }
   g.output(e, "embed", "float32", [B, T, D]);
 
   const hidden = g.input("hidden", "float32", ["rows", D]);
   const h = norm(g, hidden, spec, w, "final_norm", c.normEps);
-  const head = c.tiedEmbeddings ? te : g.weight("lm_head.weight", [c.vocabSize, D], w("lm_head.weight").data);
-  const logits = g.scope("lm_head").op("Gemm", [h, head], { transB: 1 });
+  const lm = g.scope("lm_head");
+  const acc = g.settings.quantAccuracy;
+  let logits: Value;
+  if (c.tiedEmbeddings) {
+    logits = tq ? nbitsMatMul(lm, h, tq, "lm_head", acc, 2) : lm.op("Gemm", [h, te!], { transB: 1 });
+  } else {
+    const head = w(W.lmHead);
+    logits = isQuant(head)
+      ? nbitsMatMul(lm, h, nbitsInits(g, "lm_head.weight", toNBits(head)), "lm_head", acc, 2)
+      : lm.op("Gemm", [h, g.weight("lm_head.weight", [c.vocabSize, D], head.data)], { transB: 1 });
+  }
   g.output(logits, "logits", "float32", ["rows", c.vocabSize]);
   return finish(g, "head");
 }

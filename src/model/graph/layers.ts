@@ -4,10 +4,17 @@
  */
 import type { Tensor } from "../../tensor.js";
 import type { ArchSpec } from "../arch/spec.js";
+import { denseWeight, isQuant, type QuantTensor, type Weight } from "../weights.js";
 import type { GraphBuilder, Value } from "./builder.js";
+import { concatNBits, nbitsInits, nbitsMatMul, sameLayout, toNBits } from "./nbits.js";
 
 /** Canonical weight lookup (throws for a missing name). */
-export type WeightFn = (name: string) => Tensor;
+export type WeightFn = (name: string) => Weight;
+
+/** A weight that is always f32 in files (norms, biases, position tables). */
+function dense(w: WeightFn, name: string): Tensor {
+  return denseWeight(w(name));
+}
 
 /**
  * rms:   x ─► SimplifiedLayerNormalization(w) ─► y          (x / rms(x) * w)
@@ -22,11 +29,13 @@ export function norm(
   eps: number,
 ): Value {
   const s = g.scope(prefix.split(".").at(-1)!);
-  const weight = g.weight(`${prefix}.weight`, w(`${prefix}.weight`).shape, w(`${prefix}.weight`).data);
+  const nw = dense(w, `${prefix}.weight`);
+  const weight = g.weight(`${prefix}.weight`, nw.shape, nw.data);
   if (spec.norm === "rms") {
     return s.op("SimplifiedLayerNormalization", [x, weight], { axis: -1, epsilon: { float: eps } });
   }
-  const bias = g.weight(`${prefix}.bias`, w(`${prefix}.bias`).shape, w(`${prefix}.bias`).data);
+  const nb = dense(w, `${prefix}.bias`);
+  const bias = g.weight(`${prefix}.bias`, nb.shape, nb.data);
   return s.op("LayerNormalization", [x, weight, bias], { axis: -1, epsilon: { float: eps } });
 }
 
@@ -71,23 +80,37 @@ export function fusedLinear(
   hasBias: boolean,
 ): Value[] {
   const Ws = parts.map((p) => w(`${p.prefix}.weight`));
+  const quant = Ws.filter(isQuant);
+  if (quant.length && (quant.length < Ws.length || !quant.every((q) => sameLayout(q, quant[0]!)))) {
+    // Mixed storage types (a Q4_K_M file keeps some of these Q6_K): one matmul per part.
+    return parts.map((p) =>
+      linear(g.scope(p.prefix.split(".").at(-1)!), x, w, p.prefix, hasBias, p.scale ?? 1),
+    );
+  }
   const inDim = Ws[0]!.shape[1]!;
   const outs = Ws.map((W) => W.shape[0]!);
   const total = outs.reduce((a, b) => a + b, 0);
-  const wt = new Float32Array(inDim * total); // [in, sum out]
-  let col = 0;
-  parts.forEach((p, k) => {
-    const t = transposed(Ws[k]!, p.scale ?? 1); // [in, out_k]
-    for (let r = 0; r < inDim; r++) wt.set(t.subarray(r * outs[k]!, (r + 1) * outs[k]!), r * total + col);
-    col += outs[k]!;
-  });
-  let y = g.op("MatMul", [x, g.weight(`${name}.weight`, [inDim, total], wt)]);
+  let y: Value;
+  if (quant.length) {
+    // Quantized: rows of the parts stacked, scales (and offsets) carry the folded scale.
+    const m = concatNBits(quant.map((q: QuantTensor, k) => toNBits(q, parts[k]!.scale ?? 1)));
+    y = nbitsMatMul(g, x, nbitsInits(g, `${name}.weight`, m), `${name}.weight`, g.settings.quantAccuracy);
+  } else {
+    const wt = new Float32Array(inDim * total); // [in, sum out]
+    let col = 0;
+    parts.forEach((p, k) => {
+      const t = transposed(Ws[k] as Tensor, p.scale ?? 1); // [in, out_k]
+      for (let r = 0; r < inDim; r++) wt.set(t.subarray(r * outs[k]!, (r + 1) * outs[k]!), r * total + col);
+      col += outs[k]!;
+    });
+    y = g.op("MatMul", [x, g.weight(`${name}.weight`, [inDim, total], wt)]);
+  }
   if (hasBias) {
     const b = new Float32Array(total);
     let off = 0;
     parts.forEach((p, k) => {
       b.set(
-        w(`${p.prefix}.bias`).data.map((v) => v * (p.scale ?? 1)),
+        dense(w, `${p.prefix}.bias`).data.map((v) => v * (p.scale ?? 1)),
         off,
       );
       off += outs[k]!;

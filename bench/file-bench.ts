@@ -1,0 +1,234 @@
+/**
+ * The engine bench on model files as users have them: random weights of real shapes (TinyLlama-1.1B, Llama-2-7B)
+ * written by steerlab's GGUF writer as F32 / Q8_0 / Q4_0 / Q4_K, then opened from the file by steerlab (ONNX
+ * Runtime, quantized weights kept quantized, read block by block) and by llama.cpp (node-llama-cpp), each in its
+ * own process, interleaved and repeated. Measured: load time, prefill tok/s on a 512-token prompt, decode tok/s
+ * after 16 and after 512 tokens, peak and steady RSS above the process base, against the file size.
+ * Run (part of engine.bench.ts): npx tsx bench/engine.bench.ts --files tinyllama --dtypes F32,Q8_0,Q4_0,Q4_K
+ */
+import { existsSync, mkdirSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { getLlama, type Token } from "node-llama-cpp";
+import { byteLevelTokenizerJson } from "../src/io/bpe-train.js";
+import { type GgufWriteDtype, saveGgufModel } from "../src/io/gguf-model.js";
+import { ggufTokenizerMetadata } from "../src/io/tokenizer.js";
+import type { ModelConfig } from "../src/model/config.js";
+import { loadModel } from "../src/model/load.js";
+import { randomWeights } from "../src/model/random.js";
+import { createOrtEngine } from "../src/runtime/ort-engine.js";
+import { collect, MiB, measureSpeed, type SpeedPlan, vmKiB } from "./cases.js";
+
+const llamaShape = (o: Partial<ModelConfig>): ModelConfig => ({
+  arch: "llama",
+  vocabSize: 32000,
+  hiddenSize: 2048,
+  nLayers: 22,
+  nHeads: 32,
+  nKvHeads: 4,
+  headDim: 64,
+  intermediateSize: 5632,
+  normEps: 1e-5,
+  maxPositions: 2048,
+  ropeTheta: 10000,
+  ropeScaling: null,
+  tiedEmbeddings: false,
+  bosTokenId: 1,
+  eosTokenIds: [2],
+  ...o,
+});
+
+export const FILE_SHAPES: Record<string, ModelConfig> = {
+  /** A quick check of the harness (about 120 MB as F32). */
+  small: llamaShape({ hiddenSize: 512, nLayers: 4, nHeads: 8, nKvHeads: 4, intermediateSize: 1536 }),
+  tinyllama: llamaShape({}),
+  llama7b: llamaShape({ hiddenSize: 4096, nLayers: 32, nHeads: 32, nKvHeads: 32, intermediateSize: 11008 }),
+};
+
+/** 512-token prefill, decode after 16 and after 512 tokens; fewer repetitions than the small-model bench. */
+export const FILE_PLAN: SpeedPlan = {
+  prompt: 512,
+  decodePrompt: 16,
+  longPrompt: 512,
+  steps: 32,
+  prefillReps: 2,
+  decodeReps: 2,
+  longReps: 1,
+};
+
+export interface FileRow {
+  shape: string;
+  dtype: string;
+  backend: string;
+  threads: number;
+  fileMiB: number;
+  /** Bytes of weights steerlab's engine hands to ONNX Runtime (null for llama.cpp). */
+  engineMiB: number | null;
+  loadS: number;
+  prefillTokS: number;
+  decodeTokS: number;
+  decodeLongTokS: number;
+  peakRssMiB: number;
+  steadyRssMiB: number;
+  baseRssMiB: number;
+}
+
+/** The GGUF file of a shape and dtype in `dir`, written once (seeded random weights, all dtypes the same). */
+export function benchFile(dir: string, shape: string, dtype: GgufWriteDtype): string {
+  return join(dir, `${shape}-${dtype}.gguf`);
+}
+
+/** Write the missing files of a shape (one set of weights in memory while writing). */
+export function writeBenchFiles(dir: string, shape: string, dtypes: readonly GgufWriteDtype[]): void {
+  const missing = dtypes.filter((d) => !existsSync(benchFile(dir, shape, d)));
+  if (!missing.length) return;
+  mkdirSync(dir, { recursive: true });
+  const c = FILE_SHAPES[shape]!;
+  const weights = randomWeights(c, 1);
+  const tok = byteLevelTokenizerJson(c.vocabSize);
+  for (const dtype of missing) {
+    const t0 = performance.now();
+    saveGgufModel(benchFile(dir, shape, dtype), c, weights, {
+      tokenizerMeta: ggufTokenizerMetadata(tok, { bosTokenId: null, eosTokenId: null }),
+      dtype,
+    });
+    process.stderr.write(`wrote ${shape} ${dtype} in ${((performance.now() - t0) / 1000).toFixed(0)} s\n`);
+  }
+}
+
+function row(
+  shape: string,
+  dtype: string,
+  backend: string,
+  threads: number,
+  file: string,
+  engineBytes: number | null,
+  loadS: number,
+  speed: { prefillTokS: number; decodeTokS: number; decodeLongTokS: number },
+  steadyRssMiB: number,
+  baseRssMiB: number,
+): FileRow {
+  return {
+    shape,
+    dtype,
+    backend,
+    threads,
+    fileMiB: statSync(file).size / MiB,
+    engineMiB: engineBytes === null ? null : engineBytes / MiB,
+    loadS,
+    ...speed,
+    peakRssMiB: vmKiB("VmHWM") / 1024,
+    steadyRssMiB,
+    baseRssMiB,
+  };
+}
+
+export async function benchOrtFile(
+  dir: string,
+  shape: string,
+  dtype: string,
+  threads: number,
+): Promise<FileRow> {
+  const file = benchFile(dir, shape, dtype as GgufWriteDtype);
+  collect();
+  const base = vmKiB("VmRSS") / 1024;
+  const t0 = performance.now();
+  const m = await loadModel(file);
+  const engine = await createOrtEngine(m, { threads, consumeWeights: true });
+  const loadS = (performance.now() - t0) / 1000;
+  collect();
+  let cache = engine.newCache(1);
+  const speed = await measureSpeed(
+    m.config.vocabSize,
+    {
+      reset: async () => {
+        cache = engine.newCache(1);
+      },
+      prefill: async (p) => {
+        await engine.forward({ ids: [p] }, { cache, logits: "last" });
+      },
+      step: async (id) => {
+        await engine.forward({ ids: [[id]] }, { cache });
+      },
+    },
+    FILE_PLAN,
+  );
+  cache = engine.newCache(1);
+  collect();
+  const steady = vmKiB("VmRSS") / 1024;
+  await engine.dispose();
+  return row(shape, dtype, "onnxruntime", threads, file, engine.weightBytes, loadS, speed, steady, base);
+}
+
+export async function benchLlamaCppFile(
+  dir: string,
+  shape: string,
+  dtype: string,
+  threads: number,
+): Promise<FileRow> {
+  const file = benchFile(dir, shape, dtype as GgufWriteDtype);
+  const llama = await getLlama({ gpu: false, build: "never", logLevel: "error" as never });
+  collect();
+  const base = vmKiB("VmRSS") / 1024;
+  const t0 = performance.now();
+  const model = await llama.loadModel({ modelPath: file, gpuLayers: 0 });
+  const ctx = await model.createContext({
+    contextSize: FILE_PLAN.longPrompt + FILE_PLAN.steps + 16,
+    batchSize: FILE_PLAN.prompt,
+    flashAttention: false,
+    threads: { ideal: threads, min: threads },
+    experimentalKvCacheKeyType: "F32",
+    experimentalKvCacheValueType: "F32",
+  });
+  const loadS = (performance.now() - t0) / 1000;
+  const seq = ctx.getSequence();
+  const speed = await measureSpeed(
+    FILE_SHAPES[shape]!.vocabSize,
+    {
+      reset: () => seq.clearHistory(),
+      prefill: (p) => seq.evaluateWithoutGeneratingNewTokens(p as Token[]),
+      step: async (id) => {
+        await seq.controlledEvaluate([[id as Token, { generateNext: { token: true } }]]);
+      },
+    },
+    FILE_PLAN,
+  );
+  collect();
+  const steady = vmKiB("VmRSS") / 1024;
+  await ctx.dispose();
+  await model.dispose();
+  return row(shape, dtype, "llama.cpp", threads, file, null, loadS, speed, steady, base);
+}
+
+export function fileTable(rows: FileRow[]): string {
+  const head = [
+    "model",
+    "file",
+    "backend",
+    "file MiB",
+    "engine MiB",
+    "load s",
+    "prefill tok/s (512)",
+    "decode tok/s (@16)",
+    "decode tok/s (@512)",
+    "peak RSS / file",
+    "steady RSS / file",
+    "steady RSS / engine",
+  ];
+  const body = rows.map((r) => [
+    r.shape,
+    r.dtype,
+    r.backend,
+    r.fileMiB.toFixed(0),
+    r.engineMiB === null ? "-" : r.engineMiB.toFixed(0),
+    r.loadS.toFixed(1),
+    r.prefillTokS.toFixed(1),
+    r.decodeTokS.toFixed(2),
+    r.decodeLongTokS.toFixed(2),
+    ((r.peakRssMiB - r.baseRssMiB) / r.fileMiB).toFixed(2),
+    ((r.steadyRssMiB - r.baseRssMiB) / r.fileMiB).toFixed(2),
+    r.engineMiB === null ? "-" : ((r.steadyRssMiB - r.baseRssMiB) / r.engineMiB).toFixed(2),
+  ]);
+  const width = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
+  const line = (cells: string[]) => `| ${cells.map((x, i) => x.padEnd(width[i]!)).join(" | ")} |`;
+  return [line(head), line(width.map((n) => "-".repeat(n))), ...body.map(line)].join("\n");
+}
