@@ -38,6 +38,8 @@ export interface SweepConfig {
   batchSize?: number;
   /** Record A1/A3 diagnostics on mcq tasks (default true). */
   diagnostics?: boolean;
+  /** "paper": the published protocol's defaults (mcq helpfulness from a 16-token greedy generation). */
+  protocol?: "paper";
   /** Folder relative paths are resolved against (the config file's folder). */
   baseDir?: string;
 }
@@ -92,9 +94,12 @@ export function parseSweepConfig(raw: unknown, baseDir: string, file = "<flags>"
     "tasks",
     "batchSize",
     "diagnostics",
+    "protocol",
   ];
   for (const k of Object.keys(o))
     if (!known.includes(k)) problems.push(`${k}: unknown key (known: ${known.join(", ")})`);
+  if (o.protocol !== undefined && o.protocol !== "paper") problems.push('protocol: "paper" or absent');
+  const paper = o.protocol === "paper";
   if (typeof o.model !== "string" || o.model === "") problems.push("model: expected a path");
   if (o.backend !== undefined && !(BACKENDS as readonly unknown[]).includes(o.backend))
     problems.push(`backend: ${BACKENDS.join(" | ")}`);
@@ -132,7 +137,8 @@ export function parseSweepConfig(raw: unknown, baseDir: string, file = "<flags>"
   else
     o.tasks.forEach((t, i) => {
       const s = parseTaskSpec(t, i, problems);
-      if (s) tasks.push(s);
+      // the paper reads helpfulness from a 16-token greedy generation
+      if (s) tasks.push(paper && s.kind === "mcq" && !s.helpfulness ? { ...s, helpfulness: "generated" } : s);
     });
   if (new Set(tasks.map((t) => t.id)).size !== tasks.length) problems.push("tasks: ids must be unique");
   if (o.batchSize !== undefined && (!Number.isInteger(o.batchSize) || (o.batchSize as number) < 1))
@@ -149,6 +155,7 @@ export function parseSweepConfig(raw: unknown, baseDir: string, file = "<flags>"
     tasks,
     ...(o.batchSize !== undefined ? { batchSize: o.batchSize as number } : {}),
     ...(o.diagnostics !== undefined ? { diagnostics: o.diagnostics as boolean } : {}),
+    ...(paper ? { protocol: "paper" as const } : {}),
     baseDir,
   };
 }

@@ -4,13 +4,15 @@
  *   behavior-logprob    rows = prompt + continuation prefixes (merged where one contains another); logits at
  *                       the continuation tokens
  *   mcq                 rows = prompts; the last position's logits (the r_e = 0 rows are the A1/A3 baseline)
+ *   mcq, generated      rows = (prompt, r_e) pairs still missing; greedy generation, scored at the first
+ *                       generated answer letter (the paper's helpfulness)
  */
 import { SteerlabError } from "../errors.js";
 import { generateBatch } from "../model/generate.js";
 import { openModel, requireTokenizer } from "../model/open.js";
 import { classifyKeywords } from "./score-behavior.js";
 import { a3Projections, deltaLogitNorm } from "./score-diagnostics.js";
-import { scoreHelpfulness } from "./score-helpfulness.js";
+import { scoreGeneratedAnswer, scoreHelpfulness } from "./score-helpfulness.js";
 import { type Judge, judgeResponses } from "./score-judge.js";
 import { scoreLogprobs } from "./score-logprob.js";
 import type { SweepRecord } from "./store.js";
@@ -215,6 +217,72 @@ export async function runLogprob(
   }
 }
 
+/**
+ * The paper's helpfulness: greedy generation of maxNewTokens (default 16) per (question, r_e), every token
+ * steered; the logits of each generated step are kept until the row's first answer letter.
+ */
+async function runMcqGenerated(
+  c: Ctx,
+  t: LoadedTask,
+  v: Variant,
+  chunk: LoadedTask["items"],
+  coeffs: readonly number[],
+): Promise<void> {
+  const tok = requireTokenizerOf(c.tokenizer, t.spec.id);
+  const letters = letterIds(tok);
+  const isLetter = new Set(Object.values(letters).flat());
+  const cells = coeffs.flatMap((r) =>
+    chunk.filter((it) => !c.store.has(t.spec.id, v.id, it.index, r)).map((it) => ({ it, r })),
+  );
+  const maxRows = c.opts.maxRows ?? 32;
+  for (let s = 0; s < cells.length; s += maxRows) {
+    const part = cells.slice(s, s + maxRows);
+    c.opts.signal?.throwIfAborted();
+    // per row: logits of each step up to and including the first letter (later steps are not needed)
+    const steps: Float32Array[][] = part.map(() => []);
+    const found = part.map(() => false);
+    const res = await generateBatch(
+      c.engine,
+      tok,
+      part.map((x) => x.it.prompt),
+      {
+        maxNewTokens: t.spec.maxNewTokens ?? 16,
+        hooks: rowSteeringHooks(
+          v.vector,
+          v.layers,
+          part.map((x) => x.r),
+        ),
+        signal: c.opts.signal,
+        onLogits: (e) => {
+          if (found[e.row]) return;
+          steps[e.row]!.push(e.logits.slice());
+          if (isLetter.has(e.tokenId)) found[e.row] = true;
+        },
+      },
+    );
+    c.opts.signal?.throwIfAborted();
+    c.stats.forwards++;
+    commit(
+      c,
+      part.map((x, k) => {
+        const h = scoreGeneratedAnswer(steps[k]!, res[k]!.ids, letters, x.it.correct!);
+        return {
+          task: t.spec.id,
+          variant: v.id,
+          item: x.it.index,
+          r: x.r,
+          kind: "mcq" as const,
+          score: h.correct ? 1 : 0,
+          pFull: h.pFull,
+          pRelative: h.pRelative,
+          predicted: h.predicted ?? "",
+          text: res[k]!.text,
+        };
+      }),
+    );
+  }
+}
+
 export async function runMcq(
   c: Ctx,
   t: LoadedTask,
@@ -223,6 +291,7 @@ export async function runMcq(
   coeffs: readonly number[],
   diag: boolean,
 ): Promise<void> {
+  if (t.spec.helpfulness === "generated") return runMcqGenerated(c, t, v, chunk, coeffs);
   const tok = requireTokenizerOf(c.tokenizer, t.spec.id);
   const letters = letterIds(tok);
   const prompts = chunk.map((it) => tok.encode(it.prompt));

@@ -21,6 +21,9 @@ import { buildPrompt, mmluPrompt } from "./prompts.js";
 import { DISAGREE_RULES, type KeywordRules, REFUSAL_RULES } from "./score-behavior.js";
 import type { JudgeSpec } from "./score-judge.js";
 
+export type HelpfulnessMode = "generated" | "next-token";
+export const HELPFULNESS_MODES: readonly HelpfulnessMode[] = ["generated", "next-token"];
+
 export type TaskKind = "behavior-generate" | "behavior-logprob" | "mcq";
 export const TASK_KINDS: readonly TaskKind[] = ["behavior-generate", "behavior-logprob", "mcq"];
 
@@ -49,6 +52,12 @@ export interface TaskSpec {
   /** behavior-logprob: continuations of the aligned / misaligned answer. */
   aligned?: string[];
   misaligned?: string[];
+  /**
+   * mcq: "generated" (the paper's: greedy maxNewTokens tokens, default 16, P at the first generated letter,
+   * 0 when none) or "next-token" (the distribution right after the prompt; cheaper). Default "next-token",
+   * "generated" under `protocol: paper`.
+   */
+  helpfulness?: HelpfulnessMode;
   /** mcq: the first `shots` questions of the file become solved examples before every other question. */
   shots?: number;
   /** behavior-generate: score the answers with a judge model instead of keyword rules. */
@@ -111,6 +120,7 @@ export function parseTaskSpec(raw: unknown, i: number, problems: string[]): Task
     "misaligned",
     "shots",
     "judge",
+    "helpfulness",
   ];
   for (const k of Object.keys(o))
     if (!known.includes(k)) problems.push(`${f}.${k}: unknown key (known: ${known.join(", ")})`);
@@ -130,6 +140,8 @@ export function parseTaskSpec(raw: unknown, i: number, problems: string[]): Task
     if (v !== undefined && (!Number.isInteger(v) || (v as number) < (k === "shots" ? 0 : 1)))
       problems.push(`${f}.${k}: expected a positive integer`);
   }
+  if (o.helpfulness !== undefined && !(HELPFULNESS_MODES as readonly unknown[]).includes(o.helpfulness))
+    problems.push(`${f}.helpfulness: ${HELPFULNESS_MODES.join(" | ")}`);
   const r = o.rules;
   if (r !== undefined && r !== "refusal" && r !== "disagree") {
     const ro = r as Record<string, unknown>;
@@ -154,6 +166,7 @@ export function parseTaskSpec(raw: unknown, i: number, problems: string[]): Task
     ...(aligned ? { aligned } : {}),
     ...(misaligned ? { misaligned } : {}),
     ...(o.shots !== undefined ? { shots: o.shots as number } : {}),
+    ...(o.helpfulness !== undefined ? { helpfulness: o.helpfulness as HelpfulnessMode } : {}),
     ...(judge ? { judge } : {}),
   };
 }

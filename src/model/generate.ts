@@ -36,6 +36,11 @@ export interface GenerateOptions extends SamplingOptions {
   addSpecialTokens?: boolean;
   /** Stops every row at the next step with finishReason "aborted". */
   signal?: AbortSignal;
+  /**
+   * Called for every generated token with the logits [vocab] it was chosen from (a view valid only during the
+   * call): `index` is its position among the row's generated tokens (0 = the first token after the prompt).
+   */
+  onLogits?: (e: { row: number; index: number; tokenId: number; logits: Float32Array }) => void;
 }
 
 export type FinishReason = "stop_token" | "stop_string" | "length" | "aborted";
@@ -215,6 +220,12 @@ async function* decodeLoop(
       const row = rows[b]!;
       if (row.done) continue;
       const tok = sampler.next(out.logits, b * out.vocab, sampleable);
+      opts.onLogits?.({
+        row: b,
+        index: row.result.ids.length,
+        tokenId: tok,
+        logits: out.logits.subarray(b * out.vocab, (b + 1) * out.vocab),
+      });
       const text = accept(row, tok, tokenizer, stops, stopTokens);
       yield row.done
         ? { row: b, tokenId: tok, text, finishReason: row.result.finishReason }

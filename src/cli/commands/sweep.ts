@@ -23,6 +23,7 @@ export interface SweepCli {
   batchSize?: number;
   diagnostics: boolean;
   reuse: boolean;
+  paper?: boolean;
   json?: boolean;
 }
 
@@ -55,6 +56,7 @@ export function configOf(o: SweepCli): SweepConfig {
   if (o.task.length) flags.tasks = o.task.map(taskFlag);
   if (o.batchSize) flags.batchSize = o.batchSize;
   if (!o.diagnostics) flags.diagnostics = false;
+  if (o.paper) flags.protocol = "paper";
   if (!o.config) return parseSweepConfig(flags, process.cwd());
   const base = loadSweepConfig(o.config);
   return {
@@ -109,6 +111,10 @@ export function registerSweep(program: Command): void {
     .option("--task <kind:file[:id]>", `task (repeatable); kind: ${TASK_KINDS.join(", ")}`, collect, [])
     .option("--batch-size <n>", "prompts per forward", int("batch-size", 1))
     .option("--no-diagnostics", "skip the A1/A3 diagnostics of mcq tasks")
+    .option(
+      "--paper",
+      "the paper's protocol: mcq helpfulness from a 16-token greedy generation, read at the first generated letter",
+    )
     .option("--no-reuse", "recompute the unsteered layers for every r_e (the naive sweep)")
     .requiredOption("-o, --out <dir>", "run folder (created; rerun the same config to resume)")
     .option("--json", "print the aggregated results as JSON")
