@@ -17,6 +17,7 @@ import { dirname, isAbsolute, resolve } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { SteerlabError } from "../errors.js";
 import { BACKENDS, type Backend } from "../model/open.js";
+import { type CurveFitOptions, parseFitOptions } from "../theory/curves.js";
 import { parseTaskSpec, type TaskSpec } from "./tasks.js";
 
 export interface VectorSpec {
@@ -38,6 +39,8 @@ export interface SweepConfig {
   batchSize?: number;
   /** Record A1/A3 diagnostics on mcq tasks (default true). */
   diagnostics?: boolean;
+  /** Fit ranges and local windows the report uses for this run (not part of the run's identity). */
+  fit?: CurveFitOptions;
   /** "paper": the published protocol's defaults (mcq helpfulness from a 16-token greedy generation). */
   protocol?: "paper";
   /** Folder relative paths are resolved against (the config file's folder). */
@@ -95,11 +98,13 @@ export function parseSweepConfig(raw: unknown, baseDir: string, file = "<flags>"
     "batchSize",
     "diagnostics",
     "protocol",
+    "fit",
   ];
   for (const k of Object.keys(o))
     if (!known.includes(k)) problems.push(`${k}: unknown key (known: ${known.join(", ")})`);
   if (o.protocol !== undefined && o.protocol !== "paper") problems.push('protocol: "paper" or absent');
   const paper = o.protocol === "paper";
+  const fit = parseFitOptions(o.fit, "fit", problems);
   if (typeof o.model !== "string" || o.model === "") problems.push("model: expected a path");
   if (o.backend !== undefined && !(BACKENDS as readonly unknown[]).includes(o.backend))
     problems.push(`backend: ${BACKENDS.join(" | ")}`);
@@ -156,6 +161,7 @@ export function parseSweepConfig(raw: unknown, baseDir: string, file = "<flags>"
     ...(o.batchSize !== undefined ? { batchSize: o.batchSize as number } : {}),
     ...(o.diagnostics !== undefined ? { diagnostics: o.diagnostics as boolean } : {}),
     ...(paper ? { protocol: "paper" as const } : {}),
+    ...(fit ? { fit } : {}),
     baseDir,
   };
 }

@@ -35,12 +35,13 @@ function fitTask(t: TaskSeries, o: BuildOptions): TaskFits {
     value: pts.map((p) => p.mean),
     ...(hasSe ? { std: pts.map((p) => p.se) } : {}),
   };
-  try {
-    const f = fitCurve(curve, { ...o.fit, ...(hasSe ? { weightN: 1 } : {}) });
-    return { taskId: t.id, ...(f.law ? { law: f.law } : {}), local: f.local, notes: [] };
-  } catch (e) {
-    return { taskId: t.id, local: [], notes: [(e as Error).message] };
-  }
+  const f = fitCurve(curve, { ...o.fit, ...(hasSe ? { weightN: 1 } : {}) });
+  return {
+    taskId: t.id,
+    ...(f.law ? { law: f.law } : {}),
+    local: f.local,
+    notes: f.failed.map((x) => `${x.kind} not fitted: ${x.message}`),
+  };
 }
 
 function pickTask(

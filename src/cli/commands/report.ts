@@ -4,14 +4,16 @@ import { join, resolve } from "node:path";
 import { type Command, Option } from "commander";
 import { SteerlabError } from "../../errors.js";
 import { RUN_FILE } from "../../eval/store.js";
+import { loadSweepConfig } from "../../eval/sweep-config.js";
 import { reportOfRun } from "../../eval/sweep-plan.js";
 import { type BuildOptions, buildReport } from "../../report/build.js";
 import { PAPER_MODELS, PAPER_VECTORS, reportFromPaperData } from "../../report/paper.js";
 import type { SweepReport } from "../../report/types.js";
 import { writeReport } from "../../report/writers.js";
-import { float } from "../options.js";
+import { type FitCli, fitOptionsOf, float, withFitOptions } from "../options.js";
 
-interface ReportCli {
+interface ReportCli extends FitCli {
+  config?: string;
   out: string;
   paperModel: (typeof PAPER_MODELS)[number];
   paperVector: (typeof PAPER_VECTORS)[number];
@@ -23,7 +25,7 @@ interface ReportCli {
 }
 
 export function registerReport(program: Command): void {
-  program
+  const cmd = program
     .command("report")
     .description(
       "write report.json, CSV tables and report.html (SVG plots) for a sweep run or the paper's data",
@@ -53,14 +55,18 @@ export function registerReport(program: Command): void {
       ).choices(["fit", "data"]),
     )
     .option("--weighted", "weight fits by 1/se^2")
+    .option("--config <file>", "the run's sweep config: its fit block sets the fit ranges and local windows");
+  withFitOptions(cmd)
     .option("--json", "print the written paths as JSON")
     .addHelpText(
       "after",
       "\nExamples:\n  steerlab report runs/exp -o out/exp\n  steerlab report ../shared/paper-data -o out/paper --paper-model Llama-2-13b-chat",
     )
     .action(async (dir: string, o: ReportCli) => {
+      const fit = fitOptionsOf(o, o.config ? (loadSweepConfig(o.config).fit ?? {}) : {});
       const build: BuildOptions = {
         ...(o.weighted ? { weighted: true } : {}),
+        ...(Object.keys(fit).length ? { fit } : {}),
         regime: {
           ...(o.budget !== undefined ? { budget: o.budget } : {}),
           ...(o.lambda !== undefined ? { lambda: o.lambda } : {}),
