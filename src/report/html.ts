@@ -4,7 +4,7 @@
  */
 import type { LawFit } from "../theory/laws.js";
 import { diagnosticChart, frontierChart, metricChart, normalityChart } from "./charts.js";
-import type { SweepReport, TaskSeries } from "./types.js";
+import type { RegimeReport, SweepReport, TaskSeries } from "./types.js";
 
 export function escapeHtml(s: string): string {
   return s.replace(
@@ -64,6 +64,16 @@ function groups(
   return out;
 }
 
+/** "alignment from tanh fit (R^2 0.97), helpfulness from the data (corollary-full R^2 0.48 < 0.9)". */
+export function regimeSourceText(reg: RegimeReport): string {
+  if (!reg.sources) return reg.source === "fit" ? "fitted laws" : "interpolated data";
+  const side = (name: string, s: NonNullable<RegimeReport["sources"]>["alignment"]) =>
+    s.from === "fit"
+      ? `${name} from its ${s.law} fit (R^2 ${s.r2?.toFixed(3)})`
+      : `${name} from the interpolated data (${s.why})`;
+  return `${side("alignment", reg.sources.alignment)}; ${side("helpfulness", reg.sources.helpfulness)}`;
+}
+
 /** The whole report as one HTML document. */
 export function renderHtml(r: SweepReport): string {
   const parts: string[] = [];
@@ -77,7 +87,7 @@ export function renderHtml(r: SweepReport): string {
     const wb = x.withinBudget;
     parts.push(
       `<section id="regime"><h2>Efficient regime</h2><p>Alignment from <b>${escapeHtml(reg.alignmentTask)}</b>, helpfulness from <b>${escapeHtml(reg.helpfulnessTask)}</b> ` +
-        `(${reg.source === "fit" ? "fitted laws" : "interpolated data"}); aligning side r_e ${x.direction > 0 ? "&gt; 0" : "&lt; 0"}; baseline B(0) = ${fmt(x.baseline.alignment)}, H(0) = ${fmt(x.baseline.helpfulness)}.</p><ul>` +
+        `(${regimeSourceText(reg)}); aligning side r_e ${x.direction > 0 ? "&gt; 0" : "&lt; 0"}; baseline B(0) = ${fmt(x.baseline.alignment)}, H(0) = ${fmt(x.baseline.helpfulness)}.</p><ul>` +
         `<li>Best trade-off (maximises gain − ${x.lambda} × loss): <b>r_e = ${fmt(x.tradeoff.r, 3)}</b>, gain ${fmt(x.tradeoff.gain)}, loss ${fmt(x.tradeoff.loss)}.</li>` +
         `<li>Largest |r_e| with helpfulness loss ≤ ${x.budget}: ${wb ? `<b>r_e = ${fmt(wb.r, 3)}</b>, gain ${fmt(wb.gain)}, loss ${fmt(wb.loss)}` : "none (the first step already exceeds the budget)"}.</li></ul></section>`,
     );

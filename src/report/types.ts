@@ -56,11 +56,25 @@ export interface TaskFits {
   readonly notes: readonly string[];
 }
 
+/** Where one side of the regime comes from: its fitted law or its interpolated data, and why. */
+export interface RegimeSource {
+  readonly from: "fit" | "data";
+  readonly law?: string;
+  readonly r2?: number;
+  readonly why: string;
+}
+
 export interface RegimeReport {
   readonly alignmentTask: string;
   readonly helpfulnessTask: string;
-  /** "fit": the fitted laws; "data": piecewise-linear interpolation of the measured means. */
-  readonly source: "fit" | "data";
+  /**
+   * "fit": both curves from their fitted laws; "data": both from piecewise-linear interpolation of the
+   * measured means; "mixed": one of each (see `sources`).
+   */
+  readonly source: "fit" | "data" | "mixed";
+  readonly sources?: { readonly alignment: RegimeSource; readonly helpfulness: RegimeSource };
+  /** The R^2 a law needed to be used (source "auto"). */
+  readonly minR2?: number;
   readonly result: EfficientRegime;
 }
 

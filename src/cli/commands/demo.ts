@@ -4,6 +4,7 @@ import { fileURLToPath } from "node:url";
 import type { Command } from "commander";
 import { SteerlabError } from "../../errors.js";
 import { type ExperimentConfig, type ExperimentResult, runExperiment } from "../../eval/experiment.js";
+import { regimeSourceText } from "../../report/html.js";
 import type { TaskSeries } from "../../report/types.js";
 import { int } from "../options.js";
 import { progressReporter } from "../progress.js";
@@ -74,7 +75,7 @@ export function summary(res: ExperimentResult, c: ExperimentConfig): string {
   if (reg) {
     const w = reg.result.withinBudget;
     out.push(
-      `\nefficient regime (${c.models[0]!.name}: ${reg.alignmentTask} vs ${reg.helpfulnessTask}, from the ${reg.source}):` +
+      `\nefficient regime (${c.models[0]!.name}: ${reg.alignmentTask} vs ${reg.helpfulnessTask}; ${regimeSourceText(reg)}):` +
         ` largest r_e within a helpfulness loss of ${reg.result.budget}: ${w ? `${w.r.toFixed(2)} (alignment gain ${w.gain.toFixed(3)}, loss ${w.loss.toFixed(3)})` : "none"};` +
         ` best gain - ${reg.result.lambda} x loss at r_e = ${reg.result.tradeoff.r.toFixed(2)} (gain ${reg.result.tradeoff.gain.toFixed(3)}, loss ${reg.result.tradeoff.loss.toFixed(3)})`,
     );
