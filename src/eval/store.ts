@@ -37,6 +37,8 @@ export interface SweepRecord {
   /** behavior-logprob: logP(aligned) - logP(misaligned) and 2 sigmoid(margin) - 1. */
   margin?: number;
   soft?: number;
+  /** behavior-logprob: mean next-token logit of the good tokens minus the bad ones (the paper's A2). */
+  goodBad?: number;
   /** mcq */
   pFull?: number;
   pRelative?: number;

@@ -12,7 +12,14 @@
 import type { Diagnostics, Metadata, MetricPoint, SweepData, TaskSeries } from "../report/types.js";
 import type { CurveKind } from "../theory/curves.js";
 import { aggregateBehavior, summarize } from "./score-aggregate.js";
-import { type AtR, diagnoseA1, diagnoseA2, diagnoseA3 } from "./score-diagnostics.js";
+import {
+  type AtR,
+  diagnoseA1,
+  diagnoseA2,
+  diagnoseA2Margin,
+  diagnoseA3,
+  diagnosticsRange,
+} from "./score-diagnostics.js";
 import type { SweepRecord } from "./store.js";
 
 export interface AggregateOptions {
@@ -20,7 +27,7 @@ export interface AggregateOptions {
   metadata?: Metadata;
   /** Task id -> title. */
   titles?: Readonly<Record<string, string>>;
-  /** r range of the diagnostics' linear fits (default 5). */
+  /** r range of the diagnostics' fits (default diagnosticsRange of the grid: 5, or 4 steps of a coarser grid). */
   diagnosticsRMax?: number;
 }
 
@@ -71,7 +78,7 @@ export function aggregateRecords(records: readonly SweepRecord[], o: AggregateOp
   const variants = new Set(records.map((r) => r.variant));
   const tasks: TaskSeries[] = [];
   let diagnostics: Diagnostics = {};
-  const rMax = o.diagnosticsRMax ?? 5;
+  const rMax = o.diagnosticsRMax ?? diagnosticsRange(records.map((r) => r.r));
   for (const recs of groups.values()) {
     const { task, variant, kind } = recs[0]!;
     const id = variants.size > 1 ? `${task}@${variant}` : task;
@@ -88,14 +95,26 @@ export function aggregateRecords(records: readonly SweepRecord[], o: AggregateOp
           (r) => r.soft ?? Number.NaN,
         ),
       );
-      if (!diagnostics.a2)
+      if (!diagnostics.a2Margin) {
+        // A2: each prompt's good-minus-bad logit relative to the same prompt unsteered (needs r_e = 0)
+        const zero = new Map(recs.filter((r) => r.r === 0).map((r) => [r.item, r.goodBad]));
+        const shifted = recs.filter((r) => r.goodBad !== undefined && zero.get(r.item) !== undefined);
         diagnostics = {
           ...diagnostics,
-          a2: diagnoseA2(
+          a2Margin: diagnoseA2Margin(
             atR(recs, (r) => [r.margin ?? Number.NaN]),
             rMax,
           ),
+          ...(shifted.length
+            ? {
+                a2: diagnoseA2(
+                  atR(shifted, (r) => [r.goodBad! - zero.get(r.item)!]),
+                  rMax,
+                ),
+              }
+            : {}),
         };
+      }
     } else {
       tasks.push(series(id, `${title}: P(correct)`, "helpfulness-full", recs, (r) => r.pFull ?? Number.NaN));
       tasks.push(

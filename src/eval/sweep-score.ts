@@ -11,7 +11,7 @@ import { SteerlabError } from "../errors.js";
 import { generateBatch } from "../model/generate.js";
 import { openModel, requireTokenizer } from "../model/open.js";
 import { classifyKeywords } from "./score-behavior.js";
-import { a3Projections, deltaLogitNorm } from "./score-diagnostics.js";
+import { a3Projections, deltaLogitNorm, goodBadLogit } from "./score-diagnostics.js";
 import { scoreGeneratedAnswer, scoreHelpfulness } from "./score-helpfulness.js";
 import { type Judge, judgeResponses } from "./score-judge.js";
 import { scoreLogprobs } from "./score-logprob.js";
@@ -167,6 +167,12 @@ export async function runLogprob(
   const conts = [...(t.spec.aligned ?? DEFAULT_ALIGNED), ...(t.spec.misaligned ?? DEFAULT_MISALIGNED)];
   const nA = (t.spec.aligned ?? DEFAULT_ALIGNED).length;
   const contIds = conts.map((s) => tok.encode(s, { addSpecialTokens: false }));
+  // A2 (the paper's): the first token of each good / bad answer opening, unless the task names its own
+  const firstIds = (xs: readonly string[]) => [
+    ...new Set(xs.map((x) => tok.encode(x, { addSpecialTokens: false })[0]).filter((x) => x !== undefined)),
+  ];
+  const good = firstIds(t.spec.a2?.good ?? conts.slice(0, nA));
+  const bad = firstIds(t.spec.a2?.bad ?? conts.slice(nA));
   contIds.forEach((ids, i) => {
     if (ids.length === 0)
       throw new SteerlabError("bad_config", "a continuation encodes to no tokens", {
@@ -201,6 +207,11 @@ export async function runLogprob(
           return contLogprobs(logits, k * rows.length + local, batch.T, V, first, ci);
         });
         const s = scoreLogprobs(lp.slice(0, nA), lp.slice(nA));
+        // next-token logits right after the prompt (row of continuation 0, at the prompt's last slot)
+        const l0 = i * perItem + merged.of[0]!;
+        const at =
+          ((k * rows.length + l0) * batch.T + batch.T - rows[l0]!.length + prompts[i]!.length - 1) * V;
+        const goodBad = goodBadLogit(logits.subarray(at, at + V), good, bad);
         recs.push({
           task: t.spec.id,
           variant: v.id,
@@ -210,6 +221,7 @@ export async function runLogprob(
           score: s.score,
           margin: s.margin,
           soft: s.soft,
+          goodBad,
         });
       });
     });

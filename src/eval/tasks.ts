@@ -60,6 +60,11 @@ export interface TaskSpec {
   helpfulness?: HelpfulnessMode;
   /** mcq: the first `shots` questions of the file become solved examples before every other question. */
   shots?: number;
+  /**
+   * behavior-logprob: the good / bad token sets of the paper's A2 diagnostic (the first token of each string);
+   * default: the first tokens of `aligned` / `misaligned`.
+   */
+  a2?: { good: string[]; bad: string[] };
   /** behavior-generate: score the answers with a judge model instead of keyword rules. */
   judge?: JudgeSpec;
 }
@@ -121,6 +126,7 @@ export function parseTaskSpec(raw: unknown, i: number, problems: string[]): Task
     "shots",
     "judge",
     "helpfulness",
+    "a2",
   ];
   for (const k of Object.keys(o))
     if (!known.includes(k)) problems.push(`${f}.${k}: unknown key (known: ${known.join(", ")})`);
@@ -149,6 +155,18 @@ export function parseTaskSpec(raw: unknown, i: number, problems: string[]): Task
       problems.push(`${f}.rules: "refusal", "disagree" or { aligned: [...], misaligned: [...], fallback? }`);
   }
   const judge = parseJudge(o.judge, `${f}.judge`, problems);
+  let a2: { good: string[]; bad: string[] } | undefined;
+  if (o.a2 !== undefined) {
+    const a = o.a2 as Record<string, unknown>;
+    if (!a || typeof a !== "object" || Array.isArray(a))
+      problems.push(`${f}.a2: { good: [...], bad: [...] }`);
+    else {
+      const good = strList(a.good, `${f}.a2.good`, problems);
+      const bad = strList(a.bad, `${f}.a2.bad`, problems);
+      if (good && bad) a2 = { good, bad };
+      else if (!good && !bad) problems.push(`${f}.a2: { good: [...], bad: [...] }`);
+    }
+  }
   const aligned = strList(o.aligned, `${f}.aligned`, problems);
   const misaligned = strList(o.misaligned, `${f}.misaligned`, problems);
   if (problems.length > n0) return null;
@@ -168,6 +186,7 @@ export function parseTaskSpec(raw: unknown, i: number, problems: string[]): Task
     ...(o.shots !== undefined ? { shots: o.shots as number } : {}),
     ...(o.helpfulness !== undefined ? { helpfulness: o.helpfulness as HelpfulnessMode } : {}),
     ...(judge ? { judge } : {}),
+    ...(a2 ? { a2 } : {}),
   };
 }
 

@@ -3,7 +3,7 @@
  * Each function takes report data and returns one self-contained <svg> string.
  */
 import * as echarts from "echarts";
-import type { A3Diagnostic, LinearDiagnostic } from "../eval/score-diagnostics.js";
+import type { A2Diagnostic, A3Diagnostic, LinearDiagnostic } from "../eval/score-diagnostics.js";
 import { type LawFit, predict } from "../theory/laws.js";
 import type { FrontierPoint } from "../theory/regime.js";
 import type { MetricPoint, RegimeReport, TaskFits, TaskSeries } from "./types.js";
@@ -318,6 +318,21 @@ export function diagnosticChart(
       itemStyle: { color: PALETTE[1] },
     });
   }
+  // A1: the paper's fits per sign, each over its own half of the range
+  for (const [f, name, color] of [
+    [isA3 ? null : d.fitPos, "r_e ≥ 0", PALETTE[2]],
+    [isA3 ? null : d.fitNeg, "r_e ≤ 0", PALETTE[3]],
+  ] as const) {
+    if (!f) continue;
+    series.push({
+      name: `linear fit on ${name} (slope ${f.values[1]!.toPrecision(3)}, R²=${Number.isFinite(f.r2) ? f.r2.toFixed(3) : "–"})`,
+      type: "line",
+      showSymbol: false,
+      data: [f.range[0], f.range[1]].map((r) => [r, predict(f, r)]),
+      lineStyle: { width: 2, color },
+      itemStyle: { color },
+    });
+  }
   return renderSvg(
     {
       title: { text: title, left: "center", textStyle: { fontSize: 13 } },
@@ -325,6 +340,49 @@ export function diagnosticChart(
       grid: { left: 60, right: 24, top: 40, bottom: 56 },
       xAxis: { type: "value", name: "r_e", nameLocation: "middle", nameGap: 22 },
       yAxis: { type: "value", name: yName, nameLocation: "middle", nameGap: 42, scale: true },
+      series,
+    },
+    { height: 320, ...size },
+  );
+}
+
+/** A2 the paper's way: mean good-minus-bad logit shift per r_e and the lower-bound line Delta r_e on r_e >= 0. */
+export function a2Chart(d: A2Diagnostic, size?: ChartSize): string {
+  const series: Series[] = [];
+  const band = bandSeries("±1 se", d.rows, PALETTE[4]!);
+  if (band) series.push(band);
+  series.push({
+    name: "mean shift over prompts",
+    type: "scatter",
+    symbolSize: 6,
+    data: d.rows.map((p) => [p.r, p.mean]),
+    itemStyle: { color: PALETTE[4] },
+  });
+  if (d.slope !== null) {
+    const hi = Math.max(...d.rows.map((r) => r.r).filter((r) => r <= d.rMax + 1e-12));
+    series.push({
+      name: `lower bound Δ·r_e, Δ = ${d.slope.toPrecision(3)}`,
+      type: "line",
+      showSymbol: false,
+      data: [
+        [0, 0],
+        [hi, d.slope * hi],
+      ],
+      lineStyle: { width: 2, color: PALETTE[1] },
+      itemStyle: { color: PALETTE[1] },
+    });
+  }
+  return renderSvg(
+    {
+      title: {
+        text: "A2: ⟨U δ(r_e), e_good − e_bad⟩ (next-token logits, relative to r_e = 0)",
+        left: "center",
+        textStyle: { fontSize: 13 },
+      },
+      legend: { bottom: 0, textStyle: { fontSize: 10 } },
+      grid: { left: 60, right: 24, top: 40, bottom: 56 },
+      xAxis: { type: "value", name: "r_e", nameLocation: "middle", nameGap: 22 },
+      yAxis: { type: "value", name: "logit shift", nameLocation: "middle", nameGap: 42, scale: true },
       series,
     },
     { height: 320, ...size },

@@ -3,7 +3,7 @@
  * per task group (behaviour, helpfulness) with fits and se bands, the frontier, the diagnostics, fit tables.
  */
 import type { LawFit } from "../theory/laws.js";
-import { diagnosticChart, frontierChart, metricChart, normalityChart } from "./charts.js";
+import { a2Chart, diagnosticChart, frontierChart, metricChart, normalityChart } from "./charts.js";
 import type { RegimeReport, SweepReport, TaskSeries } from "./types.js";
 
 export function escapeHtml(s: string): string {
@@ -119,8 +119,16 @@ export function renderHtml(r: SweepReport): string {
     parts.push(
       figure(
         "chart-a2",
-        "A2: aligned-minus-misaligned log-prob margin.",
-        diagnosticChart("A2: log-prob margin against r_e", "margin (nats)", d.a2, false),
+        `A2 (the paper's): next-token logit of the good tokens minus the bad ones, relative to r_e = 0, mean over prompts; the line is the lower bound Δ r_e, Δ = min(slope through the first 4 points at r_e ≥ 0, chord to the last point at r_e ≤ ${fmt(d.a2.rMax, 3)}).`,
+        a2Chart(d.a2),
+      ),
+    );
+  if (d?.a2Margin)
+    parts.push(
+      figure(
+        "chart-a2-margin",
+        "A2-margin (steerlab's stand-in): aligned-minus-misaligned log-prob margin of whole continuations, a line with intercept.",
+        diagnosticChart("A2-margin: log-prob margin against r_e", "margin (nats)", d.a2Margin, false),
       ),
     );
   if (d?.a3) {

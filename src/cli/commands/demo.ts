@@ -65,10 +65,11 @@ export function summary(res: ExperimentResult, c: ExperimentConfig): string {
       const txt = fits
         .map(
           (l) =>
-            `${l.kind}(${l.names.map((nm, i) => `${nm}=${l.values[i]!.toPrecision(3)}`).join(", ")}) R^2=${l.r2.toFixed(3)}`,
+            `${l.kind}(${l.names.map((nm, i) => `${nm}=${l.values[i]!.toPrecision(3)}`).join(", ")}) R^2=${l.r2.toFixed(3)}${l.converged ? "" : " (not converged)"}`,
         )
         .join("; ");
-      out.push(`  fit ${id}: ${txt || f?.notes.join("; ") || "none"}`);
+      out.push(`  fit ${id}: ${txt || "none"}`);
+      for (const n of [...(f?.law?.notes ?? []), ...(f?.notes ?? [])]) out.push(`    note: ${n}`);
     }
   }
   const reg = res.report.regime;
