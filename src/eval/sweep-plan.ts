@@ -4,6 +4,7 @@
  * `reportOfRun` turns a run folder into SweepData without the model.
  */
 
+import { SteerlabError } from "../errors.js";
 import type { Tokenizer } from "../io/tokenizer-types.js";
 import type { Engine } from "../model/engine.js";
 import { parseLayers } from "../model/hooks.js";
@@ -21,7 +22,7 @@ import {
 import { aggregateRecords } from "./sweep-aggregate.js";
 import { resolvePath, runIdentity, type SweepConfig } from "./sweep-config.js";
 import { loadSweepVector } from "./sweep-steer.js";
-import { loadTask } from "./tasks.js";
+import { DEFAULT_ALIGNED, DEFAULT_MISALIGNED, type LoadedTask, loadTask } from "./tasks.js";
 
 /** Vectors, variants and loaded tasks of a config for an opened model. */
 export async function planSweep(
@@ -46,8 +47,44 @@ export async function planSweep(
     for (const layers of sets) variants.push({ id: `${vs.name}@${layersLabel(layers)}`, vector, layers });
   }
   const tasks = [];
-  for (const t of config.tasks) tasks.push(await loadTask(t, base, tokenizer));
+  for (const t of config.tasks) {
+    const lt = await loadTask(t, base, tokenizer);
+    if (tokenizer) checkContext(lt, tokenizer, engine.config.maxPositions);
+    tasks.push(lt);
+  }
   return { tasks, variants, coeffs: config.coeffs, diagnostics: config.diagnostics ?? true };
+}
+
+/**
+ * Every prompt of a task must fit the model's context with room for its answer (a continuation, or at least
+ * one generated token): checked when the sweep is planned, not found part-way through it.
+ */
+export function checkContext(t: LoadedTask, tokenizer: Tokenizer, maxPositions: number): void {
+  const extra =
+    t.spec.kind === "behavior-logprob"
+      ? Math.max(
+          ...[...(t.spec.aligned ?? DEFAULT_ALIGNED), ...(t.spec.misaligned ?? DEFAULT_MISALIGNED)].map(
+            (c) => tokenizer.encode(c, { addSpecialTokens: false }).length,
+          ),
+        )
+      : 1;
+  const over = t.items
+    .map((it) => ({ index: it.index, n: tokenizer.encode(it.prompt).length }))
+    .filter((x) => x.n + extra > maxPositions);
+  if (over.length === 0) return;
+  const worst = over.reduce((a, b) => (b.n > a.n ? b : a));
+  const shots = t.spec.shots ?? 0;
+  throw new SteerlabError(
+    "bad_config",
+    `task ${t.spec.id}: ${over.length} of ${t.items.length} prompts do not fit the model's context of ${maxPositions} tokens`,
+    {
+      field: `tasks.${t.spec.id}${shots ? ".shots" : ""}`,
+      got: `item ${worst.index}: ${worst.n} prompt tokens + ${extra} for the answer`,
+      hint: shots
+        ? `lower shots (now ${shots}: every prompt carries that many solved examples), or use shorter questions`
+        : "use shorter prompts or a model with a longer context",
+    },
+  );
 }
 
 export interface SweepRunResult {
