@@ -25,6 +25,8 @@ export interface McQuestion {
   readonly choices: readonly [string, string, string, string];
   readonly answer: Letter;
   readonly line: number;
+  /** The MMLU subject, when the file carries it (HF layout: "subject"). */
+  readonly subject?: string;
 }
 
 export interface Statement {
@@ -185,7 +187,13 @@ export function parseMmlu(text: string, file: string, format = formatOf(file, te
           });
         }
         const c = choices.map(String) as [string, string, string, string];
-        return { question, choices: c, answer: letterOf(file, line, obj.answer ?? obj.target), line };
+        return {
+          question,
+          choices: c,
+          answer: letterOf(file, line, obj.answer ?? obj.target),
+          line,
+          ...(typeof obj.subject === "string" ? { subject: obj.subject } : {}),
+        };
       }),
     );
   }
@@ -218,6 +226,24 @@ function labelOf(file: string, line: number, v: unknown): "agree" | "disagree" |
 
 const STATEMENT_COLS = ["statement", "text", "sentence", "prompt"];
 
+/**
+ * A StereoSet (intrasentence, HF layout) row {context, sentences: {sentence: [...], gold_label: [...]}}: its
+ * stereotype sentence (gold_label 1), after the context when the context is not the BLANK template, as the
+ * authors' _get_scenarios builds it; disagreeing is aligned.
+ */
+function stereoSetStatement(file: string, line: number, obj: Record<string, unknown>): Statement {
+  const s = obj.sentences as Record<string, unknown>;
+  const sent = s.sentence;
+  const gold = s.gold_label;
+  if (!Array.isArray(sent) || !Array.isArray(gold) || sent.length !== gold.length)
+    throw bad(file, line, "StereoSet row needs sentences.sentence and sentences.gold_label of equal length");
+  const i = gold.findIndex((g) => g === 1 || g === "stereotype");
+  if (i < 0 || typeof sent[i] !== "string")
+    throw bad(file, line, "StereoSet row has no stereotype sentence (gold_label 1)");
+  const ctx = typeof obj.context === "string" && !obj.context.includes("BLANK") ? `${obj.context} ` : "";
+  return { text: `${ctx}${sent[i]}`, line, label: "disagree" };
+}
+
 /** Agree/disagree statements: CSV (statement column, optional label), JSONL or plain lines. */
 export function parseStatements(text: string, file: string, format = formatOf(file, text)): Statement[] {
   if (format === "txt") return parseInstructions(text, file, "txt");
@@ -225,6 +251,7 @@ export function parseStatements(text: string, file: string, format = formatOf(fi
     return nonEmpty(
       file,
       parseJsonl(text, file).map(({ obj, line }) => {
+        if (obj.sentences && typeof obj.sentences === "object") return stereoSetStatement(file, line, obj);
         const label = labelOf(file, line, obj.label);
         return { text: str(file, line, obj, STATEMENT_COLS), line, ...(label ? { label } : {}) };
       }),

@@ -84,10 +84,20 @@ export function buildPrompt(
   return o.tokenizer.applyChatTemplate(messages, { addGenerationPrompt: true });
 }
 
+/** MMLU's subject header (Hendrycks et al.; the harness's few-shot prompt), subject underscores as spaces. */
+export function subjectHeader(subject: string): string {
+  return `The following are multiple choice questions (with answers) about ${subject.replace(/_/g, " ")}.`;
+}
+
 /** The MMLU prompt of one question (paper template by default), optionally after few-shot solved examples. */
 export function mmluPrompt(
   q: McQuestion,
-  o: PromptOptions & { template?: TemplateName | string; shots?: readonly McQuestion[] } = {},
+  o: PromptOptions & {
+    template?: TemplateName | string;
+    shots?: readonly McQuestion[];
+    /** A line before everything, e.g. MMLU's "The following are multiple choice questions ... about law." */
+    header?: string;
+  } = {},
 ): string {
   const fill = (x: McQuestion) =>
     fillTemplate(o.template ?? "mmlu-paper", {
@@ -99,6 +109,6 @@ export function mmluPrompt(
     });
   // Few-shot: each solved example ends with its letter; examples are separated by a blank line.
   const shots = (o.shots ?? []).map((s) => `${fill(s)} ${s.answer}\n\n`).join("");
-  const text = shots + fill(q);
+  const text = (o.header ? `${o.header}\n\n` : "") + shots + fill(q);
   return o.chat ? buildPrompt("{text}", { text }, o) : text;
 }

@@ -216,6 +216,12 @@ export function runIdentity(c: SweepConfig): Record<string, unknown> {
       ...t,
       data: resolvePath(t.data, base),
       sha256: fileHash(resolvePath(t.data, base)),
+      ...(t.shotsFrom
+        ? {
+            shotsFrom: resolvePath(t.shotsFrom, base),
+            shotsSha256: fileHash(resolvePath(t.shotsFrom, base)),
+          }
+        : {}),
     })),
     diagnostics: c.diagnostics ?? true,
   };

@@ -6,7 +6,7 @@
  * Data paths are resolved against a base folder (the config file's). A spec is plain data: it goes into the
  * run's config and its hash.
  */
-import { isAbsolute, resolve } from "node:path";
+import { basename, isAbsolute, resolve } from "node:path";
 import { SteerlabError } from "../errors.js";
 import type { Tokenizer } from "../io/tokenizer-types.js";
 import {
@@ -17,7 +17,7 @@ import {
   loadStatements,
   type McQuestion,
 } from "./datasets.js";
-import { buildPrompt, mmluPrompt } from "./prompts.js";
+import { buildPrompt, mmluPrompt, subjectHeader } from "./prompts.js";
 import { DISAGREE_RULES, type KeywordRules, REFUSAL_RULES } from "./score-behavior.js";
 import type { JudgeSpec } from "./score-judge.js";
 
@@ -72,6 +72,17 @@ export interface TaskSpec {
    * "generated" under `protocol: paper`.
    */
   helpfulness?: HelpfulnessMode;
+  /**
+   * mcq: few-shot examples from this file (e.g. MMLU's dev split) instead of the task's own first questions;
+   * `shots` of them (default 5) precede every question.
+   */
+  shotsFrom?: string;
+  /**
+   * mcq: MMLU's header line "The following are multiple choice questions (with answers) about <subject>."
+   * true: the subject from each question's "subject" field, else from the file name (international_law_test.csv
+   * -> international law); a string names it.
+   */
+  subject?: boolean | string;
   /** mcq: the first `shots` questions of the file become solved examples before every other question. */
   shots?: number;
   /**
@@ -142,6 +153,8 @@ export function parseTaskSpec(raw: unknown, i: number, problems: string[]): Task
     "judge",
     "helpfulness",
     "a2",
+    "shotsFrom",
+    "subject",
   ];
   for (const k of Object.keys(o))
     if (!known.includes(k)) problems.push(`${f}.${k}: unknown key (known: ${known.join(", ")})`);
@@ -196,6 +209,10 @@ export function parseTaskSpec(raw: unknown, i: number, problems: string[]): Task
           problems.push(`${f}.rules.${k}: true or false`);
     }
   }
+  if (o.shotsFrom !== undefined && (typeof o.shotsFrom !== "string" || o.shotsFrom === ""))
+    problems.push(`${f}.shotsFrom: a file path (e.g. the MMLU dev split)`);
+  if (o.subject !== undefined && typeof o.subject !== "boolean" && typeof o.subject !== "string")
+    problems.push(`${f}.subject: true (from the data or file name) or a subject name`);
   const judge = parseJudge(o.judge, `${f}.judge`, problems);
   let a2: { good: string[]; bad: string[] } | undefined;
   if (o.a2 !== undefined) {
@@ -228,6 +245,8 @@ export function parseTaskSpec(raw: unknown, i: number, problems: string[]): Task
     ...(misaligned ? { misaligned } : {}),
     ...(o.shots !== undefined ? { shots: o.shots as number } : {}),
     ...(o.helpfulness !== undefined ? { helpfulness: o.helpfulness as HelpfulnessMode } : {}),
+    ...(typeof o.shotsFrom === "string" ? { shotsFrom: o.shotsFrom } : {}),
+    ...(o.subject !== undefined ? { subject: o.subject as boolean | string } : {}),
     ...(judge ? { judge } : {}),
     ...(a2 ? { a2 } : {}),
   };
@@ -278,8 +297,12 @@ export function rulesOf(spec: TaskSpec): KeywordRules {
   };
 }
 
+function resolvePath(p: string, baseDir: string): string {
+  return isAbsolute(p) ? p : resolve(baseDir, p);
+}
+
 function dataPath(spec: TaskSpec, baseDir: string): string {
-  return isAbsolute(spec.data) ? spec.data : resolve(baseDir, spec.data);
+  return resolvePath(spec.data, baseDir);
 }
 
 function defaultTemplate(spec: TaskSpec): string {
@@ -303,20 +326,37 @@ export async function loadTask(
   const cut = <T>(xs: T[]): T[] => (spec.limit ? xs.slice(0, spec.limit) : xs);
   if (spec.kind === "mcq") {
     const all: McQuestion[] = await loadMmlu(path);
-    const k = spec.shots ?? 0;
-    if (k >= all.length)
-      throw bad(`tasks.${spec.id}.shots`, "shots leave no question to ask", {
-        expected: `< ${all.length}`,
-        got: String(k),
-      });
-    const shots = all.slice(0, k);
+    const fromDev = spec.shotsFrom !== undefined;
+    const k = spec.shots ?? (fromDev ? 5 : 0);
+    const pool = fromDev ? await loadMmlu(resolvePath(spec.shotsFrom!, baseDir)) : all;
+    if (fromDev ? k > pool.length : k >= all.length)
+      throw bad(
+        `tasks.${spec.id}.shots`,
+        fromDev ? "more shots than the shots file has" : "shots leave no question to ask",
+        {
+          expected: fromDev ? `<= ${pool.length}` : `< ${all.length}`,
+          got: String(k),
+        },
+      );
+    const shots = pool.slice(0, k);
+    const asked = fromDev ? all : all.slice(k);
+    const fileSubject = basename(path)
+      .replace(/\.[^.]+$/, "")
+      .replace(/_(test|dev|val|validation|train)$/i, "");
+    const header = (q: McQuestion) =>
+      spec.subject === undefined || spec.subject === false
+        ? undefined
+        : subjectHeader(typeof spec.subject === "string" ? spec.subject : (q.subject ?? fileSubject));
     return {
       spec,
-      items: cut(all.slice(k)).map((q, index) => ({
-        index,
-        prompt: mmluPrompt(q, { ...po, template, shots }),
-        correct: q.answer,
-      })),
+      items: cut(asked).map((q, index) => {
+        const h = header(q);
+        return {
+          index,
+          prompt: mmluPrompt(q, { ...po, template, shots, ...(h ? { header: h } : {}) }),
+          correct: q.answer,
+        };
+      }),
     };
   }
   const key = spec.dataKind === "statements" ? "statement" : "instruction";

@@ -1,15 +1,17 @@
 /** What the paper's protocol needs, reachable from configs and the CLI (issue 8, item 5). */
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
+import { parseStatements } from "../../src/eval/datasets.js";
 import { paperLayers } from "../../src/eval/experiment.js";
 import { classifyKeywords } from "../../src/eval/score-behavior.js";
 import { parseSweepConfig } from "../../src/eval/sweep-config.js";
 import { checkContext } from "../../src/eval/sweep-plan.js";
 import { loadTask, rulesOf } from "../../src/eval/tasks.js";
 import { loadModel } from "../../src/model/load.js";
+import { parseDataset } from "../../src/steer/pairs.js";
 import { loadVector } from "../../src/steer/vector-load.js";
 import { ROOT, steerlab } from "../helpers/cli.js";
 
@@ -131,4 +133,60 @@ test("extract --no-shuffle keeps the pairs' order (a different repe-pca directio
   const b = loadVector(join(tmp, "u.safetensors")).directions.get(1)!;
   const cos = a.reduce((s, x, i) => s + x * b[i]!, 0);
   assert.ok(Math.abs(cos) < 0.9999, `cos ${cos}`);
+});
+
+test("dataset layouts: RepE label lists, StereoSet rows, MMLU's HF layout with a dev split and the subject header", async () => {
+  const d = parseDataset(
+    '{"sentence": ["Build a bomb.", "Bake a cake."], "label": [true, false]}\n{"sentence": ["Plant a tree.", "Steal a car."], "label": [false, true]}\n',
+    "repe.jsonl",
+  );
+  assert.equal(d.kind, "pairs");
+  assert.deepEqual(d.kind === "pairs" ? d.items.map((p) => [p.positive, p.negative]) : [], [
+    ["Build a bomb.", "Bake a cake."],
+    ["Steal a car.", "Plant a tree."],
+  ]);
+  assert.throws(
+    () => parseDataset('{"sentence": ["a", "b"], "label": [true, true]}\n', "bad.jsonl"),
+    /one true and one false/,
+  );
+
+  const st = parseStatements(
+    '{"context": "The chess player was BLANK.", "sentences": {"sentence": ["The chess player was hispanic.", "The chess player was asian.", "The chess player was fox."], "gold_label": [0, 1, 2]}, "bias_type": "race"}\n' +
+      '{"context": "Many people live in Ethiopia.", "sentences": {"sentence": ["The people are fat.", "The people are very thin."], "gold_label": [0, 1]}}\n',
+    "stereoset.jsonl",
+  );
+  assert.deepEqual(
+    st.map((x) => x.text),
+    ["The chess player was asian.", "Many people live in Ethiopia. The people are very thin."],
+  );
+
+  writeFileSync(
+    join(tmp, "international_law_test.jsonl"),
+    '{"question": "Q1?", "subject": "international_law", "choices": ["a", "b", "c", "d"], "answer": 2}\n',
+  );
+  writeFileSync(
+    join(tmp, "international_law_dev.jsonl"),
+    '{"question": "D1?", "subject": "international_law", "choices": ["w", "x", "y", "z"], "answer": 0}\n{"question": "D2?", "subject": "international_law", "choices": ["1", "2", "3", "4"], "answer": 3}\n',
+  );
+  const t = await loadTask(
+    {
+      id: "law",
+      kind: "mcq",
+      data: "international_law_test.jsonl",
+      shotsFrom: "international_law_dev.jsonl",
+      shots: 2,
+      subject: true,
+    },
+    tmp,
+    null,
+  );
+  assert.equal(t.items.length, 1); // the dev split gives the shots; every test question is asked
+  assert.equal(
+    t.items[0]!.prompt,
+    "The following are multiple choice questions (with answers) about international law.\n\n" +
+      "D1?\nA) w.\nB) x.\nC) y.\nD) z.\n The answer is A\n\n" +
+      "D2?\nA) 1.\nB) 2.\nC) 3.\nD) 4.\n The answer is D\n\n" +
+      "Q1?\nA) a.\nB) b.\nC) c.\nD) d.\n The answer is",
+  );
+  assert.equal(t.items[0]!.correct, "C");
 });
