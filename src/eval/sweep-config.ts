@@ -39,6 +39,12 @@ export interface SweepConfig {
   batchSize?: number;
   /** Record A1/A3 diagnostics on mcq tasks (default true). */
   diagnostics?: boolean;
+  /**
+   * "absolute" (default): r_e is the coefficient on the unit vector, the paper's units. "relative": a grid
+   * value c steers with r_e = c x the mean residual norm at the steered layers (measured on the unsteered task
+   * prompts), so one grid transfers between models; the report shows both units.
+   */
+  coeffUnits?: "absolute" | "relative";
   /** Fit ranges and local windows the report uses for this run (not part of the run's identity). */
   fit?: CurveFitOptions;
   /** "paper": the published protocol's defaults (mcq helpfulness from a 16-token greedy generation). */
@@ -99,12 +105,15 @@ export function parseSweepConfig(raw: unknown, baseDir: string, file = "<flags>"
     "diagnostics",
     "protocol",
     "fit",
+    "coeffUnits",
   ];
   for (const k of Object.keys(o))
     if (!known.includes(k)) problems.push(`${k}: unknown key (known: ${known.join(", ")})`);
   if (o.protocol !== undefined && o.protocol !== "paper") problems.push('protocol: "paper" or absent');
   const paper = o.protocol === "paper";
   const fit = parseFitOptions(o.fit, "fit", problems);
+  if (o.coeffUnits !== undefined && o.coeffUnits !== "absolute" && o.coeffUnits !== "relative")
+    problems.push("coeffUnits: absolute | relative");
   if (typeof o.model !== "string" || o.model === "") problems.push("model: expected a path");
   if (o.backend !== undefined && !(BACKENDS as readonly unknown[]).includes(o.backend))
     problems.push(`backend: ${BACKENDS.join(" | ")}`);
@@ -162,6 +171,7 @@ export function parseSweepConfig(raw: unknown, baseDir: string, file = "<flags>"
     ...(o.diagnostics !== undefined ? { diagnostics: o.diagnostics as boolean } : {}),
     ...(paper ? { protocol: "paper" as const } : {}),
     ...(fit ? { fit } : {}),
+    ...(o.coeffUnits === "relative" ? { coeffUnits: "relative" as const } : {}),
     baseDir,
   };
 }
@@ -224,5 +234,6 @@ export function runIdentity(c: SweepConfig): Record<string, unknown> {
         : {}),
     })),
     diagnostics: c.diagnostics ?? true,
+    ...(c.coeffUnits === "relative" ? { coeffUnits: "relative" } : {}),
   };
 }

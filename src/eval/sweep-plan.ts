@@ -4,12 +4,15 @@
  * `reportOfRun` turns a run folder into SweepData without the model.
  */
 
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { SteerlabError } from "../errors.js";
 import type { Tokenizer } from "../io/tokenizer-types.js";
 import type { Engine } from "../model/engine.js";
 import { parseLayers } from "../model/hooks.js";
 import { type OpenedModel, openModel } from "../model/open.js";
 import type { SweepData } from "../report/types.js";
+import { collectActivations } from "../steer/collect.js";
 import { ResultStore } from "./store.js";
 import {
   layersLabel,
@@ -52,8 +55,54 @@ export async function planSweep(
     if (tokenizer) checkContext(lt, tokenizer, engine.config.maxPositions);
     tasks.push(lt);
   }
+  if (config.coeffUnits === "relative") {
+    if (!tokenizer)
+      throw new SteerlabError("bad_config", "coeffUnits: relative needs a tokenizer to read the prompts", {
+        field: "coeffUnits",
+      });
+    // a grid value c steers with c x ||h||: scale each variant's unit directions by its residual norm
+    for (let i = 0; i < variants.length; i++) {
+      const v = variants[i]!;
+      const norm = await residualNorm(engine, tokenizer, tasks, v);
+      const directions = new Map(
+        [...v.vector.directions].map(([l, d]) => [l, Float32Array.from(d, (x) => x * norm)]),
+      );
+      variants[i] = { ...v, vector: { ...v.vector, directions }, residNorm: norm };
+    }
+  }
   return { tasks, variants, coeffs: config.coeffs, diagnostics: config.diagnostics ?? true };
 }
+
+/**
+ * Mean ||h|| at the variant's site and steered layers, at the last token of up to 16 unsteered prompts per
+ * task: the unit of r_e under coeffUnits: relative.
+ */
+export async function residualNorm(
+  engine: Engine,
+  tokenizer: Tokenizer,
+  tasks: readonly LoadedTask[],
+  v: Variant,
+): Promise<number> {
+  const seqs = tasks.flatMap((t) => t.items.slice(0, 16).map((it) => tokenizer.encode(it.prompt)));
+  const acts = await collectActivations(engine, seqs, {
+    points: v.layers.map((layer) => ({ layer, site: v.vector.site })),
+    read: { kind: "last" },
+  });
+  const D = engine.config.hiddenSize;
+  let sum = 0;
+  let n = 0;
+  for (const rows of acts.values())
+    for (let i = 0; i < rows.length / D; i++) {
+      let s = 0;
+      for (let j = 0; j < D; j++) s += rows[i * D + j]! ** 2;
+      sum += Math.sqrt(s);
+      n++;
+    }
+  return sum / n;
+}
+
+/** The file beside the store that records the relative unit (written when the sweep plans it). */
+export const UNITS_FILE = "units.json";
 
 /**
  * Every prompt of a task must fit the model's context with room for its answer (a continuation, or at least
@@ -121,19 +170,31 @@ export async function sweepWithModel(
   const store = ResultStore.open(dir, identity);
   try {
     const plan = await planSweep(config, m.engine, m.tokenizer, m.model.fingerprint);
+    if (config.coeffUnits === "relative")
+      writeFileSync(
+        join(dir, UNITS_FILE),
+        `${JSON.stringify({ coeffUnits: "relative", residNorm: Object.fromEntries(plan.variants.map((v) => [v.id, v.residNorm])) }, null, 2)}\n`,
+      );
     const stats = await runSweep(m.engine, m.tokenizer, plan, store, {
       batchSize: config.batchSize ?? 8,
       ...opts,
     });
-    return { dir, stats, data: reportDataOf(store.records(), identity) };
+    return { dir, stats, data: reportDataOf(store.records(), identity, unitsOf(dir)) };
   } finally {
     store.close();
   }
 }
 
+function unitsOf(dir: string): Record<string, number> | undefined {
+  const f = join(dir, UNITS_FILE);
+  if (!existsSync(f)) return undefined;
+  return (JSON.parse(readFileSync(f, "utf8")) as { residNorm: Record<string, number> }).residNorm;
+}
+
 function reportDataOf(
   records: Parameters<typeof aggregateRecords>[0],
   identity: Record<string, unknown>,
+  residNorm?: Record<string, number>,
 ): SweepData {
   const tasks = (identity.tasks as { id: string; kind: string; data: string }[] | undefined) ?? [];
   const coeffs = (identity.coeffs as number[] | undefined) ?? [];
@@ -147,6 +208,16 @@ function reportDataOf(
       layers: identity.layers ? (identity.layers as string[]).join(" | ") : "the vector's layers",
       coeffs: coeffs.length ? `${coeffs[0]}..${coeffs[coeffs.length - 1]} (${coeffs.length} values)` : "",
       tasks: tasks.map((t) => `${t.id}: ${t.kind} on ${t.data.split("/").pop()}`).join("; "),
+      ...(residNorm
+        ? {
+            "r_e units": `relative: r_e / ||h||, ||h|| = mean residual norm at the steered layers (${Object.entries(
+              residNorm,
+            )
+              .map(([k, n]) => `${k}: ${n.toPrecision(4)}`)
+              .join("; ")}); absolute r_e = value x ||h||`,
+            ...(Object.keys(residNorm).length === 1 ? { residNorm: Object.values(residNorm)[0]! } : {}),
+          }
+        : {}),
     },
   });
 }
@@ -154,5 +225,5 @@ function reportDataOf(
 /** SweepData of a run folder (records + run.json), no model needed. */
 export function reportOfRun(dir: string): SweepData {
   const info = ResultStore.readInfo(dir);
-  return reportDataOf(ResultStore.readRecords(dir), info.config as Record<string, unknown>);
+  return reportDataOf(ResultStore.readRecords(dir), info.config as Record<string, unknown>, unitsOf(dir));
 }

@@ -190,3 +190,29 @@ test("dataset layouts: RepE label lists, StereoSet rows, MMLU's HF layout with a
   );
   assert.equal(t.items[0]!.correct, "C");
 });
+
+test("coeffUnits relative: grid value c steers with c x the residual norm at the steered layers; the report says so", async () => {
+  const { writeTinyModels } = await import("../helpers/tiny-models.js");
+  const { sweepToDir } = await import("../../src/eval/sweep-plan.js");
+  const tiny = writeTinyModels(tmp, "llama", { seed: 5 });
+  writeFileSync(join(tmp, "q.csv"), "What is 2+2?,3,4,5,6,B\nCapital of France?,Paris,Rome,Oslo,Bern,A\n");
+  const base = {
+    model: tiny.hfDir,
+    backend: "reference",
+    vectors: ["random:3"],
+    layers: ["1..2"],
+    tasks: [{ id: "q", kind: "mcq", data: "q.csv" }],
+  };
+  const rel = await sweepToDir(
+    parseSweepConfig({ ...base, coeffs: [0, 0.5], coeffUnits: "relative" }, tmp),
+    join(tmp, "rel"),
+  );
+  const norm = rel.data.metadata.residNorm as number;
+  assert.ok(norm > 0);
+  assert.match(String(rel.data.metadata["r_e units"]), /relative: r_e \/ \|\|h\|\|/);
+  const abs = await sweepToDir(parseSweepConfig({ ...base, coeffs: [0, 0.5 * norm] }, tmp), join(tmp, "abs"));
+  const p = (d: typeof rel.data, r: number) =>
+    d.tasks.find((t) => t.id === "q")!.points.find((x) => x.r === r)!.mean;
+  assert.ok(Math.abs(p(rel.data, 0.5) - p(abs.data, Number((0.5 * norm).toFixed(9)))) < 1e-6);
+  assert.notEqual(p(rel.data, 0.5), p(rel.data, 0));
+});
