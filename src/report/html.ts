@@ -29,38 +29,49 @@ function fitRows(taskTitle: string, f: LawFit): string {
     .join("");
 }
 
+/** The model a series belongs to: the prefix of "<model>/<task>" ids (an experiment), else "". */
+export function modelOf(id: string): string {
+  const i = id.indexOf("/");
+  return i > 0 ? id.slice(0, i) : "";
+}
+
+/**
+ * Chart panels: one per model and metric kind (the paper's figure layout: one model's curves with their
+ * fitted laws per panel), behaviour first, then helpfulness over the full vocabulary and over A-D.
+ */
 function groups(
   tasks: readonly TaskSeries[],
-): { key: string; title: string; y: string; tasks: TaskSeries[] }[] {
-  const beh = tasks.filter((t) => t.kind === "behavior");
-  const help = tasks.filter((t) => t.kind === "helpfulness-full" || t.kind === "helpfulness-ad");
-  const gen = tasks.filter((t) => t.kind === "generic");
-  const out = [];
-  if (beh.length)
-    out.push({
-      key: "behavior",
-      title: "Behaviour (alignment) against r_e",
-      y: "B = mean score",
-      tasks: beh,
-    });
-  // Helpfulness: one chart for the full vocabulary and one for A-D, so the two scales stay readable.
-  const full = help.filter((t) => t.kind === "helpfulness-full");
-  const ad = help.filter((t) => t.kind === "helpfulness-ad");
-  if (full.length)
-    out.push({
+): { key: string; title: string; y: string; model: string; tasks: TaskSeries[] }[] {
+  const kinds = [
+    { kind: "behavior", key: "behavior", title: "Behaviour (alignment) against r_e", y: "B = mean score" },
+    {
+      kind: "helpfulness-full",
       key: "helpfulness-full",
       title: "Helpfulness: P(correct letter), full vocabulary",
       y: "P(correct)",
-      tasks: full,
-    });
-  if (ad.length)
-    out.push({
+    },
+    {
+      kind: "helpfulness-ad",
       key: "helpfulness-ad",
       title: "Helpfulness: P(correct | A-D), chance 0.25",
       y: "P(correct | A-D)",
-      tasks: ad,
-    });
-  if (gen.length) out.push({ key: "generic", title: "Other metrics", y: "value", tasks: gen });
+    },
+    { kind: "generic", key: "generic", title: "Other metrics", y: "value" },
+  ] as const;
+  const models = [...new Set(tasks.map((t) => modelOf(t.id)))];
+  const out = [];
+  for (const model of models)
+    for (const k of kinds) {
+      const ts = tasks.filter((t) => modelOf(t.id) === model && t.kind === k.kind);
+      if (ts.length === 0) continue;
+      out.push({
+        key: model ? `${k.key}-${model}` : k.key,
+        title: model ? `${model}: ${k.title}` : k.title,
+        y: k.y,
+        model,
+        tasks: ts,
+      });
+    }
   return out;
 }
 
@@ -92,12 +103,21 @@ export function renderHtml(r: SweepReport): string {
         `<li>Largest |r_e| with helpfulness loss ≤ ${x.budget}: ${wb ? `<b>r_e = ${fmt(wb.r, 3)}</b>, gain ${fmt(wb.gain)}, loss ${fmt(wb.loss)}` : "none (the first step already exceeds the budget)"}.</li></ul></section>`,
     );
   }
+  const norm = r.metadata.residNorm;
+  const xName = typeof norm === "number" ? `r_e / ||h||  (× ${norm.toPrecision(4)} = absolute r_e)` : "r_e";
   for (const g of groups(r.tasks)) {
-    const svg = metricChart(g.title, g.y, g.tasks, r.fits, reg);
+    const svg = metricChart(g.title, g.y, g.tasks, r.fits, reg, undefined, {
+      xName,
+      ...(g.model ? { stripPrefix: `${g.model}: ` } : {}),
+    });
+    const marks =
+      reg && g.tasks.some((t) => t.id === reg.alignmentTask || t.id === reg.helpfulnessTask)
+        ? " Vertical lines: the efficient r* and the largest r_e within the helpfulness budget (this model's regime)."
+        : "";
     parts.push(
       figure(
         `chart-${g.key}`,
-        `${g.title}. Points: mean over prompts; band: ±1 standard error; solid: global law; dashed: local fit near r_e = 0.`,
+        `${g.title}. Points: mean over prompts with ±1 standard error bars; solid: the global law over its fit range; dashed: the local fit near r_e = 0.${marks}`,
         svg,
       ),
     );
@@ -148,8 +168,16 @@ export function renderHtml(r: SweepReport): string {
       ...f.local.map((l) => fitRows(title(f.taskId), l)),
     ])
     .join("");
+  const lawNotes = (f: LawFit) => [
+    ...(f.converged ? [] : [`${f.kind} did not converge`]),
+    ...(f.notes ?? []).map((n) => `${f.kind}: ${n}`),
+  ];
   const notes = r.fits
-    .flatMap((f) => f.notes.map((n) => `<li>${escapeHtml(title(f.taskId))}: ${escapeHtml(n)}</li>`))
+    .flatMap((f) =>
+      [...f.notes, ...[f.law, ...f.local].flatMap((l) => (l ? lawNotes(l) : []))].map(
+        (n) => `<li>${escapeHtml(title(f.taskId))}: ${escapeHtml(n)}</li>`,
+      ),
+    )
     .join("");
   parts.push(
     `<section id="fits"><h2>Fits</h2><table class="fits"><thead><tr><th>task</th><th>law</th><th>param</th><th>value</th><th>se</th><th>95% CI</th><th>R²</th><th>n</th><th>r_e range</th></tr></thead><tbody>${rows}</tbody></table>${notes ? `<ul class="notes">${notes}</ul>` : ""}</section>`,
