@@ -304,6 +304,42 @@ export function parseContrastivePairs(
   );
 }
 
+/** A cloze item: a prompt and the next word it determines. */
+export interface ClozeItem {
+  readonly prompt: string;
+  /** The answer as it continues the prompt, usually with its leading space (" ball"). */
+  readonly answer: string;
+  readonly line: number;
+}
+
+/** Cloze items: JSONL {"prompt", "answer"} or CSV with prompt and answer columns. */
+export function parseCloze(text: string, file: string, format = formatOf(file, text)): ClozeItem[] {
+  if (format === "jsonl")
+    return nonEmpty(
+      file,
+      parseJsonl(text, file).map(({ obj, line }) => {
+        const answer = str(file, line, obj, ["answer"]);
+        if (answer.trim() === "") throw bad(file, line, "empty answer");
+        return { prompt: str(file, line, obj, ["prompt"]), answer, line };
+      }),
+    );
+  const rows = parseCsvRows(text, file);
+  if (rows.length === 0) throw bad(file, undefined, "no records found");
+  const p = column(rows[0]!.cells, ["prompt"]);
+  const a = column(rows[0]!.cells, ["answer"]);
+  if (p < 0 || a < 0)
+    throw bad(file, rows[0]!.line, "header needs prompt and answer columns", {
+      got: rows[0]!.cells.join(","),
+    });
+  return nonEmpty(
+    file,
+    rows.slice(1).map(({ cells, line }) => {
+      if (!cells[a]?.trim()) throw bad(file, line, "empty answer");
+      return { prompt: cells[p] ?? "", answer: cells[a]!, line };
+    }),
+  );
+}
+
 async function read(path: string): Promise<string> {
   try {
     return await readFile(path, "utf8");
@@ -324,6 +360,10 @@ export async function loadStatements(path: string, format?: DataFormat): Promise
   const t = await read(path);
   return parseStatements(t, path, format ?? formatOf(path, t));
 }
+export async function loadCloze(path: string, format?: DataFormat): Promise<ClozeItem[]> {
+  return parseCloze(await read(path), path, format);
+}
+
 export async function loadContrastivePairs(path: string, format?: DataFormat): Promise<ContrastivePair[]> {
   const t = await read(path);
   return parseContrastivePairs(t, path, format ?? formatOf(path, t));

@@ -48,6 +48,8 @@ export interface ExperimentConfig {
   shuffle?: boolean | number;
   /** r_e grid: "start:stop:step" or a list. */
   coeffs: string | number[];
+  /** "relative": grid values are multiples of each model's residual norm at the steered layers (sweep-config). */
+  coeffUnits?: "absolute" | "relative";
   /** Sweep tasks (sweep-config task specs). */
   tasks: unknown[];
   /** Task ids (of the first model) for the efficient regime. */
@@ -135,6 +137,7 @@ export async function runExperiment(
           backend: c.backend,
           vectors: [{ name: "vector", source: vectorFile }],
           coeffs: c.coeffs,
+          ...(c.coeffUnits ? { coeffUnits: c.coeffUnits } : {}),
           tasks: c.tasks.map((t) => {
             const id = (t as { id?: string }).id;
             return id && model.tasks?.[id] ? { ...(t as object), ...model.tasks[id] } : t;
@@ -161,6 +164,17 @@ export async function runExperiment(
       vector: `repe-pca from ${c.pairs}, layers ${runs.map((r) => `${r.model.name}: ${r.layers.join(",")}`).join("; ")}`,
       ...Object.fromEntries(
         Object.entries(first.data.metadata).filter(([k]) => k === "coeffs" || k === "tasks"),
+      ),
+      // relative r_e: each model's unit (the report draws each model's panels with its own factor)
+      ...Object.fromEntries(
+        runs.flatMap((r) =>
+          typeof r.data.metadata.residNorm === "number"
+            ? [
+                [`residNorm ${r.model.name}`, r.data.metadata.residNorm],
+                [`r_e units ${r.model.name}`, String(r.data.metadata["r_e units"])],
+              ]
+            : [],
+        ),
       ),
       ...(c.notes ? { notes: c.notes } : {}),
     },

@@ -28,7 +28,7 @@ export interface SweepRecord {
   variant: string;
   item: number;
   r: number;
-  kind: "behavior-generate" | "behavior-logprob" | "mcq";
+  kind: "behavior-generate" | "behavior-logprob" | "mcq" | "cloze";
   /** Behaviour score +1 / -1 / 0 (unclear); for mcq 1 when the predicted letter is correct, else 0. */
   score: number;
   /** behavior-generate: the answer and why it was classified so. */

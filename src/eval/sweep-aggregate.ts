@@ -5,6 +5,8 @@
  *   behavior-generate  -> <task>              behaviour B (unclear counted as 0, and reported)
  *   behavior-logprob   -> <task>              behaviour B from the sign of the margin
  *                         <task>-soft         2 sigmoid(margin) - 1, smooth in r_e
+ *   cloze              -> <task>              P(answer) over the full vocabulary
+ *                         <task>-acc          accuracy (the answer's first token is the argmax)
  *   mcq                -> <task>              P(correct) over the full vocabulary
  *                         <task>-ad           P(correct | A-D)
  *                         <task>-acc          accuracy
@@ -84,7 +86,10 @@ export function aggregateRecords(records: readonly SweepRecord[], o: AggregateOp
     const id = variants.size > 1 ? `${task}@${variant}` : task;
     const title = `${o.titles?.[task] ?? task}${variants.size > 1 ? ` (${variant})` : ""}`;
     if (kind === "behavior-generate") tasks.push(behaviorSeries(id, title, recs));
-    else if (kind === "behavior-logprob") {
+    else if (kind === "cloze") {
+      tasks.push(series(id, `${title}: P(answer)`, "helpfulness-full", recs, (r) => r.pFull ?? Number.NaN));
+      tasks.push(series(`${id}-acc`, `${title}: accuracy`, "generic", recs, (r) => r.score));
+    } else if (kind === "behavior-logprob") {
       tasks.push(behaviorSeries(id, `${title}: sign of log-prob margin`, recs));
       tasks.push(
         series(

@@ -362,3 +362,63 @@ export async function runMcq(
     commit(c, recs);
   }
 }
+
+/**
+ * cloze: P(the answer) over the full vocabulary = exp(sum of its tokens' log-probs) after the prompt, and
+ * accuracy = the answer's first token is the argmax at the answer position. One row per prompt + answer[..-1].
+ */
+export async function runCloze(
+  c: Ctx,
+  t: LoadedTask,
+  v: Variant,
+  chunk: LoadedTask["items"],
+  coeffs: readonly number[],
+): Promise<void> {
+  const tok = requireTokenizerOf(c.tokenizer, t.spec.id);
+  const prompts = chunk.map((it) => tok.encode(it.prompt));
+  // The answer's tokens as they follow the prompt: prompt + answer encoded together, minus the prompt's
+  // tokens (SentencePiece-style vocabularies fold the space into the word: "very happy" -> "▁very", "▁happy").
+  const answers = chunk.map((it, i) => {
+    const full = tok.encode(it.prompt + it.answer!);
+    const p = prompts[i]!;
+    const ids = p.every((id, j) => full[j] === id)
+      ? full.slice(p.length)
+      : tok.encode(it.answer!, { addSpecialTokens: false });
+    if (ids.length === 0)
+      throw new SteerlabError("bad_input", "a cloze answer encodes to no tokens", {
+        field: `tasks.${t.spec.id}`,
+        got: JSON.stringify(it.answer),
+      });
+    return ids;
+  });
+  const rows = prompts.map((p, i) => [...p, ...answers[i]!.slice(0, -1)]);
+  const batch = padded(rows);
+  const hidden = await prefix(c, batch, v.layers[0]!);
+  const cap = Math.floor(2 ** 26 / (batch.T * c.engine.config.vocabSize));
+  for (const g of groups(coeffs, rows.length, Math.min(c.opts.maxRows ?? 32, cap))) {
+    const rowCoeffs = g.flatMap((r) => rows.map(() => r));
+    const logits = await steeredForward(c, batch, hidden, v, rowCoeffs, "all");
+    const V = logits.length / (rowCoeffs.length * batch.T);
+    const recs: SweepRecord[] = [];
+    g.forEach((r, k) => {
+      chunk.forEach((it, i) => {
+        const row = k * rows.length + i;
+        const first = batch.T - rows[i]!.length + prompts[i]!.length - 1;
+        const lp = contLogprobs(logits, row, batch.T, V, first, answers[i]!);
+        const at = (row * batch.T + first) * V;
+        let best = 0;
+        for (let j = 1; j < V; j++) if (logits[at + j]! > logits[at + best]!) best = j;
+        recs.push({
+          task: t.spec.id,
+          variant: v.id,
+          item: it.index,
+          r,
+          kind: "cloze",
+          score: best === answers[i]![0] ? 1 : 0,
+          pFull: Math.exp(lp.reduce((a, b) => a + b, 0)),
+        });
+      });
+    });
+    commit(c, recs);
+  }
+}

@@ -14,7 +14,7 @@ import type { Tokenizer } from "../io/tokenizer-types.js";
 import type { Engine } from "../model/engine.js";
 import type { ResultStore } from "./store.js";
 import type { Ctx, RunOptions, SweepStats, Variant } from "./sweep-forward.js";
-import { closeJudges, runGenerate, runLogprob, runMcq } from "./sweep-score.js";
+import { closeJudges, runCloze, runGenerate, runLogprob, runMcq } from "./sweep-score.js";
 import type { LoadedTask } from "./tasks.js";
 
 export type { RunOptions, SweepStats, Variant } from "./sweep-forward.js";
@@ -120,6 +120,7 @@ async function runTasks(c: Ctx, plan: SweepPlan, bs: number): Promise<void> {
         opts.signal?.throwIfAborted();
         if (t.spec.kind === "behavior-generate") await runGenerate(c, t, sorted, chunk, todo);
         else if (t.spec.kind === "behavior-logprob") await runLogprob(c, t, sorted, chunk, todo);
+        else if (t.spec.kind === "cloze") await runCloze(c, t, sorted, chunk, todo);
         else await runMcq(c, t, sorted, chunk, todo, plan.diagnostics ?? true);
       }
     }

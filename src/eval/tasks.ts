@@ -3,6 +3,8 @@
  *   behavior-generate  greedy generation of N tokens, classified by keyword rules (+1 / -1 / 0 unclear)
  *   behavior-logprob   log-probabilities of aligned vs misaligned continuations (no generation)
  *   mcq                MMLU-style helpfulness: P(correct letter) over the full vocabulary and over A-D
+ *   cloze              a capability for models that answer no MCQ (e.g. story models): P(the right next word)
+ *                      over the full vocabulary after a prompt that determines it
  * Data paths are resolved against a base folder (the config file's). A spec is plain data: it goes into the
  * run's config and its hash.
  */
@@ -12,6 +14,7 @@ import type { Tokenizer } from "../io/tokenizer-types.js";
 import {
   LETTERS,
   type Letter,
+  loadCloze,
   loadInstructions,
   loadMmlu,
   loadStatements,
@@ -24,8 +27,8 @@ import type { JudgeSpec } from "./score-judge.js";
 export type HelpfulnessMode = "generated" | "next-token";
 export const HELPFULNESS_MODES: readonly HelpfulnessMode[] = ["generated", "next-token"];
 
-export type TaskKind = "behavior-generate" | "behavior-logprob" | "mcq";
-export const TASK_KINDS: readonly TaskKind[] = ["behavior-generate", "behavior-logprob", "mcq"];
+export type TaskKind = "behavior-generate" | "behavior-logprob" | "mcq" | "cloze";
+export const TASK_KINDS: readonly TaskKind[] = ["behavior-generate", "behavior-logprob", "mcq", "cloze"];
 
 /**
  * Keyword rules by name, or explicit phrase lists (substrings, case-insensitive unless caseSensitive).
@@ -100,6 +103,8 @@ export interface TaskItem {
   prompt: string;
   /** mcq */
   correct?: Letter;
+  /** cloze: the word the prompt determines (with its leading space, e.g. " ball"). */
+  answer?: string;
   /** Behaviour tasks: the instruction or statement itself (what a judge is shown). */
   text?: string;
 }
@@ -357,6 +362,17 @@ export async function loadTask(
           correct: q.answer,
         };
       }),
+    };
+  }
+  if (spec.kind === "cloze") {
+    const items = await loadCloze(path);
+    return {
+      spec,
+      items: cut(items).map((c, index) => ({
+        index,
+        prompt: buildPrompt(spec.template ?? "{prompt}", { prompt: c.prompt }, po),
+        answer: c.answer,
+      })),
     };
   }
   const key = spec.dataKind === "statements" ? "statement" : "instruction";

@@ -109,7 +109,12 @@ function regimeOf(d: SweepData, fits: readonly TaskFits[], o: BuildOptions): Reg
   // Search only where both curves were measured: 0 .. the smaller extent on either side.
   const ext = (t: TaskSeries) =>
     Math.min(Math.max(...t.points.map((p) => p.r)), -Math.min(...t.points.map((p) => p.r)));
-  const rMax = Math.min(ext(at), ext(ht));
+  // ... and, for a side read from its law, only where that law was fitted (no extrapolation past its range)
+  const lawExt = (side: { source: RegimeSource }, t: TaskSeries) => {
+    const law = side.source.from === "fit" ? lawOf(t.id) : undefined;
+    return law ? Math.min(law.range[1], -law.range[0]) : Number.POSITIVE_INFINITY;
+  };
+  const rMax = Math.min(ext(at), ext(ht), lawExt(sa, at), lawExt(sh, ht));
   if (!(rMax > 0)) return undefined;
   const result = efficientRegime(
     { alignment, helpfulness, rMax },

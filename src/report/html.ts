@@ -103,9 +103,10 @@ export function renderHtml(r: SweepReport): string {
         `<li>Largest |r_e| with helpfulness loss ≤ ${x.budget}: ${wb ? `<b>r_e = ${fmt(wb.r, 3)}</b>, gain ${fmt(wb.gain)}, loss ${fmt(wb.loss)}` : "none (the first step already exceeds the budget)"}.</li></ul></section>`,
     );
   }
-  const norm = r.metadata.residNorm;
-  const xName = typeof norm === "number" ? `r_e / ||h||  (× ${norm.toPrecision(4)} = absolute r_e)` : "r_e";
   for (const g of groups(r.tasks)) {
+    // relative r_e: each model's panels name their own unit
+    const norm = r.metadata[`residNorm ${g.model}`] ?? r.metadata.residNorm;
+    const xName = typeof norm === "number" ? `r_e / ||h||  (× ${norm.toPrecision(4)} = absolute r_e)` : "r_e";
     const svg = metricChart(g.title, g.y, g.tasks, r.fits, reg, undefined, {
       xName,
       ...(g.model ? { stripPrefix: `${g.model}: ` } : {}),

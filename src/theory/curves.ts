@@ -302,16 +302,18 @@ export const PAPER_FIT: CurveFitOptions = {
 };
 
 /**
- * Default half widths of the local fits for a grid: the paper's (1 for linear, 2.5 for quadratic, 11 points
- * each on its grids of step 0.2 and 0.5), widened on a coarser grid to hold at least 5 (linear: +-2 steps) and
- * 7 (quadratic: +-3 steps) points. The step is the median spacing of the grid.
+ * Default half widths of the local fits for a grid: the paper's (1 for linear, 2.5 for quadratic: 5 steps of
+ * its grids of step 0.2 and 0.5, 11 points each), kept between 2 and 5 grid steps (linear) and 3 and 5 steps
+ * (quadratic), so a coarse grid still gives 5 / 7 points and a fine grid in other units (e.g. r_e relative to
+ * the residual norm) stays near 0. The step is the median spacing of the grid.
  */
 export function localHalfWidths(r: readonly number[]): { linear: number; quadratic: number } {
   const xs = [...new Set(r)].sort((a, b) => a - b);
   const gaps = xs.slice(1).map((x, i) => x - xs[i]!);
   gaps.sort((a, b) => a - b);
   const step = gaps.length ? gaps[gaps.length >> 1]! : 0;
-  const w = (k: number, paper: number) => Math.max(paper, k * step * (1 + 1e-9));
+  if (!(step > 0)) return { linear: 1, quadratic: 2.5 };
+  const w = (lo: number, paper: number) => Math.min(Math.max(paper, lo * step), 5 * step) * (1 + 1e-9);
   return { linear: w(2, 1), quadratic: w(3, 2.5) };
 }
 

@@ -20,12 +20,16 @@ const near = (got: number, want: number, tol: number, what: string) =>
   assert.ok(Math.abs(got - want) <= tol * Math.max(1, Math.abs(want)), `${what}: got ${got}, want ${want}`);
 
 describe("fits on a coarse grid (-40..40 step 10)", () => {
-  test("local windows scale to the grid: +-2 steps (linear) and +-3 steps (quadratic); the paper's on its grids", () => {
+  test("local windows scale to the grid: the paper's on its grids, kept within 2 (3) to 5 grid steps", () => {
     assert.deepEqual(localHalfWidths(r), { linear: 20 * (1 + 1e-9), quadratic: 30 * (1 + 1e-9) });
     const paperB = Array.from({ length: 51 }, (_, i) => -5 + 0.2 * i);
     const paperP = Array.from({ length: 41 }, (_, i) => -10 + 0.5 * i);
-    assert.equal(localHalfWidths(paperB).linear, 1);
-    assert.equal(localHalfWidths(paperP).quadratic, 2.5);
+    assert.ok(Math.abs(localHalfWidths(paperB).linear - 1) < 1e-8);
+    assert.ok(Math.abs(localHalfWidths(paperP).quadratic - 2.5) < 1e-8);
+    // a fine grid in other units (r_e relative to the residual norm): at most 5 steps either side
+    const fine = Array.from({ length: 21 }, (_, i) => -0.5 + 0.05 * i);
+    assert.ok(Math.abs(localHalfWidths(fine).linear - 0.25) < 1e-8);
+    assert.ok(Math.abs(localHalfWidths(fine).quadratic - 0.25) < 1e-8);
   });
 
   test("behaviour: tanh and local linear equal scipy", () => {
