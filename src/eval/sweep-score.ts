@@ -239,9 +239,23 @@ async function runMcqGenerated(
   v: Variant,
   chunk: LoadedTask["items"],
   coeffs: readonly number[],
+  diag: boolean,
 ): Promise<void> {
   const tok = requireTokenizerOf(c.tokenizer, t.spec.id);
   const letters = letterIds(tok);
+  // A1/A3 compare each generation's first step (the steered next-token logits) with the unsteered ones
+  let base: Float32Array | null = null;
+  if (diag) {
+    const batch = padded(chunk.map((it) => tok.encode(it.prompt)));
+    base = await steeredForward(
+      c,
+      batch,
+      await prefix(c, batch, v.layers[0]!),
+      v,
+      chunk.map(() => 0),
+      "last",
+    );
+  }
   const isLetter = new Set(Object.values(letters).flat());
   const cells = coeffs.flatMap((r) =>
     chunk.filter((it) => !c.store.has(t.spec.id, v.id, it.index, r)).map((it) => ({ it, r })),
@@ -278,7 +292,18 @@ async function runMcqGenerated(
       c,
       part.map((x, k) => {
         const h = scoreGeneratedAnswer(steps[k]!, res[k]!.ids, letters, x.it.correct!);
+        const diagnostics: Pick<SweepRecord, "dNorm" | "a3"> = {};
+        if (base) {
+          const V = base.length / chunk.length;
+          const i = chunk.indexOf(x.it);
+          const b0 = base.subarray(i * V, (i + 1) * V);
+          const ids = letters[x.it.correct!];
+          const correctId = ids.reduce((a, id) => (b0[id]! > b0[a]! ? id : a), ids[0]!);
+          diagnostics.dNorm = deltaLogitNorm(b0, steps[k]![0]!);
+          diagnostics.a3 = a3Projections(b0, steps[k]![0]!, correctId, 10);
+        }
         return {
+          ...diagnostics,
           task: t.spec.id,
           variant: v.id,
           item: x.it.index,
@@ -303,7 +328,7 @@ export async function runMcq(
   coeffs: readonly number[],
   diag: boolean,
 ): Promise<void> {
-  if (t.spec.helpfulness === "generated") return runMcqGenerated(c, t, v, chunk, coeffs);
+  if (t.spec.helpfulness === "generated") return runMcqGenerated(c, t, v, chunk, coeffs, diag);
   const tok = requireTokenizerOf(c.tokenizer, t.spec.id);
   const letters = letterIds(tok);
   const prompts = chunk.map((it) => tok.encode(it.prompt));

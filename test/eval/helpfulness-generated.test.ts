@@ -122,6 +122,15 @@ describe("sweep with helpfulness: generated on the demo base model (it answers w
         if (k < 0) none++;
         else some++;
         const rec = recs.find((x) => x.item === it.index && x.r === r)!;
+        // A1: ||steered - unsteered next-token logits|| at the prompt's end, from the first generated step
+        const ids0 = g!.promptIds;
+        const plain = await engine.forward({ ids: [ids0], mask: [ids0.map(() => 1)] }, { logits: "last" });
+        let d2 = 0;
+        for (let j = 0; j < V; j++) d2 += (out.logits[P * V + j]! - plain.logits[j]!) ** 2;
+        assert.ok(
+          Math.abs(rec.dNorm! - Math.sqrt(d2)) < 1e-3 * Math.max(1, Math.sqrt(d2)),
+          `dNorm ${rec.dNorm} vs ${Math.sqrt(d2)}`,
+        );
         assert.ok(
           Math.abs(rec.pFull! - want) < 1e-5,
           `pFull ${rec.pFull} vs ${want} (item ${it.index}, r ${r})`,
