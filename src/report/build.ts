@@ -5,7 +5,7 @@
 import { SteerlabError } from "../errors.js";
 import { type CurveFitOptions, fitCurve } from "../theory/curves.js";
 import { type LawFit, predict } from "../theory/laws.js";
-import { efficientRegime, interpolate } from "../theory/regime.js";
+import { alignmentDirection, efficientRegime, interpolate } from "../theory/regime.js";
 import type { RegimeReport, RegimeSource, SweepData, SweepReport, TaskFits, TaskSeries } from "./types.js";
 
 export interface BuildOptions {
@@ -106,18 +106,20 @@ function regimeOf(d: SweepData, fits: readonly TaskFits[], o: BuildOptions): Reg
   const source: RegimeReport["source"] = sa.source.from === sh.source.from ? sa.source.from : "mixed";
   const alignment = sa.fn;
   const helpfulness = sh.fn;
-  // Search only where both curves were measured: 0 .. the smaller extent on either side.
+  // Search the aligning side only where both curves were measured and, for a side read from its law, only
+  // where that law was fitted (no extrapolation past its range).
+  const dir = alignmentDirection(alignment);
+  const reach = (lo: number, hi: number) => (dir > 0 ? hi : -lo);
   const ext = (t: TaskSeries) =>
-    Math.min(Math.max(...t.points.map((p) => p.r)), -Math.min(...t.points.map((p) => p.r)));
-  // ... and, for a side read from its law, only where that law was fitted (no extrapolation past its range)
+    reach(Math.min(...t.points.map((p) => p.r)), Math.max(...t.points.map((p) => p.r)));
   const lawExt = (side: { source: RegimeSource }, t: TaskSeries) => {
     const law = side.source.from === "fit" ? lawOf(t.id) : undefined;
-    return law ? Math.min(law.range[1], -law.range[0]) : Number.POSITIVE_INFINITY;
+    return law ? reach(law.range[0], law.range[1]) : Number.POSITIVE_INFINITY;
   };
   const rMax = Math.min(ext(at), ext(ht), lawExt(sa, at), lawExt(sh, ht));
   if (!(rMax > 0)) return undefined;
   const result = efficientRegime(
-    { alignment, helpfulness, rMax },
+    { alignment, helpfulness, rMax, direction: dir },
     { budget: ro.budget ?? 0.02, lambda: ro.lambda ?? 1 },
   );
   return {

@@ -51,3 +51,12 @@ test("efficient regime: each side from its law when it fits well (R^2 >= 0.9), e
   assert.equal(forced.sources!.helpfulness.from, "fit");
   assert.equal(forced.sources!.helpfulness.why, "fit requested");
 });
+
+test("the regime searches the aligning side up to where the laws were fitted on that side", () => {
+  const rep = buildReport(data(Pgood), { fit: { tanhRange: [-20, 40] } });
+  const f = rep.regime!.result.frontier;
+  assert.equal(rep.regime!.result.direction, 1);
+  assert.equal(f[f.length - 1]!.r, 40); // not min(40, 20): the negative side's range does not limit the positive
+  const narrow = buildReport(data(Pgood), { fit: { tanhRange: [-40, 20] } }).regime!.result.frontier;
+  assert.equal(narrow[narrow.length - 1]!.r, 20); // no extrapolation of tanh past its fitted range
+});
