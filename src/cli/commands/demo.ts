@@ -126,15 +126,15 @@ export function summary(res: ExperimentResult, c: ExperimentConfig): string {
     const s = (id: string) => res.report.tasks.find((t) => t.id === `${n}/${id}`);
     out.push(`\n${n} (${run.model.path}), vector layers ${run.layers.join(",")}`);
     out.push(
-      `${"r_e".padStart(5)} ${"B logprob".padStart(10)} ${"B keyword".padStart(10)} ${"unclear".padStart(8)} ${"P(corr)".padStart(8)} ${"P(A-D)".padStart(8)} ${"acc".padStart(6)}`,
+      `${"r_e".padStart(5)} ${"B logprob".padStart(10)} ${"B soft".padStart(8)} ${"B keyword".padStart(10)} ${"unclear".padStart(8)} ${"P(corr)".padStart(8)} ${"P(A-D)".padStart(8)} ${"acc".padStart(6)}`,
     );
     for (const r of pick) {
       const kw = s("refusal-keyword")?.points.find((x) => x.r === r);
       out.push(
-        `${String(r).padStart(5)} ${at(s("refusal-logprob"), r).padStart(10)} ${at(s("refusal-keyword"), r).padStart(10)} ${String(kw?.unclear ?? "-").padStart(8)} ${at(s("knowledge"), r).padStart(8)} ${at(s("knowledge-ad"), r).padStart(8)} ${at(s("knowledge-acc"), r).padStart(6)}`,
+        `${String(r).padStart(5)} ${at(s("refusal-logprob"), r).padStart(10)} ${at(s("refusal-logprob-soft"), r).padStart(8)} ${at(s("refusal-keyword"), r).padStart(10)} ${String(kw?.unclear ?? "-").padStart(8)} ${at(s("knowledge"), r).padStart(8)} ${at(s("knowledge-ad"), r).padStart(8)} ${at(s("knowledge-acc"), r).padStart(6)}`,
       );
     }
-    out.push(...fitLines(res, n, ["refusal-logprob", "knowledge", "knowledge-ad"]));
+    out.push(...fitLines(res, n, ["refusal-logprob", "refusal-logprob-soft", "knowledge", "knowledge-ad"]));
   }
   out.push(...regimeLines(res, c));
   return out.join("\n");
