@@ -91,7 +91,7 @@ function fitLines(res: ExperimentResult, model: string, ids: readonly string[]):
     const txt = fits
       .map(
         (l) =>
-          `${l.kind}(${l.names.map((nm, i) => `${nm}=${l.values[i]!.toPrecision(3)}`).join(", ")}) R^2=${l.r2.toFixed(3)}${l.converged ? "" : " (not converged)"}`,
+          `${l.kind}(${l.names.map((nm, i) => `${nm}=${l.values[i]!.toPrecision(3)}`).join(", ")}) R^2=${Number.isFinite(l.r2) ? l.r2.toFixed(3) : "undefined (constant data)"}${l.converged ? "" : " (not converged)"}`,
       )
       .join("; ");
     out.push(`  fit ${id}: ${txt || "none"}`);
