@@ -10,6 +10,9 @@
  *   layers: ["-5..-1"]           # layer sets (each a sweep axis value); default: every layer of the vector
  *   coeffs: -2:2:0.5             # or a list
  *   tasks: [{ kind: mcq, data: mmlu.csv }, { kind: behavior-logprob, data: harmful.csv }]
+ *   protocol: paper              # optional: the paper's defaults (mcq helpfulness from a generated letter)
+ *   coeffUnits: relative         # optional: r_e in units of the residual norm at the steered layers
+ *   fit: { tanhRange: [-3, 5], linearHalfWidth: 1 }   # optional: the report's fit ranges (not in the identity)
  */
 import { createHash } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";

@@ -24,6 +24,7 @@ export interface SweepCli {
   diagnostics: boolean;
   reuse: boolean;
   paper?: boolean;
+  coeffUnits?: "absolute" | "relative";
   json?: boolean;
 }
 
@@ -57,6 +58,7 @@ export function configOf(o: SweepCli): SweepConfig {
   if (o.batchSize) flags.batchSize = o.batchSize;
   if (!o.diagnostics) flags.diagnostics = false;
   if (o.paper) flags.protocol = "paper";
+  if (o.coeffUnits) flags.coeffUnits = o.coeffUnits;
   if (!o.config) return parseSweepConfig(flags, process.cwd());
   const base = loadSweepConfig(o.config);
   return {
@@ -111,6 +113,12 @@ export function registerSweep(program: Command): void {
     .option("--task <kind:file[:id]>", `task (repeatable); kind: ${TASK_KINDS.join(", ")}`, collect, [])
     .option("--batch-size <n>", "prompts per forward", int("batch-size", 1))
     .option("--no-diagnostics", "skip the A1/A3 diagnostics of mcq tasks")
+    .addOption(
+      new Option(
+        "--coeff-units <u>",
+        "r_e as given (absolute, the paper's) or in units of the residual norm at the steered layers (relative)",
+      ).choices(["absolute", "relative"]),
+    )
     .option(
       "--paper",
       "the paper's protocol: mcq helpfulness from a 16-token greedy generation, read at the first generated letter",
