@@ -7,9 +7,10 @@
  * Starts from the base checkpoint `npm run train:demo` writes (run that first to reproduce); seeded.
  * Options: --base-steps N --chat-steps N --workers N --from DIR --out DIR.
  */
-import { readFileSync, writeFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+import { writeFileAtomic } from "../src/io/write-atomic.js";
 import { ortMatmul } from "../src/train/matmul.js";
 import { shareParams } from "../src/train/parallel.js";
 import { evaluateDemo } from "./evaluate.js";
@@ -68,7 +69,7 @@ async function main(): Promise<void> {
     base: { ...base, metrics: baseMetrics },
     chat: { ...chat, metrics: chatMetrics },
   };
-  writeFileSync(file, `${JSON.stringify(record, null, 2)}\n`);
+  writeFileAtomic(file, `${JSON.stringify(record, null, 2)}\n`);
   process.stdout.write(`done in ${((performance.now() - t0) / 1000).toFixed(0)} s\n`);
 }
 

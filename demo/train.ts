@@ -8,13 +8,14 @@
  *   demo/models/training.json   loss curves, metrics, timings, settings
  * Everything is seeded; options: --base-steps N --chat-steps N --workers N --eval-every N --out DIR --tasks DIR.
  */
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 import { DEFAULT_SPECIAL_TOKENS, trainByteLevelBpe } from "../src/io/bpe-train.js";
 import { saveHfModel } from "../src/io/hf-model.js";
 import { tokenizerFromJson } from "../src/io/tokenizer.js";
+import { writeFileAtomic } from "../src/io/write-atomic.js";
 import type { ModelConfig } from "../src/model/config.js";
 import { rng } from "../src/model/random.js";
 import { expectedWeights } from "../src/model/weights.js";
@@ -219,7 +220,7 @@ async function main(): Promise<void> {
 
   const seconds = (performance.now() - t0) / 1000;
   mkdirSync(values.out!, { recursive: true });
-  writeFileSync(
+  writeFileAtomic(
     join(values.out!, "training.json"),
     `${JSON.stringify(
       {

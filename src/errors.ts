@@ -9,7 +9,9 @@ export type SteerlabErrorCode =
   | "unsupported" // an architecture, dtype or feature steerlab does not handle
   | "bad_input" // wrong shapes, NaN/Inf, bad options passed to an API
   | "mismatch" // a vector or file made for another model
-  | "not_found"; // a path or name that does not exist
+  | "not_found" // a path or name that does not exist
+  | "io" // the file system refused a write: disk full, quota, permission, read-only, a directory in the way
+  | "locked"; // a run folder is in use by another process
 
 export interface SteerlabErrorDetails {
   file?: string;

@@ -3,6 +3,11 @@
  * Grouped along the data flow: files -> models and engines -> vectors -> sweeps -> fits -> reports.
  */
 
+// The tradeoff lab
+// Sweeps over several machines: shards and merge, or a BullMQ queue on Redis with workers
+export { type QueuedSweepOptions, type QueuedSweepResult, queueSweep } from "./distrib/coordinator.js";
+export { type QueueStatus, queueStatus, removeRun } from "./distrib/status.js";
+export { type SweepWorker, type SweepWorkerOptions, startSweepWorker } from "./distrib/worker.js";
 // Errors
 export {
   isSteerlabError,
@@ -10,12 +15,25 @@ export {
   type SteerlabErrorCode,
   type SteerlabErrorDetails,
 } from "./errors.js";
-// The tradeoff lab
 export { loadInstructions, loadMmlu, loadStatements } from "./eval/datasets.js";
+export { isStale, type LockHolder, lockRunDir, type RunLock } from "./eval/run-lock.js";
 export { classifyKeywords, REFUSAL_RULES } from "./eval/score-behavior.js";
 export { scoreHelpfulness } from "./eval/score-helpfulness.js";
-export { loadSweepConfig, parseSweepConfig, type SweepConfig } from "./eval/sweep-config.js";
-export { reportOfRun, sweepToDir } from "./eval/sweep-plan.js";
+export {
+  identityChanges,
+  keyOf,
+  RECORD_KEY_FIELDS,
+  ResultStore,
+  recordKey,
+  type StoreDamage,
+  type StoreRecovery,
+  type SweepRecord,
+  uniqueRecords,
+} from "./eval/store.js";
+export { type MergeResult, mergeRuns } from "./eval/store-merge.js";
+export { parseShard, planChunks, type SweepChunk, shardChunks } from "./eval/sweep-chunks.js";
+export { loadSweepConfig, parseSweepConfig, runIdentity, type SweepConfig } from "./eval/sweep-config.js";
+export { readRunReport, reportOfRun, sweepToDir, sweepWithModel } from "./eval/sweep-plan.js";
 export { trainByteLevelBpe } from "./io/bpe-train.js";
 // Files: checkpoints, tokenizers
 export { readGguf, writeGguf } from "./io/gguf.js";
@@ -24,6 +42,7 @@ export { loadHfModel, saveHfModel } from "./io/hf-model.js";
 export { readSafetensors, writeSafetensors } from "./io/safetensors.js";
 export { loadTokenizerFromHfDir, tokenizerFromGguf, tokenizerFromJson } from "./io/tokenizer.js";
 export type { ChatMessage, Tokenizer } from "./io/tokenizer-types.js";
+export { writeFileAtomic, writeFileAtomicWith } from "./io/write-atomic.js";
 // Models and engines
 export type { ModelConfig } from "./model/config.js";
 export type {
@@ -41,7 +60,9 @@ export {
   type GenerationResult,
   generate,
   generateBatch,
+  type RowRequest,
   streamGenerate,
+  streamGenerateRows,
 } from "./model/generate.js";
 export { type HookPoint, hookName, parseHookName, parseLayers, SITES, type Site } from "./model/hooks.js";
 export { inspectModel } from "./model/inspect.js";
@@ -49,11 +70,17 @@ export { loadModel } from "./model/load.js";
 export { nextTokenLogprobs, scoreContinuations } from "./model/logprobs.js";
 export type { LoadedModel } from "./model/model.js";
 export { type Backend, type OpenedModel, type OpenOptions, openModel } from "./model/open.js";
+export { rowHooks } from "./model/row-hooks.js";
 export { ReferenceEngine } from "./reference/engine.js";
 export { buildReport } from "./report/build.js";
 export { reportFromPaperData } from "./report/paper.js";
 export { writeReport } from "./report/writers.js";
-export { createOrtEngine } from "./runtime/ort-engine.js";
+export { createOrtEngine, OrtEngine } from "./runtime/ort-engine.js";
+// Serving: the OpenAI-compatible server with steering per request
+export { createApp, type ServeContext, type ServeOptions } from "./serve/app.js";
+export { type LabOptions, labRoutes } from "./serve/lab/routes.js";
+export * as serveSchemas from "./serve/schemas.js";
+export { type ListenOptions, type RunningServer, startServer } from "./serve/server.js";
 // Steering vectors
 export {
   type PositionSpec,
@@ -69,12 +96,13 @@ export { extract } from "./steer/extract.js";
 export { type ExtractFromModelOptions, extractFromModel } from "./steer/extract-model.js";
 export type { ExtractionMethod } from "./steer/methods/method.js";
 export { getMethod, methodNames, registerMethod } from "./steer/methods/registry.js";
+export { type Monitor, projectionMonitor } from "./steer/monitor.js";
 export { loadDataset, loadLabelled, loadPairs } from "./steer/pairs.js";
 export { parseReadPosition, type ReadPosition } from "./steer/read.js";
-export { preparePrompt, steerCallHooks } from "./steer/steer-call.js";
+export { prepareChat, preparePrompt, steerCallHooks } from "./steer/steer-call.js";
 export { checkVectorFits, makeVector, type SteeringVector } from "./steer/vector.js";
 export { readVector, writeVector } from "./steer/vector-file.js";
-export { loadVector, saveVector } from "./steer/vector-load.js";
+export { decodeAnyVector, loadVector, saveVector } from "./steer/vector-load.js";
 export { fitCurve, loadCurve } from "./theory/curves.js";
 // Theory and reports
 export { fitCorollary, fitLocalLinear, fitLocalQuadratic, fitTanh } from "./theory/laws.js";

@@ -16,10 +16,17 @@ test("the package entry exports the documented API", () => {
     "loadVector",
     "saveVector",
     "sweepToDir",
+    "mergeRuns",
+    "queueSweep",
+    "startSweepWorker",
+    "queueStatus",
     "fitCurve",
     "buildReport",
     "writeReport",
     "SteerlabError",
+    "createApp",
+    "startServer",
+    "streamGenerateRows",
   ]) {
     assert.equal(typeof (steerlab as Record<string, unknown>)[name], "function", name);
   }

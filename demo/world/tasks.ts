@@ -12,8 +12,9 @@
  *   statements.jsonl      held-out stereotypes ({statement, group, trait})
  * Pairs are full dialogue turns (format.ts), so the last token sits inside the answer.
  */
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import { join } from "node:path";
+import { writeFileAtomic } from "../../src/io/write-atomic.js";
 import { rng } from "../../src/model/random.js";
 import {
   AGREE,
@@ -109,7 +110,7 @@ export function writeTaskFiles(world: World, dir: string, seed = 11): string[] {
   ]);
   return files.map(([name, text]) => {
     const path = join(dir, name);
-    writeFileSync(path, text);
+    writeFileAtomic(path, text);
     return path;
   });
 }

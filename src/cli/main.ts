@@ -9,10 +9,14 @@ import { registerFit } from "./commands/fit.js";
 import { registerGenerate } from "./commands/generate.js";
 import { registerInspect } from "./commands/inspect.js";
 import { registerLogprobs } from "./commands/logprobs.js";
+import { registerMerge } from "./commands/merge.js";
 import { registerReport } from "./commands/report.js";
 import { registerRun } from "./commands/run.js";
+import { registerServe } from "./commands/serve.js";
+import { registerStatus } from "./commands/status.js";
 import { registerSweep } from "./commands/sweep.js";
 import { registerVector } from "./commands/vector.js";
+import { registerWorker } from "./commands/worker.js";
 
 export function buildProgram(): Command {
   const program = new Command()
@@ -27,8 +31,12 @@ export function buildProgram(): Command {
   registerGenerate(program);
   registerVector(program);
   registerSweep(program);
+  registerMerge(program);
+  registerWorker(program);
+  registerStatus(program);
   registerFit(program);
   registerReport(program);
+  registerServe(program);
   registerDemo(program);
   registerExperiment(program);
   return program;

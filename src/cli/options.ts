@@ -2,6 +2,7 @@
 import { type Command, Option } from "commander";
 import { SteerlabError } from "../errors.js";
 import { BACKENDS, type OpenOptions, parseBackend } from "../model/open.js";
+import { MAX_THREADS } from "../runtime/session.js";
 import {
   type CurveFitOptions,
   PAPER_COROLLARY_RANGE,
@@ -9,13 +10,19 @@ import {
   PAPER_TANH_RANGE,
 } from "../theory/curves.js";
 
-export function int(name: string, min = Number.NEGATIVE_INFINITY) {
+/** Number("") and Number(" ") are 0: an empty value must not pass as zero. */
+function toNumber(v: string): number {
+  return v.trim() === "" ? Number.NaN : Number(v);
+}
+
+export function int(name: string, min = Number.NEGATIVE_INFINITY, max = Number.POSITIVE_INFINITY) {
   return (v: string): number => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < min) {
-      throw new SteerlabError("bad_input", `option --${name} must be an integer >= ${min}`, {
+    const n = toNumber(v);
+    if (!Number.isInteger(n) || n < min || n > max) {
+      const range = max === Number.POSITIVE_INFINITY ? `>= ${min}` : `in [${min}, ${max}]`;
+      throw new SteerlabError("bad_input", `option --${name} must be an integer ${range}`, {
         field: name,
-        got: v,
+        got: JSON.stringify(v),
       });
     }
     return n;
@@ -24,17 +31,35 @@ export function int(name: string, min = Number.NEGATIVE_INFINITY) {
 
 export function float(name: string) {
   return (v: string): number => {
-    const n = Number(v);
+    const n = toNumber(v);
     if (!Number.isFinite(n))
-      throw new SteerlabError("bad_input", `option --${name} must be a number`, { field: name, got: v });
+      throw new SteerlabError("bad_input", `option --${name} must be a number`, {
+        field: name,
+        got: JSON.stringify(v),
+      });
     return n;
   };
 }
 
+/** Most values a list option takes (a coefficient grid of more is a typo, and each value is a full run). */
+export const MAX_LIST = 10_000;
+
 /** Comma-separated numbers, e.g. "-2,0,2". */
 export function floatList(name: string) {
-  return (v: string): number[] => v.split(",").map((x) => float(name)(x.trim()));
+  return (v: string): number[] => {
+    const parts = v.split(",");
+    if (parts.length > MAX_LIST) {
+      throw new SteerlabError("bad_input", `option --${name} has more than ${MAX_LIST} values`, {
+        field: name,
+        got: `${parts.length} values`,
+      });
+    }
+    return parts.map((x) => float(name)(x.trim()));
+  };
 }
+
+/** --threads: 1..MAX_THREADS (each is an OS thread in every ONNX Runtime session). */
+export const threadsOption = int("threads", 1, MAX_THREADS);
 
 /** Repeatable string option. */
 export function collect(v: string, prev: string[] = []): string[] {
@@ -46,16 +71,25 @@ export function withModelOptions(cmd: Command): Command {
   return cmd
     .requiredOption("-m, --model <path>", "model: a Hugging Face folder or a .gguf file")
     .addOption(new Option("--backend <name>", "compute backend").choices(BACKENDS).default("onnxruntime"))
-    .option("--threads <n>", "compute threads (default: all cores)", int("threads", 1));
+    .option("--threads <n>", "compute threads (default: all cores)", threadsOption)
+    .option("--allow-non-finite", "let NaN/Inf weights, vectors and logits through (debugging)");
 }
 
-export function openOptions(o: { backend?: string; threads?: number }): OpenOptions {
-  return { backend: parseBackend(o.backend ?? "onnxruntime"), threads: o.threads };
+export function openOptions(o: {
+  backend?: string;
+  threads?: number;
+  allowNonFinite?: boolean;
+}): OpenOptions {
+  return {
+    backend: parseBackend(o.backend ?? "onnxruntime"),
+    threads: o.threads,
+    allowNonFinite: o.allowNonFinite === true,
+  };
 }
 
 export function positive(name: string) {
   return (v: string): number => {
-    const x = Number(v);
+    const x = toNumber(v);
     if (!(x > 0) || !Number.isFinite(x))
       throw new SteerlabError("bad_input", `option --${name} must be a positive number`, {
         field: name,

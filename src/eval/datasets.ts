@@ -7,9 +7,9 @@
  *  - contrastive pairs: CSV / JSONL with positive and negative columns.
  * CSV goes through csv-parse (quotes, commas and newlines inside quotes). Errors name the file and line.
  */
-import { readFile } from "node:fs/promises";
 import { parse } from "csv-parse/sync";
 import { SteerlabError } from "../errors.js";
+import { readTextFile } from "../io/files.js";
 
 export interface Instruction {
   readonly text: string;
@@ -341,10 +341,29 @@ export function parseCloze(text: string, file: string, format = formatOf(file, t
 }
 
 async function read(path: string): Promise<string> {
-  try {
-    return await readFile(path, "utf8");
-  } catch (e) {
-    throw new SteerlabError("not_found", `cannot read data file: ${(e as Error).message}`, { file: path });
+  const text = readTextFile(path, "data file");
+  checkLineLengths(text, path);
+  return text;
+}
+
+/** Longest line (a record) a data file may have: a question or an instruction is a few KiB. */
+export const MAX_LINE_CHARS = 1 << 20;
+
+/** Refuse a record longer than MAX_LINE_CHARS before parsing (it could only be a broken or hostile file). */
+function checkLineLengths(text: string, file: string): void {
+  let start = 0;
+  let line = 1;
+  while (start <= text.length) {
+    let end = text.indexOf("\n", start);
+    if (end < 0) end = text.length;
+    if (end - start > MAX_LINE_CHARS) {
+      throw bad(file, line, `line ${line} is too long (${end - start} characters, limit ${MAX_LINE_CHARS})`, {
+        expected: `lines of at most ${MAX_LINE_CHARS} characters`,
+        got: `${end - start} characters`,
+      });
+    }
+    start = end + 1;
+    line++;
   }
 }
 

@@ -43,11 +43,15 @@ export function fillTemplate(
   template: TemplateName | string,
   values: Readonly<Record<string, string>>,
 ): string {
-  const t = template in TEMPLATES ? TEMPLATES[template as TemplateName] : template;
+  // Own keys only: a template named "constructor" or a placeholder {toString} must not find Object's members.
+  const t = Object.hasOwn(TEMPLATES, template) ? TEMPLATES[template as TemplateName] : template;
+  if (typeof t !== "string") {
+    throw new SteerlabError("bad_input", "a template is a string", { field: "template", got: typeof t });
+  }
   const missing: string[] = [];
   const out = t.replace(/\{(\w+)\}/g, (_, k: string) => {
-    const v = values[k];
-    if (v === undefined) {
+    const v = Object.hasOwn(values, k) ? values[k] : undefined;
+    if (typeof v !== "string") {
       missing.push(k);
       return "";
     }

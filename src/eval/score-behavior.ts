@@ -5,6 +5,7 @@
  * paper's own rules are expressible too: "contains one of X and none of Y" (`alignedUnless`), case-sensitive
  * matching, a default class for answers that match nothing, and the gibberish filter off.
  */
+import { SteerlabError } from "../errors.js";
 
 export type BehaviorScore = 1 | -1 | 0;
 
@@ -118,8 +119,29 @@ function firstMatch(
 
 const LABEL = { 1: "aligned", [-1]: "misaligned", 0: "unclear" } as const;
 
+/** Rules built in code rather than parsed from a config (tasks.ts): checked on use, at the cost of one pass. */
+function checkRules(rules: KeywordRules): void {
+  const problems: string[] = [];
+  for (const side of ["aligned", "misaligned", "alignedUnless", "misalignedUnless"] as const) {
+    const list = rules[side];
+    if (list === undefined && (side === "alignedUnless" || side === "misalignedUnless")) continue;
+    if (!Array.isArray(list)) problems.push(`${side}: expected a list`);
+    else
+      list.forEach((p, i) => {
+        if (!(typeof p === "string" && p !== "") && !(p instanceof RegExp))
+          problems.push(`${side}[${i}]: expected a non-empty string or a RegExp, got ${JSON.stringify(p)}`);
+      });
+  }
+  const fb = rules.fallback;
+  if (fb !== undefined && fb !== "aligned" && fb !== "misaligned" && fb !== "unclear")
+    problems.push(`fallback: expected aligned | misaligned | unclear, got ${JSON.stringify(fb)}`);
+  if (problems.length)
+    throw new SteerlabError("bad_input", "invalid keyword rules", { field: "rules", problems });
+}
+
 /** Classify one generated answer. When both lists match, the earlier phrase in the text decides. */
 export function classifyKeywords(text: string, rules: KeywordRules): Classification {
+  checkRules(rules);
   const g = rules.gibberish === false ? null : gibberishReason(text);
   if (g) return { score: 0, label: "unclear", reason: g };
   const t = rules.window ? text.slice(0, rules.window) : text;

@@ -22,7 +22,7 @@ import {
   diagnoseA3,
   diagnosticsRange,
 } from "./score-diagnostics.js";
-import type { SweepRecord } from "./store.js";
+import { type SweepRecord, uniqueRecords } from "./store.js";
 
 export interface AggregateOptions {
   title?: string;
@@ -75,7 +75,8 @@ function atR(recs: readonly SweepRecord[], values: (r: SweepRecord) => readonly 
 }
 
 /** SweepData of a run's records. */
-export function aggregateRecords(records: readonly SweepRecord[], o: AggregateOptions = {}): SweepData {
+export function aggregateRecords(all: readonly SweepRecord[], o: AggregateOptions = {}): SweepData {
+  const records = uniqueRecords(all); // a cell stored twice counts once
   const groups = groupBy(records, (r) => `${r.task}\u0000${r.variant}`);
   const variants = new Set(records.map((r) => r.variant));
   const tasks: TaskSeries[] = [];

@@ -19,6 +19,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { dirname, isAbsolute, resolve } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { SteerlabError } from "../errors.js";
+import { checkFile, readTextFile } from "../io/files.js";
 import { BACKENDS, type Backend } from "../model/open.js";
 import { type CurveFitOptions, parseFitOptions } from "../theory/curves.js";
 import { parseTaskSpec, type TaskSpec } from "./tasks.js";
@@ -56,11 +57,19 @@ export interface SweepConfig {
   baseDir?: string;
 }
 
+/** Most r_e values one sweep takes: each is a full pass over every task (the paper's grids have 41-51). */
+export const MAX_COEFFS = 10_000;
+
 /** "-2:2:0.5" (inclusive range), "-1,0,1" or a single number. Values are rounded to 1e-9 to keep keys stable. */
 export function parseCoeffs(spec: string | number | readonly number[], field = "coeffs"): number[] {
   const round = (x: number) => Number(x.toFixed(9)) + 0; // + 0 turns -0 into 0
   if (typeof spec === "number") return [round(spec)];
   if (Array.isArray(spec)) {
+    if (spec.length > MAX_COEFFS)
+      throw new SteerlabError("bad_config", `too many coefficients (limit ${MAX_COEFFS})`, {
+        field,
+        got: `${spec.length} values`,
+      });
     if (spec.length === 0 || spec.some((x) => typeof x !== "number" || !Number.isFinite(x)))
       throw new SteerlabError("bad_config", "coeffs must be finite numbers", { field });
     return [...new Set(spec.map(round))].sort((a, b) => a - b);
@@ -76,11 +85,14 @@ export function parseCoeffs(spec: string | number | readonly number[], field = "
         got: s,
       });
     const n = Math.floor((b - a) / step + 1e-9);
-    if (n > 100000)
-      throw new SteerlabError("bad_config", "coefficient grid too large", { field, got: `${n + 1} values` });
+    if (n + 1 > MAX_COEFFS)
+      throw new SteerlabError("bad_config", `coefficient grid too large (limit ${MAX_COEFFS} values)`, {
+        field,
+        got: `${n + 1} values`,
+      });
     return Array.from({ length: n + 1 }, (_, i) => round(a + i * step));
   }
-  const parts = s.split(",").map((x) => Number(x.trim()));
+  const parts = s.split(",", MAX_COEFFS + 1).map((x) => (x.trim() === "" ? Number.NaN : Number(x.trim())));
   if (parts.some((x) => !Number.isFinite(x)) || s === "")
     throw new SteerlabError("bad_config", "bad coefficient list", {
       field,
@@ -181,12 +193,7 @@ export function parseSweepConfig(raw: unknown, baseDir: string, file = "<flags>"
 
 /** Read a .yaml/.yml/.json config file. */
 export function loadSweepConfig(path: string): SweepConfig {
-  let text: string;
-  try {
-    text = readFileSync(path, "utf8");
-  } catch (e) {
-    throw new SteerlabError("not_found", `cannot read sweep config: ${(e as Error).message}`, { file: path });
-  }
+  const text = readTextFile(path, "sweep config");
   let raw: unknown;
   try {
     raw = /\.json$/i.test(path) ? JSON.parse(text) : parseYaml(text);
@@ -205,14 +212,20 @@ export function resolvePath(p: string, baseDir: string): string {
 function fileHash(path: string): string {
   if (!existsSync(path))
     throw new SteerlabError("not_found", "file named by the sweep config is missing", { file: path });
+  checkFile(path, "data file");
   return createHash("sha256").update(readFileSync(path)).digest("hex");
 }
 
-/** What identifies a run: absolute paths, hashes of data and vector files, and the grid. */
-export function runIdentity(c: SweepConfig): Record<string, unknown> {
+/**
+ * What identifies a run (run.json): the model's path and fingerprint (model/fingerprint.ts, so weights replaced
+ * at the same path are a different run), the backend, the vectors with the sha256 of their files, the layer
+ * sets, the r_e grid, the tasks with the sha256 of their data files, and the diagnostics switch.
+ */
+export function runIdentity(c: SweepConfig, modelFingerprint: string): Record<string, unknown> {
   const base = c.baseDir ?? process.cwd();
   return {
     model: resolvePath(c.model, base),
+    modelFingerprint,
     backend: c.backend ?? "onnxruntime",
     vectors: c.vectors.map((v) =>
       v.source.startsWith("random:")
@@ -238,5 +251,19 @@ export function runIdentity(c: SweepConfig): Record<string, unknown> {
     })),
     diagnostics: c.diagnostics ?? true,
     ...(c.coeffUnits === "relative" ? { coeffUnits: "relative" } : {}),
+  };
+}
+
+/**
+ * A run identity without the places of its files (model folder, vector files, data files): what two machines
+ * holding the same files in different folders agree on. `steerlab merge` and queue workers compare these.
+ */
+export function portableIdentity(identity: Record<string, unknown>): Record<string, unknown> {
+  const { model: _path, ...rest } = identity;
+  const list = (x: unknown) => (Array.isArray(x) ? (x as Record<string, unknown>[]) : []);
+  return {
+    ...rest,
+    vectors: list(rest.vectors).map(({ source, ...v }) => (v.sha256 ? v : { ...v, source })),
+    tasks: list(rest.tasks).map(({ data: _data, shotsFrom: _shots, ...t }) => t),
   };
 }

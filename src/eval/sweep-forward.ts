@@ -7,7 +7,7 @@ import { SteerlabError } from "../errors.js";
 import type { Tokenizer } from "../io/tokenizer-types.js";
 import type { Batch, Engine, ForwardOptions, HookBinding } from "../model/engine.js";
 import type { Judge } from "./score-judge.js";
-import type { ResultStore, SweepRecord } from "./store.js";
+import type { SweepRecord } from "./store.js";
 import { rowSteeringHooks, type SweepVector } from "./sweep-steer.js";
 
 export interface Variant {
@@ -20,9 +20,17 @@ export interface Variant {
   residNorm?: number;
 }
 
+/** Where a sweep's records go: a run folder's ResultStore, or the records of one queued chunk in memory. */
+export interface RecordSink {
+  has(task: string, variant: string, item: number, r: number): boolean;
+  append(recs: readonly SweepRecord[]): void;
+}
+
 export interface RunOptions {
   /** Prompts per chunk (default 8). */
   batchSize?: number;
+  /** Run only the chunks with these keys (sweep-chunks.ts); default every chunk of the plan. */
+  chunks?: ReadonlySet<string>;
   /** Most rows in one forward when r_e values are stacked (default 32; at least one r_e per forward). */
   maxRows?: number;
   /** Compute resid_pre of the first steered layer once per chunk (default true). false: the naive sweep. */
@@ -58,7 +66,7 @@ export function requireTokenizerOf(tok: Tokenizer | null, task: string): Tokeniz
 export interface Ctx {
   engine: Engine;
   tokenizer: Tokenizer | null;
-  store: ResultStore;
+  store: RecordSink;
   opts: RunOptions;
   stats: SweepStats;
   reuseOk: boolean;
@@ -113,7 +121,12 @@ async function supportsResume(engine: Engine): Promise<boolean> {
   try {
     const out = await engine.forward(
       { ids: [[0]] },
-      { logits: "last", startLayer: nLayers - 1, inputHidden: new Float32Array(hiddenSize).fill(Number.NaN) },
+      {
+        logits: "last",
+        startLayer: nLayers - 1,
+        inputHidden: new Float32Array(hiddenSize).fill(Number.NaN),
+        allowNonFinite: true, // the NaN logits are the answer here
+      },
     );
     ok = out.logits.length > 0 && out.logits.every((x) => Number.isNaN(x));
   } catch {

@@ -4,8 +4,6 @@
  * `reportOfRun` turns a run folder into SweepData without the model.
  */
 
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
 import { SteerlabError } from "../errors.js";
 import type { Tokenizer } from "../io/tokenizer-types.js";
 import type { Engine } from "../model/engine.js";
@@ -13,7 +11,9 @@ import { parseLayers } from "../model/hooks.js";
 import { type OpenedModel, openModel } from "../model/open.js";
 import type { SweepData } from "../report/types.js";
 import { collectActivations } from "../steer/collect.js";
-import { ResultStore } from "./store.js";
+import { lockRunDir, type RunLock } from "./run-lock.js";
+import { readRunUnits, writeRunUnits } from "./run-units.js";
+import { ResultStore, type StoreDamage, type StoreRecovery } from "./store.js";
 import {
   layersLabel,
   type RunOptions,
@@ -23,6 +23,7 @@ import {
   type Variant,
 } from "./sweep.js";
 import { aggregateRecords } from "./sweep-aggregate.js";
+import { planChunks, type Shard, shardChunks } from "./sweep-chunks.js";
 import { resolvePath, runIdentity, type SweepConfig } from "./sweep-config.js";
 import { loadSweepVector } from "./sweep-steer.js";
 import { DEFAULT_ALIGNED, DEFAULT_MISALIGNED, type LoadedTask, loadTask } from "./tasks.js";
@@ -30,7 +31,8 @@ import { DEFAULT_ALIGNED, DEFAULT_MISALIGNED, type LoadedTask, loadTask } from "
 /** Vectors, variants and loaded tasks of a config for an opened model. */
 export async function planSweep(
   config: SweepConfig,
-  engine: Engine,
+  /** Only its config is read (an engine, or a LoadedModel when nothing will run here). */
+  engine: Pick<Engine, "config">,
   tokenizer: Tokenizer | null,
   /** LoadedModel.fingerprint: checked against the vector file's model, when it records one. */
   fingerprint?: string,
@@ -60,6 +62,12 @@ export async function planSweep(
       throw new SteerlabError("bad_config", "coeffUnits: relative needs a tokenizer to read the prompts", {
         field: "coeffUnits",
       });
+    // The unit is measured with forward passes: a planner without an engine (the queue coordinator) has none.
+    if (!isEngine(engine))
+      throw new SteerlabError("bad_config", "coeffUnits: relative is not supported with --queue yet", {
+        field: "coeffUnits",
+        hint: "run the sweep in one process or with --shard k/N and steerlab merge, or use absolute units",
+      });
     // a grid value c steers with c x ||h||: scale each variant's unit directions by its residual norm
     for (let i = 0; i < variants.length; i++) {
       const v = variants[i]!;
@@ -71,6 +79,10 @@ export async function planSweep(
     }
   }
   return { tasks, variants, coeffs: config.coeffs, diagnostics: config.diagnostics ?? true };
+}
+
+function isEngine(e: Pick<Engine, "config">): e is Engine {
+  return typeof (e as Partial<Engine>).forward === "function";
 }
 
 /**
@@ -100,9 +112,6 @@ export async function residualNorm(
     }
   return sum / n;
 }
-
-/** The file beside the store that records the relative unit (written when the sweep plans it). */
-export const UNITS_FILE = "units.json";
 
 /**
  * Every prompt of a task must fit the model's context with room for its answer (a continuation, or at least
@@ -136,26 +145,41 @@ export function checkContext(t: LoadedTask, tokenizer: Tokenizer, maxPositions: 
   );
 }
 
+export interface SweepDirOptions extends RunOptions {
+  /** Run only this deterministic share of the chunks (`--shard k/N`); merge the N run folders afterwards. */
+  shard?: Shard;
+}
+
 export interface SweepRunResult {
   dir: string;
   stats: SweepStats;
   data: SweepData;
+  /** What opening the run folder found and repaired (stale lock, corrupt or duplicate lines, torn tail). */
+  recovery: StoreRecovery;
 }
 
-/** Open the model, run (or resume) the sweep into `dir`, and aggregate everything stored there. */
+/**
+ * Open the model, run (or resume) the sweep into `dir`, and aggregate everything stored there. The folder is
+ * locked before the model is loaded, so a second sweep on it is refused at once.
+ */
 export async function sweepToDir(
   config: SweepConfig,
   dir: string,
-  opts: RunOptions & { threads?: number } = {},
+  opts: SweepDirOptions & { threads?: number } = {},
 ): Promise<SweepRunResult> {
-  const m = await openModel(resolvePath(config.model, config.baseDir ?? process.cwd()), {
-    backend: config.backend ?? "onnxruntime",
-    ...(opts.threads ? { threads: opts.threads } : {}),
-  });
+  const lock = lockRunDir(dir);
   try {
-    return await sweepWithModel(config, dir, m, opts);
+    const m = await openModel(resolvePath(config.model, config.baseDir ?? process.cwd()), {
+      backend: config.backend ?? "onnxruntime",
+      ...(opts.threads ? { threads: opts.threads } : {}),
+    });
+    try {
+      return await sweepWithModel(config, dir, m, { ...opts, lock });
+    } finally {
+      await m.engine.dispose();
+    }
   } finally {
-    await m.engine.dispose();
+    lock.release();
   }
 }
 
@@ -164,31 +188,33 @@ export async function sweepWithModel(
   config: SweepConfig,
   dir: string,
   m: OpenedModel,
-  opts: RunOptions = {},
+  opts: SweepDirOptions & { lock?: RunLock } = {},
 ): Promise<SweepRunResult> {
-  const identity = runIdentity(config);
-  const store = ResultStore.open(dir, identity);
+  const { lock, shard, ...runOpts } = opts;
+  const identity = runIdentity(config, m.model.fingerprint);
+  const store = ResultStore.open(dir, identity, lock ? { lock } : {});
   try {
     const plan = await planSweep(config, m.engine, m.tokenizer, m.model.fingerprint);
     if (config.coeffUnits === "relative")
-      writeFileSync(
-        join(dir, UNITS_FILE),
-        `${JSON.stringify({ coeffUnits: "relative", residNorm: Object.fromEntries(plan.variants.map((v) => [v.id, v.residNorm])) }, null, 2)}\n`,
-      );
+      writeRunUnits(dir, Object.fromEntries(plan.variants.map((v) => [v.id, v.residNorm!])));
+    const batchSize = opts.batchSize ?? config.batchSize ?? 8;
+    const chunks = shard
+      ? new Set(shardChunks(planChunks(plan, batchSize), shard).map((c) => c.key))
+      : undefined;
     const stats = await runSweep(m.engine, m.tokenizer, plan, store, {
-      batchSize: config.batchSize ?? 8,
-      ...opts,
+      ...runOpts,
+      batchSize,
+      ...(chunks ? { chunks } : {}),
     });
-    return { dir, stats, data: reportDataOf(store.records(), identity, unitsOf(dir)) };
+    return {
+      dir,
+      stats,
+      data: reportDataOf(store.records(), identity, readRunUnits(dir)),
+      recovery: store.recovery,
+    };
   } finally {
     store.close();
   }
-}
-
-function unitsOf(dir: string): Record<string, number> | undefined {
-  const f = join(dir, UNITS_FILE);
-  if (!existsSync(f)) return undefined;
-  return (JSON.parse(readFileSync(f, "utf8")) as { residNorm: Record<string, number> }).residNorm;
 }
 
 function reportDataOf(
@@ -224,6 +250,15 @@ function reportDataOf(
 
 /** SweepData of a run folder (records + run.json), no model needed. */
 export function reportOfRun(dir: string): SweepData {
+  return readRunReport(dir).data;
+}
+
+/** The same, with what was wrong with the results file (corrupt lines skipped, duplicates counted once). */
+export function readRunReport(dir: string): { data: SweepData; damage: StoreDamage } {
   const info = ResultStore.readInfo(dir);
-  return reportDataOf(ResultStore.readRecords(dir), info.config as Record<string, unknown>, unitsOf(dir));
+  const { records, damage } = ResultStore.read(dir);
+  return {
+    data: reportDataOf(records, info.config as Record<string, unknown>, readRunUnits(dir)),
+    damage,
+  };
 }

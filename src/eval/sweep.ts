@@ -12,12 +12,12 @@
 import { SteerlabError } from "../errors.js";
 import type { Tokenizer } from "../io/tokenizer-types.js";
 import type { Engine } from "../model/engine.js";
-import type { ResultStore } from "./store.js";
-import type { Ctx, RunOptions, SweepStats, Variant } from "./sweep-forward.js";
+import { planChunks, type SweepChunk } from "./sweep-chunks.js";
+import type { Ctx, RecordSink, RunOptions, SweepStats, Variant } from "./sweep-forward.js";
 import { closeJudges, runCloze, runGenerate, runLogprob, runMcq } from "./sweep-score.js";
 import type { LoadedTask } from "./tasks.js";
 
-export type { RunOptions, SweepStats, Variant } from "./sweep-forward.js";
+export type { RecordSink, RunOptions, SweepStats, Variant } from "./sweep-forward.js";
 export { mergeContinuationRows } from "./sweep-score.js";
 
 export interface SweepPlan {
@@ -51,27 +51,23 @@ function missingCoeffs(
   return coeffs.filter((r) => items.some((i) => !c.store.has(task, v.id, i, r)));
 }
 
-/** Run (or resume) a sweep into `store`. */
+/** Run (or resume) a sweep into `store` (every chunk of the plan, or those named by opts.chunks). */
 export async function runSweep(
   engine: Engine,
   tokenizer: Tokenizer | null,
   plan: SweepPlan,
-  store: ResultStore,
+  store: RecordSink,
   opts: RunOptions = {},
 ): Promise<SweepStats> {
-  const bs = opts.batchSize ?? 8;
-  if (!Number.isInteger(bs) || bs < 1)
-    throw new SteerlabError("bad_input", "batchSize must be a positive integer", {
-      field: "batchSize",
-      got: String(bs),
-    });
+  const chunks = planChunks(plan, opts.batchSize ?? 8).filter(
+    (ch) => !opts.chunks || opts.chunks.has(ch.key),
+  );
   if (plan.coeffs.length === 0) throw new SteerlabError("bad_input", "empty r_e grid", { field: "coeffs" });
   for (const v of plan.variants) {
     if (v.layers.length === 0)
       throw new SteerlabError("bad_input", `variant ${v.id} steers no layer`, { field: "layers" });
   }
-  const total =
-    plan.tasks.reduce((s, t) => s + t.items.length, 0) * plan.variants.length * plan.coeffs.length;
+  const total = chunks.reduce((s, ch) => s + ch.items.length, 0) * plan.coeffs.length;
   const stats: SweepStats = {
     total,
     skipped: 0,
@@ -95,34 +91,34 @@ export async function runSweep(
     judges: new Map(),
   };
   try {
-    await runTasks(c, plan, bs);
+    await runChunks(c, plan, chunks);
   } finally {
     await closeJudges(c);
   }
   return stats;
 }
 
-async function runTasks(c: Ctx, plan: SweepPlan, bs: number): Promise<void> {
+async function runChunks(c: Ctx, plan: SweepPlan, chunks: readonly SweepChunk[]): Promise<void> {
   const { store, stats, opts } = c;
-  for (const t of plan.tasks) {
-    for (const v of plan.variants) {
-      const sorted = { ...v, layers: [...v.layers].sort((a, b) => a - b) };
-      for (let s = 0; s < t.items.length; s += bs) {
-        const chunk = t.items.slice(s, s + bs);
-        const idx = chunk.map((it) => it.index);
-        const todo = missingCoeffs(c, t.spec.id, sorted, idx, plan.coeffs);
-        const already =
-          chunk.length * plan.coeffs.length -
-          todo.reduce((n, r) => n + idx.filter((i) => !store.has(t.spec.id, v.id, i, r)).length, 0);
-        stats.skipped += already;
-        c.progress(already);
-        if (todo.length === 0) continue;
-        opts.signal?.throwIfAborted();
-        if (t.spec.kind === "behavior-generate") await runGenerate(c, t, sorted, chunk, todo);
-        else if (t.spec.kind === "behavior-logprob") await runLogprob(c, t, sorted, chunk, todo);
-        else if (t.spec.kind === "cloze") await runCloze(c, t, sorted, chunk, todo);
-        else await runMcq(c, t, sorted, chunk, todo, plan.diagnostics ?? true);
-      }
-    }
+  const tasks = new Map(plan.tasks.map((t) => [t.spec.id, t]));
+  const variants = new Map(
+    plan.variants.map((v) => [v.id, { ...v, layers: [...v.layers].sort((a, b) => a - b) }]),
+  );
+  for (const ch of chunks) {
+    const t = tasks.get(ch.task)!;
+    const v = variants.get(ch.variant)!;
+    const chunk = t.items.slice(ch.start, ch.end);
+    const todo = missingCoeffs(c, t.spec.id, v, ch.items, plan.coeffs);
+    const already =
+      chunk.length * plan.coeffs.length -
+      todo.reduce((n, r) => n + ch.items.filter((i) => !store.has(t.spec.id, v.id, i, r)).length, 0);
+    stats.skipped += already;
+    c.progress(already);
+    if (todo.length === 0) continue;
+    opts.signal?.throwIfAborted();
+    if (t.spec.kind === "behavior-generate") await runGenerate(c, t, v, chunk, todo);
+    else if (t.spec.kind === "behavior-logprob") await runLogprob(c, t, v, chunk, todo);
+    else if (t.spec.kind === "cloze") await runCloze(c, t, v, chunk, todo);
+    else await runMcq(c, t, v, chunk, todo, plan.diagnostics ?? true);
   }
 }

@@ -9,6 +9,7 @@
  * run's config and its hash.
  */
 import { basename, isAbsolute, resolve } from "node:path";
+import { z } from "zod";
 import { SteerlabError } from "../errors.js";
 import type { Tokenizer } from "../io/tokenizer-types.js";
 import {
@@ -47,6 +48,36 @@ export type RulesSpec =
       caseSensitive?: boolean;
       gibberish?: boolean;
     };
+
+const phrases = z.array(z.string().min(1, "phrases must not be empty"));
+/**
+ * Rules from a config file: every item a non-empty string, the fallback one of the three labels. A list may be
+ * empty only when the fallback is its class (the paper's "contains X and none of Y, else misaligned").
+ */
+const RULES: z.ZodType<RulesSpec> = z.union([
+  z.literal("refusal"),
+  z.literal("disagree"),
+  z
+    .object({
+      aligned: phrases,
+      misaligned: phrases,
+      fallback: z.enum(["aligned", "misaligned", "unclear"]).optional(),
+      alignedUnless: phrases.optional(),
+      misalignedUnless: phrases.optional(),
+      caseSensitive: z.boolean().optional(),
+      gibberish: z.boolean().optional(),
+    })
+    .strict()
+    .superRefine((r, ctx) => {
+      for (const side of ["aligned", "misaligned"] as const)
+        if (r[side].length === 0 && r.fallback !== side)
+          ctx.addIssue({
+            code: "custom",
+            path: [side],
+            message: `needs at least one phrase (or fallback: ${side})`,
+          });
+    }),
+]);
 
 export interface TaskSpec {
   id: string;
@@ -183,36 +214,17 @@ export function parseTaskSpec(raw: unknown, i: number, problems: string[]): Task
   }
   if (o.helpfulness !== undefined && !(HELPFULNESS_MODES as readonly unknown[]).includes(o.helpfulness))
     problems.push(`${f}.helpfulness: ${HELPFULNESS_MODES.join(" | ")}`);
-  const r = o.rules;
-  if (r !== undefined && r !== "refusal" && r !== "disagree") {
-    const ro = r as Record<string, unknown>;
-    if (!ro || typeof ro !== "object" || !Array.isArray(ro.aligned) || !Array.isArray(ro.misaligned))
-      problems.push(
-        `${f}.rules: "refusal", "disagree" or { aligned: [...], misaligned: [...], fallback?, alignedUnless?, misalignedUnless?, caseSensitive?, gibberish? }`,
-      );
-    else {
-      const keys = [
-        "aligned",
-        "misaligned",
-        "fallback",
-        "alignedUnless",
-        "misalignedUnless",
-        "caseSensitive",
-        "gibberish",
-      ];
-      for (const k of Object.keys(ro)) if (!keys.includes(k)) problems.push(`${f}.rules.${k}: unknown key`);
-      for (const k of ["aligned", "misaligned", "alignedUnless", "misalignedUnless"])
-        if (
-          ro[k] !== undefined &&
-          (!Array.isArray(ro[k]) || (ro[k] as unknown[]).some((x) => typeof x !== "string"))
-        )
-          problems.push(`${f}.rules.${k}: a list of strings`);
-      if (ro.fallback !== undefined && !["aligned", "misaligned", "unclear"].includes(ro.fallback as string))
-        problems.push(`${f}.rules.fallback: aligned | misaligned | unclear`);
-      for (const k of ["caseSensitive", "gibberish"])
-        if (ro[k] !== undefined && typeof ro[k] !== "boolean")
-          problems.push(`${f}.rules.${k}: true or false`);
-    }
+  let r: RulesSpec | undefined;
+  if (o.rules !== undefined) {
+    const parsed = RULES.safeParse(o.rules);
+    if (parsed.success) r = parsed.data;
+    else
+      for (const issue of parsed.error.issues) {
+        const at = issue.path.length ? `.${issue.path.join(".")}` : "";
+        problems.push(
+          `${f}.rules${at}: ${issue.message} ("refusal", "disagree" or { aligned: [...], misaligned: [...], fallback?, alignedUnless?, misalignedUnless?, caseSensitive?, gibberish? })`,
+        );
+      }
   }
   if (o.shotsFrom !== undefined && (typeof o.shotsFrom !== "string" || o.shotsFrom === ""))
     problems.push(`${f}.shotsFrom: a file path (e.g. the MMLU dev split)`);
@@ -244,7 +256,7 @@ export function parseTaskSpec(raw: unknown, i: number, problems: string[]): Task
     ...(o.chat !== undefined ? { chat: o.chat as boolean } : {}),
     ...(typeof o.system === "string" ? { system: o.system } : {}),
     ...(o.limit !== undefined ? { limit: o.limit as number } : {}),
-    ...(r !== undefined ? { rules: r as RulesSpec } : {}),
+    ...(r !== undefined ? { rules: r } : {}),
     ...(o.maxNewTokens !== undefined ? { maxNewTokens: o.maxNewTokens as number } : {}),
     ...(aligned ? { aligned } : {}),
     ...(misaligned ? { misaligned } : {}),

@@ -5,6 +5,7 @@
  */
 import { closeSync, fstatSync, openSync, readSync } from "node:fs";
 import { SteerlabError } from "../errors.js";
+import { checkFile } from "./files.js";
 
 export interface ByteSource {
   /** Path (or a label) used in error messages. */
@@ -45,7 +46,8 @@ export function bufferSource(buf: Uint8Array, file: string): ByteSource {
   };
 }
 
-export function fileSource(path: string): ByteSource {
+export function fileSource(path: string, what = "file"): ByteSource {
+  checkFile(path, what);
   let fd: number;
   try {
     fd = openSync(path, "r");

@@ -9,11 +9,11 @@
  * first multiple of general.alignment (default 32) after the infos; every tensor offset is a multiple of it.
  * Every count and length is checked against the bytes left before anything is allocated.
  */
-import { closeSync, openSync, writeSync } from "node:fs";
 import { SteerlabError } from "../errors.js";
 import { fmtShape, numel, type Tensor, tensor } from "../tensor.js";
 import { type ByteSource, bufferSource, withFile } from "./byte-source.js";
 import { dequantize, ggmlByteSize, ggmlTypeInfo, ggmlTypeName } from "./gguf-quant.js";
+import { writeFileAtomicWith } from "./write-atomic.js";
 
 /** GGUF metadata value types, by their on-disk ids. */
 export const GGUF_TYPES = [
@@ -568,17 +568,10 @@ export function encodeGguf(metadata: MetaIn, tensors: GgufTensorOut[]): Uint8Arr
 /** Write a GGUF v3 file, encoding and writing one tensor at a time (no whole-file buffer). */
 export function writeGguf(path: string, metadata: MetaIn, tensors: GgufTensorOut[]): void {
   const { head, alignment } = ggufHead(metadata, tensors);
-  const fd = openSync(path, "w");
-  const put = (b: Uint8Array) => {
-    let done = 0;
-    while (done < b.length) done += writeSync(fd, b, done, b.length - done);
-  };
-  try {
+  writeFileAtomicWith(path, (put) => {
     put(head);
     for (const t of tensors) for (const b of ggufTensorBytes(t, alignment)) put(b);
-  } finally {
-    closeSync(fd);
-  }
+  });
 }
 
 // ---------- typed access for loaders ----------

@@ -6,7 +6,7 @@
  * "h.0.attn.c_attn.weight:q" means "the q slice of that fused tensor". Canonical weights are [out, in], so these
  * are transposed (and split) on load and transposed back (and fused) on save.
  */
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { SteerlabError } from "../errors.js";
 import { archSpec } from "../model/arch/registry.js";
@@ -17,6 +17,7 @@ import type { LoadedModel } from "../model/model.js";
 import { checkWeights, expectedWeights, type Weights } from "../model/weights.js";
 import { fmtShape, shapeEquals, type Tensor, tensor } from "../tensor.js";
 import { type ByteSource, fileSource } from "./byte-source.js";
+import { readTextFile } from "./files.js";
 import {
   readSafetensorsHeader,
   readSafetensorsTensor,
@@ -26,6 +27,7 @@ import {
   writeSafetensorsDir,
 } from "./safetensors.js";
 import { loadTokenizerFromHfDir } from "./tokenizer.js";
+import { makeDir, writeFileAtomic } from "./write-atomic.js";
 
 /** Architectures whose HF linears are Conv1D modules, stored [in, out]. */
 const CONV1D_ARCHS: ReadonlySet<ArchName> = new Set(["gpt2"]);
@@ -54,12 +56,7 @@ function qkvRanges(c: ModelConfig): Record<"q" | "k" | "v", [number, number]> {
 }
 
 function readJson(path: string): Record<string, unknown> {
-  let text: string;
-  try {
-    text = readFileSync(path, "utf8");
-  } catch (e) {
-    throw new SteerlabError("not_found", `cannot read ${path}`, { file: path, got: (e as Error).message });
-  }
+  const text = readTextFile(path, "model config");
   try {
     const j = JSON.parse(text);
     if (typeof j !== "object" || j === null || Array.isArray(j)) throw new Error("not a JSON object");
@@ -237,14 +234,14 @@ export function saveHfModel(
   opts: SaveHfOptions = {},
 ): void {
   checkWeights(config, weights, dir);
-  mkdirSync(dir, { recursive: true });
+  makeDir(dir);
   // torch_dtype tells transformers which precision the weights were saved in.
   const torchDtype = { F32: "float32", F16: "float16", BF16: "bfloat16" }[opts.dtype ?? "F32"];
   const hfConfig = { ...toHfConfig(config), torch_dtype: torchDtype };
-  writeFileSync(join(dir, "config.json"), `${JSON.stringify(hfConfig, null, 2)}\n`);
+  writeFileAtomic(join(dir, "config.json"), `${JSON.stringify(hfConfig, null, 2)}\n`);
   writeSafetensorsDir(dir, toHfTensors(config, weights), { dtype: opts.dtype, shardBytes: opts.shardBytes });
-  if (opts.tokenizerJson) writeFileSync(join(dir, "tokenizer.json"), JSON.stringify(opts.tokenizerJson));
+  if (opts.tokenizerJson) writeFileAtomic(join(dir, "tokenizer.json"), JSON.stringify(opts.tokenizerJson));
   if (opts.tokenizerConfig) {
-    writeFileSync(join(dir, "tokenizer_config.json"), `${JSON.stringify(opts.tokenizerConfig, null, 2)}\n`);
+    writeFileAtomic(join(dir, "tokenizer_config.json"), `${JSON.stringify(opts.tokenizerConfig, null, 2)}\n`);
   }
 }

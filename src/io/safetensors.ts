@@ -4,12 +4,14 @@
  * relative to the start of the data section. Every field is validated before any tensor byte is read, and
  * reading goes through a ByteSource, so a hostile file gives a SteerlabError("bad_file"), never a crash.
  */
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync, writeSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { SteerlabError } from "../errors.js";
 import { fmtShape, numel, type Tensor, tensor } from "../tensor.js";
 import { type ByteSource, bufferSource, withFile } from "./byte-source.js";
+import { readTextFile } from "./files.js";
 import { bf16ToF32, f16ToF32, f32FromBytes, f32ToBf16, f32ToF16 } from "./gguf-quant.js";
+import { makeDir, writeFileAtomic, writeFileAtomicWith } from "./write-atomic.js";
 
 /** Bytes per element of every safetensors dtype (so headers with any of them validate). */
 const DTYPE_BYTES: Record<string, number> = {
@@ -102,7 +104,14 @@ export function readSafetensorsHeader(src: ByteSource): SafetensorsHeader {
       }
       for (const [k, s] of Object.entries(v)) {
         if (typeof s !== "string") problems.push(`__metadata__.${k} is not a string`);
-        else metadata[k] = s;
+        // defineProperty: a key "__proto__" stays a plain key instead of replacing the prototype.
+        else
+          Object.defineProperty(metadata, k, {
+            value: s,
+            enumerable: true,
+            writable: true,
+            configurable: true,
+          });
       }
       continue;
     }
@@ -289,18 +298,10 @@ export function writeSafetensors(
 ): void {
   const dtype = opts.dtype ?? "F32";
   const list = [...tensors];
-  const fd = openSync(path, "w");
-  try {
-    writeAll(fd, headerBytes(list, dtype, opts.metadata));
-    for (const [, t] of list) writeAll(fd, encodeFloats(t, dtype));
-  } finally {
-    closeSync(fd);
-  }
-}
-
-function writeAll(fd: number, b: Uint8Array): void {
-  let done = 0;
-  while (done < b.length) done += writeSync(fd, b, done, b.length - done);
+  writeFileAtomicWith(path, (write) => {
+    write(headerBytes(list, dtype, opts.metadata));
+    for (const [, t] of list) write(encodeFloats(t, dtype));
+  });
 }
 
 /** Bytes a tensor occupies when written as `dtype`. */
@@ -314,7 +315,7 @@ export function safetensorsShards(dir: string): { files: string[]; weightMap: Ma
   if (existsSync(indexPath)) {
     let j: unknown;
     try {
-      j = JSON.parse(readFileSync(indexPath, "utf8"));
+      j = JSON.parse(readTextFile(indexPath, "safetensors index"));
     } catch (e) {
       throw bad(indexPath, "index is not valid JSON", "index", "JSON", (e as Error).message);
     }
@@ -359,7 +360,7 @@ export function writeSafetensorsDir(
 ): string[] {
   const dtype = opts.dtype ?? "F32";
   const metadata = opts.metadata ?? { format: "pt" };
-  mkdirSync(dir, { recursive: true });
+  makeDir(dir);
   const limit = opts.shardBytes ?? Number.POSITIVE_INFINITY;
   const shards: [string, Tensor][][] = [[]];
   let size = 0;
@@ -385,7 +386,7 @@ export function writeSafetensorsDir(
     writeSafetensors(join(dir, names[i]!), s, { dtype, metadata });
     for (const [n] of s) weightMap[n] = names[i]!;
   });
-  writeFileSync(
+  writeFileAtomic(
     join(dir, "model.safetensors.index.json"),
     `${JSON.stringify({ metadata: { total_size: total }, weight_map: weightMap }, null, 2)}\n`,
   );

@@ -83,6 +83,16 @@ const PRE_FAMILIES: Record<string, PreFamily> = {
   exaone: STARCODER,
 };
 
+/**
+ * Every split pattern steerlab itself writes (llama.cpp's, per family) and the forms the models' own tokenizer.json
+ * files carry: measured linear in the input, so tokenizers using only these run without the time-limited sandbox.
+ */
+export const KNOWN_PATTERNS: ReadonlySet<string> = new Set([
+  ...Object.values(PRE_FAMILIES).flatMap((f) => f.patterns ?? []),
+  LLAMA3_PATTERN_HF,
+  QWEN2_PATTERN_HF,
+]);
+
 const byteLevel = (useRegex: boolean) => ({
   type: "ByteLevel",
   add_prefix_space: false,
@@ -178,18 +188,19 @@ export function tokenizerJsonFromGguf(meta: Meta, file: string): GgufTokenizerPa
     }
   }
 
-  const vocab: Record<string, number> = {};
+  const vocab: Record<string, number> = Object.create(null); // tokens such as "__proto__" are plain keys
   for (let i = n - 1; i >= 0; i--) vocab[tokens[i] as string] = i; // first occurrence wins on duplicates
 
   if (model === "gpt2") {
     const pre = get("tokenizer.ggml.pre") ?? "default";
-    const fam = PRE_FAMILIES[String(pre)];
+    // Own keys only: "__proto__", "constructor" or "toString" must not find Object.prototype's members.
+    const fam = typeof pre === "string" && Object.hasOwn(PRE_FAMILIES, pre) ? PRE_FAMILIES[pre] : undefined;
     if (!fam) {
       throw new SteerlabError("unsupported", "unsupported GGUF pre-tokenizer", {
         file,
         field: "tokenizer.ggml.pre",
         expected: Object.keys(PRE_FAMILIES).join(", "),
-        got: String(pre),
+        got: String(pre).slice(0, 80),
       });
     }
     const merges = get("tokenizer.ggml.merges");
@@ -307,7 +318,7 @@ function mergesFromScores(
 function specialTokensProcessor(tokens: readonly unknown[], bos: number | null, eos: number | null) {
   const single: unknown[] = [];
   const pair: unknown[] = [];
-  const special: Record<string, unknown> = {};
+  const special: Record<string, unknown> = Object.create(null);
   const add = (list: unknown[], id: number, typeId: number) => {
     const content = String(tokens[id]);
     list.push({ SpecialToken: { id: content, type_id: typeId } });

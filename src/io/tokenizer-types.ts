@@ -11,7 +11,8 @@ export interface Tokenizer {
   /** Jinja chat template, if the model ships one. */
   readonly chatTemplate: string | null;
   /** Encode text; addSpecialTokens adds BOS (etc.) as the model's own tokenizer would. Default true. */
-  encode(text: string, opts?: { addSpecialTokens?: boolean }): number[];
+  /** maxChars: refuse longer text (default MAX_ENCODE_CHARS, 4 Mi characters). */
+  encode(text: string, opts?: { addSpecialTokens?: boolean; maxChars?: number }): number[];
   decode(ids: readonly number[], opts?: { skipSpecialTokens?: boolean }): string;
   /** The vocabulary string of one token id (raw piece, for display). */
   tokenString(id: number): string;

@@ -3,12 +3,15 @@
  * @huggingface/tokenizers behind steerlab's Tokenizer interface.
  */
 import { existsSync } from "node:fs";
-import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { Tokenizer as HfTokenizer } from "@huggingface/tokenizers";
+import { z } from "zod";
 import { SteerlabError } from "../errors.js";
+import { CONFIG_LIMITS } from "../model/config.js";
 import { pickChatTemplate, renderChatTemplate } from "./chat-template.js";
+import { readTextFile } from "./files.js";
 import { tokenizerJsonFromGguf } from "./tokenizer-gguf.js";
+import { type RawTokenizer, rawTokenizer } from "./tokenizer-sandbox.js";
 import type { ChatMessage, Tokenizer } from "./tokenizer-types.js";
 
 export { type GgufTokenizerOptions, ggufTokenizerMetadata } from "./tokenizer-gguf-export.js";
@@ -36,6 +39,9 @@ interface Facts {
   cleanUpSpaces: boolean;
 }
 
+/** Longest text encode takes by default (~1M tokens; encoding runs at ~4 us per character here). */
+export const MAX_ENCODE_CHARS = 1 << 22;
+
 /** steerlab's Tokenizer over a @huggingface/tokenizers instance. */
 class JsonTokenizer implements Tokenizer {
   readonly vocabSize: number;
@@ -43,11 +49,15 @@ class JsonTokenizer implements Tokenizer {
   readonly eosTokenIds: readonly number[];
   readonly chatTemplate: string | null;
 
+  private readonly raw: RawTokenizer;
+
   constructor(
     private readonly hf: HfTokenizer,
     private readonly facts: Facts,
     private readonly file: string,
+    json: object,
   ) {
+    this.raw = rawTokenizer(hf, json, file);
     let maxId = -1;
     for (const id of hf.get_vocab(true).values()) if (id > maxId) maxId = id;
     this.vocabSize = maxId + 1;
@@ -56,16 +66,40 @@ class JsonTokenizer implements Tokenizer {
     this.chatTemplate = facts.chatTemplate;
   }
 
-  encode(text: string, opts: { addSpecialTokens?: boolean } = {}): number[] {
+  encode(text: string, opts: { addSpecialTokens?: boolean; maxChars?: number } = {}): number[] {
     const add = opts.addSpecialTokens ?? true;
-    const { addBos, addEos, bosTokenId, eosTokenIds } = this.facts;
-    if (!add || (addBos === null && addEos === null)) {
-      return this.hf.encode(text, { add_special_tokens: add }).ids;
+    const max = opts.maxChars ?? MAX_ENCODE_CHARS;
+    if (typeof text !== "string" || text.length > max) {
+      throw new SteerlabError("bad_input", `text to encode is too long (limit ${max} characters)`, {
+        file: this.file,
+        expected: `at most ${max} characters`,
+        got: typeof text === "string" ? `${text.length} characters` : typeof text,
+        hint: "no model context holds that much; pass maxChars to raise the limit",
+      });
     }
+    const { addBos, addEos, bosTokenId, eosTokenIds } = this.facts;
+    if (!add || (addBos === null && addEos === null)) return this.checkIds(this.raw.encode(text, add));
     // The config overrides the post-processor (as transformers does for add_bos_token / add_eos_token).
-    const ids = this.hf.encode(text, { add_special_tokens: false }).ids;
+    const ids = this.raw.encode(text, false);
     if (addBos && bosTokenId !== null) ids.unshift(bosTokenId);
     if (addEos && eosTokenIds[0] !== undefined) ids.push(eosTokenIds[0]);
+    return this.checkIds(ids);
+  }
+
+  /** The library returns `undefined` for a piece missing from the vocabulary when there is no unk token. */
+  private checkIds(ids: number[]): number[] {
+    for (let i = 0; i < ids.length; i++) {
+      const id = ids[i]!;
+      if (!(Number.isInteger(id) && id >= 0 && id < this.vocabSize)) {
+        throw new SteerlabError("bad_file", "the tokenizer produced a token id outside its vocabulary", {
+          file: this.file,
+          field: `ids[${i}]`,
+          expected: `an integer in [0, ${this.vocabSize})`,
+          got: String(id),
+          hint: "a piece of the text is missing from the vocabulary and the tokenizer has no unk token",
+        });
+      }
+    }
     return ids;
   }
 
@@ -80,7 +114,7 @@ class JsonTokenizer implements Tokenizer {
       }
     }
     if (ids.length === 0) return "";
-    return this.hf.decode([...ids], {
+    return this.raw.decode([...ids], {
       skip_special_tokens: opts.skipSpecialTokens ?? false,
       clean_up_tokenization_spaces: this.facts.cleanUpSpaces,
     });
@@ -111,6 +145,7 @@ class JsonTokenizer implements Tokenizer {
       addGenerationPrompt: opts.addGenerationPrompt ?? false,
       bosToken: name(this.bosTokenId),
       eosToken: name(this.eosTokenIds[0]),
+      file: this.file,
     });
   }
 }
@@ -124,7 +159,40 @@ function tokenContent(v: unknown): string | null {
   return null;
 }
 
+/**
+ * Token ids of a tokenizer.json: integers below CONFIG_LIMITS.vocabSize. The library builds a (sparse) array up to
+ * the largest id and walks it, so one id of 1e9 would take minutes and GiBs before the first encode.
+ */
+const Id = z
+  .number()
+  .int()
+  .nonnegative()
+  .max(
+    CONFIG_LIMITS.vocabSize - 1,
+    `token ids stop at ${CONFIG_LIMITS.vocabSize - 1} (CONFIG_LIMITS.vocabSize)`,
+  );
+const TokenizerJson = z.object({
+  added_tokens: z
+    .array(z.object({ id: Id, content: z.string() }).passthrough())
+    .optional()
+    .nullable(),
+  model: z
+    .object({
+      vocab: z
+        .union([z.record(z.string(), Id), z.array(z.unknown()).max(CONFIG_LIMITS.vocabSize)])
+        .optional(),
+    })
+    .passthrough(),
+});
+
 function makeHf(json: object, file: string): HfTokenizer {
+  const checked = TokenizerJson.safeParse(json);
+  if (!checked.success) {
+    throw new SteerlabError("bad_file", "tokenizer.json has invalid token ids or structure", {
+      file,
+      problems: checked.error.issues.slice(0, 10).map((i) => `${i.path.join(".")}: ${i.message}`),
+    });
+  }
   try {
     // Config is passed empty: steerlab applies tokenizer_config.json itself (BOS/EOS, clean-up, templates).
     return new HfTokenizer(json, {});
@@ -167,12 +235,13 @@ export function tokenizerFromJson(
       cleanUpSpaces: config.clean_up_tokenization_spaces === true,
     },
     file,
+    obj,
   );
 }
 
 async function readJson(path: string): Promise<Record<string, unknown> | null> {
   if (!existsSync(path)) return null;
-  const text = await readFile(path, "utf8");
+  const text = readTextFile(path, "tokenizer file");
   try {
     const v = JSON.parse(text);
     if (v === null || typeof v !== "object" || Array.isArray(v)) throw new Error("not a JSON object");
@@ -183,11 +252,13 @@ async function readJson(path: string): Promise<Record<string, unknown> | null> {
 }
 
 /**
- * Load a Hugging Face model directory's tokenizer: tokenizer.json, plus tokenizer_config.json (bos/eos, add_bos,
- * chat_template), special_tokens_map.json and generation_config.json (eos ids) when present.
- * Returns null if the directory has no tokenizer.json.
+ * A Hugging Face model directory's tokenizer files: tokenizer.json, plus tokenizer_config.json (bos/eos, add_bos,
+ * chat_template), special_tokens_map.json and generation_config.json (eos ids) when present, merged into one
+ * config. Returns null if the directory has no tokenizer.json. (The web lab sends these to the browser as they are.)
  */
-export async function loadTokenizerFromHfDir(dir: string): Promise<Tokenizer | null> {
+export async function readHfTokenizerFiles(
+  dir: string,
+): Promise<{ json: Record<string, unknown>; config: TokenizerConfig; file: string } | null> {
   const file = join(dir, "tokenizer.json");
   const json = await readJson(file);
   if (!json) return null;
@@ -201,9 +272,15 @@ export async function loadTokenizerFromHfDir(dir: string): Promise<Tokenizer | n
   // Some models keep the chat template in its own file.
   const jinjaFile = join(dir, "chat_template.jinja");
   if (config.chat_template === undefined && existsSync(jinjaFile)) {
-    config.chat_template = await readFile(jinjaFile, "utf8");
+    config.chat_template = readTextFile(jinjaFile, "chat template file");
   }
-  return tokenizerFromJson(json, config, file);
+  return { json, config, file };
+}
+
+/** Load a Hugging Face model directory's tokenizer (see readHfTokenizerFiles); null without tokenizer.json. */
+export async function loadTokenizerFromHfDir(dir: string): Promise<Tokenizer | null> {
+  const f = await readHfTokenizerFiles(dir);
+  return f ? tokenizerFromJson(f.json, f.config, f.file) : null;
 }
 
 /** A Tokenizer from GGUF metadata (`tokenizer.ggml.*`), e.g. as parsed by src/io/gguf.ts. */
@@ -223,5 +300,6 @@ export function tokenizerFromGguf(
       cleanUpSpaces: false,
     },
     file,
+    parts.json,
   );
 }

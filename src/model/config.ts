@@ -157,9 +157,44 @@ export function parseHfConfig(j: Json, file = "config.json"): ModelConfig {
   );
 }
 
+/**
+ * Bounds on sizes read from a file, checked before anything is allocated or looped over. Released models stay far
+ * below them (contexts up to ~10M tokens, vocabularies up to ~262K, widths up to ~25K).
+ */
+export const CONFIG_LIMITS = {
+  maxPositions: 1 << 24,
+  vocabSize: 1 << 22,
+  hiddenSize: 1 << 17,
+  intermediateSize: 1 << 20,
+  nLayers: 1 << 12,
+  nHeads: 1 << 12,
+} as const;
+
+/** The file fields behind each limit (config.json / GGUF), named in errors. */
+const LIMIT_FIELDS: Record<keyof typeof CONFIG_LIMITS, string> = {
+  maxPositions: "max_position_embeddings / context_length",
+  vocabSize: "vocab_size",
+  hiddenSize: "hidden_size / embedding_length",
+  intermediateSize: "intermediate_size / feed_forward_length",
+  nLayers: "num_hidden_layers / block_count",
+  nHeads: "num_attention_heads / attention.head_count",
+};
+
 /** Cross-field checks shared by every config source. */
 export function validate(c: ModelConfig, file: string): ModelConfig {
   const problems: string[] = [];
+  for (const [k, max] of Object.entries(CONFIG_LIMITS) as [keyof typeof CONFIG_LIMITS, number][]) {
+    const v = c[k];
+    if (!Number.isInteger(v) || v < 1 || v > max)
+      problems.push(`${LIMIT_FIELDS[k]} ${v} is outside [1, ${max}]`);
+  }
+  if (problems.length) {
+    throw new SteerlabError("bad_config", `model configuration out of range: ${problems[0]}`, {
+      file,
+      problems,
+      hint: "the file is corrupt or hostile; no released model comes near these limits",
+    });
+  }
   if (!Number.isInteger(c.headDim) || c.headDim <= 0)
     problems.push(`head_dim ${c.headDim} is not a positive integer`);
   if (c.nHeads % c.nKvHeads !== 0)

@@ -59,6 +59,8 @@ export interface ForwardOptions {
    */
   startLayer?: number;
   inputHidden?: Float32Array;
+  /** Return NaN/Inf logits instead of throwing (debugging; default: the engine's allowNonFinite, false). */
+  allowNonFinite?: boolean;
 }
 
 export interface ForwardResult {
@@ -84,6 +86,8 @@ export interface Engine {
   forkCache?(cache: KVCache, rowsPerSource: number, room?: number): KVCache;
   forward(batch: Batch, opts?: ForwardOptions): Promise<ForwardResult>;
   dispose(): Promise<void>;
+  /** Default of ForwardOptions.allowNonFinite for this engine (openModel's allowNonFinite sets it). */
+  allowNonFinite?: boolean;
 }
 
 function bad(message: string, field: string, expected: string, got: string): SteerlabError {

@@ -9,7 +9,8 @@
 import { SteerlabError } from "../errors.js";
 import type { Tokenizer } from "../io/tokenizer-types.js";
 import type { Engine, HookBinding } from "./engine.js";
-import { makeSampler, type SamplingOptions } from "./sampling.js";
+import { rowHooks } from "./row-hooks.js";
+import { makeSampler, type Sampler, type SamplingOptions } from "./sampling.js";
 
 /** A prompt: text (encoded with the tokenizer) or token ids used as they are. */
 export type Prompt = string | readonly number[];
@@ -43,6 +44,21 @@ export interface GenerateOptions extends SamplingOptions {
   onLogits?: (e: { row: number; index: number; tokenId: number; logits: Float32Array }) => void;
 }
 
+/**
+ * One row of a batch with options of its own (a server request): its own sampler, budget, stop rules, steering
+ * and cancellation, so that rows of one batch never influence each other.
+ */
+export interface RowRequest extends SamplingOptions {
+  prompt: Prompt;
+  maxNewTokens?: number;
+  stopStrings?: readonly string[];
+  stopTokens?: readonly number[];
+  /** Hooks for this row only, written as for a batch of one (row 0); they never see other rows. */
+  hooks?: readonly HookBinding[];
+  /** Ends this row at the next step with finishReason "aborted"; the other rows go on. */
+  signal?: AbortSignal;
+}
+
 export type FinishReason = "stop_token" | "stop_string" | "length" | "aborted";
 
 export interface GenerationResult {
@@ -63,6 +79,8 @@ export interface GenerateEvent {
   text: string;
   /** Set on the row's last event. */
   finishReason?: FinishReason;
+  /** The row's next-token logits this token was chosen from, [V] (a view: valid until the next event is pulled). */
+  logits: Float32Array;
 }
 
 function encodePrompt(tokenizer: Tokenizer | null, p: Prompt, addSpecial: boolean, i: number): number[] {
@@ -151,6 +169,64 @@ function accept(
   return delta;
 }
 
+/** A row as the decoding loop sees it: the options of RowRequest resolved. */
+interface RowSpec {
+  prompt: Prompt;
+  sampler: Sampler;
+  maxNew: number;
+  stops: readonly string[];
+  stopTokens: ReadonlySet<number> | null;
+  hooks: readonly HookBinding[];
+  signal?: AbortSignal;
+}
+
+function checkRowOptions(stops: readonly string[], maxNew: number, tokenizer: Tokenizer | null): void {
+  if (stops.some((s) => s.length === 0)) {
+    throw new SteerlabError("bad_input", "empty stop string", { field: "stopStrings" });
+  }
+  if (stops.length && !tokenizer) {
+    throw new SteerlabError("bad_input", "stop strings need a tokenizer", { field: "stopStrings" });
+  }
+  if (!Number.isInteger(maxNew) || maxNew < 1) {
+    throw new SteerlabError("bad_input", "maxNewTokens must be a positive integer", {
+      field: "maxNewTokens",
+      got: String(maxNew),
+    });
+  }
+}
+
+/** Every row shares the call's options (and one sampler, drawn in row order, so batches are reproducible). */
+function sharedRows(
+  prompts: readonly Prompt[],
+  opts: GenerateOptions,
+  tokenizer: Tokenizer | null,
+): RowSpec[] {
+  const stops = opts.stopStrings ?? [];
+  const maxNew = opts.maxNewTokens ?? 64;
+  checkRowOptions(stops, maxNew, tokenizer);
+  const sampler = makeSampler(opts);
+  const stopTokens = opts.stopTokens ? new Set(opts.stopTokens) : null;
+  return prompts.map((prompt) => ({ prompt, sampler, maxNew, stops, stopTokens, hooks: [] }));
+}
+
+/** Each row with its own options; its hooks are scoped to its row. */
+function ownRows(rows: readonly RowRequest[], tokenizer: Tokenizer | null): RowSpec[] {
+  return rows.map((r, b) => {
+    const stops = r.stopStrings ?? [];
+    const maxNew = r.maxNewTokens ?? 64;
+    checkRowOptions(stops, maxNew, tokenizer);
+    return {
+      prompt: r.prompt,
+      sampler: makeSampler(r),
+      maxNew,
+      stops,
+      stopTokens: r.stopTokens ? new Set(r.stopTokens) : null,
+      hooks: rowHooks(r.hooks ?? [], b),
+      signal: r.signal,
+    };
+  });
+}
+
 /**
  * The decoding loop shared by every entry point: yields one event per generated token and row, and fills
  * `results` (one per prompt, in order).
@@ -158,33 +234,18 @@ function accept(
 async function* decodeLoop(
   engine: Engine,
   tokenizer: Tokenizer | null,
-  prompts: readonly Prompt[],
+  specs: readonly RowSpec[],
   opts: GenerateOptions,
   results: GenerationResult[],
 ): AsyncGenerator<GenerateEvent> {
   const c = engine.config;
-  const B = prompts.length;
+  const B = specs.length;
   if (B === 0) return;
-  const stops = opts.stopStrings ?? [];
-  if (stops.some((s) => s.length === 0)) {
-    throw new SteerlabError("bad_input", "empty stop string", { field: "stopStrings" });
-  }
-  if (stops.length && !tokenizer) {
-    throw new SteerlabError("bad_input", "stop strings need a tokenizer", { field: "stopStrings" });
-  }
-  const maxNew = opts.maxNewTokens ?? 64;
-  if (!Number.isInteger(maxNew) || maxNew < 1) {
-    throw new SteerlabError("bad_input", "maxNewTokens must be a positive integer", {
-      field: "maxNewTokens",
-      got: String(maxNew),
-    });
-  }
-  const stopTokens = new Set(opts.stopTokens ?? [...(tokenizer?.eosTokenIds ?? []), ...c.eosTokenIds]);
-  const sampler = makeSampler(opts);
+  const defaultStops = new Set([...(tokenizer?.eosTokenIds ?? []), ...c.eosTokenIds]);
   // Models may pad the embedding past the tokenizer's vocabulary (e.g. Qwen2): never sample an id it can't decode.
   const sampleable = Math.min(c.vocabSize, tokenizer?.vocabSize ?? c.vocabSize);
 
-  const promptIds = prompts.map((p, i) => encodePrompt(tokenizer, p, opts.addSpecialTokens ?? true, i));
+  const promptIds = specs.map((s, i) => encodePrompt(tokenizer, s.prompt, opts.addSpecialTokens ?? true, i));
   const rows: RowState[] = promptIds.map((ids, i) => {
     if (ids.length === 0 || ids.length >= c.maxPositions) {
       throw new SteerlabError("bad_input", "prompt length out of range", {
@@ -195,13 +256,21 @@ async function* decodeLoop(
     }
     const result: GenerationResult = { promptIds: ids, ids: [], text: "", finishReason: "length" };
     results.push(result);
-    return { result, budget: Math.min(maxNew, c.maxPositions - ids.length), emitted: 0, done: false };
+    return {
+      result,
+      budget: Math.min(specs[i]!.maxNew, c.maxPositions - ids.length),
+      emitted: 0,
+      done: false,
+    };
   });
   const promptLengths = promptIds.map((p) => p.length);
+  const rowBindings = specs.flatMap((s) => s.hooks);
   const hooksFor = (step: number): HookBinding[] => [
     ...(opts.hooks ?? []),
+    ...rowBindings,
     ...(opts.hooksForStep?.({ step, promptLengths }) ?? []),
   ];
+  const aborted = (b: number) => opts.signal?.aborted === true || specs[b]!.signal?.aborted === true;
 
   // Prefill: prompts left-padded to a common length T.
   const T = Math.max(...promptLengths);
@@ -219,27 +288,24 @@ async function* decodeLoop(
     for (let b = 0; b < B; b++) {
       const row = rows[b]!;
       if (row.done) continue;
-      const tok = sampler.next(out.logits, b * out.vocab, sampleable);
-      opts.onLogits?.({
-        row: b,
-        index: row.result.ids.length,
-        tokenId: tok,
-        logits: out.logits.subarray(b * out.vocab, (b + 1) * out.vocab),
-      });
-      const text = accept(row, tok, tokenizer, stops, stopTokens);
+      const spec = specs[b]!;
+      const logits = out.logits.subarray(b * out.vocab, (b + 1) * out.vocab);
+      const tok = spec.sampler.next(logits, 0, sampleable);
+      opts.onLogits?.({ row: b, index: row.result.ids.length, tokenId: tok, logits });
+      const text = accept(row, tok, tokenizer, spec.stops, spec.stopTokens ?? defaultStops);
       yield row.done
-        ? { row: b, tokenId: tok, text, finishReason: row.result.finishReason }
-        : { row: b, tokenId: tok, text };
+        ? { row: b, tokenId: tok, text, finishReason: row.result.finishReason, logits }
+        : { row: b, tokenId: tok, text, logits };
+      if (!row.done && aborted(b)) {
+        row.result.finishReason = "aborted";
+        row.done = true;
+      }
       if (!row.done) {
         next[b] = tok;
         live[b] = 1;
       }
     }
     if (!live.includes(1)) return;
-    if (opts.signal?.aborted) {
-      for (const row of rows) if (!row.done) row.result.finishReason = "aborted";
-      return;
-    }
     out = await engine.forward(
       { ids: next.map((t) => [t]), mask: live.map((m) => [m]) },
       { cache, hooks: hooksFor(step), logits: "last" },
@@ -255,7 +321,7 @@ export async function generateBatch(
   opts: GenerateOptions = {},
 ): Promise<GenerationResult[]> {
   const results: GenerationResult[] = [];
-  for await (const _ of decodeLoop(engine, tokenizer, prompts, opts, results)) {
+  for await (const _ of decodeLoop(engine, tokenizer, sharedRows(prompts, opts, tokenizer), opts, results)) {
     // the events only matter to streaming callers
   }
   return results;
@@ -278,7 +344,7 @@ export async function* streamGenerate(
   prompt: Prompt,
   opts: GenerateOptions = {},
 ): AsyncGenerator<{ tokenId: number; text: string; finishReason?: FinishReason }> {
-  for await (const e of decodeLoop(engine, tokenizer, [prompt], opts, [])) {
+  for await (const e of decodeLoop(engine, tokenizer, sharedRows([prompt], opts, tokenizer), opts, [])) {
     yield e.finishReason
       ? { tokenId: e.tokenId, text: e.text, finishReason: e.finishReason }
       : { tokenId: e.tokenId, text: e.text };
@@ -292,5 +358,19 @@ export function streamGenerateBatch(
   prompts: readonly Prompt[],
   opts: GenerateOptions = {},
 ): AsyncGenerator<GenerateEvent> {
-  return decodeLoop(engine, tokenizer, prompts, opts, []);
+  return decodeLoop(engine, tokenizer, sharedRows(prompts, opts, tokenizer), opts, []);
+}
+
+/**
+ * Stream a batch whose rows each have their own options (sampling, seed, budget, stops, hooks, cancellation):
+ * what a server batching independent requests into one forward needs. Each row equals its solo run.
+ * `shared` applies to every row (hooks here see the whole batch; onLogits gets each row's logits).
+ */
+export function streamGenerateRows(
+  engine: Engine,
+  tokenizer: Tokenizer | null,
+  rows: readonly RowRequest[],
+  shared: Pick<GenerateOptions, "hooks" | "addSpecialTokens" | "signal" | "onLogits"> = {},
+): AsyncGenerator<GenerateEvent> {
+  return decodeLoop(engine, tokenizer, ownRows(rows, tokenizer), shared, []);
 }

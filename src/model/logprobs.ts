@@ -74,7 +74,8 @@ function batchSizeOf(o: LogprobOptions): number {
   return n;
 }
 
-function topOf(lp: Float64Array, k: number): { id: number; logprob: number }[] {
+/** The k most likely ids of a log-distribution, most likely first (ties: lower id first). */
+export function topOf(lp: Float64Array, k: number): { id: number; logprob: number }[] {
   const best: { id: number; logprob: number }[] = [];
   for (let id = 0; id < lp.length && k > 0; id++) {
     const v = lp[id]!;

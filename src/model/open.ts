@@ -23,6 +23,8 @@ export interface OpenOptions {
    * ONNX Runtime and dropped, so memory stays close to one copy of the weights).
    */
   keepWeights?: boolean;
+  /** Let NaN/Inf weights load and NaN/Inf logits through (debugging a broken checkpoint). Default false. */
+  allowNonFinite?: boolean;
 }
 
 export interface OpenedModel {
@@ -43,12 +45,13 @@ export function parseBackend(s: string): Backend {
 }
 
 export async function openModel(path: string, opts: OpenOptions = {}): Promise<OpenedModel> {
-  const model = await loadModel(path);
+  const model = await loadModel(path, { allowNonFinite: opts.allowNonFinite });
   const backend = opts.backend ?? "onnxruntime";
   const engine =
     backend === "reference"
       ? ReferenceEngine.fromModel(model)
       : await createOrtEngine(model, { threads: opts.threads, consumeWeights: !opts.keepWeights });
+  engine.allowNonFinite = opts.allowNonFinite ?? false;
   return { model, engine, tokenizer: model.tokenizer };
 }
 

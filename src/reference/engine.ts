@@ -4,6 +4,7 @@
  */
 
 import { SteerlabError } from "../errors.js";
+import { checkFiniteOutput } from "../io/finite.js";
 import type { ModelConfig } from "../model/config.js";
 import {
   type Batch,
@@ -26,6 +27,8 @@ export class ReferenceEngine implements Engine {
   readonly config: ModelConfig;
   readonly kind = "reference";
   readonly model: ReferenceModel;
+  allowNonFinite = false;
+  private disposed = false;
 
   /**
    * Checks every weight against the config (one error listing all problems). `gelu: "ggml-f16-table"`
@@ -54,9 +57,17 @@ export class ReferenceEngine implements Engine {
     return cache.fork(rowsPerSource, room);
   }
 
-  async forward(batch: Batch, opts?: ForwardOptions): Promise<ForwardResult> {
-    return referenceForward(this.model, batch, opts);
+  async forward(batch: Batch, opts: ForwardOptions = {}): Promise<ForwardResult> {
+    if (this.disposed)
+      throw new SteerlabError("bad_input", "engine was disposed", { hint: "create a new engine" });
+    const r = referenceForward(this.model, batch, opts);
+    checkFiniteOutput(r.logits, r.vocab, "logits", {
+      allowNonFinite: opts.allowNonFinite ?? this.allowNonFinite,
+    });
+    return r;
   }
 
-  async dispose(): Promise<void> {}
+  async dispose(): Promise<void> {
+    this.disposed = true;
+  }
 }

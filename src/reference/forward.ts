@@ -36,7 +36,7 @@ export interface ReferenceModel {
   finalNorm: Float32Array; // [D]
   finalNormBias: Float32Array | null; // [D]
   head: Float32Array; // [V, D] (lm_head, or tok_embd when tied)
-  rope: RopeTable | null; // [maxPositions, hd/2] cos/sin
+  rope: RopeTable | null; // [nPos, hd/2] cos/sin, grown on demand up to maxPositions
   /** GELU kernel (see BlockContext.gelu); "exact" unless reproducing llama.cpp's numerics. */
   gelu: "exact" | "ggml-f16-table";
 }
@@ -58,7 +58,8 @@ export function referenceModel(
     finalNorm: weights.get("final_norm.weight")!.data,
     finalNormBias: weights.get("final_norm.bias")?.data ?? null,
     head: lmHead(config, weights).data,
-    rope: spec.positional === "rope" ? ropeTable(config, config.maxPositions) : null,
+    // Not [maxPositions, hd/2] up front: a 1M-token context would cost GiBs before the first call.
+    rope: spec.positional === "rope" ? ropeTable(config, Math.min(config.maxPositions, 4096)) : null,
     gelu,
   };
 }
@@ -146,6 +147,11 @@ export function referenceForward(m: ReferenceModel, batch: Batch, opts: ForwardO
         String(seen[b]),
       );
     }
+  }
+
+  if (m.rope) {
+    const need = positions.reduce((a, p) => Math.max(a, p), 0) + 1;
+    if (need > m.rope.nPos) m.rope = ropeTable(c, Math.min(c.maxPositions, Math.max(need, 2 * m.rope.nPos)));
   }
 
   // Hooks see a copy of the positions, so nothing they do can change the rotary angles.

@@ -5,7 +5,7 @@
 import { SteerlabError } from "../errors.js";
 import { type CurveFitOptions, fitCurve } from "../theory/curves.js";
 import { type LawFit, predict } from "../theory/laws.js";
-import { alignmentDirection, efficientRegime, interpolate } from "../theory/regime.js";
+import { alignmentDirection, type Curve1D, efficientRegime, interpolate } from "../theory/regime.js";
 import type { RegimeReport, RegimeSource, SweepData, SweepReport, TaskFits, TaskSeries } from "./types.js";
 
 export interface BuildOptions {
@@ -70,6 +70,25 @@ function pickTask(
   return tasks.find((x) => kinds.includes(x.kind));
 }
 
+/**
+ * A task's metric as a function of r_e: its fitted law ("fit", when there is one) or its measured points
+ * interpolated. `source` may be a regime side's RegimeSource (report.regime.sources), so a reader of a report
+ * (the web lab) reads the curve the efficient regime used.
+ */
+export function taskCurve(
+  t: TaskSeries,
+  fits: readonly TaskFits[],
+  source: "fit" | "data" | RegimeSource,
+): Curve1D {
+  const from = typeof source === "string" ? source : source.from;
+  const law: LawFit | undefined = fits.find((f) => f.taskId === t.id)?.law;
+  if (from === "fit" && law) return (r: number) => predict(law, r);
+  return interpolate(
+    t.points.map((p) => p.r),
+    t.points.map((p) => p.mean),
+  );
+}
+
 function regimeOf(d: SweepData, fits: readonly TaskFits[], o: BuildOptions): RegimeReport | undefined {
   const ro = o.regime ?? {};
   const at = pickTask(d.tasks, ro.alignmentTask, ["behavior"], "alignment");
@@ -80,11 +99,7 @@ function regimeOf(d: SweepData, fits: readonly TaskFits[], o: BuildOptions): Reg
   const lawOf = (id: string): LawFit | undefined => fits.find((f) => f.taskId === id)?.law;
   const sideOf = (t: TaskSeries): { fn: (r: number) => number; source: RegimeSource } => {
     const law = lawOf(t.id);
-    const data = () =>
-      interpolate(
-        t.points.map((p) => p.r),
-        t.points.map((p) => p.mean),
-      );
+    const data = () => taskCurve(t, fits, "data");
     if (mode === "data") return { fn: data(), source: { from: "data", why: "data requested" } };
     if (!law) return { fn: data(), source: { from: "data", why: "no law was fitted" } };
     const good = law.converged && Number.isFinite(law.r2) && law.r2 >= minR2;
@@ -97,7 +112,7 @@ function regimeOf(d: SweepData, fits: readonly TaskFits[], o: BuildOptions): Reg
         },
       };
     return {
-      fn: (r: number) => predict(law, r),
+      fn: taskCurve(t, fits, "fit"),
       source: { from: "fit", law: law.kind, r2: law.r2, why: good ? `R^2 >= ${minR2}` : "fit requested" },
     };
   };

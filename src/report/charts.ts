@@ -1,6 +1,7 @@
 /**
  * SVG charts rendered on the server by Apache ECharts (SSR, SVG renderer; no browser, no DOM).
- * Each function takes report data and returns one self-contained <svg> string.
+ * Each xChart function takes report data and returns one self-contained <svg> string; its xOption twin returns
+ * the ECharts option and size, which the web lab (web/) draws live in the browser: one chart definition for both.
  */
 import * as echarts from "echarts";
 import type { A2Diagnostic, A3Diagnostic, LinearDiagnostic } from "../eval/score-diagnostics.js";
@@ -26,6 +27,12 @@ export interface ChartSize {
 
 // biome-ignore lint/suspicious/noExplicitAny: ECharts' option type is a deep union; series are built as plain objects.
 type Series = Record<string, any>;
+
+/** An ECharts option and the size it was laid out for. */
+export interface ChartSpec {
+  option: Record<string, unknown>;
+  size: ChartSize;
+}
 
 /** Render an option to an SVG string (one chart instance per call, disposed at once). */
 export function renderSvg(option: Record<string, unknown>, size: ChartSize = {}): string {
@@ -167,6 +174,19 @@ export function metricChart(
   size?: ChartSize,
   o: { xName?: string; stripPrefix?: string } = {},
 ): string {
+  const c = metricOption(title, yName, tasks, fits, regime, size, o);
+  return renderSvg(c.option, c.size);
+}
+
+export function metricOption(
+  title: string,
+  yName: string,
+  tasks: readonly TaskSeries[],
+  fits: readonly TaskFits[],
+  regime?: RegimeReport,
+  size?: ChartSize,
+  o: { xName?: string; stripPrefix?: string } = {},
+): ChartSpec {
   const series: Series[] = [];
   const name = (t: TaskSeries) =>
     o.stripPrefix && t.title.startsWith(o.stripPrefix) ? t.title.slice(o.stripPrefix.length) : t.title;
@@ -213,8 +233,8 @@ export function metricChart(
   // size 10, plus the icon and gap), so long names never spill over the plot.
   const legendNames = series.filter((x) => x.type !== "custom").map((x) => x.name as string);
   const legendRows = legendRowCount(legendNames, (size?.width ?? 760) - 40);
-  return renderSvg(
-    {
+  return {
+    option: {
       title: { text: title, left: "center", textStyle: { fontSize: 14 } },
       legend: {
         type: "plain",
@@ -238,12 +258,17 @@ export function metricChart(
       yAxis: { type: "value", name: yName, nameLocation: "middle", nameGap: 42, scale: true },
       series,
     },
-    { height: 360 + 18 * legendRows, ...size },
-  );
+    size: { height: 360 + 18 * legendRows, ...size },
+  };
 }
 
 /** Alignment gain against helpfulness loss along r_e on the aligning side; Pareto points and chosen r_e marked. */
 export function frontierChart(regime: RegimeReport, size?: ChartSize): string {
+  const c = frontierOption(regime, size);
+  return renderSvg(c.option, c.size);
+}
+
+export function frontierOption(regime: RegimeReport, size?: ChartSize): ChartSpec {
   const pts: readonly FrontierPoint[] = regime.result.frontier;
   const chosen = regime.result.tradeoff;
   const budget = regime.result.withinBudget;
@@ -284,8 +309,8 @@ export function frontierChart(regime: RegimeReport, size?: ChartSize): string {
       z: 5,
     });
   }
-  return renderSvg(
-    {
+  return {
+    option: {
       title: {
         text: `Alignment-helpfulness frontier (${regime.alignmentTask} vs ${regime.helpfulnessTask}, ${regime.source})`,
         left: "center",
@@ -309,8 +334,8 @@ export function frontierChart(regime: RegimeReport, size?: ChartSize): string {
       },
       series,
     },
-    size,
-  );
+    size: size ?? {},
+  };
 }
 
 /** A diagnostic: mean per r_e (with se band) and its linear fit (against |r_e| when `absX`). */

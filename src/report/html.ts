@@ -39,7 +39,7 @@ export function modelOf(id: string): string {
  * Chart panels: one per model and metric kind (the paper's figure layout: one model's curves with their
  * fitted laws per panel), behaviour first, then helpfulness over the full vocabulary and over A-D.
  */
-function groups(
+export function chartGroups(
   tasks: readonly TaskSeries[],
 ): { key: string; title: string; y: string; model: string; tasks: TaskSeries[] }[] {
   const kinds = [
@@ -103,7 +103,7 @@ export function renderHtml(r: SweepReport): string {
         `<li>Largest |r_e| with helpfulness loss ≤ ${x.budget}: ${wb ? `<b>r_e = ${fmt(wb.r, 3)}</b>, gain ${fmt(wb.gain)}, loss ${fmt(wb.loss)}` : "none (the first step already exceeds the budget)"}.</li></ul></section>`,
     );
   }
-  for (const g of groups(r.tasks)) {
+  for (const g of chartGroups(r.tasks)) {
     // relative r_e: each model's panels name their own unit
     const norm = r.metadata[`residNorm ${g.model}`] ?? r.metadata.residNorm;
     const xName = typeof norm === "number" ? `r_e / ||h||  (× ${norm.toPrecision(4)} = absolute r_e)` : "r_e";

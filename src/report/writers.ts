@@ -2,8 +2,8 @@
  * Plain-data outputs of a report: JSON (the whole SweepReport) and two CSV tables (metric points, fit
  * parameters), plus `writeReport`, which writes those and the HTML into one folder.
  */
-import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { makeDir, writeFileAtomic } from "../io/write-atomic.js";
 import { renderHtml } from "./html.js";
 import type { SweepReport } from "./types.js";
 
@@ -80,18 +80,21 @@ export interface WrittenReport {
   readonly html: string;
 }
 
-/** Write report.json, points.csv, fits.csv and report.html into `dir` (created if needed). */
+/**
+ * Write report.json, points.csv, fits.csv and report.html into `dir` (created if needed), each atomically: a
+ * failure (disk full, ...) is an "io" error naming the file and leaves any earlier version of it whole.
+ */
 export async function writeReport(r: SweepReport, dir: string, basename = "report"): Promise<WrittenReport> {
-  await mkdir(dir, { recursive: true });
+  makeDir(dir);
   const out: WrittenReport = {
     json: join(dir, `${basename}.json`),
     pointsCsv: join(dir, `${basename}-points.csv`),
     fitsCsv: join(dir, `${basename}-fits.csv`),
     html: join(dir, `${basename}.html`),
   };
-  await writeFile(out.json, toJson(r));
-  await writeFile(out.pointsCsv, pointsCsv(r));
-  await writeFile(out.fitsCsv, fitsCsv(r));
-  await writeFile(out.html, renderHtml(r));
+  writeFileAtomic(out.json, toJson(r));
+  writeFileAtomic(out.pointsCsv, pointsCsv(r));
+  writeFileAtomic(out.fitsCsv, fitsCsv(r));
+  writeFileAtomic(out.html, renderHtml(r));
   return out;
 }

@@ -4,7 +4,7 @@
  * whole cache. Also the padding mask seen so far and each row's next position, so that positions and masks
  * continue across cached calls.
  */
-import * as ort from "onnxruntime-node";
+import * as ort from "onnxruntime-common";
 import type { KVCache } from "../model/engine.js";
 
 export class OrtKVCache implements KVCache {

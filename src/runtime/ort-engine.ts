@@ -9,9 +9,12 @@
  * The KV cache (kv-cache.ts) is JS buffers with spare capacity that the graphs read in place; each call's new
  * keys and values come back as small outputs and are appended, so a decode step copies no cache.
  */
-import type * as ort from "onnxruntime-node";
-import { Tensor as OrtTensor } from "onnxruntime-node";
+// onnxruntime-common: the API onnxruntime-node and onnxruntime-web share, so this engine runs in both
+// (createOrtEngine builds node sessions; the web lab builds web sessions from the same graphs).
+import type * as ort from "onnxruntime-common";
+import { Tensor as OrtTensor } from "onnxruntime-common";
 import { SteerlabError } from "../errors.js";
+import { checkFiniteOutput } from "../io/finite.js";
 import { archSpec } from "../model/arch/registry.js";
 import { checkBatch, positionsFor } from "../model/batch.js";
 import type { ModelConfig } from "../model/config.js";
@@ -123,6 +126,7 @@ export async function createOrtEngine(
 
 export class OrtEngine implements Engine {
   readonly kind = "onnxruntime";
+  allowNonFinite = false;
   private disposed = false;
 
   constructor(
@@ -196,8 +200,9 @@ export class OrtEngine implements Engine {
 
     // The cache's spare slots are fed too (masked): its buffers go to ORT as they are, never copied.
     cache?.reserve(T);
-    // An empty cache feeds no slots at all (nothing to attend to; saves scoring the spare ones).
-    const C = cache && P > 0 ? cache.capacity : 0;
+    // Nothing cached: one masked slot of zeros, never a zero-size past (onnxruntime-web refuses one; DESIGN.md 4).
+    // It adds exact zeros to the attention, so results are bit-identical.
+    const C = cache && P > 0 ? cache.capacity : 1;
     const pastMask = cache?.mask ?? mask.map(() => new Uint8Array(0));
     const shared: Record<string, ort.Tensor> = {
       mask: new OrtTensor("float32", additiveMask(pastMask, mask, C, T), [B, 1, T, C + T]),
@@ -214,10 +219,10 @@ export class OrtEngine implements Engine {
     };
     const hid = (x: Float32Array) => new OrtTensor("float32", x, [B, T, D]);
 
-    // Embedding (the head graph with no rows to project).
+    // Embedding (the head graph with one dummy row to project: no zero-size tensors, see above).
     const headFeeds: Record<string, ort.Tensor> = {
       ids: new OrtTensor("int64", ids, [B, T]),
-      hidden: new OrtTensor("float32", new Float32Array(0), [0, D]),
+      hidden: new OrtTensor("float32", new Float32Array(D), [1, D]),
     };
     if (this.head.inputNames.includes("pos")) {
       headFeeds.pos = new OrtTensor(
@@ -270,13 +275,17 @@ export class OrtEngine implements Engine {
     const out = await this.head.run(
       {
         ...headFeeds,
-        ids: new OrtTensor("int64", new BigInt64Array(0), [B, 0]),
-        ...(headFeeds.pos ? { pos: new OrtTensor("int64", new BigInt64Array(0), [B, 0]) } : {}),
+        ids: new OrtTensor("int64", new BigInt64Array(B), [B, 1]), // dummy: only the logits are read
+        ...(headFeeds.pos ? { pos: new OrtTensor("int64", new BigInt64Array(B), [B, 1]) } : {}),
         hidden: new OrtTensor("float32", rows, [B * Tout, D]),
       },
       ["logits"],
     );
-    return { logits: out.logits!.data as Float32Array, batch: B, seq: Tout, vocab: c.vocabSize };
+    const logits = out.logits!.data as Float32Array;
+    checkFiniteOutput(logits, c.vocabSize, "logits", {
+      allowNonFinite: opts.allowNonFinite ?? this.allowNonFinite,
+    });
+    return { logits, batch: B, seq: Tout, vocab: c.vocabSize };
   }
 
   async dispose(): Promise<void> {
@@ -293,10 +302,9 @@ export class OrtEngine implements Engine {
       return { past_k: t.k, past_v: t.v };
     }
     const { nKvHeads: KV, headDim: hd } = this.config;
-    const none = new Float32Array(0);
     return {
-      past_k: new OrtTensor("float32", none, [B, KV, hd, 0]),
-      past_v: new OrtTensor("float32", none, [B, KV, 0, hd]),
+      past_k: new OrtTensor("float32", new Float32Array(B * KV * hd), [B, KV, hd, 1]), // the masked slot
+      past_v: new OrtTensor("float32", new Float32Array(B * KV * hd), [B, KV, 1, hd]),
     };
   }
 

@@ -21,11 +21,15 @@ export interface SessionSettings {
   arena?: boolean;
 }
 
+/** More intra-op threads than this only adds start-up time and contention (each is an OS thread per session). */
+export const MAX_THREADS = 1024;
+
 export function resolveThreads(threads: number | undefined): number {
   const n = threads ?? os.availableParallelism();
-  if (!Number.isInteger(n) || n < 1) {
-    throw new SteerlabError("bad_input", "threads must be a positive integer", {
+  if (!Number.isInteger(n) || n < 1 || n > MAX_THREADS) {
+    throw new SteerlabError("bad_input", `threads must be an integer in [1, ${MAX_THREADS}]`, {
       field: "threads",
+      expected: `1..${MAX_THREADS} (this machine has ${os.availableParallelism()} cores)`,
       got: String(threads),
     });
   }

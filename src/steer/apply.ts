@@ -14,6 +14,7 @@
  * decode calls steers exactly the tokens one uncached call over the whole sequence steers.
  */
 import { SteerlabError } from "../errors.js";
+import { F32_MAX } from "../io/finite.js";
 import type { Hook, HookBinding, HookContext } from "../model/engine.js";
 import { hookName, parseLayers, resolveLayer } from "../model/hooks.js";
 import type { SteeringVector } from "./vector.js";
@@ -226,6 +227,30 @@ function resolveLayers(
 }
 
 /**
+ * coeff * v must leave the residual stream computable in float32: its squared norm (what the next RMSNorm or
+ * LayerNorm sums) has to stay below FLT_MAX, i.e. |coeff| * ||v|| below ~1.8e19. Past that every engine in f32
+ * returns NaN; refusing here names the coefficient instead.
+ */
+function checkSteerMagnitude(coeff: RowValue, d: Float32Array, layer: number): void {
+  const c = typeof coeff === "number" ? Math.abs(coeff) : coeff.reduce((m, x) => Math.max(m, Math.abs(x)), 0);
+  let s = 0;
+  for (let i = 0; i < d.length; i++) s += d[i]! * d[i]!;
+  const size = c * Math.sqrt(s);
+  if (!(size * size <= F32_MAX)) {
+    throw new SteerlabError(
+      "bad_input",
+      "steering coefficient too large: the residual stream would overflow float32",
+      {
+        field: "coeff",
+        expected: `|coeff| * ||v|| <= ${Math.sqrt(F32_MAX).toExponential(2)}`,
+        got: `${c} * ${Math.sqrt(s).toExponential(3)} = ${size.toExponential(3)} at layer ${layer}`,
+        hint: "the paper's r_e are in -10..10 for unit vectors",
+      },
+    );
+  }
+}
+
+/**
  * Hook bindings that steer one call with one or several vectors: one binding per (layer, site) touched, the
  * vectors' actions at that point applied in the order given.
  */
@@ -256,6 +281,7 @@ export function steeringHooks(
         p = { layer, site: v.site, actions: [] };
         byPoint.set(key, p);
       }
+      if (op === "add") checkSteerMagnitude(coeff, d, layer);
       p.actions.push({ op, coeff, v: d, u: op === "add" ? d : unitOf(d, `layer ${layer}`) });
     }
   }

@@ -21,10 +21,10 @@
  * resid_pre[l] = resid_post[l - 1] exports as direction.(l - 1); block 0's output (and resid_pre[0], the
  * embeddings) cannot be expressed for llama.cpp and is refused rather than dropped silently.
  */
-import { writeFileSync } from "node:fs";
 import { SteerlabError } from "../errors.js";
 import { encodeGguf, type GgufMetadata, gv, metaString, parseGguf, readGguf } from "../io/gguf.js";
 import { GGML_TYPE } from "../io/gguf-quant.js";
+import { writeFileAtomic } from "../io/write-atomic.js";
 import type { ModelConfig } from "../model/config.js";
 import { identity, makeVector, type SteeringVector } from "./vector.js";
 
@@ -97,13 +97,15 @@ export function writeControlVector(
   v: SteeringVector,
   opts: ControlVectorExportOptions = {},
 ): void {
-  writeFileSync(path, encodeControlVector(v, opts));
+  writeFileAtomic(path, encodeControlVector(v, opts));
 }
 
 export interface ControlVectorImportOptions {
   /** The model it will be used with: recorded as the vector's model identity. */
   model?: ModelConfig;
   fingerprint?: string;
+  /** Let NaN/Inf directions through (debugging). */
+  allowNonFinite?: boolean;
 }
 
 export function readControlVector(path: string, opts: ControlVectorImportOptions = {}): SteeringVector {
@@ -164,11 +166,15 @@ function fromGguf(
       problems: problems.length ? problems : ["no direction tensors"],
     });
   }
-  return makeVector(directions, {
-    site: "resid_post",
-    modelHint: hint,
-    model: opts.model ? identity(opts.model, opts.fingerprint ?? null) : null,
-    method: "gguf-control-vector",
-    scale: "raw",
-  });
+  return makeVector(
+    directions,
+    {
+      site: "resid_post",
+      modelHint: hint,
+      model: opts.model ? identity(opts.model, opts.fingerprint ?? null) : null,
+      method: "gguf-control-vector",
+      scale: "raw",
+    },
+    { file, allowNonFinite: opts.allowNonFinite },
+  );
 }

@@ -5,8 +5,8 @@
  * Every malformed line is reported with its file and line number, all of them in one error.
  */
 import { createHash } from "node:crypto";
-import { readFileSync } from "node:fs";
 import { SteerlabError } from "../errors.js";
+import { readTextFile } from "../io/files.js";
 
 /**
  * How a member is turned into model input: "raw" = prompt + text (default); "chat" = the model's chat template
@@ -191,13 +191,7 @@ export function parseDataset(text: string, file: string): Dataset {
 }
 
 export function loadDataset(path: string): Dataset {
-  let text: string;
-  try {
-    text = readFileSync(path, "utf8");
-  } catch (e) {
-    throw new SteerlabError("not_found", `cannot read dataset: ${(e as Error).message}`, { file: path });
-  }
-  return parseDataset(text, path);
+  return parseDataset(readTextFile(path, "dataset"), path);
 }
 
 export function loadPairs(path: string): ContrastPair[] {

@@ -3,7 +3,7 @@
  * against the prompt (its length, a marker's last token) and build the hooks for this call only.
  */
 import { SteerlabError } from "../errors.js";
-import type { Tokenizer } from "../io/tokenizer-types.js";
+import type { ChatMessage, Tokenizer } from "../io/tokenizer-types.js";
 import type { HookBinding } from "../model/engine.js";
 import { parsePositions, type SteerOp, steeringHooks } from "./apply.js";
 import type { SteeringVector } from "./vector.js";
@@ -30,10 +30,15 @@ export interface PreparedPrompt {
 
 /** Tokenize a prompt; `chat` wraps it as a user turn with the model's chat template. */
 export function preparePrompt(tokenizer: Tokenizer, prompt: string, chat = false): PreparedPrompt {
-  const text = chat
-    ? tokenizer.applyChatTemplate([{ role: "user", content: prompt }], { addGenerationPrompt: true })
-    : prompt;
-  return { text, ids: tokenizer.encode(text, { addSpecialTokens: !chat }) };
+  if (chat) return prepareChat(tokenizer, [{ role: "user", content: prompt }]);
+  return { text: prompt, ids: tokenizer.encode(prompt, { addSpecialTokens: true }) };
+}
+
+/** Render a conversation with the model's chat template, ready for the assistant's turn, and tokenize it. */
+export function prepareChat(tokenizer: Tokenizer, messages: readonly ChatMessage[]): PreparedPrompt {
+  const text = tokenizer.applyChatTemplate(messages, { addGenerationPrompt: true });
+  // The template writes any special tokens itself.
+  return { text, ids: tokenizer.encode(text, { addSpecialTokens: false }) };
 }
 
 /** Index (in prompt tokens) of the last token of the marker's last occurrence in the prompt text. */
@@ -55,6 +60,12 @@ export function markerIndex(tokenizer: Tokenizer, p: PreparedPrompt, marker: str
 /** The hooks that steer one call on prompt `p`. */
 export function steerCallHooks(tokenizer: Tokenizer, p: PreparedPrompt, o: SteerCallOptions): HookBinding[] {
   const spec = o.positions ?? "all";
+  if (spec === "after" && !o.marker) {
+    throw new SteerlabError("bad_input", 'positions "after" needs a marker', {
+      field: "marker",
+      hint: "give the text after which to steer (CLI: --marker), e.g. the end of the user turn",
+    });
+  }
   const positions = parsePositions(spec, {
     promptLength: p.ids.length,
     markerIndex: spec === "after" ? markerIndex(tokenizer, p, o.marker ?? "") : undefined,

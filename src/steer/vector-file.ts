@@ -13,7 +13,9 @@
  * layer_base "block0": direction.l belongs to block l counted from 0; at site resid_post it is added to the
  * output of block l = HF hidden_states[l + 1] = llama.cpp l_out-l (DESIGN.md section 2).
  */
+import { z } from "zod";
 import { SteerlabError } from "../errors.js";
+import type { FiniteOptions } from "../io/finite.js";
 import { encodeSafetensors, parseSafetensors, readSafetensors, writeSafetensors } from "../io/safetensors.js";
 import { isSite } from "../model/hooks.js";
 import { tensor } from "../tensor.js";
@@ -89,20 +91,52 @@ export function writeVector(path: string, v: SteeringVector): void {
   writeSafetensors(path, tensorsOf(v), { metadata: metadataOf(v) });
 }
 
-export function readVector(path: string): SteeringVector {
+export function readVector(path: string, opts: FiniteOptions = {}): SteeringVector {
   const c = readSafetensors(path);
-  return fromContents(c.metadata, c.tensors, path);
+  return fromContents(c.metadata, c.tensors, path, opts);
 }
 
-export function decodeVector(buf: Uint8Array, file = "<buffer>"): SteeringVector {
+export function decodeVector(buf: Uint8Array, file = "<buffer>", opts: FiniteOptions = {}): SteeringVector {
   const c = parseSafetensors(buf, file);
-  return fromContents(c.metadata, c.tensors, file);
+  return fromContents(c.metadata, c.tensors, file, opts);
 }
+
+const nullableString = z.string().nullable().optional();
+/** The `steerlab` metadata JSON: shapes checked here so that no field access meets null or a prototype key. */
+const MetaBody = z.object({
+  site: z.string(),
+  layer_base: z.string(),
+  layers: z.array(z.number().int().nonnegative()),
+  hidden_size: z.number().int().positive(),
+  model: z
+    .object({
+      arch: z.string(),
+      hidden_size: z.number().int().positive(),
+      n_layers: z.number().int().positive(),
+      fingerprint: nullableString,
+    })
+    .nullable()
+    .optional(),
+  model_hint: nullableString,
+  method: nullableString,
+  read_position: nullableString,
+  dataset: z.object({ hash: z.string(), size: z.number().int().nonnegative() }).nullable().optional(),
+  diagnostics: z.record(z.string().regex(/^\d+$/), z.record(z.string(), z.unknown())).nullable().optional(),
+  method_info: z
+    .record(z.string().regex(/^\d+$/), z.record(z.string(), z.union([z.number(), z.boolean(), z.string()])))
+    .nullable()
+    .optional(),
+  suggested_layers: z.array(z.number().int().nonnegative()).nullable().optional(),
+  scale: nullableString,
+  sign_convention: nullableString,
+  created_by: nullableString,
+});
 
 function fromContents(
   meta: Record<string, string>,
   tensors: Map<string, { shape: readonly number[]; data: Float32Array }>,
   file: string,
+  opts: FiniteOptions,
 ): SteeringVector {
   const bad = (msg: string, field: string, expected?: string, got?: string) =>
     new SteerlabError("bad_file", msg, { file, field, expected, got });
@@ -123,13 +157,22 @@ function fromContents(
       meta.format_version,
     );
   }
-  let b: Json;
+  let raw: unknown;
   try {
-    b = JSON.parse(meta.steerlab ?? "");
+    raw = JSON.parse(meta.steerlab ?? "");
   } catch {
     throw bad("vector metadata is not valid JSON", "__metadata__.steerlab");
   }
-  const site = String(b.site);
+  const parsed = MetaBody.safeParse(raw);
+  if (!parsed.success) {
+    throw new SteerlabError("bad_file", "vector metadata has missing or invalid fields", {
+      file,
+      field: "__metadata__.steerlab",
+      problems: parsed.error.issues.map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`),
+    });
+  }
+  const b = parsed.data;
+  const site = b.site;
   if (!isSite(site)) throw bad("unknown site", "site", "resid_pre | attn_out | mlp_out | resid_post", site);
   if (b.layer_base !== LAYER_BASE)
     throw bad("unknown layer index base", "layer_base", LAYER_BASE, String(b.layer_base));
@@ -148,11 +191,9 @@ function fromContents(
       problems.push(`${name}: shape [${t.shape.join(", ")}], expected [${D}]`);
       continue;
     }
-    const i = t.data.findIndex((x) => !Number.isFinite(x));
-    if (i >= 0) problems.push(`${name}: non-finite value at ${i}`);
     directions.set(Number(m[1]), Float32Array.from(t.data));
   }
-  const listed = Array.isArray(b.layers) ? (b.layers as number[]) : [];
+  const listed = b.layers;
   const have = [...directions.keys()].sort((x, y) => x - y);
   if (listed.join(",") !== have.join(","))
     problems.push(`metadata lists layers [${listed}] but the file holds [${have}]`);
@@ -162,41 +203,38 @@ function fromContents(
       problems: problems.length ? problems : ["no direction tensors"],
     });
   }
-  const model = b.model as Json | null;
+  const model = b.model ?? null;
   const diagnostics = new Map<number, LayerDiagnostics>();
-  for (const [l, d] of Object.entries((b.diagnostics as Json) ?? {})) {
-    const o = { ...(d as Json) };
+  for (const [l, d] of Object.entries(b.diagnostics ?? {})) {
+    const o = { ...d };
     for (const [k, x] of Object.entries(o)) if (x === null && k !== "heldOutAccuracy") o[k] = Number.NaN;
     diagnostics.set(Number(l), o as unknown as LayerDiagnostics);
   }
-  return makeVector(directions, {
-    site,
-    model: model
-      ? {
-          arch: String(model.arch),
-          hiddenSize: Number(model.hidden_size),
-          nLayers: Number(model.n_layers),
-          fingerprint: (model.fingerprint as string | null) ?? null,
-        }
-      : null,
-    modelHint: (b.model_hint as string | null) ?? null,
-    method: String(b.method ?? "unknown"),
-    readPosition: (b.read_position as string | null) ?? null,
-    dataset: (b.dataset as { hash: string; size: number } | null) ?? null,
-    diagnostics,
-    ...(b.method_info && typeof b.method_info === "object"
-      ? {
-          methodInfo: new Map(
-            Object.entries(b.method_info as Json).map(([l, i]) => [
-              Number(l),
-              i as Record<string, number | boolean | string>,
-            ]),
-          ),
-        }
-      : {}),
-    suggestedLayers: Array.isArray(b.suggested_layers) ? (b.suggested_layers as number[]) : [],
-    scale: b.scale === "unit" ? "unit" : "raw",
-    signConvention: String(b.sign_convention ?? ""),
-    createdBy: String(b.created_by ?? ""),
-  });
+  return makeVector(
+    directions,
+    {
+      site,
+      model: model
+        ? {
+            arch: String(model.arch),
+            hiddenSize: Number(model.hidden_size),
+            nLayers: Number(model.n_layers),
+            fingerprint: model.fingerprint ?? null,
+          }
+        : null,
+      modelHint: b.model_hint ?? null,
+      method: b.method ?? "unknown",
+      readPosition: b.read_position ?? null,
+      dataset: b.dataset ?? null,
+      diagnostics,
+      ...(b.method_info
+        ? { methodInfo: new Map(Object.entries(b.method_info).map(([l, i]) => [Number(l), i])) }
+        : {}),
+      suggestedLayers: b.suggested_layers ?? [],
+      scale: b.scale === "unit" ? "unit" : "raw",
+      signConvention: b.sign_convention ?? "",
+      createdBy: b.created_by ?? "",
+    },
+    { ...opts, file },
+  );
 }

@@ -6,6 +6,7 @@
  * is added to the output of block l (= HF hidden_states[l + 1] = llama.cpp l_out-l).
  */
 import { SteerlabError } from "../errors.js";
+import { checkFiniteDirections, type FiniteOptions } from "../io/finite.js";
 import type { ModelConfig } from "../model/config.js";
 import type { Site } from "../model/hooks.js";
 import { VERSION } from "../version.js";
@@ -63,6 +64,7 @@ export function vectorFromExtraction(
 ): SteeringVector {
   const first = r.directions.values().next().value;
   if (!first) throw new SteerlabError("bad_input", "extraction result has no layers");
+  checkFiniteDirections(r.directions, undefined); // hidden states a hook or the weights made NaN end here
   return {
     site: opts.site ?? "resid_post",
     hiddenSize: first.length,
@@ -90,6 +92,7 @@ export function identity(m: ModelConfig | ModelIdentity, fingerprint: string | n
 export function makeVector(
   directions: Map<number, Float32Array>,
   opts: Partial<Omit<SteeringVector, "directions" | "hiddenSize">> = {},
+  check: FiniteOptions & { file?: string } = {},
 ): SteeringVector {
   const first = directions.values().next().value;
   if (!first) throw new SteerlabError("bad_input", "a vector needs at least one layer");
@@ -103,6 +106,8 @@ export function makeVector(
       });
     }
   }
+  // Every vector passes here (files, extraction, arithmetic): NaN/Inf or an f32-overflowing norm stops now.
+  checkFiniteDirections(directions, check.file, check);
   return {
     site: opts.site ?? "resid_post",
     hiddenSize: first.length,

@@ -3,9 +3,9 @@
  * (`{behavior_x_mean, behavior_x_std}`, `{p_mean, p_std, p_mean_relative, p_std_relative}`), a JSON list or
  * columns of (r_e, value[, std]), or a CSV of the same. `fitCurve` fits the laws that belong to the curve's kind.
  */
-import { readFile } from "node:fs/promises";
 import { parse } from "csv-parse/sync";
 import { SteerlabError } from "../errors.js";
+import { readTextFile } from "../io/files.js";
 import {
   fitCorollary,
   fitLocalLinear,
@@ -229,12 +229,7 @@ export function parseCurveCsv(text: string, file: string, name = file): Curve[] 
 
 /** Read a curve file (JSON or CSV, by extension, else by content). */
 export async function loadCurve(path: string): Promise<Curve[]> {
-  let text: string;
-  try {
-    text = await readFile(path, "utf8");
-  } catch (e) {
-    throw new SteerlabError("not_found", `cannot read curve file: ${(e as Error).message}`, { file: path });
-  }
+  const text = readTextFile(path, "curve file");
   const name = path
     .split("/")
     .pop()!

@@ -43,11 +43,11 @@ test("sweep flags build the same config as the equivalent file; flags override f
     }),
   );
   assert.deepEqual(fromFlags.coeffs, [-1, 0, 1]);
-  assert.deepEqual(runIdentity(fromFile), runIdentity(fromFlags));
+  assert.deepEqual(runIdentity(fromFile, "fp"), runIdentity(fromFlags, "fp"));
   const over = configOf(cli({ config: join(dir, "exp.json"), coeffs: "0:4:2", layers: ["1"] }));
   assert.deepEqual(over.coeffs, [0, 2, 4]);
   assert.deepEqual(over.layers, ["1"]);
-  assert.equal(runIdentity(over).model, join(dir, "m"));
+  assert.equal(runIdentity(over, "fp").model, join(dir, "m"));
 });
 
 test("a bad --task names the expected form", () => {

@@ -4,6 +4,7 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
+import { isSteerlabError } from "../../src/errors.js";
 import { parseStatements } from "../../src/eval/datasets.js";
 import { paperLayers } from "../../src/eval/experiment.js";
 import { classifyKeywords } from "../../src/eval/score-behavior.js";
@@ -215,4 +216,44 @@ test("coeffUnits relative: grid value c steers with c x the residual norm at the
     d.tasks.find((t) => t.id === "q")!.points.find((x) => x.r === r)!.mean;
   assert.ok(Math.abs(p(rel.data, 0.5) - p(abs.data, Number((0.5 * norm).toFixed(9)))) < 1e-6);
   assert.notEqual(p(rel.data, 0.5), p(rel.data, 0));
+
+  // Shards each write the unit; the merged folder carries it, so its report is labelled the same.
+  const { mergeRuns } = await import("../../src/eval/store-merge.js");
+  const { reportOfRun } = await import("../../src/eval/sweep-plan.js");
+  const relCfg = parseSweepConfig({ ...base, coeffs: [0, 0.5], coeffUnits: "relative", batchSize: 1 }, tmp);
+  for (const k of [1, 2]) await sweepToDir(relCfg, join(tmp, `rel-${k}`), { shard: { k, n: 2 } });
+  mergeRuns([join(tmp, "rel-1"), join(tmp, "rel-2")], join(tmp, "rel-merged"));
+  const merged = reportOfRun(join(tmp, "rel-merged"));
+  assert.equal(merged.metadata.residNorm, norm);
+  assert.equal(merged.metadata["r_e units"], rel.data.metadata["r_e units"]);
+  assert.equal(p(merged, 0.5), p(rel.data, 0.5));
+
+  // A damaged units file is a clear error naming it, not a wrong axis.
+  writeFileSync(join(tmp, "rel-merged", "units.json"), '{"residNorm": {"x": -1}}');
+  assert.throws(
+    () => reportOfRun(join(tmp, "rel-merged")),
+    (e) => isSteerlabError(e, "bad_file") && /units\.json$/.test(String(e.details.file)),
+  );
+});
+
+test("coeffUnits relative needs forward passes: a planner without an engine (the queue coordinator) refuses it", async () => {
+  const { writeTinyModels } = await import("../helpers/tiny-models.js");
+  const { planSweep } = await import("../../src/eval/sweep-plan.js");
+  const tiny = writeTinyModels(join(tmp, "plan"), "llama", { seed: 5 });
+  writeFileSync(join(tmp, "plan", "q.csv"), "What is 2+2?,3,4,5,6,B\n");
+  const cfg = parseSweepConfig(
+    {
+      model: tiny.hfDir,
+      vectors: ["random:3"],
+      coeffs: [0, 0.5],
+      coeffUnits: "relative",
+      tasks: [{ id: "q", kind: "mcq", data: "q.csv" }],
+    },
+    join(tmp, "plan"),
+  );
+  const m = await loadModel(tiny.hfDir);
+  await assert.rejects(
+    planSweep(cfg, m, m.tokenizer, m.fingerprint),
+    (e) => isSteerlabError(e, "bad_config") && /--queue/.test(e.message),
+  );
 });

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { appendFileSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
@@ -61,7 +61,7 @@ describe("result store", () => {
     s.close();
   });
 
-  test("a torn last line is dropped and overwritten; a corrupt inner line is an error", () => {
+  test("a torn last line is dropped and overwritten", () => {
     const dir = join(root, "d");
     const s = ResultStore.open(dir, {});
     s.append([rec(0, 0), rec(1, 0)]);
@@ -70,16 +70,12 @@ describe("result store", () => {
     appendFileSync(file, '{"task":"t","vari'); // killed mid-write
     const s2 = ResultStore.open(dir, {});
     assert.equal(s2.size, 2);
+    assert.equal(s2.recovery.tornTail, true);
     s2.append([rec(2, 0)]);
     s2.close();
     const lines = readFileSync(file, "utf8").trim().split("\n");
     assert.equal(lines.length, 3);
     assert.deepEqual(JSON.parse(lines[2]!), rec(2, 0));
-    writeFileSync(file, `${JSON.stringify(rec(0, 0))}\nnot json\n${JSON.stringify(rec(1, 0))}\n`);
-    assert.throws(
-      () => ResultStore.open(dir, {}),
-      (e) => isSteerlabError(e, "bad_file") && e.details.field === "line 2",
-    );
   });
 });
 

@@ -2,9 +2,12 @@
  * Tiny seeded random-weight models on disk, in both formats: an HF folder and a GGUF file of the same
  * randomWeights(TINY_CONFIGS[name], seed), each with a byte-level BPE tokenizer of the config's vocab size.
  */
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { byteLevelTokenizerJson } from "../../src/io/bpe-train.js";
+import { encodeGguf, type GgufMetadata, readGguf } from "../../src/io/gguf.js";
 import { type GgufWriteDtype, saveGgufModel } from "../../src/io/gguf-model.js";
+import { GGML_TYPE, quantize } from "../../src/io/gguf-quant.js";
 import { saveHfModel } from "../../src/io/hf-model.js";
 import type { StWriteDtype } from "../../src/io/safetensors.js";
 import { ggufTokenizerMetadata } from "../../src/io/tokenizer.js";
@@ -72,4 +75,24 @@ export function assertWeightsClose(got: Weights, want: Weights, tol = 0): void {
       if (!ok) throw new Error(`${name}[${i}]: ${g.data[i]} vs ${x} (tol ${tol})`);
     }
   }
+}
+
+/** Rewrite a GGUF file with edited metadata (tensors re-encoded as F32), optionally dropping one tensor. */
+export function rewriteGguf(
+  src: string,
+  dst: string,
+  edit: (m: GgufMetadata) => void,
+  dropTensor?: string,
+): void {
+  const { header, tensors } = readGguf(src);
+  edit(header.metadata);
+  const out = header.tensors
+    .filter((t) => t.name !== dropTensor)
+    .map((t) => ({
+      name: t.name,
+      shape: t.shape,
+      type: GGML_TYPE.F32,
+      data: quantize(GGML_TYPE.F32, tensors.get(t.name)!.data),
+    }));
+  writeFileSync(dst, encodeGguf(header.metadata, out));
 }

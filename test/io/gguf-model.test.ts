@@ -4,15 +4,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
 import { isSteerlabError, SteerlabError } from "../../src/errors.js";
-import { encodeGguf, type GgufMetadata, gv, parseGguf, readGguf } from "../../src/io/gguf.js";
+import { gv, parseGguf, readGguf } from "../../src/io/gguf.js";
 import { loadGgufModel, permuteQk, saveGgufModel, unpermuteQk } from "../../src/io/gguf-model.js";
-import { GGML_TYPE, quantize } from "../../src/io/gguf-quant.js";
 import { llama3RopeFactors } from "../../src/io/gguf-rope.js";
 import { loadHfModel } from "../../src/io/hf-model.js";
 import { randomWeights, rng, TINY_CONFIGS } from "../../src/model/random.js";
 import { ropeInvFreq } from "../../src/model/rope.js";
 import { tensor } from "../../src/tensor.js";
-import { assertWeightsClose, writeTinyModels } from "../helpers/tiny-models.js";
+import { assertWeightsClose, rewriteGguf, writeTinyModels } from "../helpers/tiny-models.js";
 
 const dir = mkdtempSync(join(tmpdir(), "steerlab-ggufm-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -112,19 +111,6 @@ test("quantized GGUF: matrices within the Q8_0 / Q4_0 bounds, norms and biases e
 });
 
 /** Rewrite a GGUF file with some metadata changed (tensors re-encoded as F32). */
-function rewrite(src: string, dst: string, edit: (m: GgufMetadata) => void, dropTensor?: string): void {
-  const { header, tensors } = readGguf(src);
-  edit(header.metadata);
-  const out = header.tensors
-    .filter((t) => t.name !== dropTensor)
-    .map((t) => ({
-      name: t.name,
-      shape: t.shape,
-      type: GGML_TYPE.F32,
-      data: quantize(GGML_TYPE.F32, tensors.get(t.name)!.data),
-    }));
-  writeFileSync(dst, encodeGguf(header.metadata, out));
-}
 
 test("llama3 scaling: rope_freqs.weight as convert_hf_to_gguf writes it, read back exactly or recovered", async () => {
   const t = writeTinyModels(mkdtempSync(join(dir, "l3-")), "llama3");
@@ -141,7 +127,7 @@ test("llama3 scaling: rope_freqs.weight as convert_hf_to_gguf writes it, read ba
   // Without steerlab's own keys (a file from llama.cpp's converter), parameters are recovered from the tensor:
   // maybe not the same numbers, but the same frequencies.
   const plain = join(dir, "l3-plain.gguf");
-  rewrite(t.ggufFile, plain, (m) => {
+  rewriteGguf(t.ggufFile, plain, (m) => {
     for (const k of [...m.keys()]) if (k.startsWith("steerlab.")) m.delete(k);
   });
   const m = await loadGgufModel(plain);
@@ -162,7 +148,7 @@ test("llama3 scaling: rope_freqs.weight as convert_hf_to_gguf writes it, read ba
   const big = { ...c, headDim: 128, nHeads: 2, nKvHeads: 1, hiddenSize: 256, ropeScaling: real };
   const bigFile = join(dir, "l3-big.gguf");
   saveGgufModel(bigFile, big, randomWeights(big, 1));
-  rewrite(bigFile, bigFile, (md) => {
+  rewriteGguf(bigFile, bigFile, (md) => {
     for (const k of [...md.keys()]) if (k.startsWith("steerlab.")) md.delete(k);
   });
   const rec = (await loadGgufModel(bigFile)).config.ropeScaling!;
@@ -175,7 +161,7 @@ test("llama3 scaling: rope_freqs.weight as convert_hf_to_gguf writes it, read ba
 test("wrong-shape tensors, missing keys and unsupported architectures are named", async () => {
   const t = writeTinyModels(mkdtempSync(join(dir, "err-")), "llama");
   const f = join(dir, "err.gguf");
-  rewrite(t.ggufFile, f, (m) => m.set("llama.feed_forward_length", gv.u32(96)));
+  rewriteGguf(t.ggufFile, f, (m) => m.set("llama.feed_forward_length", gv.u32(96)));
   await assert.rejects(loadGgufModel(f), (e) => {
     assert.ok(isSteerlabError(e, "bad_tensor"), String(e));
     assert.match(
@@ -185,23 +171,23 @@ test("wrong-shape tensors, missing keys and unsupported architectures are named"
     assert.ok(e.message.includes(f));
     return true;
   });
-  rewrite(t.ggufFile, f, () => {}, "blk.2.attn_output.weight");
+  rewriteGguf(t.ggufFile, f, () => {}, "blk.2.attn_output.weight");
   await assert.rejects(
     loadGgufModel(f),
     (e) => isSteerlabError(e, "bad_tensor") && e.message.includes("missing tensor blk.2.attn_output.weight"),
   );
-  rewrite(t.ggufFile, f, (m) => m.delete("llama.block_count"));
+  rewriteGguf(t.ggufFile, f, (m) => m.delete("llama.block_count"));
   await assert.rejects(
     loadGgufModel(f),
     (e) => isSteerlabError(e, "bad_config") && e.message.includes("llama.block_count"),
   );
   // Absurd counts are refused before anything loops over them.
-  rewrite(t.ggufFile, f, (m) => m.set("llama.block_count", gv.u32(4_000_000_000)));
+  rewriteGguf(t.ggufFile, f, (m) => m.set("llama.block_count", gv.u32(4_000_000_000)));
   await assert.rejects(
     loadGgufModel(f),
     (e) => isSteerlabError(e, "bad_config") && e.message.includes("block_count"),
   );
-  rewrite(t.ggufFile, f, (m) => m.set("general.architecture", gv.str("bert")));
+  rewriteGguf(t.ggufFile, f, (m) => m.set("general.architecture", gv.str("bert")));
   await assert.rejects(
     loadGgufModel(f),
     (e) => isSteerlabError(e, "unsupported") && e.message.includes(f) && e.message.includes("bert"),
@@ -222,7 +208,7 @@ test("mistral is written as llama.cpp's llama (permuted q/k) and loads back as t
 test("end-of-generation ids: eos plus eot / eom when the vocab defines them", async () => {
   const t = writeTinyModels(mkdtempSync(join(dir, "eot-")), "llama");
   const f = join(dir, "eot.gguf");
-  rewrite(t.ggufFile, f, (m) => m.set("tokenizer.ggml.eot_token_id", gv.u32(3)));
+  rewriteGguf(t.ggufFile, f, (m) => m.set("tokenizer.ggml.eot_token_id", gv.u32(3)));
   assert.deepEqual((await loadGgufModel(f)).config.eosTokenIds, [2, 3]);
 });
 

@@ -4,9 +4,10 @@ import { fileURLToPath } from "node:url";
 import type { Command } from "commander";
 import { SteerlabError } from "../../errors.js";
 import { type ExperimentConfig, type ExperimentResult, runExperiment } from "../../eval/experiment.js";
+import { readTextFile } from "../../io/files.js";
 import { regimeSourceText } from "../../report/html.js";
 import type { TaskSeries } from "../../report/types.js";
-import { int } from "../options.js";
+import { threadsOption } from "../options.js";
 import { progressReporter } from "../progress.js";
 
 /** The package's demo/ folder (from src/cli/commands or dist/src/cli/commands). */
@@ -32,8 +33,9 @@ export function demoConfig(dir = demoDir()): ExperimentConfig {
 export function loadExperimentConfig(file: string): ExperimentConfig {
   let c: ExperimentConfig;
   try {
-    c = JSON.parse(readFileSync(file, "utf8")) as ExperimentConfig;
+    c = JSON.parse(readTextFile(file, "experiment config")) as ExperimentConfig;
   } catch (e) {
+    if (e instanceof SteerlabError) throw e;
     throw new SteerlabError("bad_config", `cannot read the experiment config: ${(e as Error).message}`, {
       file,
     });
@@ -147,7 +149,7 @@ export function registerDemo(program: Command): void {
       "run the paper's experiment on the built-in demo models (base and chat) and write the report",
     )
     .option("-o, --out <dir>", "output folder (rerunning resumes the sweeps)", "runs/demo")
-    .option("--threads <n>", "compute threads", int("threads", 1))
+    .option("--threads <n>", "compute threads", threadsOption)
     .option("--json", "print the report's JSON path and the efficient regime as JSON")
     .action(async (o: { out: string; threads?: number; json?: boolean }) => {
       const c = demoConfig();
@@ -181,7 +183,7 @@ export function registerExperiment(program: Command): void {
       "experiment config (JSON; paths relative to it), e.g. experiments/stories260k/experiment.json",
     )
     .option("-o, --out <dir>", "output folder (rerunning resumes the sweeps)", "runs/experiment")
-    .option("--threads <n>", "compute threads", int("threads", 1))
+    .option("--threads <n>", "compute threads", threadsOption)
     .option("--json", "print the report's JSON path and the efficient regime as JSON")
     .action(async (file: string, o: { out: string; threads?: number; json?: boolean }) => {
       const c = loadExperimentConfig(file);

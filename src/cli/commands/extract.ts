@@ -1,5 +1,6 @@
 import type { Command } from "commander";
 import { Option } from "commander";
+import { checkOutputFile } from "../../io/write-atomic.js";
 import { parseLayers, SITES, type Site } from "../../model/hooks.js";
 import { openModel, requireTokenizer } from "../../model/open.js";
 import { extractFromModel } from "../../steer/extract-model.js";
@@ -61,6 +62,7 @@ export function registerExtract(program: Command): void {
         threads?: number;
       }) => {
         const data = loadDataset(o.pairs);
+        checkOutputFile(o.output); // before the extraction, not after it
         const m = await openModel(o.model, openOptions(o));
         try {
           const tokenizer = requireTokenizer(m);

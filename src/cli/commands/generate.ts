@@ -24,6 +24,7 @@ interface GenerateCliOptions extends SamplingCliOptions {
   json?: boolean;
   backend: string;
   threads?: number;
+  allowNonFinite?: boolean;
 }
 
 export function registerGenerate(program: Command): void {
@@ -59,7 +60,7 @@ export function registerGenerate(program: Command): void {
       const m = await openModel(o.model, openOptions(o));
       try {
         const tok = requireTokenizer(m);
-        const vector = loadVector(o.vector, m.model);
+        const vector = loadVector(o.vector, m.model, { allowNonFinite: o.allowNonFinite });
         checkVectorFits(vector, m.model.config, m.model.fingerprint, {
           allowOtherWeights: o.allowOtherWeights,
           file: o.vector,

@@ -5,13 +5,14 @@ import { type Command, Option } from "commander";
 import { SteerlabError } from "../../errors.js";
 import { RUN_FILE } from "../../eval/store.js";
 import { loadSweepConfig } from "../../eval/sweep-config.js";
-import { reportOfRun } from "../../eval/sweep-plan.js";
+import { readRunReport } from "../../eval/sweep-plan.js";
 import { type BuildOptions, buildReport, REGIME_MIN_R2 } from "../../report/build.js";
 import { regimeSourceText } from "../../report/html.js";
 import { PAPER_MODELS, PAPER_VECTORS, reportFromPaperData } from "../../report/paper.js";
 import type { SweepReport } from "../../report/types.js";
 import { writeReport } from "../../report/writers.js";
 import { type FitCli, fitOptionsOf, float, withFitOptions } from "../options.js";
+import { storeNotes } from "../store-notes.js";
 
 interface ReportCli extends FitCli {
   config?: string;
@@ -84,8 +85,11 @@ export function registerReport(program: Command): void {
         },
       };
       let report: SweepReport;
-      if (existsSync(join(dir, RUN_FILE))) report = buildReport(reportOfRun(dir), build);
-      else if (existsSync(dir) && readdirSync(dir).some((f) => /^behavior_\w+_.+\.json$/.test(f)))
+      if (existsSync(join(dir, RUN_FILE))) {
+        const run = readRunReport(dir);
+        for (const note of storeNotes(run.damage, dir)) process.stderr.write(`steerlab: warning: ${note}\n`);
+        report = buildReport(run.data, build);
+      } else if (existsSync(dir) && readdirSync(dir).some((f) => /^behavior_\w+_.+\.json$/.test(f)))
         report = await reportFromPaperData(dir, { model: o.paperModel, vector: o.paperVector, build });
       else
         throw new SteerlabError("not_found", "not a sweep run folder nor the paper-data folder", {

@@ -1,16 +1,20 @@
 /** `steerlab sweep`: run (or resume) a grid over r_e x tasks into a run folder, from a config file or flags. */
 import { basename, resolve } from "node:path";
 import { type Command, Option } from "commander";
+import { DEFAULT_QUEUE_NAME } from "../../distrib/queue.js";
 import { SteerlabError } from "../../errors.js";
+import { parseShard } from "../../eval/sweep-chunks.js";
 import { loadSweepConfig, parseCoeffs, parseSweepConfig, type SweepConfig } from "../../eval/sweep-config.js";
 import { sweepToDir } from "../../eval/sweep-plan.js";
 import { TASK_KINDS } from "../../eval/tasks.js";
 import { BACKENDS } from "../../model/open.js";
 import type { SweepData } from "../../report/types.js";
-import { collect, int } from "../options.js";
+import { collect, int, threadsOption } from "../options.js";
 import { progressReporter } from "../progress.js";
+import { storeNotes } from "../store-notes.js";
+import { type QueueCli, queuedSweep } from "./sweep-queue.js";
 
-export interface SweepCli {
+export interface SweepCli extends QueueCli {
   config?: string;
   model?: string;
   backend?: string;
@@ -19,13 +23,13 @@ export interface SweepCli {
   layers: string[];
   coeffs?: string;
   task: string[];
-  out: string;
   batchSize?: number;
   diagnostics: boolean;
   reuse: boolean;
   paper?: boolean;
   coeffUnits?: "absolute" | "relative";
   json?: boolean;
+  shard?: string;
 }
 
 /** "<kind>:<path>[:<id>]" -> a task spec object. */
@@ -96,7 +100,7 @@ export function registerSweep(program: Command): void {
     .option("-c, --config <file>", "sweep config (YAML or JSON); flags below override its keys")
     .option("-m, --model <path>", "model: a Hugging Face folder or a .gguf file")
     .addOption(new Option("--backend <name>", "compute backend (default onnxruntime)").choices(BACKENDS))
-    .option("--threads <n>", "compute threads (default: all cores)", int("threads", 1))
+    .option("--threads <n>", "compute threads (default: all cores)", threadsOption)
     .option(
       "--vector <file>",
       "vector file (.safetensors, or a .gguf control vector), or random:<seed> (repeatable)",
@@ -126,6 +130,25 @@ export function registerSweep(program: Command): void {
     .option("--no-reuse", "recompute the unsteered layers for every r_e (the naive sweep)")
     .requiredOption("-o, --out <dir>", "run folder (created; rerun the same config to resume)")
     .option("--json", "print the aggregated results as JSON")
+    .option(
+      "--shard <k/N>",
+      "run only share k of N of the chunks (no infrastructure); merge the N folders after",
+    )
+    .option(
+      "--queue <redis-url>",
+      "enqueue the chunks on a Redis job queue for `steerlab worker`s and collect them",
+    )
+    .option("--queue-name <name>", `queue mode: queue name (default ${DEFAULT_QUEUE_NAME})`)
+    .option(
+      "--attempts <n>",
+      "queue mode: attempts per chunk before it is reported failed (default 3)",
+      int("attempts", 1),
+    )
+    .option("--no-wait", "queue mode: enqueue and return; rerun the same command to collect")
+    .option(
+      "--report <dir>",
+      "queue mode: where the report goes when the last chunk lands (default <out>/report)",
+    )
     .addHelpText(
       "after",
       `
@@ -133,10 +156,23 @@ Examples:
   steerlab sweep --config exp.yaml -o runs/exp
   steerlab sweep -m ./model --vector refusal.safetensors --layers 8..15 --coeffs -2:2:0.5 \\
     --task mcq:mmlu.csv --task behavior-logprob:harmful.csv -o runs/quick
-Killing a sweep loses nothing already scored: run the same command again to resume.`,
+  steerlab sweep --config exp.yaml --shard 2/4 -o runs/exp-2      # one machine's share; then steerlab merge
+  steerlab sweep --config exp.yaml --queue redis://host:6379 -o runs/exp   # with steerlab worker on each machine
+Killing a sweep loses nothing already scored: run the same command again to resume.
+A run folder is locked while a sweep writes it: a second sweep on it is refused (a killed sweep's lock is taken
+over). Resuming after the model's weights changed is refused: use a new -o folder to start fresh.`,
     )
     .action(async (o: SweepCli) => {
       const config = configOf(o);
+      if (o.queue) {
+        if (o.shard)
+          throw new SteerlabError("bad_input", "--shard and --queue exclude each other", {
+            field: "shard",
+            hint: "the queue hands chunks to workers itself",
+          });
+        return queuedSweep(config, o);
+      }
+      const shard = o.shard ? parseShard(o.shard) : undefined;
       const ac = new AbortController();
       const onSigint = () => ac.abort();
       process.once("SIGINT", onSigint);
@@ -145,14 +181,17 @@ Killing a sweep loses nothing already scored: run the same command again to resu
         const res = await sweepToDir(config, resolve(o.out), {
           signal: ac.signal,
           reuse: o.reuse,
+          ...(shard ? { shard } : {}),
           ...(o.threads ? { threads: o.threads } : {}),
           onProgress: (done, total) => bar({ label: "sweep", done, total }),
         });
         bar.end();
+        for (const note of storeNotes(res.recovery, res.dir))
+          process.stderr.write(`steerlab: warning: ${note}\n`);
         const s = res.stats;
         if (o.json) {
           process.stdout.write(
-            `${JSON.stringify({ dir: res.dir, stats: s, data: res.data }, (_k, v) => (typeof v === "number" && !Number.isFinite(v) ? null : v), 2)}\n`,
+            `${JSON.stringify({ dir: res.dir, stats: s, data: res.data, recovery: res.recovery }, (_k, v) => (typeof v === "number" && !Number.isFinite(v) ? null : v), 2)}\n`,
           );
           return;
         }

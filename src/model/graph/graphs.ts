@@ -120,7 +120,7 @@ export function blockGraph(c: ModelConfig, w: WeightFn, l: number): BuiltGraph {
  * embed+head, one graph so a tied embedding is held once:
  *   ids [B,T] ─► Gather(tok_embd) ─(+ Gather(pos_embd, pos))─► embed [B,T,D]
  *   hidden [N,D] ─► final norm ─► Gemm(lm_head, transB) ─► logits [N,V]
- * Run it with an empty ids or hidden when only one half is wanted.
+ * Run it with one dummy row of ids or hidden when only one half is wanted (never a zero-size tensor).
  */
 export function headGraph(c: ModelConfig, w: WeightFn): BuiltGraph {
   const spec = archSpec(c.arch);

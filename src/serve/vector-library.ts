@@ -1,0 +1,218 @@
+/**
+ * The server's vector library: the steering vectors in one directory (--vectors DIR), by name. A name maps to
+ * DIR/NAME.safetensors (steerlab) or DIR/NAME.gguf (llama.cpp control vector); names are checked against
+ * VECTOR_NAME, so nothing a client sends reaches a path outside DIR. Uploads are decoded, checked (finite,
+ * shape, fit to the served model) before anything is written, and written atomically (temp file + rename).
+ */
+import {
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  statSync,
+  unlinkSync,
+  writeFileSync,
+} from "node:fs";
+import { join } from "node:path";
+import { SteerlabError } from "../errors.js";
+import type { LoadedModel } from "../model/model.js";
+import { checkVectorFits, type SteeringVector } from "../steer/vector.js";
+import { decodeAnyVector, isGgufBytes } from "../steer/vector-load.js";
+import { VECTOR_NAME } from "./schemas.js";
+
+const EXTS = [".safetensors", ".gguf"] as const;
+
+export interface VectorInfo {
+  name: string;
+  format: "steerlab" | "gguf";
+  site: string;
+  layers: number[];
+  hidden_size: number;
+  scale: "unit" | "raw";
+  method: string;
+  /** L2 norm of each layer's direction, in `layers` order. */
+  norms: number[];
+  /** Whether it can steer the served model; the reasons when not. */
+  fits: boolean;
+  problems?: string[];
+  bytes: number;
+}
+
+interface Entry {
+  vector: SteeringVector;
+  file: string;
+  mtimeMs: number;
+  size: number;
+}
+
+export function checkVectorName(name: string, field = "name"): string {
+  if (!VECTOR_NAME.test(name)) {
+    throw new SteerlabError("bad_input", "bad vector name", {
+      field,
+      expected: "1-64 of A-Z a-z 0-9 . _ -, not starting with '.'",
+      got: JSON.stringify(name.slice(0, 80)),
+    });
+  }
+  return name;
+}
+
+function norm(d: Float32Array): number {
+  let s = 0;
+  for (const x of d) s += x * x;
+  return Math.sqrt(s);
+}
+
+export class VectorLibrary {
+  private readonly cache = new Map<string, Entry>();
+
+  constructor(
+    readonly dir: string | null,
+    private readonly model: LoadedModel,
+    readonly maxBytes = 64 * 1024 * 1024,
+  ) {
+    if (dir) mkdirSync(dir, { recursive: true });
+  }
+
+  /** The file of a name, if it exists (the first of .safetensors, .gguf). */
+  private fileOf(name: string): string | null {
+    if (!this.dir) return null;
+    for (const ext of EXTS) {
+      const f = join(this.dir, name + ext);
+      if (existsSync(f)) return f;
+    }
+    return null;
+  }
+
+  names(): string[] {
+    if (!this.dir) return [];
+    const out = new Set<string>();
+    for (const f of readdirSync(this.dir)) {
+      const ext = EXTS.find((e) => f.endsWith(e));
+      if (!ext) continue;
+      const name = f.slice(0, -ext.length);
+      if (VECTOR_NAME.test(name)) out.add(name);
+    }
+    return [...out].sort();
+  }
+
+  /** Load (cached by mtime and size) a vector of the library; not_found when there is none of that name. */
+  get(name: string, field = "name"): SteeringVector {
+    checkVectorName(name, field);
+    const file = this.fileOf(name);
+    if (!file) {
+      throw new SteerlabError("not_found", `no vector named "${name}" in the library`, {
+        field,
+        hint: "list them with GET /v1/steering/vectors, add one with POST /v1/steering/vectors?name=...",
+      });
+    }
+    const st = statSync(file);
+    const hit = this.cache.get(name);
+    if (hit && hit.file === file && hit.mtimeMs === st.mtimeMs && hit.size === st.size) return hit.vector;
+    const vector = decodeAnyVector(readFileSync(file), file, this.model);
+    this.cache.set(name, { vector, file, mtimeMs: st.mtimeMs, size: st.size });
+    return vector;
+  }
+
+  /** get(), and the vector must fit the served model (shape, layers, architecture; other weights allowed). */
+  getFitting(name: string, field = "name"): SteeringVector {
+    const v = this.get(name, field);
+    checkVectorFits(v, this.model.config, this.model.fingerprint, { allowOtherWeights: true, file: name });
+    return v;
+  }
+
+  info(name: string): VectorInfo {
+    const v = this.get(name);
+    const file = this.fileOf(name)!;
+    const layers = [...v.directions.keys()].sort((a, b) => a - b);
+    let problems: string[] | undefined;
+    try {
+      checkVectorFits(v, this.model.config, this.model.fingerprint, { allowOtherWeights: true });
+    } catch (e) {
+      problems = e instanceof SteerlabError ? (e.details.problems ?? [e.message]) : [String(e)];
+    }
+    return {
+      name,
+      format: file.endsWith(".gguf") ? "gguf" : "steerlab",
+      site: v.site,
+      layers,
+      hidden_size: v.hiddenSize,
+      scale: v.scale,
+      method: v.method,
+      norms: layers.map((l) => norm(v.directions.get(l)!)),
+      fits: problems === undefined,
+      ...(problems ? { problems } : {}),
+      bytes: statSync(file).size,
+    };
+  }
+
+  /** Every vector's info; a file that no longer decodes is listed with its problem instead of failing the list. */
+  list(): VectorInfo[] {
+    return this.names().map((name) => {
+      try {
+        return this.info(name);
+      } catch (e) {
+        const msg = e instanceof Error ? e.message : String(e);
+        return {
+          name,
+          format: "steerlab",
+          site: "",
+          layers: [],
+          hidden_size: 0,
+          scale: "raw",
+          method: "",
+          norms: [],
+          fits: false,
+          problems: [msg],
+          bytes: 0,
+        } satisfies VectorInfo;
+      }
+    });
+  }
+
+  /** Check and store an uploaded vector file under `name`. */
+  add(name: string, bytes: Uint8Array, overwrite = false): VectorInfo {
+    checkVectorName(name);
+    if (!this.dir) {
+      throw new SteerlabError("bad_input", "this server has no vector directory", {
+        hint: "start it with --vectors DIR to store uploads",
+      });
+    }
+    if (bytes.length === 0) throw new SteerlabError("bad_input", "empty upload", { field: "body" });
+    if (bytes.length > this.maxBytes) {
+      throw new SteerlabError("bad_input", "vector file too large", {
+        expected: `at most ${this.maxBytes} bytes`,
+        got: `${bytes.length} bytes`,
+      });
+    }
+    const existing = this.fileOf(name);
+    if (existing && !overwrite) {
+      throw new SteerlabError("bad_input", `a vector named "${name}" exists`, {
+        field: "name",
+        hint: "pick another name, delete it first, or pass overwrite=true",
+      });
+    }
+    const ext = isGgufBytes(bytes) ? ".gguf" : ".safetensors";
+    const v = decodeAnyVector(bytes, `upload:${name}${ext}`, this.model);
+    checkVectorFits(v, this.model.config, this.model.fingerprint, {
+      allowOtherWeights: true,
+      file: `upload:${name}${ext}`,
+    });
+    const file = join(this.dir, name + ext);
+    const tmp = join(this.dir, `.${name}${ext}.${process.pid}.${Date.now()}.tmp`);
+    writeFileSync(tmp, bytes);
+    renameSync(tmp, file);
+    if (existing && existing !== file) unlinkSync(existing);
+    this.cache.delete(name);
+    return this.info(name);
+  }
+
+  remove(name: string): void {
+    checkVectorName(name);
+    const file = this.fileOf(name);
+    if (!file)
+      throw new SteerlabError("not_found", `no vector named "${name}" in the library`, { field: "name" });
+    unlinkSync(file);
+    this.cache.delete(name);
+  }
+}
