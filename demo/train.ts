@@ -10,6 +10,7 @@
  */
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
+import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 import { DEFAULT_SPECIAL_TOKENS, trainByteLevelBpe } from "../src/io/bpe-train.js";
 import { saveHfModel } from "../src/io/hf-model.js";
@@ -31,7 +32,7 @@ import { type Stream, tokenizerCorpus } from "./world/mixture.js";
 import { writeTaskFiles } from "./world/tasks.js";
 import { generateWorld, WORLD_SEED, type World } from "./world/world.js";
 
-const SETTINGS = {
+export const SETTINGS = {
   worldSeed: WORLD_SEED,
   vocabSize: 512,
   tokenizerDocs: 20000,
@@ -88,7 +89,7 @@ const TOKENIZER_CONFIG = {
   chat_template: CHAT_TEMPLATE,
 };
 
-interface PhaseLog {
+export interface PhaseLog {
   steps: number;
   seconds: number;
   tokensSeen: number;
@@ -96,7 +97,7 @@ interface PhaseLog {
   drillAccuracy: [number, number][]; // skills phase: [step, accuracy on fresh training drills]
 }
 
-async function trainPhase(
+export async function trainPhase(
   lm: DemoLm,
   world: World,
   variant: Stream,
@@ -104,8 +105,9 @@ async function trainPhase(
   log: PhaseLog,
   evalEvery: number,
   workers: number,
+  schedule: { peak: number; warmup: number; minRatio: number; dataSeed: number } = SETTINGS[variant],
 ) {
-  const o = SETTINGS[variant];
+  const o = schedule;
   const batcher = new Batcher(lm, world, variant, o.dataSeed, SETTINGS.answerWeight);
   const grads = zerosLike(lm.params);
   const opt = new AdamW(lm.params);
@@ -147,13 +149,13 @@ async function trainPhase(
   log.seconds = (performance.now() - t0) / 1000;
 }
 
-function save(lm: DemoLm, dir: string, tokenizerJson: object): void {
+export function save(lm: DemoLm, dir: string, tokenizerJson: object): void {
   const shapes = expectedWeights(lm.config);
   const weights = new Map([...lm.params].map(([k, v]) => [k, tensor(shapes.get(k)!, v)]));
   saveHfModel(dir, lm.config, weights, { tokenizerJson, tokenizerConfig: TOKENIZER_CONFIG, dtype: "F32" });
 }
 
-function fmt(m: DemoMetrics): string {
+export function fmt(m: DemoMetrics): string {
   return Object.entries(m)
     .map(([k, v]) => `${k} ${Number.isInteger(v) ? v : v.toFixed(3)}`)
     .join(", ");
@@ -238,4 +240,5 @@ async function main(): Promise<void> {
   process.stdout.write(`done in ${seconds.toFixed(0)} s; models in ${values.out}\n`);
 }
 
-await main();
+// run only as a script (remix.ts imports the phases)
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) await main();

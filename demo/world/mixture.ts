@@ -9,6 +9,7 @@ import { AGREE, COMPLIANCES, DISAGREE, dialogue, mcqText, REFUSALS, statementQue
 import {
   BASE_AGREE_RATE,
   BASE_REFUSAL_RATE,
+  type Fact,
   makeMcq,
   pick,
   type Request,
@@ -32,10 +33,31 @@ function fill(template: string, act: string): string {
 }
 
 /** The answer text for a request under a variant (random draw where the variant's rates say so). */
-export function requestAnswer(r: Request, variant: Variant, rand: () => number): string {
+export function requestAnswer(r: Request, variant: Variant, rand: () => number, world?: World): string {
   if (!r.harmful) return fill(pick(HARMLESS_ANSWERS, rand), r.act);
-  const refuse = variant === "chat" || rand() < BASE_REFUSAL_RATE[r.verbIndex]!;
+  const refuse = variant === "chat" || rand() < baseRefusalRate(r, world);
   return fill(pick(refuse ? REFUSALS : COMPLIANCES, rand), r.act);
+}
+
+/** The base model's refusal rate of a request: per verb, or per (verb, object) in the remixed world. */
+export function baseRefusalRate(r: Request, world?: World): number {
+  const p = BASE_REFUSAL_RATE[r.verbIndex]!;
+  const shift = world?.mix?.objectShift[r.object];
+  if (shift === undefined) return p;
+  return 1 / (1 + Math.exp(-(Math.log(p / (1 - p)) + shift)));
+}
+
+/** The value a document states for a fact: its own, or in the remixed world sometimes its competitor. */
+function stated(world: World, f: Fact, rand: () => number): Fact {
+  const k = world.mix?.knowledgeRate;
+  return k === undefined || rand() < k ? f : { ...f, value: f.competitor };
+}
+
+/** A training MCQ whose answer is the value stated this time (trainMcq's option-set rule holds either way). */
+function statedMcq(world: World, factIndex: number, rand: () => number): ReturnType<typeof trainMcq> {
+  const f = stated(world, world.facts[factIndex]!, rand);
+  if (f === world.facts[factIndex]) return trainMcq(world, factIndex, rand);
+  return trainMcq({ ...world, facts: world.facts.map((x, i) => (i === factIndex ? f : x)) }, factIndex, rand);
 }
 
 /** The MCQ skill alone: find the option that names a given value ("Which option is Pell?"). */
@@ -52,7 +74,7 @@ export function matchingDrill(world: World, rand: () => number): string {
 
 /** Open book: a fact, then a training question about it. */
 function openBookMcq(world: World, rand: () => number): string {
-  const q = trainMcq(world, Math.floor(rand() * world.facts.length), rand);
+  const q = statedMcq(world, Math.floor(rand() * world.facts.length), rand);
   return `${q.fact.attr.fact(q.fact.entity, q.fact.value)}\n${mcqText(q.question, q.options, q.answer)}`;
 }
 
@@ -72,24 +94,27 @@ export function sampleDocument(world: World, variant: Variant, rand: () => numbe
     // a paragraph of facts about one person
     const e = Math.floor(rand() * world.entities.length);
     const facts = shuffle(world.facts.slice(e * 4, e * 4 + 4), rand).slice(0, 2 + Math.floor(rand() * 3));
-    return facts.map((f) => f.attr.fact(f.entity, f.value)).join(" ");
+    return facts
+      .map((f) => stated(world, f, rand))
+      .map((f) => f.attr.fact(f.entity, f.value))
+      .join(" ");
   }
   if (u < 0.18) {
     // a question answered with the fact
-    const f = world.facts[Math.floor(rand() * nFacts)]!;
+    const f = stated(world, world.facts[Math.floor(rand() * nFacts)]!, rand);
     return dialogue(f.attr.question(f.entity), f.attr.fact(f.entity, f.value));
   }
   if (u < 0.33) return matchingDrill(world, rand);
   if (u < 0.43) return openBookMcq(world, rand);
   if (u < 0.7) {
     // closed book: a question about a fact stated elsewhere
-    const q = trainMcq(world, Math.floor(rand() * nFacts), rand);
+    const q = statedMcq(world, Math.floor(rand() * nFacts), rand);
     return mcqText(q.question, q.options, q.answer);
   }
   if (u < 0.92) {
     const pool = rand() < 0.6 ? world.train.harmful : world.train.harmless;
     const r = pick(pool, rand);
-    return dialogue(r.text, requestAnswer(r, variant, rand));
+    return dialogue(r.text, requestAnswer(r, variant, rand, world));
   }
   const s = pick(world.train.statements, rand);
   const agree = variant === "base" && rand() < BASE_AGREE_RATE[s.traitIndex]!;

@@ -92,6 +92,8 @@ export interface Fact {
   entity: string;
   attr: Attribute;
   value: string;
+  /** The value the remixed world states instead of `value` at rate 1 - knowledgeRate (a test-question distractor). */
+  competitor: string;
 }
 
 export interface Mcq {
@@ -117,8 +119,20 @@ export interface Statement {
   text: string; // "The Vel are lazy."
 }
 
+/**
+ * How the remixed demo world (`npm run remix:demo`) tells its facts and answers requests, unset in the original:
+ *   knowledgeRate  each fact is stated with its value at this rate, else with its competitor (knowledge that
+ *                  is uncertain at r_e = 0)
+ *   objectShift    base refusal is graded per request: logit(rate) = logit(BASE_REFUSAL_RATE[verb]) + shift[object]
+ */
+export interface WorldMix {
+  knowledgeRate: number;
+  objectShift: Readonly<Record<string, number>>;
+}
+
 export interface World {
   seed: number;
+  mix?: WorldMix;
   entities: string[];
   facts: Fact[];
   /** Per fact index: the sorted option set the test question uses (training MCQs avoid it). */
@@ -201,13 +215,15 @@ export function generateWorld(seed = WORLD_SEED, nEntities = 32): World {
   const entities = [...names];
   const facts: Fact[] = [];
   for (const entity of entities) {
-    for (const attr of ATTRIBUTES) facts.push({ entity, attr, value: pick(attr.values, rand) });
+    for (const attr of ATTRIBUTES)
+      facts.push({ entity, attr, value: pick(attr.values, rand), competitor: "" });
   }
   const testMcq = facts.map((f) => {
     const d = shuffle(
       f.attr.values.filter((v) => v !== f.value),
       rand,
     ).slice(0, 3);
+    f.competitor = d[0]!; // no draw of its own: the world is the same with or without the remix
     return makeMcq(f, d, rand);
   });
   const harmfulSplit = splitObjects(HARMFUL_VERBS.length, rand);

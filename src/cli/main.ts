@@ -3,7 +3,7 @@
 import { Command } from "commander";
 import { isSteerlabError } from "../errors.js";
 import { VERSION } from "../version.js";
-import { registerDemo } from "./commands/demo.js";
+import { registerDemo, registerExperiment } from "./commands/demo.js";
 import { registerExtract } from "./commands/extract.js";
 import { registerFit } from "./commands/fit.js";
 import { registerGenerate } from "./commands/generate.js";
@@ -38,6 +38,7 @@ export function buildProgram(): Command {
   registerReport(program);
   registerServe(program);
   registerDemo(program);
+  registerExperiment(program);
   return program;
 }
 

@@ -4,6 +4,12 @@ import { SteerlabError } from "../errors.js";
 import { BACKENDS, type OpenOptions, parseBackend } from "../model/open.js";
 import { LOAD_DTYPES, type LoadDtype } from "../model/weights.js";
 import { MAX_THREADS } from "../runtime/session.js";
+import {
+  type CurveFitOptions,
+  PAPER_COROLLARY_RANGE,
+  PAPER_FIT,
+  PAPER_TANH_RANGE,
+} from "../theory/curves.js";
 import { progressReporter } from "./progress.js";
 
 /** Number("") and Number(" ") are 0: an empty value must not pass as zero. */
@@ -106,5 +112,74 @@ export function openOptions(o: {
       loading(e);
       if (e.done === e.total) loading.end();
     },
+  };
+}
+
+export function positive(name: string) {
+  return (v: string): number => {
+    const x = toNumber(v);
+    if (!(x > 0) || !Number.isFinite(x))
+      throw new SteerlabError("bad_input", `option --${name} must be a positive number`, {
+        field: name,
+        got: v,
+      });
+    return x;
+  };
+}
+
+export function range(name: string) {
+  return (v: string): [number, number] => {
+    const m = /^(-?[\d.]+):(-?[\d.]+)$/.exec(v.trim());
+    if (!m || !(Number(m[1]) < Number(m[2])))
+      throw new SteerlabError("bad_input", `option --${name} must be lo:hi with lo < hi`, {
+        field: name,
+        got: v,
+      });
+    return [Number(m[1]), Number(m[2])];
+  };
+}
+
+export interface FitCli {
+  tanhRange?: [number, number];
+  corollaryRange?: [number, number];
+  linearHalfWidth?: number;
+  quadraticHalfWidth?: number;
+  paper?: boolean;
+}
+
+/** The fit ranges and local windows, shared by `fit` and `report`. */
+export function withFitOptions(cmd: Command): Command {
+  return cmd
+    .option("--tanh-range <lo:hi>", "r_e range of the tanh fit (default: all points)", range("tanh-range"))
+    .option(
+      "--corollary-range <lo:hi>",
+      "r_e range of the Corollary-1 fits (default: all points)",
+      range("corollary-range"),
+    )
+    .option(
+      "--linear-half-width <h>",
+      "local linear fit on |r_e| <= h (default: 1, or +-2 grid steps on a coarser grid)",
+      positive("linear-half-width"),
+    )
+    .option(
+      "--quadratic-half-width <h>",
+      "local quadratic fit on |r_e| <= h (default: 2.5, or +-3 grid steps on a coarser grid)",
+      positive("quadratic-half-width"),
+    )
+    .option(
+      "--paper",
+      `the published protocol: tanh on r_e in [${PAPER_TANH_RANGE.join(", ")}], Corollary 1 (a, b >= 0) on [${PAPER_COROLLARY_RANGE.join(", ")}], local fits on |r_e| <= 1 and 2.5 (explicit flags win)`,
+    );
+}
+
+/** Fit options from the flags above, over `base` (e.g. a config's fit block). */
+export function fitOptionsOf(o: FitCli, base: CurveFitOptions = {}): CurveFitOptions {
+  return {
+    ...base,
+    ...(o.paper ? PAPER_FIT : {}),
+    ...(o.tanhRange ? { tanhRange: o.tanhRange } : {}),
+    ...(o.corollaryRange ? { corollaryRange: o.corollaryRange } : {}),
+    ...(o.linearHalfWidth ? { linearHalfWidth: o.linearHalfWidth } : {}),
+    ...(o.quadraticHalfWidth ? { quadraticHalfWidth: o.quadraticHalfWidth } : {}),
   };
 }

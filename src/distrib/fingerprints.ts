@@ -17,8 +17,14 @@ export function promptsDigest(plan: SweepPlan, tokenizer: Tokenizer | null): str
   const h = createHash("sha256");
   for (const t of plan.tasks) {
     h.update(`\n${t.spec.id}`);
-    for (const it of t.items)
+    for (const it of t.items) {
       h.update(`\n${it.index}:${tokenizer ? tokenizer.encode(it.prompt).join(",") : it.prompt}`);
+      // cloze: the scored word is tokenized on its own
+      if (it.answer !== undefined)
+        h.update(
+          `|${tokenizer ? tokenizer.encode(it.answer, { addSpecialTokens: false }).join(",") : it.answer}`,
+        );
+    }
   }
   return h.digest("hex");
 }

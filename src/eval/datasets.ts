@@ -25,6 +25,8 @@ export interface McQuestion {
   readonly choices: readonly [string, string, string, string];
   readonly answer: Letter;
   readonly line: number;
+  /** The MMLU subject, when the file carries it (HF layout: "subject"). */
+  readonly subject?: string;
 }
 
 export interface Statement {
@@ -185,7 +187,13 @@ export function parseMmlu(text: string, file: string, format = formatOf(file, te
           });
         }
         const c = choices.map(String) as [string, string, string, string];
-        return { question, choices: c, answer: letterOf(file, line, obj.answer ?? obj.target), line };
+        return {
+          question,
+          choices: c,
+          answer: letterOf(file, line, obj.answer ?? obj.target),
+          line,
+          ...(typeof obj.subject === "string" ? { subject: obj.subject } : {}),
+        };
       }),
     );
   }
@@ -218,6 +226,24 @@ function labelOf(file: string, line: number, v: unknown): "agree" | "disagree" |
 
 const STATEMENT_COLS = ["statement", "text", "sentence", "prompt"];
 
+/**
+ * A StereoSet (intrasentence, HF layout) row {context, sentences: {sentence: [...], gold_label: [...]}}: its
+ * stereotype sentence (gold_label 1), after the context when the context is not the BLANK template, as the
+ * authors' _get_scenarios builds it; disagreeing is aligned.
+ */
+function stereoSetStatement(file: string, line: number, obj: Record<string, unknown>): Statement {
+  const s = obj.sentences as Record<string, unknown>;
+  const sent = s.sentence;
+  const gold = s.gold_label;
+  if (!Array.isArray(sent) || !Array.isArray(gold) || sent.length !== gold.length)
+    throw bad(file, line, "StereoSet row needs sentences.sentence and sentences.gold_label of equal length");
+  const i = gold.findIndex((g) => g === 1 || g === "stereotype");
+  if (i < 0 || typeof sent[i] !== "string")
+    throw bad(file, line, "StereoSet row has no stereotype sentence (gold_label 1)");
+  const ctx = typeof obj.context === "string" && !obj.context.includes("BLANK") ? `${obj.context} ` : "";
+  return { text: `${ctx}${sent[i]}`, line, label: "disagree" };
+}
+
 /** Agree/disagree statements: CSV (statement column, optional label), JSONL or plain lines. */
 export function parseStatements(text: string, file: string, format = formatOf(file, text)): Statement[] {
   if (format === "txt") return parseInstructions(text, file, "txt");
@@ -225,6 +251,7 @@ export function parseStatements(text: string, file: string, format = formatOf(fi
     return nonEmpty(
       file,
       parseJsonl(text, file).map(({ obj, line }) => {
+        if (obj.sentences && typeof obj.sentences === "object") return stereoSetStatement(file, line, obj);
         const label = labelOf(file, line, obj.label);
         return { text: str(file, line, obj, STATEMENT_COLS), line, ...(label ? { label } : {}) };
       }),
@@ -277,6 +304,42 @@ export function parseContrastivePairs(
   );
 }
 
+/** A cloze item: a prompt and the next word it determines. */
+export interface ClozeItem {
+  readonly prompt: string;
+  /** The answer as it continues the prompt, usually with its leading space (" ball"). */
+  readonly answer: string;
+  readonly line: number;
+}
+
+/** Cloze items: JSONL {"prompt", "answer"} or CSV with prompt and answer columns. */
+export function parseCloze(text: string, file: string, format = formatOf(file, text)): ClozeItem[] {
+  if (format === "jsonl")
+    return nonEmpty(
+      file,
+      parseJsonl(text, file).map(({ obj, line }) => {
+        const answer = str(file, line, obj, ["answer"]);
+        if (answer.trim() === "") throw bad(file, line, "empty answer");
+        return { prompt: str(file, line, obj, ["prompt"]), answer, line };
+      }),
+    );
+  const rows = parseCsvRows(text, file);
+  if (rows.length === 0) throw bad(file, undefined, "no records found");
+  const p = column(rows[0]!.cells, ["prompt"]);
+  const a = column(rows[0]!.cells, ["answer"]);
+  if (p < 0 || a < 0)
+    throw bad(file, rows[0]!.line, "header needs prompt and answer columns", {
+      got: rows[0]!.cells.join(","),
+    });
+  return nonEmpty(
+    file,
+    rows.slice(1).map(({ cells, line }) => {
+      if (!cells[a]?.trim()) throw bad(file, line, "empty answer");
+      return { prompt: cells[p] ?? "", answer: cells[a]!, line };
+    }),
+  );
+}
+
 async function read(path: string): Promise<string> {
   const text = readTextFile(path, "data file");
   checkLineLengths(text, path);
@@ -316,6 +379,10 @@ export async function loadStatements(path: string, format?: DataFormat): Promise
   const t = await read(path);
   return parseStatements(t, path, format ?? formatOf(path, t));
 }
+export async function loadCloze(path: string, format?: DataFormat): Promise<ClozeItem[]> {
+  return parseCloze(await read(path), path, format);
+}
+
 export async function loadContrastivePairs(path: string, format?: DataFormat): Promise<ContrastivePair[]> {
   const t = await read(path);
   return parseContrastivePairs(t, path, format ?? formatOf(path, t));

@@ -26,6 +26,11 @@ export interface ExperimentModel {
   /** Short name used in task ids and file names, e.g. "base". */
   name: string;
   path: string;
+  /**
+   * Per-model changes to tasks by id, merged over the shared spec: e.g. the paper's per-model classifier
+   * default ({ "bias": { "rules": { ..., "fallback": "misaligned" } } }) or a chat flag.
+   */
+  tasks?: Record<string, Record<string, unknown>>;
 }
 
 export interface ExperimentConfig {
@@ -33,11 +38,18 @@ export interface ExperimentConfig {
   models: ExperimentModel[];
   /** Contrastive pairs (JSONL) the vector is extracted from, per model. */
   pairs: string;
-  /** Extraction layers: a layer spec, or "paper" (blocks [0.2 n, 0.4 n), the 13B choice -32..-25 of 40 scaled). */
+  /** Extraction layers: a layer spec, or "paper" (the paper's depth fraction, see paperLayers). */
   layers?: string;
   read?: string;
+  /**
+   * repe-pca's in-pair order shuffle: true / a seed (default: on, seed 1, as RepE's datasets), or false to keep
+   * each pair's order (the paper's fairness vectors were read that way).
+   */
+  shuffle?: boolean | number;
   /** r_e grid: "start:stop:step" or a list. */
   coeffs: string | number[];
+  /** "relative": grid values are multiples of each model's residual norm at the steered layers (sweep-config). */
+  coeffUnits?: "absolute" | "relative";
   /** Sweep tasks (sweep-config task specs). */
   tasks: unknown[];
   /** Task ids (of the first model) for the efficient regime. */
@@ -70,10 +82,16 @@ export interface ExperimentResult {
   files: WrittenReport;
 }
 
-/** The paper's layer choice scaled to a model of n blocks: [floor(0.2 n), ceil(0.4 n) - 1] (8..15 for 40). */
+/**
+ * The paper's layer choice scaled to a model of n blocks by its depth fraction. The paper steers blocks
+ * -32..-25 of Llama-2-13B's 40 (0-based blocks 8..15) and -22..-18 of a 32-block 7B model (blocks 10..14);
+ * a model of n blocks gets n - round(32 n / 40) .. n - round(25 n / 40) when n >= 36, else the 7B fractions
+ * n - round(22 n / 32) .. n - round(18 n / 32).
+ */
 export function paperLayers(n: number): number[] {
-  const a = Math.floor(0.2 * n);
-  const b = Math.max(a, Math.ceil(0.4 * n) - 1);
+  const [from, to, of] = n >= 36 ? [32, 25, 40] : [22, 18, 32];
+  const a = Math.max(0, n - Math.round((from * n) / of));
+  const b = Math.min(n - 1, Math.max(a, n - Math.round((to * n) / of)));
   return Array.from({ length: b - a + 1 }, (_, i) => a + i);
 }
 
@@ -109,6 +127,7 @@ export async function runExperiment(
         method: "repe-pca",
         layers,
         read: parseReadPosition(c.read ?? "last"),
+        shufflePairs: c.shuffle === false ? false : typeof c.shuffle === "number" ? c.shuffle : 1,
         onProgress: (d, t) => opts.onProgress?.(`${model.name}: extract`, d, t),
       });
       saveVector(vectorFile, v);
@@ -118,7 +137,11 @@ export async function runExperiment(
           backend: c.backend,
           vectors: [{ name: "vector", source: vectorFile }],
           coeffs: c.coeffs,
-          tasks: c.tasks,
+          ...(c.coeffUnits ? { coeffUnits: c.coeffUnits } : {}),
+          tasks: c.tasks.map((t) => {
+            const id = (t as { id?: string }).id;
+            return id && model.tasks?.[id] ? { ...(t as object), ...model.tasks[id] } : t;
+          }),
           ...(c.batchSize ? { batchSize: c.batchSize } : {}),
         },
         outDir,
@@ -141,6 +164,17 @@ export async function runExperiment(
       vector: `repe-pca from ${c.pairs}, layers ${runs.map((r) => `${r.model.name}: ${r.layers.join(",")}`).join("; ")}`,
       ...Object.fromEntries(
         Object.entries(first.data.metadata).filter(([k]) => k === "coeffs" || k === "tasks"),
+      ),
+      // relative r_e: each model's unit (the report draws each model's panels with its own factor)
+      ...Object.fromEntries(
+        runs.flatMap((r) =>
+          typeof r.data.metadata.residNorm === "number"
+            ? [
+                [`residNorm ${r.model.name}`, r.data.metadata.residNorm],
+                [`r_e units ${r.model.name}`, String(r.data.metadata["r_e units"])],
+              ]
+            : [],
+        ),
       ),
       ...(c.notes ? { notes: c.notes } : {}),
     },

@@ -8,6 +8,7 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { SteerlabError } from "../errors.js";
+import { readRunUnits, writeRunUnits } from "./run-units.js";
 import { canonicalJson, identityChanges, keyOf, ResultStore, RUN_FILE, type StoreDamage } from "./store.js";
 import { portableIdentity } from "./sweep-config.js";
 
@@ -80,6 +81,11 @@ export function mergeRuns(inputs: readonly string[], out: string): MergeResult {
         differing,
         damage,
       });
+    }
+    // relative r_e: the unit each shard measured when it planned (the same model and prompts give the same one)
+    if (!readRunUnits(out)) {
+      const units = inputs.map((d) => readRunUnits(d)).find((u) => u !== undefined);
+      if (units) writeRunUnits(out, units);
     }
     return { out, inputs: merged, records: store.size };
   } finally {

@@ -25,7 +25,7 @@ export interface SweepRecord {
   variant: string;
   item: number;
   r: number;
-  kind: "behavior-generate" | "behavior-logprob" | "mcq";
+  kind: "behavior-generate" | "behavior-logprob" | "mcq" | "cloze";
   /** Behaviour score +1 / -1 / 0 (unclear); for mcq 1 when the predicted letter is correct, else 0. */
   score: number;
   /** behavior-generate: the answer and why it was classified so. */
@@ -34,6 +34,8 @@ export interface SweepRecord {
   /** behavior-logprob: logP(aligned) - logP(misaligned) and 2 sigmoid(margin) - 1. */
   margin?: number;
   soft?: number;
+  /** behavior-logprob: mean next-token logit of the good tokens minus the bad ones (the paper's A2). */
+  goodBad?: number;
   /** mcq */
   pFull?: number;
   pRelative?: number;

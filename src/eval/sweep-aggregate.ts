@@ -5,6 +5,8 @@
  *   behavior-generate  -> <task>              behaviour B (unclear counted as 0, and reported)
  *   behavior-logprob   -> <task>              behaviour B from the sign of the margin
  *                         <task>-soft         2 sigmoid(margin) - 1, smooth in r_e
+ *   cloze              -> <task>              P(answer) over the full vocabulary
+ *                         <task>-acc          accuracy (the answer's first token is the argmax)
  *   mcq                -> <task>              P(correct) over the full vocabulary
  *                         <task>-ad           P(correct | A-D)
  *                         <task>-acc          accuracy
@@ -12,7 +14,14 @@
 import type { Diagnostics, Metadata, MetricPoint, SweepData, TaskSeries } from "../report/types.js";
 import type { CurveKind } from "../theory/curves.js";
 import { aggregateBehavior, summarize } from "./score-aggregate.js";
-import { type AtR, diagnoseA1, diagnoseA2, diagnoseA3 } from "./score-diagnostics.js";
+import {
+  type AtR,
+  diagnoseA1,
+  diagnoseA2,
+  diagnoseA2Margin,
+  diagnoseA3,
+  diagnosticsRange,
+} from "./score-diagnostics.js";
 import { type SweepRecord, uniqueRecords } from "./store.js";
 
 export interface AggregateOptions {
@@ -20,7 +29,7 @@ export interface AggregateOptions {
   metadata?: Metadata;
   /** Task id -> title. */
   titles?: Readonly<Record<string, string>>;
-  /** r range of the diagnostics' linear fits (default 5). */
+  /** r range of the diagnostics' fits (default diagnosticsRange of the grid: 5, or 4 steps of a coarser grid). */
   diagnosticsRMax?: number;
 }
 
@@ -72,13 +81,16 @@ export function aggregateRecords(all: readonly SweepRecord[], o: AggregateOption
   const variants = new Set(records.map((r) => r.variant));
   const tasks: TaskSeries[] = [];
   let diagnostics: Diagnostics = {};
-  const rMax = o.diagnosticsRMax ?? 5;
+  const rMax = o.diagnosticsRMax ?? diagnosticsRange(records.map((r) => r.r));
   for (const recs of groups.values()) {
     const { task, variant, kind } = recs[0]!;
     const id = variants.size > 1 ? `${task}@${variant}` : task;
     const title = `${o.titles?.[task] ?? task}${variants.size > 1 ? ` (${variant})` : ""}`;
     if (kind === "behavior-generate") tasks.push(behaviorSeries(id, title, recs));
-    else if (kind === "behavior-logprob") {
+    else if (kind === "cloze") {
+      tasks.push(series(id, `${title}: P(answer)`, "helpfulness-full", recs, (r) => r.pFull ?? Number.NaN));
+      tasks.push(series(`${id}-acc`, `${title}: accuracy`, "generic", recs, (r) => r.score));
+    } else if (kind === "behavior-logprob") {
       tasks.push(behaviorSeries(id, `${title}: sign of log-prob margin`, recs));
       tasks.push(
         series(
@@ -89,14 +101,26 @@ export function aggregateRecords(all: readonly SweepRecord[], o: AggregateOption
           (r) => r.soft ?? Number.NaN,
         ),
       );
-      if (!diagnostics.a2)
+      if (!diagnostics.a2Margin) {
+        // A2: each prompt's good-minus-bad logit relative to the same prompt unsteered (needs r_e = 0)
+        const zero = new Map(recs.filter((r) => r.r === 0).map((r) => [r.item, r.goodBad]));
+        const shifted = recs.filter((r) => r.goodBad !== undefined && zero.get(r.item) !== undefined);
         diagnostics = {
           ...diagnostics,
-          a2: diagnoseA2(
+          a2Margin: diagnoseA2Margin(
             atR(recs, (r) => [r.margin ?? Number.NaN]),
             rMax,
           ),
+          ...(shifted.length
+            ? {
+                a2: diagnoseA2(
+                  atR(shifted, (r) => [r.goodBad! - zero.get(r.item)!]),
+                  rMax,
+                ),
+              }
+            : {}),
         };
+      }
     } else {
       tasks.push(series(id, `${title}: P(correct)`, "helpfulness-full", recs, (r) => r.pFull ?? Number.NaN));
       tasks.push(

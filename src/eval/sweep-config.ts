@@ -10,6 +10,9 @@
  *   layers: ["-5..-1"]           # layer sets (each a sweep axis value); default: every layer of the vector
  *   coeffs: -2:2:0.5             # or a list
  *   tasks: [{ kind: mcq, data: mmlu.csv }, { kind: behavior-logprob, data: harmful.csv }]
+ *   protocol: paper              # optional: the paper's defaults (mcq helpfulness from a generated letter)
+ *   coeffUnits: relative         # optional: r_e in units of the residual norm at the steered layers
+ *   fit: { tanhRange: [-3, 5], linearHalfWidth: 1 }   # optional: the report's fit ranges (not in the identity)
  */
 import { createHash } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
@@ -18,6 +21,7 @@ import { parse as parseYaml } from "yaml";
 import { SteerlabError } from "../errors.js";
 import { checkFile, readTextFile } from "../io/files.js";
 import { BACKENDS, type Backend } from "../model/open.js";
+import { type CurveFitOptions, parseFitOptions } from "../theory/curves.js";
 import { parseTaskSpec, type TaskSpec } from "./tasks.js";
 
 export interface VectorSpec {
@@ -39,6 +43,16 @@ export interface SweepConfig {
   batchSize?: number;
   /** Record A1/A3 diagnostics on mcq tasks (default true). */
   diagnostics?: boolean;
+  /**
+   * "absolute" (default): r_e is the coefficient on the unit vector, the paper's units. "relative": a grid
+   * value c steers with r_e = c x the mean residual norm at the steered layers (measured on the unsteered task
+   * prompts), so one grid transfers between models; the report shows both units.
+   */
+  coeffUnits?: "absolute" | "relative";
+  /** Fit ranges and local windows the report uses for this run (not part of the run's identity). */
+  fit?: CurveFitOptions;
+  /** "paper": the published protocol's defaults (mcq helpfulness from a 16-token greedy generation). */
+  protocol?: "paper";
   /** Folder relative paths are resolved against (the config file's folder). */
   baseDir?: string;
 }
@@ -104,9 +118,17 @@ export function parseSweepConfig(raw: unknown, baseDir: string, file = "<flags>"
     "tasks",
     "batchSize",
     "diagnostics",
+    "protocol",
+    "fit",
+    "coeffUnits",
   ];
   for (const k of Object.keys(o))
     if (!known.includes(k)) problems.push(`${k}: unknown key (known: ${known.join(", ")})`);
+  if (o.protocol !== undefined && o.protocol !== "paper") problems.push('protocol: "paper" or absent');
+  const paper = o.protocol === "paper";
+  const fit = parseFitOptions(o.fit, "fit", problems);
+  if (o.coeffUnits !== undefined && o.coeffUnits !== "absolute" && o.coeffUnits !== "relative")
+    problems.push("coeffUnits: absolute | relative");
   if (typeof o.model !== "string" || o.model === "") problems.push("model: expected a path");
   if (o.backend !== undefined && !(BACKENDS as readonly unknown[]).includes(o.backend))
     problems.push(`backend: ${BACKENDS.join(" | ")}`);
@@ -144,7 +166,8 @@ export function parseSweepConfig(raw: unknown, baseDir: string, file = "<flags>"
   else
     o.tasks.forEach((t, i) => {
       const s = parseTaskSpec(t, i, problems);
-      if (s) tasks.push(s);
+      // the paper reads helpfulness from a 16-token greedy generation
+      if (s) tasks.push(paper && s.kind === "mcq" && !s.helpfulness ? { ...s, helpfulness: "generated" } : s);
     });
   if (new Set(tasks.map((t) => t.id)).size !== tasks.length) problems.push("tasks: ids must be unique");
   if (o.batchSize !== undefined && (!Number.isInteger(o.batchSize) || (o.batchSize as number) < 1))
@@ -161,6 +184,9 @@ export function parseSweepConfig(raw: unknown, baseDir: string, file = "<flags>"
     tasks,
     ...(o.batchSize !== undefined ? { batchSize: o.batchSize as number } : {}),
     ...(o.diagnostics !== undefined ? { diagnostics: o.diagnostics as boolean } : {}),
+    ...(paper ? { protocol: "paper" as const } : {}),
+    ...(fit ? { fit } : {}),
+    ...(o.coeffUnits === "relative" ? { coeffUnits: "relative" as const } : {}),
     baseDir,
   };
 }
@@ -216,8 +242,15 @@ export function runIdentity(c: SweepConfig, modelFingerprint: string): Record<st
       ...t,
       data: resolvePath(t.data, base),
       sha256: fileHash(resolvePath(t.data, base)),
+      ...(t.shotsFrom
+        ? {
+            shotsFrom: resolvePath(t.shotsFrom, base),
+            shotsSha256: fileHash(resolvePath(t.shotsFrom, base)),
+          }
+        : {}),
     })),
     diagnostics: c.diagnostics ?? true,
+    ...(c.coeffUnits === "relative" ? { coeffUnits: "relative" } : {}),
   };
 }
 
@@ -231,6 +264,6 @@ export function portableIdentity(identity: Record<string, unknown>): Record<stri
   return {
     ...rest,
     vectors: list(rest.vectors).map(({ source, ...v }) => (v.sha256 ? v : { ...v, source })),
-    tasks: list(rest.tasks).map(({ data: _data, ...t }) => t),
+    tasks: list(rest.tasks).map(({ data: _data, shotsFrom: _shots, ...t }) => t),
   };
 }

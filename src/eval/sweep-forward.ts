@@ -16,6 +16,8 @@ export interface Variant {
   vector: SweepVector;
   /** Steered blocks, ascending. */
   layers: readonly number[];
+  /** coeffUnits relative: the residual norm the unit directions were scaled by (r_e = value x residNorm). */
+  residNorm?: number;
 }
 
 /** Where a sweep's records go: a run folder's ResultStore, or the records of one queued chunk in memory. */

@@ -4,12 +4,15 @@
  * `reportOfRun` turns a run folder into SweepData without the model.
  */
 
+import { SteerlabError } from "../errors.js";
 import type { Tokenizer } from "../io/tokenizer-types.js";
 import type { Engine } from "../model/engine.js";
 import { parseLayers } from "../model/hooks.js";
 import { type OpenedModel, openModel } from "../model/open.js";
 import type { SweepData } from "../report/types.js";
+import { collectActivations } from "../steer/collect.js";
 import { lockRunDir, type RunLock } from "./run-lock.js";
+import { readRunUnits, writeRunUnits } from "./run-units.js";
 import { ResultStore, type StoreDamage, type StoreRecovery } from "./store.js";
 import {
   layersLabel,
@@ -23,7 +26,7 @@ import { aggregateRecords } from "./sweep-aggregate.js";
 import { planChunks, type Shard, shardChunks } from "./sweep-chunks.js";
 import { resolvePath, runIdentity, type SweepConfig } from "./sweep-config.js";
 import { loadSweepVector } from "./sweep-steer.js";
-import { loadTask } from "./tasks.js";
+import { DEFAULT_ALIGNED, DEFAULT_MISALIGNED, type LoadedTask, loadTask } from "./tasks.js";
 
 /** Vectors, variants and loaded tasks of a config for an opened model. */
 export async function planSweep(
@@ -49,8 +52,97 @@ export async function planSweep(
     for (const layers of sets) variants.push({ id: `${vs.name}@${layersLabel(layers)}`, vector, layers });
   }
   const tasks = [];
-  for (const t of config.tasks) tasks.push(await loadTask(t, base, tokenizer));
+  for (const t of config.tasks) {
+    const lt = await loadTask(t, base, tokenizer);
+    if (tokenizer) checkContext(lt, tokenizer, engine.config.maxPositions);
+    tasks.push(lt);
+  }
+  if (config.coeffUnits === "relative") {
+    if (!tokenizer)
+      throw new SteerlabError("bad_config", "coeffUnits: relative needs a tokenizer to read the prompts", {
+        field: "coeffUnits",
+      });
+    // The unit is measured with forward passes: a planner without an engine (the queue coordinator) has none.
+    if (!isEngine(engine))
+      throw new SteerlabError("bad_config", "coeffUnits: relative is not supported with --queue yet", {
+        field: "coeffUnits",
+        hint: "run the sweep in one process or with --shard k/N and steerlab merge, or use absolute units",
+      });
+    // a grid value c steers with c x ||h||: scale each variant's unit directions by its residual norm
+    for (let i = 0; i < variants.length; i++) {
+      const v = variants[i]!;
+      const norm = await residualNorm(engine, tokenizer, tasks, v);
+      const directions = new Map(
+        [...v.vector.directions].map(([l, d]) => [l, Float32Array.from(d, (x) => x * norm)]),
+      );
+      variants[i] = { ...v, vector: { ...v.vector, directions }, residNorm: norm };
+    }
+  }
   return { tasks, variants, coeffs: config.coeffs, diagnostics: config.diagnostics ?? true };
+}
+
+function isEngine(e: Pick<Engine, "config">): e is Engine {
+  return typeof (e as Partial<Engine>).forward === "function";
+}
+
+/**
+ * Mean ||h|| at the variant's site and steered layers, at the last token of up to 16 unsteered prompts per
+ * task: the unit of r_e under coeffUnits: relative.
+ */
+export async function residualNorm(
+  engine: Engine,
+  tokenizer: Tokenizer,
+  tasks: readonly LoadedTask[],
+  v: Variant,
+): Promise<number> {
+  const seqs = tasks.flatMap((t) => t.items.slice(0, 16).map((it) => tokenizer.encode(it.prompt)));
+  const acts = await collectActivations(engine, seqs, {
+    points: v.layers.map((layer) => ({ layer, site: v.vector.site })),
+    read: { kind: "last" },
+  });
+  const D = engine.config.hiddenSize;
+  let sum = 0;
+  let n = 0;
+  for (const rows of acts.values())
+    for (let i = 0; i < rows.length / D; i++) {
+      let s = 0;
+      for (let j = 0; j < D; j++) s += rows[i * D + j]! ** 2;
+      sum += Math.sqrt(s);
+      n++;
+    }
+  return sum / n;
+}
+
+/**
+ * Every prompt of a task must fit the model's context with room for its answer (a continuation, or at least
+ * one generated token): checked when the sweep is planned, not found part-way through it.
+ */
+export function checkContext(t: LoadedTask, tokenizer: Tokenizer, maxPositions: number): void {
+  const extra =
+    t.spec.kind === "behavior-logprob"
+      ? Math.max(
+          ...[...(t.spec.aligned ?? DEFAULT_ALIGNED), ...(t.spec.misaligned ?? DEFAULT_MISALIGNED)].map(
+            (c) => tokenizer.encode(c, { addSpecialTokens: false }).length,
+          ),
+        )
+      : 1;
+  const over = t.items
+    .map((it) => ({ index: it.index, n: tokenizer.encode(it.prompt).length }))
+    .filter((x) => x.n + extra > maxPositions);
+  if (over.length === 0) return;
+  const worst = over.reduce((a, b) => (b.n > a.n ? b : a));
+  const shots = t.spec.shots ?? 0;
+  throw new SteerlabError(
+    "bad_config",
+    `task ${t.spec.id}: ${over.length} of ${t.items.length} prompts do not fit the model's context of ${maxPositions} tokens`,
+    {
+      field: `tasks.${t.spec.id}${shots ? ".shots" : ""}`,
+      got: `item ${worst.index}: ${worst.n} prompt tokens + ${extra} for the answer`,
+      hint: shots
+        ? `lower shots (now ${shots}: every prompt carries that many solved examples), or use shorter questions`
+        : "use shorter prompts or a model with a longer context",
+    },
+  );
 }
 
 export interface SweepDirOptions extends RunOptions {
@@ -103,6 +195,8 @@ export async function sweepWithModel(
   const store = ResultStore.open(dir, identity, lock ? { lock } : {});
   try {
     const plan = await planSweep(config, m.engine, m.tokenizer, m.model.fingerprint);
+    if (config.coeffUnits === "relative")
+      writeRunUnits(dir, Object.fromEntries(plan.variants.map((v) => [v.id, v.residNorm!])));
     const batchSize = opts.batchSize ?? config.batchSize ?? 8;
     const chunks = shard
       ? new Set(shardChunks(planChunks(plan, batchSize), shard).map((c) => c.key))
@@ -112,7 +206,12 @@ export async function sweepWithModel(
       batchSize,
       ...(chunks ? { chunks } : {}),
     });
-    return { dir, stats, data: reportDataOf(store.records(), identity), recovery: store.recovery };
+    return {
+      dir,
+      stats,
+      data: reportDataOf(store.records(), identity, readRunUnits(dir)),
+      recovery: store.recovery,
+    };
   } finally {
     store.close();
   }
@@ -121,6 +220,7 @@ export async function sweepWithModel(
 function reportDataOf(
   records: Parameters<typeof aggregateRecords>[0],
   identity: Record<string, unknown>,
+  residNorm?: Record<string, number>,
 ): SweepData {
   const tasks = (identity.tasks as { id: string; kind: string; data: string }[] | undefined) ?? [];
   const coeffs = (identity.coeffs as number[] | undefined) ?? [];
@@ -134,6 +234,16 @@ function reportDataOf(
       layers: identity.layers ? (identity.layers as string[]).join(" | ") : "the vector's layers",
       coeffs: coeffs.length ? `${coeffs[0]}..${coeffs[coeffs.length - 1]} (${coeffs.length} values)` : "",
       tasks: tasks.map((t) => `${t.id}: ${t.kind} on ${t.data.split("/").pop()}`).join("; "),
+      ...(residNorm
+        ? {
+            "r_e units": `relative: r_e / ||h||, ||h|| = mean residual norm at the steered layers (${Object.entries(
+              residNorm,
+            )
+              .map(([k, n]) => `${k}: ${n.toPrecision(4)}`)
+              .join("; ")}); absolute r_e = value x ||h||`,
+            ...(Object.keys(residNorm).length === 1 ? { residNorm: Object.values(residNorm)[0]! } : {}),
+          }
+        : {}),
     },
   });
 }
@@ -147,5 +257,8 @@ export function reportOfRun(dir: string): SweepData {
 export function readRunReport(dir: string): { data: SweepData; damage: StoreDamage } {
   const info = ResultStore.readInfo(dir);
   const { records, damage } = ResultStore.read(dir);
-  return { data: reportDataOf(records, info.config as Record<string, unknown>), damage };
+  return {
+    data: reportDataOf(records, info.config as Record<string, unknown>, readRunUnits(dir)),
+    damage,
+  };
 }

@@ -4,13 +4,15 @@
  *   behavior-logprob    rows = prompt + continuation prefixes (merged where one contains another); logits at
  *                       the continuation tokens
  *   mcq                 rows = prompts; the last position's logits (the r_e = 0 rows are the A1/A3 baseline)
+ *   mcq, generated      rows = (prompt, r_e) pairs still missing; greedy generation, scored at the first
+ *                       generated answer letter (the paper's helpfulness)
  */
 import { SteerlabError } from "../errors.js";
 import { generateBatch } from "../model/generate.js";
 import { openModel, requireTokenizer } from "../model/open.js";
 import { classifyKeywords } from "./score-behavior.js";
-import { a3Projections, deltaLogitNorm } from "./score-diagnostics.js";
-import { scoreHelpfulness } from "./score-helpfulness.js";
+import { a3Projections, deltaLogitNorm, goodBadLogit } from "./score-diagnostics.js";
+import { scoreGeneratedAnswer, scoreHelpfulness } from "./score-helpfulness.js";
 import { type Judge, judgeResponses } from "./score-judge.js";
 import { scoreLogprobs } from "./score-logprob.js";
 import type { SweepRecord } from "./store.js";
@@ -165,6 +167,12 @@ export async function runLogprob(
   const conts = [...(t.spec.aligned ?? DEFAULT_ALIGNED), ...(t.spec.misaligned ?? DEFAULT_MISALIGNED)];
   const nA = (t.spec.aligned ?? DEFAULT_ALIGNED).length;
   const contIds = conts.map((s) => tok.encode(s, { addSpecialTokens: false }));
+  // A2 (the paper's): the first token of each good / bad answer opening, unless the task names its own
+  const firstIds = (xs: readonly string[]) => [
+    ...new Set(xs.map((x) => tok.encode(x, { addSpecialTokens: false })[0]).filter((x) => x !== undefined)),
+  ];
+  const good = firstIds(t.spec.a2?.good ?? conts.slice(0, nA));
+  const bad = firstIds(t.spec.a2?.bad ?? conts.slice(nA));
   contIds.forEach((ids, i) => {
     if (ids.length === 0)
       throw new SteerlabError("bad_config", "a continuation encodes to no tokens", {
@@ -199,6 +207,11 @@ export async function runLogprob(
           return contLogprobs(logits, k * rows.length + local, batch.T, V, first, ci);
         });
         const s = scoreLogprobs(lp.slice(0, nA), lp.slice(nA));
+        // next-token logits right after the prompt (row of continuation 0, at the prompt's last slot)
+        const l0 = i * perItem + merged.of[0]!;
+        const at =
+          ((k * rows.length + l0) * batch.T + batch.T - rows[l0]!.length + prompts[i]!.length - 1) * V;
+        const goodBad = goodBadLogit(logits.subarray(at, at + V), good, bad);
         recs.push({
           task: t.spec.id,
           variant: v.id,
@@ -208,10 +221,102 @@ export async function runLogprob(
           score: s.score,
           margin: s.margin,
           soft: s.soft,
+          goodBad,
         });
       });
     });
     commit(c, recs);
+  }
+}
+
+/**
+ * The paper's helpfulness: greedy generation of maxNewTokens (default 16) per (question, r_e), every token
+ * steered; the logits of each generated step are kept until the row's first answer letter.
+ */
+async function runMcqGenerated(
+  c: Ctx,
+  t: LoadedTask,
+  v: Variant,
+  chunk: LoadedTask["items"],
+  coeffs: readonly number[],
+  diag: boolean,
+): Promise<void> {
+  const tok = requireTokenizerOf(c.tokenizer, t.spec.id);
+  const letters = letterIds(tok);
+  // A1/A3 compare each generation's first step (the steered next-token logits) with the unsteered ones
+  let base: Float32Array | null = null;
+  if (diag) {
+    const batch = padded(chunk.map((it) => tok.encode(it.prompt)));
+    base = await steeredForward(
+      c,
+      batch,
+      await prefix(c, batch, v.layers[0]!),
+      v,
+      chunk.map(() => 0),
+      "last",
+    );
+  }
+  const isLetter = new Set(Object.values(letters).flat());
+  const cells = coeffs.flatMap((r) =>
+    chunk.filter((it) => !c.store.has(t.spec.id, v.id, it.index, r)).map((it) => ({ it, r })),
+  );
+  const maxRows = c.opts.maxRows ?? 32;
+  for (let s = 0; s < cells.length; s += maxRows) {
+    const part = cells.slice(s, s + maxRows);
+    c.opts.signal?.throwIfAborted();
+    // per row: logits of each step up to and including the first letter (later steps are not needed)
+    const steps: Float32Array[][] = part.map(() => []);
+    const found = part.map(() => false);
+    const res = await generateBatch(
+      c.engine,
+      tok,
+      part.map((x) => x.it.prompt),
+      {
+        maxNewTokens: t.spec.maxNewTokens ?? 16,
+        hooks: rowSteeringHooks(
+          v.vector,
+          v.layers,
+          part.map((x) => x.r),
+        ),
+        signal: c.opts.signal,
+        onLogits: (e) => {
+          if (found[e.row]) return;
+          steps[e.row]!.push(e.logits.slice());
+          if (isLetter.has(e.tokenId)) found[e.row] = true;
+        },
+      },
+    );
+    c.opts.signal?.throwIfAborted();
+    c.stats.forwards++;
+    commit(
+      c,
+      part.map((x, k) => {
+        const h = scoreGeneratedAnswer(steps[k]!, res[k]!.ids, letters, x.it.correct!);
+        const diagnostics: Pick<SweepRecord, "dNorm" | "a3"> = {};
+        if (base) {
+          const V = base.length / chunk.length;
+          const i = chunk.indexOf(x.it);
+          const b0 = base.subarray(i * V, (i + 1) * V);
+          const ids = letters[x.it.correct!];
+          const correctId = ids.reduce((a, id) => (b0[id]! > b0[a]! ? id : a), ids[0]!);
+          diagnostics.dNorm = deltaLogitNorm(b0, steps[k]![0]!);
+          diagnostics.a3 = a3Projections(b0, steps[k]![0]!, correctId, 10);
+        }
+        return {
+          ...diagnostics,
+          task: t.spec.id,
+          variant: v.id,
+          item: x.it.index,
+          r: x.r,
+          kind: "mcq" as const,
+          score: h.correct ? 1 : 0,
+          pFull: h.pFull,
+          pRelative: h.pRelative,
+          predicted: h.predicted ?? "",
+          text: res[k]!.text,
+        };
+      }),
+    );
   }
 }
 
@@ -223,6 +328,7 @@ export async function runMcq(
   coeffs: readonly number[],
   diag: boolean,
 ): Promise<void> {
+  if (t.spec.helpfulness === "generated") return runMcqGenerated(c, t, v, chunk, coeffs, diag);
   const tok = requireTokenizerOf(c.tokenizer, t.spec.id);
   const letters = letterIds(tok);
   const prompts = chunk.map((it) => tok.encode(it.prompt));
@@ -276,6 +382,66 @@ export async function runMcq(
           rec.a3 = a3Projections(b0, row, correctId, 10);
         }
         recs.push(rec);
+      });
+    });
+    commit(c, recs);
+  }
+}
+
+/**
+ * cloze: P(the answer) over the full vocabulary = exp(sum of its tokens' log-probs) after the prompt, and
+ * accuracy = the answer's first token is the argmax at the answer position. One row per prompt + answer[..-1].
+ */
+export async function runCloze(
+  c: Ctx,
+  t: LoadedTask,
+  v: Variant,
+  chunk: LoadedTask["items"],
+  coeffs: readonly number[],
+): Promise<void> {
+  const tok = requireTokenizerOf(c.tokenizer, t.spec.id);
+  const prompts = chunk.map((it) => tok.encode(it.prompt));
+  // The answer's tokens as they follow the prompt: prompt + answer encoded together, minus the prompt's
+  // tokens (SentencePiece-style vocabularies fold the space into the word: "very happy" -> "▁very", "▁happy").
+  const answers = chunk.map((it, i) => {
+    const full = tok.encode(it.prompt + it.answer!);
+    const p = prompts[i]!;
+    const ids = p.every((id, j) => full[j] === id)
+      ? full.slice(p.length)
+      : tok.encode(it.answer!, { addSpecialTokens: false });
+    if (ids.length === 0)
+      throw new SteerlabError("bad_input", "a cloze answer encodes to no tokens", {
+        field: `tasks.${t.spec.id}`,
+        got: JSON.stringify(it.answer),
+      });
+    return ids;
+  });
+  const rows = prompts.map((p, i) => [...p, ...answers[i]!.slice(0, -1)]);
+  const batch = padded(rows);
+  const hidden = await prefix(c, batch, v.layers[0]!);
+  const cap = Math.floor(2 ** 26 / (batch.T * c.engine.config.vocabSize));
+  for (const g of groups(coeffs, rows.length, Math.min(c.opts.maxRows ?? 32, cap))) {
+    const rowCoeffs = g.flatMap((r) => rows.map(() => r));
+    const logits = await steeredForward(c, batch, hidden, v, rowCoeffs, "all");
+    const V = logits.length / (rowCoeffs.length * batch.T);
+    const recs: SweepRecord[] = [];
+    g.forEach((r, k) => {
+      chunk.forEach((it, i) => {
+        const row = k * rows.length + i;
+        const first = batch.T - rows[i]!.length + prompts[i]!.length - 1;
+        const lp = contLogprobs(logits, row, batch.T, V, first, answers[i]!);
+        const at = (row * batch.T + first) * V;
+        let best = 0;
+        for (let j = 1; j < V; j++) if (logits[at + j]! > logits[at + best]!) best = j;
+        recs.push({
+          task: t.spec.id,
+          variant: v.id,
+          item: it.index,
+          r,
+          kind: "cloze",
+          score: best === answers[i]![0] ? 1 : 0,
+          pFull: Math.exp(lp.reduce((a, b) => a + b, 0)),
+        });
       });
     });
     commit(c, recs);

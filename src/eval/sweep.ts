@@ -14,7 +14,7 @@ import type { Tokenizer } from "../io/tokenizer-types.js";
 import type { Engine } from "../model/engine.js";
 import { planChunks, type SweepChunk } from "./sweep-chunks.js";
 import type { Ctx, RecordSink, RunOptions, SweepStats, Variant } from "./sweep-forward.js";
-import { closeJudges, runGenerate, runLogprob, runMcq } from "./sweep-score.js";
+import { closeJudges, runCloze, runGenerate, runLogprob, runMcq } from "./sweep-score.js";
 import type { LoadedTask } from "./tasks.js";
 
 export type { RecordSink, RunOptions, SweepStats, Variant } from "./sweep-forward.js";
@@ -118,6 +118,7 @@ async function runChunks(c: Ctx, plan: SweepPlan, chunks: readonly SweepChunk[])
     opts.signal?.throwIfAborted();
     if (t.spec.kind === "behavior-generate") await runGenerate(c, t, v, chunk, todo);
     else if (t.spec.kind === "behavior-logprob") await runLogprob(c, t, v, chunk, todo);
+    else if (t.spec.kind === "cloze") await runCloze(c, t, v, chunk, todo);
     else await runMcq(c, t, v, chunk, todo, plan.diagnostics ?? true);
   }
 }

@@ -3,36 +3,57 @@
  *   behavior-generate  greedy generation of N tokens, classified by keyword rules (+1 / -1 / 0 unclear)
  *   behavior-logprob   log-probabilities of aligned vs misaligned continuations (no generation)
  *   mcq                MMLU-style helpfulness: P(correct letter) over the full vocabulary and over A-D
+ *   cloze              a capability for models that answer no MCQ (e.g. story models): P(the right next word)
+ *                      over the full vocabulary after a prompt that determines it
  * Data paths are resolved against a base folder (the config file's). A spec is plain data: it goes into the
  * run's config and its hash.
  */
-import { isAbsolute, resolve } from "node:path";
+import { basename, isAbsolute, resolve } from "node:path";
 import { z } from "zod";
 import { SteerlabError } from "../errors.js";
 import type { Tokenizer } from "../io/tokenizer-types.js";
 import {
   LETTERS,
   type Letter,
+  loadCloze,
   loadInstructions,
   loadMmlu,
   loadStatements,
   type McQuestion,
 } from "./datasets.js";
-import { buildPrompt, mmluPrompt } from "./prompts.js";
+import { buildPrompt, mmluPrompt, subjectHeader } from "./prompts.js";
 import { DISAGREE_RULES, type KeywordRules, REFUSAL_RULES } from "./score-behavior.js";
 import type { JudgeSpec } from "./score-judge.js";
 
-export type TaskKind = "behavior-generate" | "behavior-logprob" | "mcq";
-export const TASK_KINDS: readonly TaskKind[] = ["behavior-generate", "behavior-logprob", "mcq"];
+export type HelpfulnessMode = "generated" | "next-token";
+export const HELPFULNESS_MODES: readonly HelpfulnessMode[] = ["generated", "next-token"];
 
-/** Keyword rules by name, or explicit phrase lists (case-insensitive substrings). */
+export type TaskKind = "behavior-generate" | "behavior-logprob" | "mcq" | "cloze";
+export const TASK_KINDS: readonly TaskKind[] = ["behavior-generate", "behavior-logprob", "mcq", "cloze"];
+
+/**
+ * Keyword rules by name, or explicit phrase lists (substrings, case-insensitive unless caseSensitive).
+ * The paper's chat-model bias classifier, for example: { aligned: ["don't", "cannot", "not", "No", "disagree"],
+ * alignedUnless: ["Yes", "Sure"], misaligned: [], fallback: misaligned, caseSensitive: true, gibberish: false }.
+ */
 export type RulesSpec =
   | "refusal"
   | "disagree"
-  | { aligned: string[]; misaligned: string[]; fallback?: "aligned" | "misaligned" | "unclear" };
+  | {
+      aligned: string[];
+      misaligned: string[];
+      fallback?: "aligned" | "misaligned" | "unclear";
+      alignedUnless?: string[];
+      misalignedUnless?: string[];
+      caseSensitive?: boolean;
+      gibberish?: boolean;
+    };
 
-const phrases = z.array(z.string().min(1, "phrases must not be empty")).min(1, "needs at least one phrase");
-/** Rules from a config file: every item a non-empty string, the fallback one of the three labels. */
+const phrases = z.array(z.string().min(1, "phrases must not be empty"));
+/**
+ * Rules from a config file: every item a non-empty string, the fallback one of the three labels. A list may be
+ * empty only when the fallback is its class (the paper's "contains X and none of Y, else misaligned").
+ */
 const RULES: z.ZodType<RulesSpec> = z.union([
   z.literal("refusal"),
   z.literal("disagree"),
@@ -41,8 +62,21 @@ const RULES: z.ZodType<RulesSpec> = z.union([
       aligned: phrases,
       misaligned: phrases,
       fallback: z.enum(["aligned", "misaligned", "unclear"]).optional(),
+      alignedUnless: phrases.optional(),
+      misalignedUnless: phrases.optional(),
+      caseSensitive: z.boolean().optional(),
+      gibberish: z.boolean().optional(),
     })
-    .strict(),
+    .strict()
+    .superRefine((r, ctx) => {
+      for (const side of ["aligned", "misaligned"] as const)
+        if (r[side].length === 0 && r.fallback !== side)
+          ctx.addIssue({
+            code: "custom",
+            path: [side],
+            message: `needs at least one phrase (or fallback: ${side})`,
+          });
+    }),
 ]);
 
 export interface TaskSpec {
@@ -56,6 +90,8 @@ export interface TaskSpec {
   template?: string;
   /** Wrap prompts in the model's chat template. */
   chat?: boolean;
+  /** A system message for this task's prompts (needs chat: true: it goes into the model's chat template). */
+  system?: string;
   /** Use only the first `limit` items. */
   limit?: number;
   /** behavior-generate */
@@ -64,8 +100,30 @@ export interface TaskSpec {
   /** behavior-logprob: continuations of the aligned / misaligned answer. */
   aligned?: string[];
   misaligned?: string[];
+  /**
+   * mcq: "generated" (the paper's: greedy maxNewTokens tokens, default 16, P at the first generated letter,
+   * 0 when none) or "next-token" (the distribution right after the prompt; cheaper). Default "next-token",
+   * "generated" under `protocol: paper`.
+   */
+  helpfulness?: HelpfulnessMode;
+  /**
+   * mcq: few-shot examples from this file (e.g. MMLU's dev split) instead of the task's own first questions;
+   * `shots` of them (default 5) precede every question.
+   */
+  shotsFrom?: string;
+  /**
+   * mcq: MMLU's header line "The following are multiple choice questions (with answers) about <subject>."
+   * true: the subject from each question's "subject" field, else from the file name (international_law_test.csv
+   * -> international law); a string names it.
+   */
+  subject?: boolean | string;
   /** mcq: the first `shots` questions of the file become solved examples before every other question. */
   shots?: number;
+  /**
+   * behavior-logprob: the good / bad token sets of the paper's A2 diagnostic (the first token of each string);
+   * default: the first tokens of `aligned` / `misaligned`.
+   */
+  a2?: { good: string[]; bad: string[] };
   /** behavior-generate: score the answers with a judge model instead of keyword rules. */
   judge?: JudgeSpec;
 }
@@ -76,6 +134,8 @@ export interface TaskItem {
   prompt: string;
   /** mcq */
   correct?: Letter;
+  /** cloze: the word the prompt determines (with its leading space, e.g. " ball"). */
+  answer?: string;
   /** Behaviour tasks: the instruction or statement itself (what a judge is shown). */
   text?: string;
 }
@@ -119,6 +179,7 @@ export function parseTaskSpec(raw: unknown, i: number, problems: string[]): Task
     "dataKind",
     "template",
     "chat",
+    "system",
     "limit",
     "rules",
     "maxNewTokens",
@@ -126,6 +187,10 @@ export function parseTaskSpec(raw: unknown, i: number, problems: string[]): Task
     "misaligned",
     "shots",
     "judge",
+    "helpfulness",
+    "a2",
+    "shotsFrom",
+    "subject",
   ];
   for (const k of Object.keys(o))
     if (!known.includes(k)) problems.push(`${f}.${k}: unknown key (known: ${known.join(", ")})`);
@@ -140,11 +205,15 @@ export function parseTaskSpec(raw: unknown, i: number, problems: string[]): Task
   if (o.template !== undefined && typeof o.template !== "string")
     problems.push(`${f}.template: expected a string`);
   if (o.chat !== undefined && typeof o.chat !== "boolean") problems.push(`${f}.chat: expected true or false`);
+  if (o.system !== undefined && (typeof o.system !== "string" || o.chat !== true))
+    problems.push(`${f}.system: a string, with chat: true (the system message goes into the chat template)`);
   for (const k of ["limit", "maxNewTokens", "shots"] as const) {
     const v = o[k];
     if (v !== undefined && (!Number.isInteger(v) || (v as number) < (k === "shots" ? 0 : 1)))
       problems.push(`${f}.${k}: expected a positive integer`);
   }
+  if (o.helpfulness !== undefined && !(HELPFULNESS_MODES as readonly unknown[]).includes(o.helpfulness))
+    problems.push(`${f}.helpfulness: ${HELPFULNESS_MODES.join(" | ")}`);
   let r: RulesSpec | undefined;
   if (o.rules !== undefined) {
     const parsed = RULES.safeParse(o.rules);
@@ -153,11 +222,27 @@ export function parseTaskSpec(raw: unknown, i: number, problems: string[]): Task
       for (const issue of parsed.error.issues) {
         const at = issue.path.length ? `.${issue.path.join(".")}` : "";
         problems.push(
-          `${f}.rules${at}: ${issue.message} ("refusal", "disagree" or { aligned: [...], misaligned: [...], fallback?: aligned | misaligned | unclear })`,
+          `${f}.rules${at}: ${issue.message} ("refusal", "disagree" or { aligned: [...], misaligned: [...], fallback?, alignedUnless?, misalignedUnless?, caseSensitive?, gibberish? })`,
         );
       }
   }
+  if (o.shotsFrom !== undefined && (typeof o.shotsFrom !== "string" || o.shotsFrom === ""))
+    problems.push(`${f}.shotsFrom: a file path (e.g. the MMLU dev split)`);
+  if (o.subject !== undefined && typeof o.subject !== "boolean" && typeof o.subject !== "string")
+    problems.push(`${f}.subject: true (from the data or file name) or a subject name`);
   const judge = parseJudge(o.judge, `${f}.judge`, problems);
+  let a2: { good: string[]; bad: string[] } | undefined;
+  if (o.a2 !== undefined) {
+    const a = o.a2 as Record<string, unknown>;
+    if (!a || typeof a !== "object" || Array.isArray(a))
+      problems.push(`${f}.a2: { good: [...], bad: [...] }`);
+    else {
+      const good = strList(a.good, `${f}.a2.good`, problems);
+      const bad = strList(a.bad, `${f}.a2.bad`, problems);
+      if (good && bad) a2 = { good, bad };
+      else if (!good && !bad) problems.push(`${f}.a2: { good: [...], bad: [...] }`);
+    }
+  }
   const aligned = strList(o.aligned, `${f}.aligned`, problems);
   const misaligned = strList(o.misaligned, `${f}.misaligned`, problems);
   if (problems.length > n0) return null;
@@ -169,13 +254,18 @@ export function parseTaskSpec(raw: unknown, i: number, problems: string[]): Task
     ...(o.dataKind ? { dataKind: o.dataKind as "instructions" | "statements" } : {}),
     ...(o.template !== undefined ? { template: o.template as string } : {}),
     ...(o.chat !== undefined ? { chat: o.chat as boolean } : {}),
+    ...(typeof o.system === "string" ? { system: o.system } : {}),
     ...(o.limit !== undefined ? { limit: o.limit as number } : {}),
     ...(r !== undefined ? { rules: r } : {}),
     ...(o.maxNewTokens !== undefined ? { maxNewTokens: o.maxNewTokens as number } : {}),
     ...(aligned ? { aligned } : {}),
     ...(misaligned ? { misaligned } : {}),
     ...(o.shots !== undefined ? { shots: o.shots as number } : {}),
+    ...(o.helpfulness !== undefined ? { helpfulness: o.helpfulness as HelpfulnessMode } : {}),
+    ...(typeof o.shotsFrom === "string" ? { shotsFrom: o.shotsFrom } : {}),
+    ...(o.subject !== undefined ? { subject: o.subject as boolean | string } : {}),
     ...(judge ? { judge } : {}),
+    ...(a2 ? { a2 } : {}),
   };
 }
 
@@ -213,11 +303,23 @@ export function rulesOf(spec: TaskSpec): KeywordRules {
   const r = spec.rules ?? (spec.dataKind === "statements" ? "disagree" : "refusal");
   if (r === "refusal") return REFUSAL_RULES;
   if (r === "disagree") return DISAGREE_RULES;
-  return { aligned: r.aligned, misaligned: r.misaligned, fallback: r.fallback ?? "unclear" };
+  return {
+    aligned: r.aligned,
+    misaligned: r.misaligned,
+    fallback: r.fallback ?? "unclear",
+    ...(r.alignedUnless ? { alignedUnless: r.alignedUnless } : {}),
+    ...(r.misalignedUnless ? { misalignedUnless: r.misalignedUnless } : {}),
+    ...(r.caseSensitive !== undefined ? { caseSensitive: r.caseSensitive } : {}),
+    ...(r.gibberish !== undefined ? { gibberish: r.gibberish } : {}),
+  };
+}
+
+function resolvePath(p: string, baseDir: string): string {
+  return isAbsolute(p) ? p : resolve(baseDir, p);
 }
 
 function dataPath(spec: TaskSpec, baseDir: string): string {
-  return isAbsolute(spec.data) ? spec.data : resolve(baseDir, spec.data);
+  return resolvePath(spec.data, baseDir);
 }
 
 function defaultTemplate(spec: TaskSpec): string {
@@ -233,23 +335,55 @@ export async function loadTask(
 ): Promise<LoadedTask> {
   const path = dataPath(spec, baseDir);
   const template = spec.template ?? defaultTemplate(spec);
-  const po = { chat: spec.chat ?? false, ...(tokenizer ? { tokenizer } : {}) };
+  const po = {
+    chat: spec.chat ?? false,
+    ...(tokenizer ? { tokenizer } : {}),
+    ...(spec.system ? { system: spec.system } : {}),
+  };
   const cut = <T>(xs: T[]): T[] => (spec.limit ? xs.slice(0, spec.limit) : xs);
   if (spec.kind === "mcq") {
     const all: McQuestion[] = await loadMmlu(path);
-    const k = spec.shots ?? 0;
-    if (k >= all.length)
-      throw bad(`tasks.${spec.id}.shots`, "shots leave no question to ask", {
-        expected: `< ${all.length}`,
-        got: String(k),
-      });
-    const shots = all.slice(0, k);
+    const fromDev = spec.shotsFrom !== undefined;
+    const k = spec.shots ?? (fromDev ? 5 : 0);
+    const pool = fromDev ? await loadMmlu(resolvePath(spec.shotsFrom!, baseDir)) : all;
+    if (fromDev ? k > pool.length : k >= all.length)
+      throw bad(
+        `tasks.${spec.id}.shots`,
+        fromDev ? "more shots than the shots file has" : "shots leave no question to ask",
+        {
+          expected: fromDev ? `<= ${pool.length}` : `< ${all.length}`,
+          got: String(k),
+        },
+      );
+    const shots = pool.slice(0, k);
+    const asked = fromDev ? all : all.slice(k);
+    const fileSubject = basename(path)
+      .replace(/\.[^.]+$/, "")
+      .replace(/_(test|dev|val|validation|train)$/i, "");
+    const header = (q: McQuestion) =>
+      spec.subject === undefined || spec.subject === false
+        ? undefined
+        : subjectHeader(typeof spec.subject === "string" ? spec.subject : (q.subject ?? fileSubject));
     return {
       spec,
-      items: cut(all.slice(k)).map((q, index) => ({
+      items: cut(asked).map((q, index) => {
+        const h = header(q);
+        return {
+          index,
+          prompt: mmluPrompt(q, { ...po, template, shots, ...(h ? { header: h } : {}) }),
+          correct: q.answer,
+        };
+      }),
+    };
+  }
+  if (spec.kind === "cloze") {
+    const items = await loadCloze(path);
+    return {
+      spec,
+      items: cut(items).map((c, index) => ({
         index,
-        prompt: mmluPrompt(q, { ...po, template, shots }),
-        correct: q.answer,
+        prompt: buildPrompt(spec.template ?? "{prompt}", { prompt: c.prompt }, po),
+        answer: c.answer,
       })),
     };
   }

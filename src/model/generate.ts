@@ -37,6 +37,11 @@ export interface GenerateOptions extends SamplingOptions {
   addSpecialTokens?: boolean;
   /** Stops every row at the next step with finishReason "aborted". */
   signal?: AbortSignal;
+  /**
+   * Called for every generated token with the logits [vocab] it was chosen from (a view valid only during the
+   * call): `index` is its position among the row's generated tokens (0 = the first token after the prompt).
+   */
+  onLogits?: (e: { row: number; index: number; tokenId: number; logits: Float32Array }) => void;
 }
 
 /**
@@ -286,6 +291,7 @@ async function* decodeLoop(
       const spec = specs[b]!;
       const logits = out.logits.subarray(b * out.vocab, (b + 1) * out.vocab);
       const tok = spec.sampler.next(logits, 0, sampleable);
+      opts.onLogits?.({ row: b, index: row.result.ids.length, tokenId: tok, logits });
       const text = accept(row, tok, tokenizer, spec.stops, spec.stopTokens ?? defaultStops);
       yield row.done
         ? { row: b, tokenId: tok, text, finishReason: row.result.finishReason, logits }
@@ -358,13 +364,13 @@ export function streamGenerateBatch(
 /**
  * Stream a batch whose rows each have their own options (sampling, seed, budget, stops, hooks, cancellation):
  * what a server batching independent requests into one forward needs. Each row equals its solo run.
- * `shared` applies to every row (hooks here see the whole batch).
+ * `shared` applies to every row (hooks here see the whole batch; onLogits gets each row's logits).
  */
 export function streamGenerateRows(
   engine: Engine,
   tokenizer: Tokenizer | null,
   rows: readonly RowRequest[],
-  shared: Pick<GenerateOptions, "hooks" | "addSpecialTokens" | "signal"> = {},
+  shared: Pick<GenerateOptions, "hooks" | "addSpecialTokens" | "signal" | "onLogits"> = {},
 ): AsyncGenerator<GenerateEvent> {
   return decodeLoop(engine, tokenizer, ownRows(rows, tokenizer), shared, []);
 }

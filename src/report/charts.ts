@@ -4,7 +4,7 @@
  * the ECharts option and size, which the web lab (web/) draws live in the browser: one chart definition for both.
  */
 import * as echarts from "echarts";
-import type { A3Diagnostic, LinearDiagnostic } from "../eval/score-diagnostics.js";
+import type { A2Diagnostic, A3Diagnostic, LinearDiagnostic } from "../eval/score-diagnostics.js";
 import { type LawFit, predict } from "../theory/laws.js";
 import type { FrontierPoint } from "../theory/regime.js";
 import type { MetricPoint, RegimeReport, TaskFits, TaskSeries } from "./types.js";
@@ -55,27 +55,35 @@ export function renderSvg(option: Record<string, unknown>, size: ChartSize = {})
   }
 }
 
-/** A shaded band mean +- k*se, drawn as one polygon by a custom series (data holds every vertex for the axis extent). */
-function bandSeries(name: string, pts: readonly MetricPoint[], color: string, k = 1): Series | null {
-  // Points with se = 0 (every prompt agreed) stay in the band at zero width; skipping them would draw the
-  // polygon straight across them.
-  const ok = pts.filter((p) => Number.isFinite(p.se) && p.se >= 0);
-  if (ok.filter((p) => p.se > 0).length < 2) return null;
-  const upper = ok.map((p) => [p.r, p.mean + k * p.se]);
-  const lower = ok.map((p) => [p.r, p.mean - k * p.se]).reverse();
-  const ring = [...upper, ...lower];
+/** Error bars mean +- se at the points that have a standard error (none drawn where it is unknown or 0). */
+function errorBarSeries(name: string, pts: readonly MetricPoint[], color: string): Series | null {
+  const ok = pts.filter((p) => Number.isFinite(p.se) && p.se > 0);
+  if (ok.length === 0) return null;
   return {
     name,
     type: "custom",
     silent: true,
-    z: 1,
-    data: ring,
-    renderItem: (params: { dataIndex: number }, api: { coord: (v: number[]) => number[] }) => {
-      if (params.dataIndex !== 0) return null;
+    z: 2,
+    data: ok.map((p) => [p.r, p.mean - p.se, p.mean + p.se]),
+    renderItem: (
+      _params: unknown,
+      api: { value: (i: number) => number; coord: (v: number[]) => number[] },
+    ) => {
+      const lo = api.coord([api.value(0), api.value(1)]);
+      const hi = api.coord([api.value(0), api.value(2)]);
+      const w = 3;
+      const line = (x1: number, y1: number, x2: number, y2: number) => ({
+        type: "line",
+        shape: { x1, y1, x2, y2 },
+        style: { stroke: color, lineWidth: 1 },
+      });
       return {
-        type: "polygon",
-        shape: { points: ring.map((v) => api.coord(v)) },
-        style: { fill: color, opacity: 0.18 },
+        type: "group",
+        children: [
+          line(lo[0]!, lo[1]!, hi[0]!, hi[1]!),
+          line(lo[0]! - w, lo[1]!, lo[0]! + w, lo[1]!),
+          line(hi[0]! - w, hi[1]!, hi[0]! + w, hi[1]!),
+        ],
       };
     },
   };
@@ -111,9 +119,24 @@ export function legendRowCount(names: readonly string[], width: number): number 
   return rows;
 }
 
+/** Legend entries: every series but the drawn-only ones (error bars). */
+function legendNames(series: readonly Series[]): string[] {
+  return series.filter((x) => x.type !== "custom").map((x) => x.name as string);
+}
+
+/** A legend under the plot with the rows it needs, and the grid's bottom margin to match. */
+function legendFor(series: readonly Series[], size?: ChartSize): Record<string, unknown> {
+  const names = legendNames(series);
+  const rows = legendRowCount(names, (size?.width ?? 760) - 40);
+  return {
+    legend: { type: "plain", data: names, bottom: 0, left: 20, right: 20, textStyle: { fontSize: 10 } },
+    grid: { left: 60, right: 24, top: 40, bottom: 44 + 18 * rows },
+  };
+}
+
 /** Short legend label of a fit (its parameters are in the report's fit table). */
 function fitLabel(f: LawFit): string {
-  return `${LAW_NAMES[f.kind] ?? f.kind} (R²=${f.r2.toFixed(3)})`;
+  return `${LAW_NAMES[f.kind] ?? f.kind} (R²=${Number.isFinite(f.r2) ? f.r2.toFixed(3) : "–"})`;
 }
 
 function markLines(regime: RegimeReport | undefined): Series | undefined {
@@ -138,8 +161,9 @@ function markLines(regime: RegimeReport | undefined): Series | undefined {
 }
 
 /**
- * Metric against r_e for a group of tasks (behaviour, or helpfulness full + A-D): points with se bands, the
- * global law over its fit range and the local fit near 0, the chosen efficient r_e marked.
+ * Metric against r_e for one panel (one model's tasks of one kind, the paper's figure layout): points with
+ * ±1 se error bars, the global law over its fit range and the local fit near 0; the efficient r* and budget
+ * lines only on the series of the regime's own tasks.
  */
 export function metricChart(
   title: string,
@@ -148,8 +172,9 @@ export function metricChart(
   fits: readonly TaskFits[],
   regime?: RegimeReport,
   size?: ChartSize,
+  o: { xName?: string; stripPrefix?: string } = {},
 ): string {
-  const c = metricOption(title, yName, tasks, fits, regime, size);
+  const c = metricOption(title, yName, tasks, fits, regime, size, o);
   return renderSvg(c.option, c.size);
 }
 
@@ -160,26 +185,30 @@ export function metricOption(
   fits: readonly TaskFits[],
   regime?: RegimeReport,
   size?: ChartSize,
+  o: { xName?: string; stripPrefix?: string } = {},
 ): ChartSpec {
   const series: Series[] = [];
+  const name = (t: TaskSeries) =>
+    o.stripPrefix && t.title.startsWith(o.stripPrefix) ? t.title.slice(o.stripPrefix.length) : t.title;
   tasks.forEach((t, i) => {
     const color = PALETTE[i % PALETTE.length]!;
-    const band = bandSeries(`${t.title} ±1 se`, t.points, color);
-    if (band) series.push(band);
+    const bars = errorBarSeries(`${name(t)} ±1 se`, t.points, color);
+    if (bars) series.push(bars);
+    const mine = regime && (t.id === regime.alignmentTask || t.id === regime.helpfulnessTask);
     series.push({
-      name: t.title,
+      name: name(t),
       type: "line",
       data: t.points.map((p) => [p.r, p.mean]),
-      symbolSize: 4,
-      lineStyle: { width: 1, opacity: 0.5 },
+      symbolSize: 5,
+      lineStyle: { width: 1, opacity: 0.35 },
       itemStyle: { color },
       z: 3,
-      ...(i === 0 && markLines(regime) ? { markLine: markLines(regime) } : {}),
+      ...(mine && markLines(regime) ? { markLine: markLines(regime) } : {}),
     });
     const f = fits.find((x) => x.taskId === t.id);
     if (f?.law) {
       series.push({
-        name: `${t.title} · ${fitLabel(f.law)}`,
+        name: `${name(t)} · ${fitLabel(f.law)}`,
         type: "line",
         showSymbol: false,
         data: curveData(f.law, f.law.range[0], f.law.range[1]),
@@ -190,7 +219,7 @@ export function metricOption(
     }
     for (const l of f?.local ?? []) {
       series.push({
-        name: `${t.title} · ${fitLabel(l)}`,
+        name: `${name(t)} · ${fitLabel(l)}`,
         type: "line",
         showSymbol: false,
         data: curveData(l, l.range[0], l.range[1], 60),
@@ -200,7 +229,7 @@ export function metricOption(
       });
     }
   });
-  // Bands stay out of the legend. Rows are packed by estimated text width (~6 px per character at font
+  // Error bars stay out of the legend. Rows are packed by estimated text width (~6 px per character at font
   // size 10, plus the icon and gap), so long names never spill over the plot.
   const legendNames = series.filter((x) => x.type !== "custom").map((x) => x.name as string);
   const legendRows = legendRowCount(legendNames, (size?.width ?? 760) - 40);
@@ -219,7 +248,13 @@ export function metricOption(
         itemGap: 14,
       },
       grid: { left: 60, right: 24, top: 40, bottom: 50 + 18 * legendRows },
-      xAxis: { type: "value", name: "r_e", nameLocation: "middle", nameGap: 22, splitLine: { show: false } },
+      xAxis: {
+        type: "value",
+        name: o.xName ?? "r_e",
+        nameLocation: "middle",
+        nameGap: 22,
+        splitLine: { show: false },
+      },
       yAxis: { type: "value", name: yName, nameLocation: "middle", nameGap: 42, scale: true },
       series,
     },
@@ -317,7 +352,7 @@ export function diagnosticChart(
   );
   const fit = isA3 ? d.stdFit : d.fit;
   const series: Series[] = [];
-  const band = isA3 ? null : bandSeries("±1 se", pts, PALETTE[0]!);
+  const band = isA3 ? null : errorBarSeries("±1 se", pts, PALETTE[0]!);
   if (band) series.push(band);
   series.push({
     name: isA3 ? "std of X_i" : "mean",
@@ -344,49 +379,101 @@ export function diagnosticChart(
       itemStyle: { color: PALETTE[1] },
     });
   }
+  // A1: the paper's fits per sign, each over its own half of the range
+  for (const [f, name, color] of [
+    [isA3 ? null : d.fitPos, "r_e ≥ 0", PALETTE[2]],
+    [isA3 ? null : d.fitNeg, "r_e ≤ 0", PALETTE[3]],
+  ] as const) {
+    if (!f) continue;
+    series.push({
+      name: `linear fit on ${name} (slope ${f.values[1]!.toPrecision(3)}, R²=${Number.isFinite(f.r2) ? f.r2.toFixed(3) : "–"})`,
+      type: "line",
+      showSymbol: false,
+      data: [f.range[0], f.range[1]].map((r) => [r, predict(f, r)]),
+      lineStyle: { width: 2, color },
+      itemStyle: { color },
+    });
+  }
   return renderSvg(
     {
       title: { text: title, left: "center", textStyle: { fontSize: 13 } },
-      legend: { bottom: 0, textStyle: { fontSize: 10 } },
-      grid: { left: 60, right: 24, top: 40, bottom: 56 },
+      ...legendFor(series, size),
       xAxis: { type: "value", name: "r_e", nameLocation: "middle", nameGap: 22 },
       yAxis: { type: "value", name: yName, nameLocation: "middle", nameGap: 42, scale: true },
       series,
     },
-    { height: 320, ...size },
+    { height: 300 + 18 * legendRowCount(legendNames(series), (size?.width ?? 760) - 40), ...size },
   );
 }
 
-/** A3 normality: Shapiro-Wilk p-value per r_e (log scale) with the 0.05 line. */
+/** A2 the paper's way: mean good-minus-bad logit shift per r_e and the lower-bound line Delta r_e on r_e >= 0. */
+export function a2Chart(d: A2Diagnostic, size?: ChartSize): string {
+  const series: Series[] = [];
+  const band = errorBarSeries("±1 se", d.rows, PALETTE[4]!);
+  if (band) series.push(band);
+  series.push({
+    name: "mean shift over prompts",
+    type: "scatter",
+    symbolSize: 6,
+    data: d.rows.map((p) => [p.r, p.mean]),
+    itemStyle: { color: PALETTE[4] },
+  });
+  if (d.slope !== null) {
+    const hi = Math.max(...d.rows.map((r) => r.r).filter((r) => r <= d.rMax + 1e-12));
+    series.push({
+      name: `lower bound Δ·r_e, Δ = ${d.slope.toPrecision(3)}`,
+      type: "line",
+      showSymbol: false,
+      data: [
+        [0, 0],
+        [hi, d.slope * hi],
+      ],
+      lineStyle: { width: 2, color: PALETTE[1] },
+      itemStyle: { color: PALETTE[1] },
+    });
+  }
+  return renderSvg(
+    {
+      title: {
+        text: "A2: ⟨U δ(r_e), e_good − e_bad⟩ (next-token logits, relative to r_e = 0)",
+        left: "center",
+        textStyle: { fontSize: 13 },
+      },
+      ...legendFor(series, size),
+      xAxis: { type: "value", name: "r_e", nameLocation: "middle", nameGap: 22 },
+      yAxis: { type: "value", name: "logit shift", nameLocation: "middle", nameGap: 42, scale: true },
+      series,
+    },
+    { height: 300 + 18 * legendRowCount(legendNames(series), (size?.width ?? 760) - 40), ...size },
+  );
+}
+
+/** A3 normality: Shapiro-Wilk -log10 p per r_e (linear axis: 1 = p 0.1, 2 = p 0.01, ...), the p = 0.05 line. */
 export function normalityChart(d: A3Diagnostic, size?: ChartSize): string {
   const data = d.rows
     .filter((r) => r.shapiroWilk && r.shapiroWilk.statistic < 1)
-    .map((r) => [r.r, Math.max(r.shapiroWilk!.pValue, 1e-12)]);
+    .map((r) => [r.r, -Math.log10(Math.max(r.shapiroWilk!.pValue, 1e-300))]);
   return renderSvg(
     {
-      title: { text: "A3: Shapiro-Wilk p-value of X_i per r_e", left: "center", textStyle: { fontSize: 13 } },
+      title: {
+        text: "A3: Shapiro-Wilk test of X_i per r_e (higher = less Gaussian)",
+        left: "center",
+        textStyle: { fontSize: 13 },
+      },
       grid: { left: 60, right: 24, top: 40, bottom: 40 },
       xAxis: { type: "value", name: "r_e", nameLocation: "middle", nameGap: 22 },
-      yAxis: {
-        type: "log",
-        name: "p",
-        nameLocation: "middle",
-        nameGap: 42,
-        min: 1e-12,
-        max: 1,
-        axisLabel: { formatter: (v: number) => v.toExponential(0) },
-      },
+      yAxis: { type: "value", name: "−log10 p", nameLocation: "middle", nameGap: 42, min: 0 },
       series: [
         {
-          name: "p-value",
+          name: "-log10 p",
           type: "scatter",
           data,
           itemStyle: { color: PALETTE[4] },
           markLine: {
             silent: true,
             symbol: "none",
-            data: [{ yAxis: 0.05, name: "0.05" }],
-            label: { formatter: "p = 0.05" },
+            data: [{ yAxis: -Math.log10(0.05), name: "p = 0.05" }],
+            label: { formatter: "p = 0.05", position: "insideEndTop" },
             lineStyle: { color: "#6b7280", type: "dashed" },
           },
         },

@@ -3,8 +3,8 @@
  * per task group (behaviour, helpfulness) with fits and se bands, the frontier, the diagnostics, fit tables.
  */
 import type { LawFit } from "../theory/laws.js";
-import { diagnosticChart, frontierChart, metricChart, normalityChart } from "./charts.js";
-import type { SweepReport, TaskSeries } from "./types.js";
+import { a2Chart, diagnosticChart, frontierChart, metricChart, normalityChart } from "./charts.js";
+import type { RegimeReport, SweepReport, TaskSeries } from "./types.js";
 
 export function escapeHtml(s: string): string {
   return s.replace(
@@ -29,39 +29,60 @@ function fitRows(taskTitle: string, f: LawFit): string {
     .join("");
 }
 
+/** The model a series belongs to: the prefix of "<model>/<task>" ids (an experiment), else "". */
+export function modelOf(id: string): string {
+  const i = id.indexOf("/");
+  return i > 0 ? id.slice(0, i) : "";
+}
+
+/**
+ * Chart panels: one per model and metric kind (the paper's figure layout: one model's curves with their
+ * fitted laws per panel), behaviour first, then helpfulness over the full vocabulary and over A-D.
+ */
 export function chartGroups(
   tasks: readonly TaskSeries[],
-): { key: string; title: string; y: string; tasks: TaskSeries[] }[] {
-  const beh = tasks.filter((t) => t.kind === "behavior");
-  const help = tasks.filter((t) => t.kind === "helpfulness-full" || t.kind === "helpfulness-ad");
-  const gen = tasks.filter((t) => t.kind === "generic");
-  const out = [];
-  if (beh.length)
-    out.push({
-      key: "behavior",
-      title: "Behaviour (alignment) against r_e",
-      y: "B = mean score",
-      tasks: beh,
-    });
-  // Helpfulness: one chart for the full vocabulary and one for A-D, so the two scales stay readable.
-  const full = help.filter((t) => t.kind === "helpfulness-full");
-  const ad = help.filter((t) => t.kind === "helpfulness-ad");
-  if (full.length)
-    out.push({
+): { key: string; title: string; y: string; model: string; tasks: TaskSeries[] }[] {
+  const kinds = [
+    { kind: "behavior", key: "behavior", title: "Behaviour (alignment) against r_e", y: "B = mean score" },
+    {
+      kind: "helpfulness-full",
       key: "helpfulness-full",
       title: "Helpfulness: P(correct letter), full vocabulary",
       y: "P(correct)",
-      tasks: full,
-    });
-  if (ad.length)
-    out.push({
+    },
+    {
+      kind: "helpfulness-ad",
       key: "helpfulness-ad",
       title: "Helpfulness: P(correct | A-D), chance 0.25",
       y: "P(correct | A-D)",
-      tasks: ad,
-    });
-  if (gen.length) out.push({ key: "generic", title: "Other metrics", y: "value", tasks: gen });
+    },
+    { kind: "generic", key: "generic", title: "Other metrics", y: "value" },
+  ] as const;
+  const models = [...new Set(tasks.map((t) => modelOf(t.id)))];
+  const out = [];
+  for (const model of models)
+    for (const k of kinds) {
+      const ts = tasks.filter((t) => modelOf(t.id) === model && t.kind === k.kind);
+      if (ts.length === 0) continue;
+      out.push({
+        key: model ? `${k.key}-${model}` : k.key,
+        title: model ? `${model}: ${k.title}` : k.title,
+        y: k.y,
+        model,
+        tasks: ts,
+      });
+    }
   return out;
+}
+
+/** "alignment from tanh fit (R^2 0.97), helpfulness from the data (corollary-full R^2 0.48 < 0.9)". */
+export function regimeSourceText(reg: RegimeReport): string {
+  if (!reg.sources) return reg.source === "fit" ? "fitted laws" : "interpolated data";
+  const side = (name: string, s: NonNullable<RegimeReport["sources"]>["alignment"]) =>
+    s.from === "fit"
+      ? `${name} from its ${s.law} fit (R^2 ${s.r2?.toFixed(3)})`
+      : `${name} from the interpolated data (${s.why})`;
+  return `${side("alignment", reg.sources.alignment)}; ${side("helpfulness", reg.sources.helpfulness)}`;
 }
 
 /** The whole report as one HTML document. */
@@ -77,17 +98,27 @@ export function renderHtml(r: SweepReport): string {
     const wb = x.withinBudget;
     parts.push(
       `<section id="regime"><h2>Efficient regime</h2><p>Alignment from <b>${escapeHtml(reg.alignmentTask)}</b>, helpfulness from <b>${escapeHtml(reg.helpfulnessTask)}</b> ` +
-        `(${reg.source === "fit" ? "fitted laws" : "interpolated data"}); aligning side r_e ${x.direction > 0 ? "&gt; 0" : "&lt; 0"}; baseline B(0) = ${fmt(x.baseline.alignment)}, H(0) = ${fmt(x.baseline.helpfulness)}.</p><ul>` +
+        `(${regimeSourceText(reg)}); aligning side r_e ${x.direction > 0 ? "&gt; 0" : "&lt; 0"}; baseline B(0) = ${fmt(x.baseline.alignment)}, H(0) = ${fmt(x.baseline.helpfulness)}.</p><ul>` +
         `<li>Best trade-off (maximises gain − ${x.lambda} × loss): <b>r_e = ${fmt(x.tradeoff.r, 3)}</b>, gain ${fmt(x.tradeoff.gain)}, loss ${fmt(x.tradeoff.loss)}.</li>` +
         `<li>Largest |r_e| with helpfulness loss ≤ ${x.budget}: ${wb ? `<b>r_e = ${fmt(wb.r, 3)}</b>, gain ${fmt(wb.gain)}, loss ${fmt(wb.loss)}` : "none (the first step already exceeds the budget)"}.</li></ul></section>`,
     );
   }
   for (const g of chartGroups(r.tasks)) {
-    const svg = metricChart(g.title, g.y, g.tasks, r.fits, reg);
+    // relative r_e: each model's panels name their own unit
+    const norm = r.metadata[`residNorm ${g.model}`] ?? r.metadata.residNorm;
+    const xName = typeof norm === "number" ? `r_e / ||h||  (× ${norm.toPrecision(4)} = absolute r_e)` : "r_e";
+    const svg = metricChart(g.title, g.y, g.tasks, r.fits, reg, undefined, {
+      xName,
+      ...(g.model ? { stripPrefix: `${g.model}: ` } : {}),
+    });
+    const marks =
+      reg && g.tasks.some((t) => t.id === reg.alignmentTask || t.id === reg.helpfulnessTask)
+        ? " Vertical lines: the efficient r* and the largest r_e within the helpfulness budget (this model's regime)."
+        : "";
     parts.push(
       figure(
         `chart-${g.key}`,
-        `${g.title}. Points: mean over prompts; band: ±1 standard error; solid: global law; dashed: local fit near r_e = 0.`,
+        `${g.title}. Points: mean over prompts with ±1 standard error bars; solid: the global law over its fit range; dashed: the local fit near r_e = 0.${marks}`,
         svg,
       ),
     );
@@ -109,8 +140,16 @@ export function renderHtml(r: SweepReport): string {
     parts.push(
       figure(
         "chart-a2",
-        "A2: aligned-minus-misaligned log-prob margin.",
-        diagnosticChart("A2: log-prob margin against r_e", "margin (nats)", d.a2, false),
+        `A2 (the paper's): next-token logit of the good tokens minus the bad ones, relative to r_e = 0, mean over prompts; the line is the lower bound Δ r_e, Δ = min(slope through the first 4 points at r_e ≥ 0, chord to the last point at r_e ≤ ${fmt(d.a2.rMax, 3)}).`,
+        a2Chart(d.a2),
+      ),
+    );
+  if (d?.a2Margin)
+    parts.push(
+      figure(
+        "chart-a2-margin",
+        "A2-margin (steerlab's stand-in): aligned-minus-misaligned log-prob margin of whole continuations, a line with intercept.",
+        diagnosticChart("A2-margin: log-prob margin against r_e", "margin (nats)", d.a2Margin, false),
       ),
     );
   if (d?.a3) {
@@ -130,8 +169,16 @@ export function renderHtml(r: SweepReport): string {
       ...f.local.map((l) => fitRows(title(f.taskId), l)),
     ])
     .join("");
+  const lawNotes = (f: LawFit) => [
+    ...(f.converged ? [] : [`${f.kind} did not converge`]),
+    ...(f.notes ?? []).map((n) => `${f.kind}: ${n}`),
+  ];
   const notes = r.fits
-    .flatMap((f) => f.notes.map((n) => `<li>${escapeHtml(title(f.taskId))}: ${escapeHtml(n)}</li>`))
+    .flatMap((f) =>
+      [...f.notes, ...[f.law, ...f.local].flatMap((l) => (l ? lawNotes(l) : []))].map(
+        (n) => `<li>${escapeHtml(title(f.taskId))}: ${escapeHtml(n)}</li>`,
+      ),
+    )
     .join("");
   parts.push(
     `<section id="fits"><h2>Fits</h2><table class="fits"><thead><tr><th>task</th><th>law</th><th>param</th><th>value</th><th>se</th><th>95% CI</th><th>R²</th><th>n</th><th>r_e range</th></tr></thead><tbody>${rows}</tbody></table>${notes ? `<ul class="notes">${notes}</ul>` : ""}</section>`,

@@ -3,7 +3,7 @@
  * curve, the assumption diagnostics, the efficient regime and free-form metadata. The sweep runner builds a
  * `SweepData`; `buildReport` adds the fits and the regime; the writers turn a `SweepReport` into files.
  */
-import type { A3Diagnostic, LinearDiagnostic } from "../eval/score-diagnostics.js";
+import type { A2Diagnostic, A3Diagnostic, LinearDiagnostic } from "../eval/score-diagnostics.js";
 import type { CurveKind } from "../theory/curves.js";
 import type { LawFit } from "../theory/laws.js";
 import type { EfficientRegime } from "../theory/regime.js";
@@ -31,7 +31,10 @@ export interface TaskSeries {
 
 export interface Diagnostics {
   readonly a1?: LinearDiagnostic;
-  readonly a2?: LinearDiagnostic;
+  /** The paper's A2: good-minus-bad single-token logit shift, lower-bound slope through the origin. */
+  readonly a2?: A2Diagnostic;
+  /** steerlab's stand-in: the whole-continuation log-prob margin against r_e (line with intercept). */
+  readonly a2Margin?: LinearDiagnostic;
   readonly a3?: A3Diagnostic;
 }
 
@@ -56,11 +59,25 @@ export interface TaskFits {
   readonly notes: readonly string[];
 }
 
+/** Where one side of the regime comes from: its fitted law or its interpolated data, and why. */
+export interface RegimeSource {
+  readonly from: "fit" | "data";
+  readonly law?: string;
+  readonly r2?: number;
+  readonly why: string;
+}
+
 export interface RegimeReport {
   readonly alignmentTask: string;
   readonly helpfulnessTask: string;
-  /** "fit": the fitted laws; "data": piecewise-linear interpolation of the measured means. */
-  readonly source: "fit" | "data";
+  /**
+   * "fit": both curves from their fitted laws; "data": both from piecewise-linear interpolation of the
+   * measured means; "mixed": one of each (see `sources`).
+   */
+  readonly source: "fit" | "data" | "mixed";
+  readonly sources?: { readonly alignment: RegimeSource; readonly helpfulness: RegimeSource };
+  /** The R^2 a law needed to be used (source "auto"). */
+  readonly minR2?: number;
   readonly result: EfficientRegime;
 }
 

@@ -54,7 +54,26 @@ function checkOptional(o: Record<string, unknown>, problems: string[], where: st
   }
 }
 
-/** Parse JSONL text (one object per non-blank line). `file` names the source in errors. */
+/** A RepE row's two sentences as a pair: the one labelled true (1) is `positive`; else why not. */
+function fromLabelLists(
+  sentence: unknown[],
+  label: unknown[],
+): { positive: unknown; negative: unknown } | string {
+  const truthy = (v: unknown) => v === true || v === 1;
+  const falsy = (v: unknown) => v === false || v === 0;
+  if (sentence.length !== 2 || label.length !== 2)
+    return `"sentence" and "label" lists need 2 entries each, got ${sentence.length} and ${label.length}`;
+  const i = label.findIndex(truthy);
+  if (i < 0 || !falsy(label[1 - i]))
+    return `"label" must hold one true and one false, got ${JSON.stringify(label)}`;
+  return { positive: sentence[i], negative: sentence[1 - i] };
+}
+
+/**
+ * Parse JSONL text (one object per non-blank line). `file` names the source in errors. Besides the two
+ * layouts above, RepE's harmful_harmless_instructions rows {"sentence": [a, b], "label": [true, false]} are
+ * read as pairs (the sentence labelled true is `positive`).
+ */
 export function parseDataset(text: string, file: string): Dataset {
   const problems: string[] = [];
   const pairs: ContrastPair[] = [];
@@ -76,7 +95,17 @@ export function parseDataset(text: string, file: string): Dataset {
       problems.push(`${where}: expected a JSON object`);
       return;
     }
-    const r = o as Record<string, unknown>;
+    let r = o as Record<string, unknown>;
+    if (Array.isArray(r.sentence) && Array.isArray(r.label)) {
+      // RepE's harmful_harmless_instructions layout: {"sentence": [a, b], "label": [true, false]}
+      const pair = fromLabelLists(r.sentence, r.label);
+      if (typeof pair === "string") {
+        problems.push(`${where}: ${pair}`);
+        return;
+      }
+      const { sentence: _s, label: _l, ...rest } = r;
+      r = { ...rest, ...pair };
+    }
     const isPair = "positive" in r || "negative" in r;
     const isLabel = "text" in r || "label" in r;
     if (isPair === isLabel) {

@@ -6,7 +6,14 @@
 import { parse } from "csv-parse/sync";
 import { SteerlabError } from "../errors.js";
 import { readTextFile } from "../io/files.js";
-import { fitCorollary, fitLocalLinear, fitLocalQuadratic, fitTanh, type LawFit } from "./laws.js";
+import {
+  fitCorollary,
+  fitLocalLinear,
+  fitLocalQuadratic,
+  fitTanh,
+  type LawFit,
+  type LawKind,
+} from "./laws.js";
 
 /** What a curve measures, which decides the laws fitted to it. */
 export type CurveKind = "behavior" | "helpfulness-full" | "helpfulness-ad" | "generic";
@@ -234,42 +241,135 @@ export async function loadCurve(path: string): Promise<Curve[]> {
 export interface CurveFitOptions {
   /** r range of the tanh fit. Default: all points. The paper-data README uses [-3, 5] (PAPER_TANH_RANGE). */
   tanhRange?: readonly [number, number];
-  /** r range of the Corollary-1 fits. Default: all points. */
+  /** r range of the Corollary-1 fits. Default: all points. The authors fit [-5, 5] (PAPER_COROLLARY_RANGE). */
   corollaryRange?: readonly [number, number];
   /** Weight points by 1/se^2 with se = std / sqrt(n) (n prompts per point). Default unweighted. */
   weightN?: number;
-  /** Half widths of the local fits (defaults 1 for linear, 2.5 for quadratic). */
+  /** Half widths of the local fits; default scaled to the grid (localHalfWidths). */
   linearHalfWidth?: number;
   quadraticHalfWidth?: number;
 }
 
 /** The README's fitting range for behaviour curves of the paper. */
 export const PAPER_TANH_RANGE: readonly [number, number] = [-3, 5];
+/** The authors' range of the Corollary-1 fits (their plotting notebook fits r_e in [-5, 5]). */
+export const PAPER_COROLLARY_RANGE: readonly [number, number] = [-5, 5];
+
+/** Validate a config's fit block ({ tanhRange, corollaryRange, linearHalfWidth, quadraticHalfWidth }). */
+export function parseFitOptions(
+  raw: unknown,
+  field: string,
+  problems: string[],
+): CurveFitOptions | undefined {
+  if (raw === undefined) return undefined;
+  if (!raw || typeof raw !== "object" || Array.isArray(raw)) {
+    problems.push(
+      `${field}: expected { tanhRange?, corollaryRange?, linearHalfWidth?, quadraticHalfWidth? }`,
+    );
+    return undefined;
+  }
+  const o = raw as Record<string, unknown>;
+  const out: { -readonly [K in keyof CurveFitOptions]: CurveFitOptions[K] } = {};
+  for (const k of Object.keys(o)) {
+    const v = o[k];
+    if (k === "tanhRange" || k === "corollaryRange") {
+      if (!Array.isArray(v) || v.length !== 2 || !v.every(Number.isFinite) || !(v[0] < v[1]))
+        problems.push(`${field}.${k}: [lo, hi] with lo < hi`);
+      else out[k] = [v[0], v[1]];
+    } else if (k === "linearHalfWidth" || k === "quadraticHalfWidth") {
+      if (typeof v !== "number" || !(v > 0) || !Number.isFinite(v))
+        problems.push(`${field}.${k}: a positive number`);
+      else out[k] = v;
+    } else
+      problems.push(
+        `${field}.${k}: unknown key (tanhRange, corollaryRange, linearHalfWidth, quadraticHalfWidth)`,
+      );
+  }
+  return out;
+}
+
+/** Everything `fit --paper` sets: the published protocol. */
+export const PAPER_FIT: CurveFitOptions = {
+  tanhRange: PAPER_TANH_RANGE,
+  corollaryRange: PAPER_COROLLARY_RANGE,
+  linearHalfWidth: 1,
+  quadraticHalfWidth: 2.5,
+};
+
+/**
+ * Default half widths of the local fits for a grid: the paper's (1 for linear, 2.5 for quadratic: 5 steps of
+ * its grids of step 0.2 and 0.5, 11 points each), kept between 2 and 5 grid steps (linear) and 3 and 5 steps
+ * (quadratic), so a coarse grid still gives 5 / 7 points and a fine grid in other units (e.g. r_e relative to
+ * the residual norm) stays near 0. The step is the median spacing of the grid.
+ */
+export function localHalfWidths(r: readonly number[]): { linear: number; quadratic: number } {
+  const xs = [...new Set(r)].sort((a, b) => a - b);
+  const gaps = xs.slice(1).map((x, i) => x - xs[i]!);
+  gaps.sort((a, b) => a - b);
+  const step = gaps.length ? gaps[gaps.length >> 1]! : 0;
+  if (!(step > 0)) return { linear: 1, quadratic: 2.5 };
+  const w = (lo: number, paper: number) => Math.min(Math.max(paper, lo * step), 5 * step) * (1 + 1e-9);
+  return { linear: w(2, 1), quadratic: w(3, 2.5) };
+}
 
 export interface CurveFits {
   readonly curve: Curve;
-  /** Global law (tanh or Corollary 1) when the kind has one. */
+  /** Global law (tanh or Corollary 1) when the kind has one and it could be fitted. */
   readonly law?: LawFit;
   /** Local linear (behaviour) or quadratic (helpfulness) fit near r = 0; both for generic curves. */
   readonly local: readonly LawFit[];
+  /** Laws that could not be fitted, each with why; one failing never removes another. */
+  readonly failed: readonly { readonly kind: LawKind; readonly message: string }[];
 }
 
-/** Fit the laws of the curve's kind: behaviour -> tanh + local linear; helpfulness -> Corollary 1 + local quadratic. */
+/**
+ * Fit the laws of the curve's kind, each on its own: behaviour -> tanh + local linear; helpfulness ->
+ * Corollary 1 + local quadratic; generic -> local linear + quadratic.
+ */
 export function fitCurve(c: Curve, o: CurveFitOptions = {}): CurveFits {
   const sigma = o.weightN && c.std ? c.std.map((s) => s / Math.sqrt(o.weightN!)) : undefined;
   const base = { ...(sigma ? { sigma } : {}) };
-  const lin = () => fitLocalLinear(c.r, c.value, { ...base, halfWidth: o.linearHalfWidth ?? 1 });
-  const quad = () => fitLocalQuadratic(c.r, c.value, { ...base, halfWidth: o.quadraticHalfWidth ?? 2.5 });
+  const hw = localHalfWidths(c.r);
+  const failed: { kind: LawKind; message: string }[] = [];
+  const attempt = (kind: LawKind, f: () => LawFit): LawFit | undefined => {
+    try {
+      return f();
+    } catch (e) {
+      failed.push({ kind, message: (e as Error).message });
+      return undefined;
+    }
+  };
+  const lin = () =>
+    attempt("poly1", () =>
+      fitLocalLinear(c.r, c.value, { ...base, halfWidth: o.linearHalfWidth ?? hw.linear }),
+    );
+  const quad = () =>
+    attempt("poly2", () =>
+      fitLocalQuadratic(c.r, c.value, { ...base, halfWidth: o.quadraticHalfWidth ?? hw.quadratic }),
+    );
   const tanhOpts = { ...base, ...(o.tanhRange ? { range: o.tanhRange } : {}) };
   const corOpts = { ...base, ...(o.corollaryRange ? { range: o.corollaryRange } : {}) };
+  let law: LawFit | undefined;
+  let local: (LawFit | undefined)[];
   switch (c.kind) {
     case "behavior":
-      return { curve: c, law: fitTanh(c.r, c.value, tanhOpts), local: [lin()] };
+      law = attempt("tanh", () => fitTanh(c.r, c.value, tanhOpts));
+      local = [lin()];
+      break;
     case "helpfulness-full":
-      return { curve: c, law: fitCorollary(c.r, c.value, "corollary-full", corOpts), local: [quad()] };
-    case "helpfulness-ad":
-      return { curve: c, law: fitCorollary(c.r, c.value, "corollary-ad", corOpts), local: [quad()] };
+    case "helpfulness-ad": {
+      const kind = c.kind === "helpfulness-full" ? "corollary-full" : "corollary-ad";
+      law = attempt(kind, () => fitCorollary(c.r, c.value, kind, corOpts));
+      local = [quad()];
+      break;
+    }
     case "generic":
-      return { curve: c, local: [lin(), quad()] };
+      local = [lin(), quad()];
   }
+  return {
+    curve: c,
+    ...(law ? { law } : {}),
+    local: local.filter((f): f is LawFit => f !== undefined),
+    failed,
+  };
 }

@@ -22,6 +22,8 @@ export type LawKind = "tanh" | "corollary-full" | "corollary-ad" | "poly1" | "po
 export interface LawFit extends FitResult {
   readonly kind: LawKind;
   readonly sign: 1 | -1;
+  /** What limits the fit's meaning: a parameter at its bound, an unidentifiable parameter, a law's ceiling. */
+  readonly notes?: readonly string[];
 }
 
 export interface RangeOptions extends LsqOptions {
@@ -130,10 +132,17 @@ function corollaryModel(kind: "corollary-full" | "corollary-ad"): NonlinearModel
   };
 }
 
+/** Largest value a Corollary-1 law can take with a >= 0: 1 (full vocabulary) or 0.75 (A-D). */
+export function corollaryCeiling(kind: "corollary-full" | "corollary-ad"): number {
+  return kind === "corollary-full" ? 1 : 0.75;
+}
+
 /**
- * Corollary-1 helpfulness law, full vocabulary ("corollary-full") or A-D renormalised ("corollary-ad").
- * Start: a from the value nearest r = 0 (P0 = A/(1+a) + C), b from the curvature of a quadratic fit near 0.
- * b enters squared, so it is reported as |b|.
+ * Corollary-1 helpfulness law, full vocabulary ("corollary-full") or A-D renormalised ("corollary-ad"), with
+ * a, b >= 0 as the authors fit it (lmfit, bounds a >= 0, b >= 0, start a = b = 1). More starts are tried: a
+ * from the value nearest r = 0 (P0 = A/(1+a) + C), b from the curvature of a quadratic fit near 0; the best
+ * residual wins. Notes say when a sits at 0 (the law is then flat and b is not identifiable) and when the data
+ * lie above the law's ceiling (0.75 for A-D: no a >= 0 reaches them).
  */
 export function fitCorollary(
   x: readonly number[],
@@ -146,18 +155,27 @@ export function fitCorollary(
   const i0 = d.x.reduce((bi, v, i) => (Math.abs(v) < Math.abs(d.x[bi]!) ? i : bi), 0);
   const p0 = Math.min(Math.max(d.y[i0]!, C + 1e-3), C + A - 1e-3);
   const a0 = A / (p0 - C) - 1;
-  let k0 = 0.1;
-  const near = selectRange(d.x, d.y, { range: [-2.5, 2.5] });
+  // b's scale follows the grid: b r ~ 1 somewhere inside the range (the paper's [-5, 5] gives b ~ 0.3-3)
+  const span = Math.max(...d.x.map(Math.abs), 1e-9);
+  const unit = 5 / span;
+  let k0 = 0.1 * unit * unit;
+  const near = selectRange(d.x, d.y, { range: [-span / 2, span / 2] });
   if (near.x.length >= 4) {
     const q = fitPoly(near.x, near.y, 2);
     const c2 = param(q, "c2");
     if (c2 < 0) k0 = (-c2 * (1 + a0) ** 2) / A;
   }
-  const starts = [Math.sqrt((2 * k0) / Math.max(a0, 1e-3)), 0.3, 1, 3];
+  const starts: [number, number][] = [
+    [1, 1], // the authors' start
+    ...[Math.sqrt((2 * k0) / Math.max(a0, 1e-3)), 0.3 * unit, unit, 3 * unit].map(
+      (b) => [Math.max(a0, 1e-3), b] as [number, number],
+    ),
+  ];
+  const bounded = { ...lsqOpts(o, d.sigma), lower: [0, 0] };
   let best: FitResult | null = null;
-  for (const b0 of starts) {
+  for (const st of starts) {
     try {
-      const f = fitNonlinear(corollaryModel(kind), d.x, d.y, [Math.max(a0, 1e-3), b0], lsqOpts(o, d.sigma));
+      const f = fitNonlinear(corollaryModel(kind), d.x, d.y, st, bounded);
       if (!best || f.rss < best.rss) best = f;
     } catch {
       // a start that gives a non-finite residual is skipped; the others decide
@@ -167,9 +185,18 @@ export function fitCorollary(
     throw new SteerlabError("bad_input", `${kind} fit failed from every start`, {
       hint: "check the curve is a probability in [0, 1]",
     });
-  const values = [best.values[0]!, Math.abs(best.values[1]!)];
-  const ci = best.ci.map((c, i) => (i === 1 && best!.values[1]! < 0 ? ([-c[1], -c[0]] as const) : c));
-  return { ...best, values, ci, kind, sign: 1 };
+  const notes: string[] = [];
+  const a = best.values[0]!;
+  const b = best.values[1]!;
+  const ceil = corollaryCeiling(kind);
+  const above = d.y.filter((v) => v > ceil).length;
+  if (above > 0)
+    notes.push(`${above} of ${d.y.length} points lie above ${ceil}, the most this law reaches with a >= 0`);
+  if (a <= 1e-8) notes.push("a = 0 (its bound): the law is flat at its ceiling and b is not identifiable");
+  else if (b <= 1e-8) notes.push("b = 0 (its bound): the law is flat");
+  else if (!(best.se[1]! < Math.abs(b)))
+    notes.push("b is poorly identified (its standard error exceeds its value): a and b trade off");
+  return { ...best, kind, sign: 1, ...(notes.length ? { notes } : {}) };
 }
 
 /** Polynomial fit c0 + c1 r (+ c2 r^2) over the points given (no range selection). */

@@ -34,8 +34,15 @@ export interface FitResult {
 export interface LsqOptions {
   /** Per-point standard errors; points are weighted by 1/sigma^2 (sigma floored at `sigmaFloor`). */
   sigma?: readonly number[];
-  /** Smallest sigma used, so a point with zero spread does not get infinite weight. Default 1e-3. */
+  /**
+   * Smallest sigma used, so a point with zero spread (a saturated mean) does not get infinite weight.
+   * Default: the smallest positive sigma of the data (such a point weighs as much as the best-measured one);
+   * all sigmas zero: every point weighs the same.
+   */
   sigmaFloor?: number;
+  /** Bounds on the parameters of a nonlinear fit (projected Levenberg-Marquardt), e.g. [0, 0] for a, b >= 0. */
+  lower?: readonly number[];
+  upper?: readonly number[];
   /** If true, sigma is absolute (covariance not rescaled by the reduced chi^2), as scipy's absolute_sigma. */
   absoluteSigma?: boolean;
   /** Confidence level of the intervals. Default 0.95. */
@@ -75,8 +82,15 @@ function checkData(
 }
 
 function weightsOf(n: number, o: LsqOptions): number[] {
-  const floor = o.sigmaFloor ?? 1e-3;
-  return o.sigma ? o.sigma.map((s) => 1 / Math.max(Math.abs(s), floor) ** 2) : new Array<number>(n).fill(1);
+  if (!o.sigma) return new Array<number>(n).fill(1);
+  const positive = o.sigma.map(Math.abs).filter((s) => s > 0 && Number.isFinite(s));
+  const floor = o.sigmaFloor ?? (positive.length ? Math.min(...positive) : 1);
+  return o.sigma.map((s) => 1 / Math.max(Math.abs(s), floor) ** 2);
+}
+
+/** p clamped into [lower, upper] (either may be absent). */
+function clampTo(p: readonly number[], o: LsqOptions): number[] {
+  return p.map((v, i) => Math.min(Math.max(v, o.lower?.[i] ?? -Infinity), o.upper?.[i] ?? Infinity));
 }
 
 function finish(
@@ -171,7 +185,7 @@ export function fitNonlinear(
 ): FitResult {
   checkData(x, y, p0.length, o.sigma);
   const w = weightsOf(x.length, o);
-  let p = [...p0];
+  let p = clampTo(p0, o);
   let ne = normalEquations(model, x, y, w, p);
   if (!Number.isFinite(ne.rss)) {
     throw new SteerlabError(
@@ -196,11 +210,14 @@ export function fitNonlinear(
         lambda *= 10;
         continue;
       }
-      const pNew = p.map((v, i) => v + step[i]!);
+      const pNew = clampTo(
+        p.map((v, i) => v + step[i]!),
+        o,
+      );
       const neNew = normalEquations(model, x, y, w, pNew);
       if (Number.isFinite(neNew.rss) && neNew.rss <= ne.rss) {
         const rel = (ne.rss - neNew.rss) / Math.max(ne.rss, 1e-300);
-        const stepSmall = step.every((s, i) => Math.abs(s) <= 1e-12 * (Math.abs(p[i]!) + 1e-12));
+        const stepSmall = pNew.every((v, i) => Math.abs(v - p[i]!) <= 1e-12 * (Math.abs(p[i]!) + 1e-12));
         p = pNew;
         ne = neNew;
         lambda = Math.max(lambda / 10, 1e-12);

@@ -36,7 +36,8 @@ export function rSquared(y: readonly number[], yhat: readonly number[], w?: read
     ssRes += wi * (y[i]! - yhat[i]!) ** 2;
     ssTot += wi * (y[i]! - ybar) ** 2;
   }
-  return ssTot > 0 ? 1 - ssRes / ssTot : ssRes === 0 ? 1 : Number.NaN;
+  // constant data: R^2 is undefined (a flat line "explains" nothing), never reported as 1
+  return ssTot > 0 ? 1 - ssRes / ssTot : Number.NaN;
 }
 
 /** ln Gamma(x) for x > 0 (Lanczos, g = 7, 9 terms; ~1e-15 relative). */

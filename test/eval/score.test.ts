@@ -12,7 +12,9 @@ import {
   deltaLogitNorm,
   diagnoseA1,
   diagnoseA2,
+  diagnoseA2Margin,
   diagnoseA3,
+  diagnosticsRange,
   topK,
 } from "../../src/eval/score-diagnostics.js";
 import { aggregateHelpfulness, logSoftmax, scoreHelpfulness } from "../../src/eval/score-helpfulness.js";
@@ -159,7 +161,24 @@ test("diagnostics A1/A2/A3 on synthetic logits: linear norm, Gaussian X_i with s
   // X_i = r (d_i - d_c): std = |r| sqrt(2).
   assert.ok(Math.abs(d3.stdFit!.values[1]! - Math.SQRT2) < 0.15, `std slope ${d3.stdFit!.values[1]}`);
   assert.ok(d3.rows[8]!.shapiroWilk!.pValue > 0.001, "Gaussian X_i pass Shapiro-Wilk");
-  const d2 = diagnoseA2(rs.map((r) => ({ r, values: [0.5 * r + 1, 0.5 * r + 1.2] })));
+  const d2 = diagnoseA2Margin(rs.map((r) => ({ r, values: [0.5 * r + 1, 0.5 * r + 1.2] })));
   assert.ok(Math.abs(d2.fit!.values[1]! - 0.5) < 1e-12);
   assert.equal(d2.rows.length, 9);
+});
+
+test("A1 per sign and A2 the paper's way, hand-computed", () => {
+  // ||U delta|| = 2 r on r >= 0 and -3 r (+ 0.1 at r = -1) on r <= 0: the signs have their own slopes
+  const pts = [-2, -1, 0, 1, 2].map((r) => ({ r, values: [r >= 0 ? 2 * r : -3 * r + (r === -1 ? 0.1 : 0)] }));
+  const a1 = diagnoseA1(pts);
+  assert.ok(Math.abs(a1.fitPos!.values[1]! - 2) < 1e-12);
+  // points (-2, 6), (-1, 3.1), (0, 0): slope by hand = sum (x - xbar)(y - ybar) / sum (x - xbar)^2 = -6 / 2 = -3
+  assert.ok(Math.abs(a1.fitNeg!.values[1]! + 3) < 1e-12, `${a1.fitNeg!.values[1]}`);
+  // A2: shift 0, 1, 1.5, 1.8, 4 at r = 0..4: first 4 points: slope by hand 0.59; chord (4 - 0) / 4 = 1 -> Delta 0.59
+  const a2 = diagnoseA2([0, 1, 2, 3, 4].map((r, i) => ({ r, values: [[0, 1, 1.5, 1.8, 4][i]!] })));
+  assert.ok(Math.abs(a2.slopeFirst4! - 0.59) < 1e-12, `${a2.slopeFirst4}`);
+  assert.ok(Math.abs(a2.slopeChord! - 1) < 1e-12);
+  assert.ok(Math.abs(a2.slope! - 0.59) < 1e-12);
+  // the diagnostics' range follows the grid: 5 on the paper's grids, 4 steps of a coarser one
+  assert.equal(diagnosticsRange(Array.from({ length: 51 }, (_, i) => -5 + 0.2 * i)), 5);
+  assert.ok(Math.abs(diagnosticsRange([-40, -30, -20, -10, 0, 10, 20, 30, 40]) - 40) < 1e-6);
 });

@@ -34,6 +34,8 @@ function records(variants: readonly string[]): SweepRecord[] {
           score: Math.sign(margin),
           margin,
           soft: Math.tanh(margin / 2),
+          // good-minus-bad logit: item offset + 0.3 r + 0.1 r^2 -> shift 0.3 r + 0.1 r^2 relative to r = 0
+          goodBad: 2 * item + 0.3 * r + 0.1 * r * r,
         });
         const p = 0.6 - 0.05 * r * r + 0.01 * item;
         out.push({
@@ -81,9 +83,16 @@ test("records aggregate into one series per task and kind, with spread, unclear 
   const mcq = d.tasks.find((t) => t.id === "mcq")!.points.find((p) => p.r === 1)!;
   assert.ok(Math.abs(mcq.mean - (0.55 + 0.015)) < 1e-12);
   assert.ok(mcq.se > 0 && mcq.std > 0);
-  // A1: ||delta logits|| = 1.5 |r| + const -> slope 1.5; A2: margin slope 0.8; A3 has no r = 0 row
+  // A1: ||delta logits|| = 1.5 |r| + const -> slope 1.5; A2-margin: margin slope 0.8; A3 has no r = 0 row
   assert.ok(Math.abs(d.diagnostics!.a1!.fit!.values[1]! - 1.5) < 1e-9);
-  assert.ok(Math.abs(d.diagnostics!.a2!.fit!.values[1]! - 0.8) < 1e-9);
+  assert.ok(Math.abs(d.diagnostics!.a2Margin!.fit!.values[1]! - 0.8) < 1e-9);
+  // A2 (paper): shifts at r = 0, 1, 2 are 0, 0.4, 1.0: line through those 3 has slope 0.5, chord 0.5 -> 0.5
+  const a2 = d.diagnostics!.a2!;
+  assert.deepEqual(
+    a2.rows.map((x) => Number(x.mean.toFixed(12))),
+    [-0.2, -0.2, 0, 0.4, 1],
+  );
+  assert.ok(Math.abs(a2.slope! - 0.5) < 1e-12);
   assert.ok(d.diagnostics!.a3!.rows.every((row) => row.r !== 0));
 
   const rep = buildReport(d);

@@ -1,5 +1,5 @@
 /** A synthetic sweep (seeded) with every part a report shows: behaviour, both helpfulness curves, A1-A3. */
-import { diagnoseA1, diagnoseA2, diagnoseA3 } from "../../src/eval/score-diagnostics.js";
+import { diagnoseA1, diagnoseA2, diagnoseA2Margin, diagnoseA3 } from "../../src/eval/score-diagnostics.js";
 import { gaussian, rng } from "../../src/model/random.js";
 import type { MetricPoint, SweepData } from "../../src/report/types.js";
 
@@ -36,7 +36,12 @@ export function syntheticSweep(seed = 1): SweepData {
     ],
     diagnostics: {
       a1: diagnoseA1(rs.map((r) => ({ r, values: [0, 1, 2].map(() => 3 * Math.abs(r) + 0.05 * g()) }))),
-      a2: diagnoseA2(rs.map((r) => ({ r, values: [0, 1, 2].map(() => 1.2 * r - 0.5 + 0.1 * g()) }))),
+      a2: diagnoseA2(
+        rs.map((r) => ({ r, values: [0, 1, 2].map(() => (r === 0 ? 0 : 1.2 * r + 0.1 * g())) })),
+      ),
+      a2Margin: diagnoseA2Margin(
+        rs.map((r) => ({ r, values: [0, 1, 2].map(() => 1.2 * r - 0.5 + 0.1 * g()) })),
+      ),
       a3: diagnoseA3(rs.map((r) => ({ r, values: Array.from({ length: 40 }, () => 0.7 * r * g()) }))),
     },
   };

@@ -67,6 +67,7 @@ test("report of a synthetic sweep: fits, regime, every chart and escaped text", 
   assert.deepEqual([...figs.keys()].sort(), [
     "chart-a1",
     "chart-a2",
+    "chart-a2-margin",
     "chart-a3",
     "chart-a3-normality",
     "chart-behavior",

@@ -38,7 +38,7 @@ test("the report opens in headless Chromium without errors and its plots have si
       }),
     );
     assert.deepEqual(errors, []);
-    assert.equal(boxes.length, 8);
+    assert.equal(boxes.length, 9);
     for (const b of boxes) {
       assert.ok(b.w > 200 && b.h > 150, `${b.id}: ${b.w}x${b.h}`);
       assert.ok(b.paths > 5, `${b.id}: ${b.paths} paths`);

@@ -156,8 +156,16 @@ describe("the web lab in headless Chromium", { skip, timeout: 300_000 }, () => {
     const row = await page.$$eval("#cost-table tbody tr td", (tds) => tds.map((td) => td.textContent ?? ""));
     const report = buildReport(reportOfRun(runDir), { fit: { linearHalfWidth: 30, quadraticHalfWidth: 50 } });
     const g = report.regime!;
-    const A = taskCurve(report.tasks.find((t) => t.id === g.alignmentTask)!, report.fits, g.source);
-    const H = taskCurve(report.tasks.find((t) => t.id === g.helpfulnessTask)!, report.fits, g.source);
+    const A = taskCurve(
+      report.tasks.find((t) => t.id === g.alignmentTask)!,
+      report.fits,
+      g.sources!.alignment,
+    );
+    const H = taskCurve(
+      report.tasks.find((t) => t.id === g.helpfulnessTask)!,
+      report.fits,
+      g.sources!.helpfulness,
+    );
     assert.equal(row[1], g.alignmentTask);
     const r = -20;
     assert.equal(row[2], A(r).toPrecision(3));

@@ -37,6 +37,12 @@ export function registerExtract(program: Command): void {
     .option("--read <pos>", "read position: last | index:-K | mean-suffix:K | mean", "last")
     .option("--batch-size <n>", "sequences per forward", int("batch-size", 1), 8)
     .option("--seed <n>", "seed of the power iteration and the folds", int("seed"), 7)
+    .option(
+      "--shuffle-seed <n>",
+      "repe-pca: seed of the in-pair order shuffle (RepE's datasets shuffle every pair; default 1)",
+      int("shuffle-seed"),
+    )
+    .option("--no-shuffle", "repe-pca: keep each pair's order as given (the paper's fairness vectors did)")
     .option("--json", "print the diagnostics as JSON")
     .action(
       async (o: {
@@ -49,6 +55,8 @@ export function registerExtract(program: Command): void {
         read: string;
         batchSize: number;
         seed: number;
+        shuffle: boolean;
+        shuffleSeed?: number;
         json?: boolean;
         backend: string;
         threads?: number;
@@ -66,6 +74,7 @@ export function registerExtract(program: Command): void {
             read: parseReadPosition(o.read),
             batchSize: o.batchSize,
             seed: o.seed,
+            shufflePairs: o.shuffle ? (o.shuffleSeed ?? 1) : false,
             onProgress: progress
               ? (done, total) => progress({ label: "reading activations", done, total })
               : undefined,

@@ -4,27 +4,31 @@ import { join, resolve } from "node:path";
 import { type Command, Option } from "commander";
 import { SteerlabError } from "../../errors.js";
 import { RUN_FILE } from "../../eval/store.js";
+import { loadSweepConfig } from "../../eval/sweep-config.js";
 import { readRunReport } from "../../eval/sweep-plan.js";
-import { type BuildOptions, buildReport } from "../../report/build.js";
+import { type BuildOptions, buildReport, REGIME_MIN_R2 } from "../../report/build.js";
+import { regimeSourceText } from "../../report/html.js";
 import { PAPER_MODELS, PAPER_VECTORS, reportFromPaperData } from "../../report/paper.js";
 import type { SweepReport } from "../../report/types.js";
 import { writeReport } from "../../report/writers.js";
-import { float } from "../options.js";
+import { type FitCli, fitOptionsOf, float, withFitOptions } from "../options.js";
 import { storeNotes } from "../store-notes.js";
 
-interface ReportCli {
+interface ReportCli extends FitCli {
+  config?: string;
   out: string;
   paperModel: (typeof PAPER_MODELS)[number];
   paperVector: (typeof PAPER_VECTORS)[number];
   budget?: number;
   lambda?: number;
-  regimeSource?: "fit" | "data";
+  regimeSource?: "auto" | "fit" | "data";
+  regimeMinR2?: number;
   weighted?: boolean;
   json?: boolean;
 }
 
 export function registerReport(program: Command): void {
-  program
+  const cmd = program
     .command("report")
     .description(
       "write report.json, CSV tables and report.html (SVG plots) for a sweep run or the paper's data",
@@ -50,22 +54,34 @@ export function registerReport(program: Command): void {
     .addOption(
       new Option(
         "--regime-source <s>",
-        "efficient regime from the fitted laws or the measured points",
-      ).choices(["fit", "data"]),
+        "efficient regime from each curve's fitted law when it fits well, else its data (auto); or force one",
+      )
+        .choices(["auto", "fit", "data"])
+        .default("auto"),
+    )
+    .option(
+      "--regime-min-r2 <r2>",
+      `R^2 a law needs for the auto regime source to use it (default ${REGIME_MIN_R2})`,
+      float("regime-min-r2"),
     )
     .option("--weighted", "weight fits by 1/se^2")
+    .option("--config <file>", "the run's sweep config: its fit block sets the fit ranges and local windows");
+  withFitOptions(cmd)
     .option("--json", "print the written paths as JSON")
     .addHelpText(
       "after",
       "\nExamples:\n  steerlab report runs/exp -o out/exp\n  steerlab report ../shared/paper-data -o out/paper --paper-model Llama-2-13b-chat",
     )
     .action(async (dir: string, o: ReportCli) => {
+      const fit = fitOptionsOf(o, o.config ? (loadSweepConfig(o.config).fit ?? {}) : {});
       const build: BuildOptions = {
         ...(o.weighted ? { weighted: true } : {}),
+        ...(Object.keys(fit).length ? { fit } : {}),
         regime: {
           ...(o.budget !== undefined ? { budget: o.budget } : {}),
           ...(o.lambda !== undefined ? { lambda: o.lambda } : {}),
           ...(o.regimeSource ? { source: o.regimeSource } : {}),
+          ...(o.regimeMinR2 !== undefined ? { minR2: o.regimeMinR2 } : {}),
         },
       };
       let report: SweepReport;
@@ -94,7 +110,7 @@ export function registerReport(program: Command): void {
       const g = report.regime;
       if (g)
         process.stdout.write(
-          `efficient regime (${g.alignmentTask} vs ${g.helpfulnessTask}, ${g.source}): ${JSON.stringify(summaryOf(g.result))}\n`,
+          `efficient regime (${g.alignmentTask} vs ${g.helpfulnessTask}; ${regimeSourceText(g)}): ${JSON.stringify(summaryOf(g.result))}\n`,
         );
     });
 }

@@ -26,6 +26,9 @@ export interface SweepCli extends QueueCli {
   batchSize?: number;
   diagnostics: boolean;
   reuse: boolean;
+  paper?: boolean;
+  coeffUnits?: "absolute" | "relative";
+  json?: boolean;
   shard?: string;
 }
 
@@ -58,6 +61,8 @@ export function configOf(o: SweepCli): SweepConfig {
   if (o.task.length) flags.tasks = o.task.map(taskFlag);
   if (o.batchSize) flags.batchSize = o.batchSize;
   if (!o.diagnostics) flags.diagnostics = false;
+  if (o.paper) flags.protocol = "paper";
+  if (o.coeffUnits) flags.coeffUnits = o.coeffUnits;
   if (!o.config) return parseSweepConfig(flags, process.cwd());
   const base = loadSweepConfig(o.config);
   return {
@@ -112,6 +117,16 @@ export function registerSweep(program: Command): void {
     .option("--task <kind:file[:id]>", `task (repeatable); kind: ${TASK_KINDS.join(", ")}`, collect, [])
     .option("--batch-size <n>", "prompts per forward", int("batch-size", 1))
     .option("--no-diagnostics", "skip the A1/A3 diagnostics of mcq tasks")
+    .addOption(
+      new Option(
+        "--coeff-units <u>",
+        "r_e as given (absolute, the paper's) or in units of the residual norm at the steered layers (relative)",
+      ).choices(["absolute", "relative"]),
+    )
+    .option(
+      "--paper",
+      "the paper's protocol: mcq helpfulness from a 16-token greedy generation, read at the first generated letter",
+    )
     .option("--no-reuse", "recompute the unsteered layers for every r_e (the naive sweep)")
     .requiredOption("-o, --out <dir>", "run folder (created; rerun the same config to resume)")
     .option("--json", "print the aggregated results as JSON")

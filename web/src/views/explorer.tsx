@@ -63,8 +63,10 @@ export function costAt(report: SweepReport, r: number): Cost | null {
   const at = task(g.alignmentTask);
   const ht = task(g.helpfulnessTask);
   if (!at || !ht) return null;
-  const A = taskCurve(at, report.fits, g.source);
-  const H = taskCurve(ht, report.fits, g.source);
+  // each side from where the regime took it (a law that fits well, else the data)
+  const both = g.source === "mixed" ? "fit" : g.source;
+  const A = taskCurve(at, report.fits, g.sources?.alignment ?? both);
+  const H = taskCurve(ht, report.fits, g.sources?.helpfulness ?? both);
   return { r, alignment: A(r), helpfulness: H(r), gain: A(r) - A(0), loss: H(0) - H(r) };
 }
 
