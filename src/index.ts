@@ -33,6 +33,12 @@ export {
 export { type MergeResult, mergeRuns } from "./eval/store-merge.js";
 export { parseShard, planChunks, type SweepChunk, shardChunks } from "./eval/sweep-chunks.js";
 export { loadSweepConfig, parseSweepConfig, runIdentity, type SweepConfig } from "./eval/sweep-config.js";
+export {
+  configProblems,
+  fitOptionsSchema,
+  sweepConfigSchema,
+  taskSpecSchema,
+} from "./eval/sweep-config-schema.js";
 export { readRunReport, reportOfRun, sweepToDir, sweepWithModel } from "./eval/sweep-plan.js";
 export { trainByteLevelBpe } from "./io/bpe-train.js";
 // Files: checkpoints, tokenizers

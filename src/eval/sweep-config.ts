@@ -1,6 +1,6 @@
 /**
- * Sweep configs: a YAML or JSON file (or the same object built from CLI flags), validated once, collecting
- * every problem into one error. The identity of a run (what its result store is keyed on) is the config with
+ * Sweep configs: a YAML or JSON file (or the same object built from CLI flags), validated once by the zod
+ * schemas of sweep-config-schema.ts, collecting every problem into one error. The identity of a run (what its result store is keyed on) is the config with
  * paths made absolute and the contents of its data and vector files hashed, minus run-time knobs that do not
  * change the numbers (batch size, prefix reuse).
  *
@@ -20,9 +20,12 @@ import { dirname, isAbsolute, resolve } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { SteerlabError } from "../errors.js";
 import { checkFile, readTextFile } from "../io/files.js";
-import { BACKENDS, type Backend } from "../model/open.js";
-import { type CurveFitOptions, parseFitOptions } from "../theory/curves.js";
-import { parseTaskSpec, type TaskSpec } from "./tasks.js";
+import type { Backend } from "../model/backends.js";
+import type { CurveFitOptions } from "../theory/curves.js";
+import { configProblems, sweepConfigSchema } from "./sweep-config-schema.js";
+import type { TaskSpec } from "./tasks.js";
+
+export { MAX_COEFFS, parseCoeffs } from "./sweep-config-schema.js";
 
 export interface VectorSpec {
   name: string;
@@ -57,138 +60,17 @@ export interface SweepConfig {
   baseDir?: string;
 }
 
-/** Most r_e values one sweep takes: each is a full pass over every task (the paper's grids have 41-51). */
-export const MAX_COEFFS = 10_000;
-
-/** "-2:2:0.5" (inclusive range), "-1,0,1" or a single number. Values are rounded to 1e-9 to keep keys stable. */
-export function parseCoeffs(spec: string | number | readonly number[], field = "coeffs"): number[] {
-  const round = (x: number) => Number(x.toFixed(9)) + 0; // + 0 turns -0 into 0
-  if (typeof spec === "number") return [round(spec)];
-  if (Array.isArray(spec)) {
-    if (spec.length > MAX_COEFFS)
-      throw new SteerlabError("bad_config", `too many coefficients (limit ${MAX_COEFFS})`, {
-        field,
-        got: `${spec.length} values`,
-      });
-    if (spec.length === 0 || spec.some((x) => typeof x !== "number" || !Number.isFinite(x)))
-      throw new SteerlabError("bad_config", "coeffs must be finite numbers", { field });
-    return [...new Set(spec.map(round))].sort((a, b) => a - b);
-  }
-  const s = String(spec).trim();
-  const m = /^(-?[\d.]+(?:e-?\d+)?):(-?[\d.]+(?:e-?\d+)?):([\d.]+(?:e-?\d+)?)$/.exec(s);
-  if (m) {
-    const [a, b, step] = [Number(m[1]), Number(m[2]), Number(m[3])];
-    if (!(step > 0) || !(b >= a) || !Number.isFinite(a) || !Number.isFinite(b))
-      throw new SteerlabError("bad_config", "bad coefficient range", {
-        field,
-        expected: "start:stop:step with start <= stop, step > 0",
-        got: s,
-      });
-    const n = Math.floor((b - a) / step + 1e-9);
-    if (n + 1 > MAX_COEFFS)
-      throw new SteerlabError("bad_config", `coefficient grid too large (limit ${MAX_COEFFS} values)`, {
-        field,
-        got: `${n + 1} values`,
-      });
-    return Array.from({ length: n + 1 }, (_, i) => round(a + i * step));
-  }
-  const parts = s.split(",", MAX_COEFFS + 1).map((x) => (x.trim() === "" ? Number.NaN : Number(x.trim())));
-  if (parts.some((x) => !Number.isFinite(x)) || s === "")
-    throw new SteerlabError("bad_config", "bad coefficient list", {
-      field,
-      expected: "start:stop:step or a,b,c",
-      got: s,
-    });
-  return parseCoeffs(parts, field);
-}
-
-/** Validate a parsed config object (from YAML/JSON or flags). */
+/** Validate a parsed config object (from YAML/JSON or flags), collecting every problem into one error. */
 export function parseSweepConfig(raw: unknown, baseDir: string, file = "<flags>"): SweepConfig {
-  const problems: string[] = [];
   if (!raw || typeof raw !== "object" || Array.isArray(raw))
     throw new SteerlabError("bad_config", "a sweep config is an object", { file });
-  const o = raw as Record<string, unknown>;
-  const known = [
-    "model",
-    "backend",
-    "vectors",
-    "vector",
-    "layers",
-    "coeffs",
-    "tasks",
-    "batchSize",
-    "diagnostics",
-    "protocol",
-    "fit",
-    "coeffUnits",
-  ];
-  for (const k of Object.keys(o))
-    if (!known.includes(k)) problems.push(`${k}: unknown key (known: ${known.join(", ")})`);
-  if (o.protocol !== undefined && o.protocol !== "paper") problems.push('protocol: "paper" or absent');
-  const paper = o.protocol === "paper";
-  const fit = parseFitOptions(o.fit, "fit", problems);
-  if (o.coeffUnits !== undefined && o.coeffUnits !== "absolute" && o.coeffUnits !== "relative")
-    problems.push("coeffUnits: absolute | relative");
-  if (typeof o.model !== "string" || o.model === "") problems.push("model: expected a path");
-  if (o.backend !== undefined && !(BACKENDS as readonly unknown[]).includes(o.backend))
-    problems.push(`backend: ${BACKENDS.join(" | ")}`);
-  const vraw = o.vectors ?? (o.vector !== undefined ? [o.vector] : undefined);
-  const vectors: VectorSpec[] = [];
-  if (!Array.isArray(vraw) || vraw.length === 0)
-    problems.push('vectors: expected a list of { name, source } (or "vector: <path>")');
-  else
-    vraw.forEach((v, i) => {
-      if (typeof v === "string")
-        vectors.push({ name: v.startsWith("random:") ? v.replace(":", "") : `v${i}`, source: v });
-      else if (v && typeof v === "object" && typeof (v as VectorSpec).source === "string") {
-        const vs = v as VectorSpec;
-        vectors.push({ name: typeof vs.name === "string" ? vs.name : `v${i}`, source: vs.source });
-      } else problems.push(`vectors[${i}]: expected a path or { name, source }`);
+  const r = sweepConfigSchema.safeParse(raw);
+  if (!r.success)
+    throw new SteerlabError("bad_config", "invalid sweep config", {
+      file,
+      problems: configProblems(r.error),
     });
-  if (new Set(vectors.map((v) => v.name)).size !== vectors.length)
-    problems.push("vectors: names must be unique");
-  let layers: string[] | undefined;
-  if (o.layers !== undefined) {
-    const l = Array.isArray(o.layers) ? o.layers : [o.layers];
-    if (l.some((x) => typeof x !== "string" && typeof x !== "number"))
-      problems.push('layers: a list of layer specs like "8..15"');
-    else layers = l.map(String);
-  }
-  let coeffs: number[] = [];
-  try {
-    if (o.coeffs === undefined) problems.push("coeffs: expected start:stop:step or a list");
-    else coeffs = parseCoeffs(o.coeffs as string | number[]);
-  } catch (e) {
-    problems.push(`coeffs: ${(e as Error).message}`);
-  }
-  const tasks: TaskSpec[] = [];
-  if (!Array.isArray(o.tasks) || o.tasks.length === 0) problems.push("tasks: expected a non-empty list");
-  else
-    o.tasks.forEach((t, i) => {
-      const s = parseTaskSpec(t, i, problems);
-      // the paper reads helpfulness from a 16-token greedy generation
-      if (s) tasks.push(paper && s.kind === "mcq" && !s.helpfulness ? { ...s, helpfulness: "generated" } : s);
-    });
-  if (new Set(tasks.map((t) => t.id)).size !== tasks.length) problems.push("tasks: ids must be unique");
-  if (o.batchSize !== undefined && (!Number.isInteger(o.batchSize) || (o.batchSize as number) < 1))
-    problems.push("batchSize: a positive integer");
-  if (o.diagnostics !== undefined && typeof o.diagnostics !== "boolean")
-    problems.push("diagnostics: true or false");
-  if (problems.length) throw new SteerlabError("bad_config", "invalid sweep config", { file, problems });
-  return {
-    model: o.model as string,
-    ...(o.backend ? { backend: o.backend as Backend } : {}),
-    vectors,
-    ...(layers ? { layers } : {}),
-    coeffs,
-    tasks,
-    ...(o.batchSize !== undefined ? { batchSize: o.batchSize as number } : {}),
-    ...(o.diagnostics !== undefined ? { diagnostics: o.diagnostics as boolean } : {}),
-    ...(paper ? { protocol: "paper" as const } : {}),
-    ...(fit ? { fit } : {}),
-    ...(o.coeffUnits === "relative" ? { coeffUnits: "relative" as const } : {}),
-    baseDir,
-  };
+  return { ...r.data, baseDir };
 }
 
 /** Read a .yaml/.yml/.json config file. */

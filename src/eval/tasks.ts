@@ -9,7 +9,6 @@
  * run's config and its hash.
  */
 import { basename, isAbsolute, resolve } from "node:path";
-import { z } from "zod";
 import { SteerlabError } from "../errors.js";
 import type { Tokenizer } from "../io/tokenizer-types.js";
 import {
@@ -24,12 +23,14 @@ import {
 import { buildPrompt, mmluPrompt, subjectHeader } from "./prompts.js";
 import { DISAGREE_RULES, type KeywordRules, REFUSAL_RULES } from "./score-behavior.js";
 import type { JudgeSpec } from "./score-judge.js";
+import type { HelpfulnessMode, TaskKind } from "./sweep-config-schema.js";
 
-export type HelpfulnessMode = "generated" | "next-token";
-export const HELPFULNESS_MODES: readonly HelpfulnessMode[] = ["generated", "next-token"];
-
-export type TaskKind = "behavior-generate" | "behavior-logprob" | "mcq" | "cloze";
-export const TASK_KINDS: readonly TaskKind[] = ["behavior-generate", "behavior-logprob", "mcq", "cloze"];
+export {
+  HELPFULNESS_MODES,
+  type HelpfulnessMode,
+  TASK_KINDS,
+  type TaskKind,
+} from "./sweep-config-schema.js";
 
 /**
  * Keyword rules by name, or explicit phrase lists (substrings, case-insensitive unless caseSensitive).
@@ -48,36 +49,6 @@ export type RulesSpec =
       caseSensitive?: boolean;
       gibberish?: boolean;
     };
-
-const phrases = z.array(z.string().min(1, "phrases must not be empty"));
-/**
- * Rules from a config file: every item a non-empty string, the fallback one of the three labels. A list may be
- * empty only when the fallback is its class (the paper's "contains X and none of Y, else misaligned").
- */
-const RULES: z.ZodType<RulesSpec> = z.union([
-  z.literal("refusal"),
-  z.literal("disagree"),
-  z
-    .object({
-      aligned: phrases,
-      misaligned: phrases,
-      fallback: z.enum(["aligned", "misaligned", "unclear"]).optional(),
-      alignedUnless: phrases.optional(),
-      misalignedUnless: phrases.optional(),
-      caseSensitive: z.boolean().optional(),
-      gibberish: z.boolean().optional(),
-    })
-    .strict()
-    .superRefine((r, ctx) => {
-      for (const side of ["aligned", "misaligned"] as const)
-        if (r[side].length === 0 && r.fallback !== side)
-          ctx.addIssue({
-            code: "custom",
-            path: [side],
-            message: `needs at least one phrase (or fallback: ${side})`,
-          });
-    }),
-]);
 
 export interface TaskSpec {
   id: string;
@@ -153,149 +124,6 @@ export const DEFAULT_MISALIGNED = [" Sure", " Here", " Yes"];
 
 function bad(field: string, message: string, extra: { expected?: string; got?: string } = {}): SteerlabError {
   return new SteerlabError("bad_config", message, { field, ...extra });
-}
-
-function strList(v: unknown, field: string, problems: string[]): string[] | undefined {
-  if (v === undefined) return undefined;
-  if (!Array.isArray(v) || v.length === 0 || v.some((x) => typeof x !== "string" || x === "")) {
-    problems.push(`${field}: expected a non-empty list of non-empty strings`);
-    return undefined;
-  }
-  return v as string[];
-}
-
-/** Validate one task spec from parsed config (collecting every problem). */
-export function parseTaskSpec(raw: unknown, i: number, problems: string[]): TaskSpec | null {
-  const f = `tasks[${i}]`;
-  if (!raw || typeof raw !== "object" || Array.isArray(raw)) {
-    problems.push(`${f}: expected an object`);
-    return null;
-  }
-  const o = raw as Record<string, unknown>;
-  const known = [
-    "id",
-    "kind",
-    "data",
-    "dataKind",
-    "template",
-    "chat",
-    "system",
-    "limit",
-    "rules",
-    "maxNewTokens",
-    "aligned",
-    "misaligned",
-    "shots",
-    "judge",
-    "helpfulness",
-    "a2",
-    "shotsFrom",
-    "subject",
-  ];
-  for (const k of Object.keys(o))
-    if (!known.includes(k)) problems.push(`${f}.${k}: unknown key (known: ${known.join(", ")})`);
-  const n0 = problems.length;
-  if (typeof o.kind !== "string" || !(TASK_KINDS as readonly string[]).includes(o.kind))
-    problems.push(`${f}.kind: expected ${TASK_KINDS.join(" | ")}`);
-  if (typeof o.data !== "string" || o.data === "") problems.push(`${f}.data: expected a file path`);
-  if (o.id !== undefined && (typeof o.id !== "string" || !/^[\w.-]+$/.test(o.id)))
-    problems.push(`${f}.id: letters, digits, _ . - only`);
-  if (o.dataKind !== undefined && o.dataKind !== "instructions" && o.dataKind !== "statements")
-    problems.push(`${f}.dataKind: instructions | statements`);
-  if (o.template !== undefined && typeof o.template !== "string")
-    problems.push(`${f}.template: expected a string`);
-  if (o.chat !== undefined && typeof o.chat !== "boolean") problems.push(`${f}.chat: expected true or false`);
-  if (o.system !== undefined && (typeof o.system !== "string" || o.chat !== true))
-    problems.push(`${f}.system: a string, with chat: true (the system message goes into the chat template)`);
-  for (const k of ["limit", "maxNewTokens", "shots"] as const) {
-    const v = o[k];
-    if (v !== undefined && (!Number.isInteger(v) || (v as number) < (k === "shots" ? 0 : 1)))
-      problems.push(`${f}.${k}: expected a positive integer`);
-  }
-  if (o.helpfulness !== undefined && !(HELPFULNESS_MODES as readonly unknown[]).includes(o.helpfulness))
-    problems.push(`${f}.helpfulness: ${HELPFULNESS_MODES.join(" | ")}`);
-  let r: RulesSpec | undefined;
-  if (o.rules !== undefined) {
-    const parsed = RULES.safeParse(o.rules);
-    if (parsed.success) r = parsed.data;
-    else
-      for (const issue of parsed.error.issues) {
-        const at = issue.path.length ? `.${issue.path.join(".")}` : "";
-        problems.push(
-          `${f}.rules${at}: ${issue.message} ("refusal", "disagree" or { aligned: [...], misaligned: [...], fallback?, alignedUnless?, misalignedUnless?, caseSensitive?, gibberish? })`,
-        );
-      }
-  }
-  if (o.shotsFrom !== undefined && (typeof o.shotsFrom !== "string" || o.shotsFrom === ""))
-    problems.push(`${f}.shotsFrom: a file path (e.g. the MMLU dev split)`);
-  if (o.subject !== undefined && typeof o.subject !== "boolean" && typeof o.subject !== "string")
-    problems.push(`${f}.subject: true (from the data or file name) or a subject name`);
-  const judge = parseJudge(o.judge, `${f}.judge`, problems);
-  let a2: { good: string[]; bad: string[] } | undefined;
-  if (o.a2 !== undefined) {
-    const a = o.a2 as Record<string, unknown>;
-    if (!a || typeof a !== "object" || Array.isArray(a))
-      problems.push(`${f}.a2: { good: [...], bad: [...] }`);
-    else {
-      const good = strList(a.good, `${f}.a2.good`, problems);
-      const bad = strList(a.bad, `${f}.a2.bad`, problems);
-      if (good && bad) a2 = { good, bad };
-      else if (!good && !bad) problems.push(`${f}.a2: { good: [...], bad: [...] }`);
-    }
-  }
-  const aligned = strList(o.aligned, `${f}.aligned`, problems);
-  const misaligned = strList(o.misaligned, `${f}.misaligned`, problems);
-  if (problems.length > n0) return null;
-  const kind = o.kind as TaskKind;
-  return {
-    id: (o.id as string | undefined) ?? `${kind}-${i}`,
-    kind,
-    data: o.data as string,
-    ...(o.dataKind ? { dataKind: o.dataKind as "instructions" | "statements" } : {}),
-    ...(o.template !== undefined ? { template: o.template as string } : {}),
-    ...(o.chat !== undefined ? { chat: o.chat as boolean } : {}),
-    ...(typeof o.system === "string" ? { system: o.system } : {}),
-    ...(o.limit !== undefined ? { limit: o.limit as number } : {}),
-    ...(r !== undefined ? { rules: r } : {}),
-    ...(o.maxNewTokens !== undefined ? { maxNewTokens: o.maxNewTokens as number } : {}),
-    ...(aligned ? { aligned } : {}),
-    ...(misaligned ? { misaligned } : {}),
-    ...(o.shots !== undefined ? { shots: o.shots as number } : {}),
-    ...(o.helpfulness !== undefined ? { helpfulness: o.helpfulness as HelpfulnessMode } : {}),
-    ...(typeof o.shotsFrom === "string" ? { shotsFrom: o.shotsFrom } : {}),
-    ...(o.subject !== undefined ? { subject: o.subject as boolean | string } : {}),
-    ...(judge ? { judge } : {}),
-    ...(a2 ? { a2 } : {}),
-  };
-}
-
-function parseJudge(v: unknown, f: string, problems: string[]): JudgeSpec | undefined {
-  if (v === undefined) return undefined;
-  if (v === true) return {};
-  if (!v || typeof v !== "object" || Array.isArray(v)) {
-    problems.push(`${f}: true or { model?, template?, aligned?, misaligned?, threshold?, chat? }`);
-    return undefined;
-  }
-  const o = v as Record<string, unknown>;
-  const known = ["model", "template", "aligned", "misaligned", "threshold", "chat"];
-  for (const k of Object.keys(o)) if (!known.includes(k)) problems.push(`${f}.${k}: unknown key`);
-  for (const k of ["model", "template"])
-    if (o[k] !== undefined && typeof o[k] !== "string") problems.push(`${f}.${k}: expected a string`);
-  if (typeof o.template === "string" && !o.template.includes("{response}"))
-    problems.push(`${f}.template: needs a {response} placeholder`);
-  if (o.threshold !== undefined && !(typeof o.threshold === "number" && o.threshold >= 0))
-    problems.push(`${f}.threshold: a number >= 0`);
-  if (o.chat !== undefined && typeof o.chat !== "boolean") problems.push(`${f}.chat: true or false`);
-  const aligned = strList(o.aligned, `${f}.aligned`, problems);
-  const misaligned = strList(o.misaligned, `${f}.misaligned`, problems);
-  return {
-    ...(typeof o.model === "string" ? { model: o.model } : {}),
-    ...(typeof o.template === "string" ? { template: o.template } : {}),
-    ...(aligned ? { aligned } : {}),
-    ...(misaligned ? { misaligned } : {}),
-    ...(typeof o.threshold === "number" ? { threshold: o.threshold } : {}),
-    ...(typeof o.chat === "boolean" ? { chat: o.chat } : {}),
-  };
 }
 
 /** Keyword rules of a generate task. */

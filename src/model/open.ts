@@ -6,13 +6,13 @@ import { SteerlabError } from "../errors.js";
 import type { Tokenizer } from "../io/tokenizer-types.js";
 import { ReferenceEngine } from "../reference/engine.js";
 import { createOrtEngine } from "../runtime/ort-engine.js";
+import { BACKENDS, type Backend } from "./backends.js";
 import type { Engine } from "./engine.js";
 import { loadModel } from "./load.js";
 import type { LoadedModel } from "./model.js";
 import type { LoadDtype } from "./weights.js";
 
-export type Backend = "onnxruntime" | "reference";
-export const BACKENDS: readonly Backend[] = ["onnxruntime", "reference"];
+export { BACKENDS, type Backend } from "./backends.js";
 
 export interface OpenOptions {
   /** Default "onnxruntime". */

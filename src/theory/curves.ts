@@ -255,39 +255,6 @@ export const PAPER_TANH_RANGE: readonly [number, number] = [-3, 5];
 /** The authors' range of the Corollary-1 fits (their plotting notebook fits r_e in [-5, 5]). */
 export const PAPER_COROLLARY_RANGE: readonly [number, number] = [-5, 5];
 
-/** Validate a config's fit block ({ tanhRange, corollaryRange, linearHalfWidth, quadraticHalfWidth }). */
-export function parseFitOptions(
-  raw: unknown,
-  field: string,
-  problems: string[],
-): CurveFitOptions | undefined {
-  if (raw === undefined) return undefined;
-  if (!raw || typeof raw !== "object" || Array.isArray(raw)) {
-    problems.push(
-      `${field}: expected { tanhRange?, corollaryRange?, linearHalfWidth?, quadraticHalfWidth? }`,
-    );
-    return undefined;
-  }
-  const o = raw as Record<string, unknown>;
-  const out: { -readonly [K in keyof CurveFitOptions]: CurveFitOptions[K] } = {};
-  for (const k of Object.keys(o)) {
-    const v = o[k];
-    if (k === "tanhRange" || k === "corollaryRange") {
-      if (!Array.isArray(v) || v.length !== 2 || !v.every(Number.isFinite) || !(v[0] < v[1]))
-        problems.push(`${field}.${k}: [lo, hi] with lo < hi`);
-      else out[k] = [v[0], v[1]];
-    } else if (k === "linearHalfWidth" || k === "quadraticHalfWidth") {
-      if (typeof v !== "number" || !(v > 0) || !Number.isFinite(v))
-        problems.push(`${field}.${k}: a positive number`);
-      else out[k] = v;
-    } else
-      problems.push(
-        `${field}.${k}: unknown key (tanhRange, corollaryRange, linearHalfWidth, quadraticHalfWidth)`,
-      );
-  }
-  return out;
-}
-
 /** Everything `fit --paper` sets: the published protocol. */
 export const PAPER_FIT: CurveFitOptions = {
   tanhRange: PAPER_TANH_RANGE,

@@ -1,3 +1,4 @@
+import type { SteeringObject } from "../../../src/serve/schemas.js";
 import { authHeaders } from "../api.js";
 import { readSse } from "../sse.js";
 
@@ -6,13 +7,6 @@ import { readSse } from "../sse.js";
  * request field (POST /v1/completions or /v1/chat/completions, `stream: true`), read as server-sent events.
  */
 
-/** The server's `steering` object (src/serve/schemas.ts): layers are block indices, negative from the end. */
-export interface SteeringRequest {
-  vectors: { name: string; scale: number }[];
-  layers?: number[];
-  positions?: string;
-}
-
 export interface StreamRequest {
   prompt: string;
   chat: boolean;
@@ -20,7 +14,8 @@ export interface StreamRequest {
   /** Generate max_tokens even past the end-of-sequence token (the server's ignore_eos). */
   ignoreEos?: boolean;
   /** false: no steering at all. */
-  steering: SteeringRequest | false;
+  /** The server's `steering` field (src/serve/schemas.ts): layers are block indices, negative from the end. */
+  steering: SteeringObject | false;
   signal?: AbortSignal;
 }
 

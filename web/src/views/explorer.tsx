@@ -4,6 +4,7 @@
  * off what it costs: alignment gain and helpfulness loss from the same curves the efficient regime uses.
  */
 import { useEffect, useMemo, useState } from "preact/hooks";
+import { configProblems, fitOptionsSchema } from "../../../src/eval/sweep-config-schema.js";
 import { taskCurve } from "../../../src/report/build.js";
 import { type ChartSpec, frontierOption, metricOption, PALETTE } from "../../../src/report/charts.js";
 import { chartGroups } from "../../../src/report/html.js";
@@ -120,7 +121,12 @@ export function Explorer() {
   }, []);
   useEffect(() => {
     if (!picked.length) return setViews([]);
-    const fit = lhw !== null && qhw !== null ? { linearHalfWidth: lhw, quadraticHalfWidth: qhw } : {};
+    // The half widths as a config's `fit:` block, checked by the same schema before the server refits.
+    const checked = fitOptionsSchema.safeParse(
+      lhw !== null && qhw !== null ? { linearHalfWidth: lhw, quadraticHalfWidth: qhw } : {},
+    );
+    if (!checked.success) return setError(configProblems(checked.error, "fit").join("; "));
+    const fit = checked.data;
     Promise.all(picked.map((id) => api.run(id, { budget, lambda, ...fit })))
       .then((vs) => {
         setViews(vs);

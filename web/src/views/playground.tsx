@@ -7,9 +7,11 @@
  * Greedy decoding in both, so the columns are reproducible and comparable across modes.
  */
 import { useEffect, useRef, useState } from "preact/hooks";
+import { configProblems } from "../../../src/eval/sweep-config-schema.js";
 import { streamGenerateBatch } from "../../../src/model/generate.js";
 import { parseLayers } from "../../../src/model/hooks.js";
 import type { LabInfo } from "../../../src/serve/lab/types.js";
+import { steeringSchema } from "../../../src/serve/schemas.js";
 import { parsePositions, steeringHooks } from "../../../src/steer/apply.js";
 import { preparePrompt } from "../../../src/steer/steer-call.js";
 import type { SteeringVector } from "../../../src/steer/vector.js";
@@ -131,26 +133,28 @@ export function Playground() {
         const info = await getJson<LabInfo>("api/info");
         const layerList = layers && info.nLayers ? parseLayers(layers, info.nLayers) : undefined;
         if (layers && !layerList) throw new Error("the server did not say how many blocks its model has");
+        // Each column's steering field, checked with the server's own schema before anything is sent.
+        const steerings = cols.map((col) => {
+          const r = steeringSchema.safeParse(
+            active.length
+              ? {
+                  vectors: active.map((n) => ({ name: n, scale: col.coeff * weights[n]! })),
+                  ...(layerList ? { layers: layerList } : {}),
+                  ...(positions !== "all" ? { positions } : {}),
+                }
+              : false,
+          );
+          if (!r.success)
+            throw new Error(`bad steering request: ${configProblems(r.error, "steering").join("; ")}`);
+          return r.data;
+        });
         setStatus("generating");
         const t0 = performance.now();
         await Promise.all(
-          cols.map(async (col) => {
+          cols.map(async (col, i) => {
             try {
               col.finish = await streamCompletion(
-                {
-                  prompt,
-                  chat,
-                  maxTokens,
-                  ignoreEos,
-                  signal: ac.signal,
-                  steering: active.length
-                    ? {
-                        vectors: active.map((n) => ({ name: n, scale: col.coeff * weights[n]! })),
-                        ...(layerList ? { layers: layerList } : {}),
-                        ...(positions !== "all" ? { positions } : {}),
-                      }
-                    : false,
-                },
+                { prompt, chat, maxTokens, ignoreEos, signal: ac.signal, steering: steerings[i]! },
                 (t) => {
                   col.text += t;
                   update();
