@@ -37,31 +37,8 @@ export async function runGenerate(
   chunk: LoadedTask["items"],
   coeffs: readonly number[],
 ): Promise<void> {
-  const tok = requireTokenizerOf(c.tokenizer, t.spec.id);
   const rules = rulesOf(t.spec);
-  const cells = coeffs.flatMap((r) =>
-    chunk.filter((it) => !c.store.has(t.spec.id, v.id, it.index, r)).map((it) => ({ it, r })),
-  );
-  const maxRows = c.opts.maxRows ?? 32;
-  for (let s = 0; s < cells.length; s += maxRows) {
-    const part = cells.slice(s, s + maxRows);
-    c.opts.signal?.throwIfAborted();
-    const res = await generateBatch(
-      c.engine,
-      tok,
-      part.map((x) => x.it.prompt),
-      {
-        maxNewTokens: t.spec.maxNewTokens ?? 16,
-        hooks: rowSteeringHooks(
-          v.vector,
-          v.layers,
-          part.map((x) => x.r),
-        ),
-        signal: c.opts.signal,
-      },
-    );
-    c.opts.signal?.throwIfAborted(); // an aborted generation is cut short: never store it
-    c.stats.forwards++;
+  for await (const { part, res } of generatedCells(c, t, v, chunk, coeffs)) {
     const verdicts = t.spec.judge
       ? await judgeResponses(
           await judgeOf(c, t),
@@ -257,37 +234,19 @@ async function runMcqGenerated(
     );
   }
   const isLetter = new Set(Object.values(letters).flat());
-  const cells = coeffs.flatMap((r) =>
-    chunk.filter((it) => !c.store.has(t.spec.id, v.id, it.index, r)).map((it) => ({ it, r })),
-  );
-  const maxRows = c.opts.maxRows ?? 32;
-  for (let s = 0; s < cells.length; s += maxRows) {
-    const part = cells.slice(s, s + maxRows);
-    c.opts.signal?.throwIfAborted();
-    // per row: logits of each step up to and including the first letter (later steps are not needed)
-    const steps: Float32Array[][] = part.map(() => []);
-    const found = part.map(() => false);
-    const res = await generateBatch(
-      c.engine,
-      tok,
-      part.map((x) => x.it.prompt),
-      {
-        maxNewTokens: t.spec.maxNewTokens ?? 16,
-        hooks: rowSteeringHooks(
-          v.vector,
-          v.layers,
-          part.map((x) => x.r),
-        ),
-        signal: c.opts.signal,
-        onLogits: (e) => {
-          if (found[e.row]) return;
-          steps[e.row]!.push(e.logits.slice());
-          if (isLetter.has(e.tokenId)) found[e.row] = true;
-        },
-      },
-    );
-    c.opts.signal?.throwIfAborted();
-    c.stats.forwards++;
+  // per row: logits of each step up to and including the first letter (later steps are not needed)
+  let steps: Float32Array[][] = [];
+  let found: boolean[] = [];
+  const onPart = (rows: number) => {
+    steps = Array.from({ length: rows }, () => []);
+    found = Array.from({ length: rows }, () => false);
+  };
+  const onLogits = (e: { row: number; tokenId: number; logits: Float32Array }) => {
+    if (found[e.row]) return;
+    steps[e.row]!.push(e.logits.slice());
+    if (isLetter.has(e.tokenId)) found[e.row] = true;
+  };
+  for await (const { part, res } of generatedCells(c, t, v, chunk, coeffs, { onPart, onLogits })) {
     commit(
       c,
       part.map((x, k) => {
@@ -445,5 +404,50 @@ export async function runCloze(
       });
     });
     commit(c, recs);
+  }
+}
+
+/**
+ * Greedy generations of the (item, r_e) cells of a chunk not yet stored, maxRows rows per batch, each row steered
+ * with its own coefficient. `onPart` is told the row count before each batch, `onLogits` sees every step's logits.
+ */
+async function* generatedCells(
+  c: Ctx,
+  t: LoadedTask,
+  v: Variant,
+  chunk: LoadedTask["items"],
+  coeffs: readonly number[],
+  watch: {
+    onPart?: (rows: number) => void;
+    onLogits?: (e: { row: number; tokenId: number; logits: Float32Array }) => void;
+  } = {},
+) {
+  const tok = requireTokenizerOf(c.tokenizer, t.spec.id);
+  const cells = coeffs.flatMap((r) =>
+    chunk.filter((it) => !c.store.has(t.spec.id, v.id, it.index, r)).map((it) => ({ it, r })),
+  );
+  const maxRows = c.opts.maxRows ?? 32;
+  for (let s = 0; s < cells.length; s += maxRows) {
+    const part = cells.slice(s, s + maxRows);
+    c.opts.signal?.throwIfAborted();
+    watch.onPart?.(part.length);
+    const res = await generateBatch(
+      c.engine,
+      tok,
+      part.map((x) => x.it.prompt),
+      {
+        maxNewTokens: t.spec.maxNewTokens ?? 16,
+        hooks: rowSteeringHooks(
+          v.vector,
+          v.layers,
+          part.map((x) => x.r),
+        ),
+        signal: c.opts.signal,
+        ...(watch.onLogits ? { onLogits: watch.onLogits } : {}),
+      },
+    );
+    c.opts.signal?.throwIfAborted(); // an aborted generation is cut short: never store it
+    c.stats.forwards++;
+    yield { part, res };
   }
 }

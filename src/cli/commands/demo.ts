@@ -151,25 +151,7 @@ export function registerDemo(program: Command): void {
     .option("-o, --out <dir>", "output folder (rerunning resumes the sweeps)", "runs/demo")
     .option("--threads <n>", "compute threads", threadsOption)
     .option("--json", "print the report's JSON path and the efficient regime as JSON")
-    .action(async (o: { out: string; threads?: number; json?: boolean }) => {
-      const c = demoConfig();
-      const t0 = Date.now();
-      const progress = o.json ? null : progressReporter();
-      const res = await runExperiment(c, resolve(o.out), {
-        threads: o.threads,
-        onProgress: progress ? (label, done, total) => progress({ label, done, total }) : undefined,
-      });
-      progress?.end();
-      if (o.json) {
-        process.stdout.write(
-          `${JSON.stringify({ files: res.files, regime: res.report.regime ?? null }, null, 2)}\n`,
-        );
-        return;
-      }
-      process.stdout.write(
-        `${summary(res, c)}\n\nreport: ${res.files.html}\n(${((Date.now() - t0) / 1000).toFixed(0)} s)\n`,
-      );
-    });
+    .action((o: RunCli) => runAndPrint(demoConfig(), o, summary));
 }
 
 export function registerExperiment(program: Command): void {
@@ -185,23 +167,35 @@ export function registerExperiment(program: Command): void {
     .option("-o, --out <dir>", "output folder (rerunning resumes the sweeps)", "runs/experiment")
     .option("--threads <n>", "compute threads", threadsOption)
     .option("--json", "print the report's JSON path and the efficient regime as JSON")
-    .action(async (file: string, o: { out: string; threads?: number; json?: boolean }) => {
-      const c = loadExperimentConfig(file);
-      const t0 = Date.now();
-      const progress = o.json ? null : progressReporter();
-      const res = await runExperiment(c, resolve(o.out), {
-        threads: o.threads,
-        onProgress: progress ? (label, done, total) => progress({ label, done, total }) : undefined,
-      });
-      progress?.end();
-      if (o.json) {
-        process.stdout.write(
-          `${JSON.stringify({ files: res.files, regime: res.report.regime ?? null }, null, 2)}\n`,
-        );
-        return;
-      }
-      process.stdout.write(
-        `${experimentSummary(res, c)}\n\nreport: ${res.files.html}\n(${((Date.now() - t0) / 1000).toFixed(0)} s)\n`,
-      );
-    });
+    .action((file: string, o: RunCli) => runAndPrint(loadExperimentConfig(file), o, experimentSummary));
+}
+
+interface RunCli {
+  out: string;
+  threads?: number;
+  json?: boolean;
+}
+
+/** Run an experiment with progress, then print its summary (or, with --json, the report path and the regime). */
+async function runAndPrint<C extends Parameters<typeof runExperiment>[0]>(
+  c: C,
+  o: RunCli,
+  print: (res: Awaited<ReturnType<typeof runExperiment>>, c: C) => string,
+): Promise<void> {
+  const t0 = Date.now();
+  const progress = o.json ? null : progressReporter();
+  const res = await runExperiment(c, resolve(o.out), {
+    threads: o.threads,
+    onProgress: progress ? (label, done, total) => progress({ label, done, total }) : undefined,
+  });
+  progress?.end();
+  if (o.json) {
+    process.stdout.write(
+      `${JSON.stringify({ files: res.files, regime: res.report.regime ?? null }, null, 2)}\n`,
+    );
+    return;
+  }
+  process.stdout.write(
+    `${print(res, c)}\n\nreport: ${res.files.html}\n(${((Date.now() - t0) / 1000).toFixed(0)} s)\n`,
+  );
 }
