@@ -8,7 +8,6 @@ import { z } from "zod";
 import { SteerlabError } from "../errors.js";
 import { BACKENDS } from "../model/backends.js";
 import type { JudgeSpec } from "./score-judge.js";
-import type { RulesSpec } from "./tasks.js";
 
 export const TASK_KINDS = ["behavior-generate", "behavior-logprob", "mcq", "cloze"] as const;
 export type TaskKind = (typeof TASK_KINDS)[number];
@@ -111,6 +110,20 @@ export const fitOptionsSchema = objectOf(
   "expected { tanhRange?, corollaryRange?, linearHalfWidth?, quadraticHalfWidth? }",
   "unknown key (tanhRange, corollaryRange, linearHalfWidth, quadraticHalfWidth)",
 );
+
+/** Keyword rules of a behavior-generate task: a named preset or explicit keyword lists. */
+export type RulesSpec =
+  | "refusal"
+  | "disagree"
+  | {
+      aligned: string[];
+      misaligned: string[];
+      fallback?: "aligned" | "misaligned" | "unclear";
+      alignedUnless?: string[];
+      misalignedUnless?: string[];
+      caseSensitive?: boolean;
+      gibberish?: boolean;
+    };
 
 const phrases = z.array(z.string().min(1, "phrases must not be empty"));
 /**
