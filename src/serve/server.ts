@@ -1,6 +1,7 @@
 /** Listening: the app from createApp on a host and port (127.0.0.1 by default), closed cleanly. */
 import type { AddressInfo } from "node:net";
 import { serve } from "@hono/node-server";
+import { SteerlabError } from "../errors.js";
 import { createApp, type ServeOptions } from "./app.js";
 
 export interface ListenOptions extends ServeOptions {
@@ -38,6 +39,21 @@ export function startServer(opts: ListenOptions): Promise<RunningServer> {
         });
       },
     );
-    server.once("error", reject);
+    server.once("error", (e: NodeJS.ErrnoException) => reject(listenError(e, host, opts.port ?? 8080)));
+  });
+}
+
+/** Why a server could not listen, in words (the port taken, a privileged port, an address not on this machine). */
+function listenError(e: NodeJS.ErrnoException, host: string, port: number): Error {
+  const why: Record<string, string> = {
+    EADDRINUSE: "the port is already in use",
+    EACCES: "permission denied (ports below 1024 need privileges)",
+    EADDRNOTAVAIL: "the address is not one of this machine's",
+  };
+  const reason = e.code ? why[e.code] : undefined;
+  if (!reason) return e;
+  return new SteerlabError("bad_input", `cannot listen on ${host}:${port}: ${reason} (${e.code})`, {
+    field: "port",
+    hint: "pick another --port (0 = any free one) or --host",
   });
 }

@@ -127,7 +127,17 @@ export function parsePositions(
       : { mode: "last", k, promptLength: need(ctx.promptLength, "prompt length") };
   }
   m = /^window:(\d+)\.\.(\d+)$/.exec(s);
-  if (m) return { mode: "window", start: Number(m[1]), end: Number(m[2]) };
+  if (m) {
+    const start = Number(m[1]);
+    const end = Number(m[2]);
+    if (!(start < end))
+      throw new SteerlabError("bad_input", `positions window:${start}..${end} is empty: A must be below B`, {
+        field: "positions",
+        got: s,
+        expected: "window:A..B with A < B (positions A..B-1)",
+      });
+    return { mode: "window", start, end };
+  }
   throw new SteerlabError("bad_input", `bad positions "${spec}"`, {
     expected: "all | prompt | generated | after | first:K | last:K | window:A..B",
   });

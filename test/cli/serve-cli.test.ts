@@ -85,3 +85,44 @@ test("a bad default --steering fails the start with a clear error", async () => 
   assert.equal(r.code, 1);
   assert.match(r.stderr, /no vector named "nope"/);
 });
+
+test("start-up mistakes end in one clear line: bad port, taken port, a file as --vectors, a missing key file", async () => {
+  const noStack = (stderr: string) => assert.doesNotMatch(stderr, /\n\s+at /, stderr);
+  const bad = await steerlabFails(ROOT, "serve", "-m", model, "--port", "99999");
+  assert.equal(bad.code, 1);
+  assert.match(bad.stderr, /--port must be an integer in \[0, 65535\]/);
+  noStack(bad.stderr);
+  const notDir = join(dir, "not-a-dir");
+  writeFileSync(notDir, "x");
+  const vec = await steerlabFails(ROOT, "serve", "-m", model, "--port", "0", "--vectors", notDir);
+  assert.match(vec.stderr, /vector library \(--vectors\) is not a directory/);
+  noStack(vec.stderr);
+  const key = await steerlabFails(
+    ROOT,
+    "serve",
+    "-m",
+    model,
+    "--port",
+    "0",
+    "--api-key-file",
+    join(dir, "none"),
+  );
+  assert.match(key.stderr, /API key file/);
+  noStack(key.stderr);
+  // A port another process holds.
+  const { createServer } = await import("node:net");
+  const holder = createServer();
+  await new Promise<void>((r) => holder.listen(0, "127.0.0.1", () => r()));
+  const port = (holder.address() as { port: number }).port;
+  try {
+    const taken = await steerlabFails(ROOT, "serve", "-m", model, "--port", String(port), "--threads", "1");
+    assert.equal(taken.code, 1);
+    assert.match(
+      taken.stderr,
+      /cannot listen on 127\.0\.0\.1:\d+: the port is already in use \(EADDRINUSE\)/,
+    );
+    noStack(taken.stderr);
+  } finally {
+    holder.close();
+  }
+});

@@ -262,6 +262,8 @@ describe("positions", () => {
     assert.equal(parsePositions("all"), "all");
     assert.deepEqual(parsePositions("last:3", { promptLength: 7 }), { mode: "last", k: 3, promptLength: 7 });
     assert.deepEqual(parsePositions("window:2..9"), { mode: "window", start: 2, end: 9 });
+    assert.throws(() => parsePositions("window:9..2"), /A must be below B/);
+    assert.throws(() => parsePositions("window:3..3"), /A must be below B/);
     assert.deepEqual(parsePositions("after", { markerIndex: [4, 5] }), { mode: "after", index: [4, 5] });
     assert.throws(() => parsePositions("generated"), /prompt length/);
     assert.throws(

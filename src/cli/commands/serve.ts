@@ -1,6 +1,7 @@
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import type { Command } from "commander";
 import { SteerlabError } from "../../errors.js";
+import { checkDir, readTextFile } from "../../io/files.js";
 import { openModel } from "../../model/open.js";
 import { labRoutes } from "../../serve/lab/routes.js";
 import { steeringObjectSchema } from "../../serve/schemas.js";
@@ -47,7 +48,7 @@ export function registerServe(program: Command): void {
         "vector library directory (listed, uploaded to and deleted from over the API)",
       )
       .option("--host <addr>", "address to bind (loopback by default)", "127.0.0.1")
-      .option("--port <n>", "port (0 = any free one)", int("port", 0), 8080)
+      .option("--port <n>", "port (0 = any free one)", int("port", 0, 65535), 8080)
       .option("--api-key <key>", "require Authorization: Bearer <key> on /v1/* (or set STEERLAB_API_KEY)")
       .option("--api-key-file <file>", "read the API key from a file (keeps it out of the process list)")
       .option("--parallel <n>", "requests decoded together in one batch", int("parallel", 1), 4)
@@ -62,8 +63,10 @@ export function registerServe(program: Command): void {
   ).action(async (o: ServeCliOptions) => {
     const defaultSteering = o.steering ? steeringObjectSchema.parse(parseSteering(o.steering)) : null;
     const apiKey = o.apiKeyFile
-      ? readFileSync(o.apiKeyFile, "utf8").trim()
+      ? readTextFile(o.apiKeyFile, "API key file", { maxBytes: 4096 }).trim()
       : (o.apiKey ?? process.env.STEERLAB_API_KEY ?? null);
+    // Checked before the model loads: a wrong path should not cost a model load to find out.
+    if (o.vectors && existsSync(o.vectors)) checkDir(o.vectors, "vector library (--vectors)");
     if (o.host !== "127.0.0.1" && o.host !== "localhost" && o.host !== "::1" && !apiKey) {
       process.stderr.write(`steerlab serve: warning: listening on ${o.host} without --api-key\n`);
     }

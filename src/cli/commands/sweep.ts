@@ -165,14 +165,14 @@ over). Resuming after the model's weights changed is refused: use a new -o folde
     .action(async (o: SweepCli) => {
       const config = configOf(o);
       if (o.queue) {
-        if (o.shard)
+        if (o.shard !== undefined)
           throw new SteerlabError("bad_input", "--shard and --queue exclude each other", {
             field: "shard",
             hint: "the queue hands chunks to workers itself",
           });
         return queuedSweep(config, o);
       }
-      const shard = o.shard ? parseShard(o.shard) : undefined;
+      const shard = o.shard !== undefined ? parseShard(o.shard) : undefined;
       const ac = new AbortController();
       const onSigint = () => ac.abort();
       process.once("SIGINT", onSigint);
