@@ -9,7 +9,9 @@
  * thing the machines share, so no shared file system is needed, and the coordinator remains the only writer of
  * the run folder (dedup by record key, one lock, one report).
  */
+
 import type { Job, Queue } from "bullmq";
+import { SteerlabError } from "../errors.js";
 import { configHash, keyOf, ResultStore, type SweepRecord } from "../eval/store.js";
 import { planChunks, type SweepChunk } from "../eval/sweep-chunks.js";
 import { portableIdentity, resolvePath, runIdentity, type SweepConfig } from "../eval/sweep-config.js";
@@ -122,9 +124,23 @@ export async function queueSweep(
     res.complete = chunks.every((c) => chunkDone(store, c, plan.coeffs));
     return res;
   } finally {
-    await queue.close();
-    store.close();
+    store.close(); // first: the run folder's lock is released even when Redis is gone
+    await closeWithin(queue, 5000);
   }
+}
+
+/** Close a queue, or drop its connection when Redis does not answer in time (close() would wait forever). */
+async function closeWithin(queue: Queue, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<"late">((r) => {
+    timer = setTimeout(() => r("late"), ms);
+  });
+  const closed = queue.close().then(
+    () => "closed" as const,
+    () => "late" as const,
+  );
+  if ((await Promise.race([closed, late])) === "late") void queue.disconnect().catch(() => {}); // its promise may never settle
+  clearTimeout(timer);
 }
 
 function chunkDone(store: ResultStore, c: SweepChunk, coeffs: readonly number[]): boolean {
@@ -149,13 +165,13 @@ async function collect(
   while (pending.size > 0) {
     o.signal?.throwIfAborted();
     if (Date.now() - lastWorkers > 2000) {
-      workers = await queue.getWorkersCount();
+      workers = await answered(queue.getWorkersCount(), o.url);
       lastWorkers = Date.now();
     }
-    const [completed, failed] = await Promise.all([
-      queue.getRanges(["completed"], 0, -1),
-      queue.getRanges(["failed"], 0, -1),
-    ]);
+    const [completed, failed] = await answered(
+      Promise.all([queue.getRanges(["completed"], 0, -1), queue.getRanges(["failed"], 0, -1)]),
+      o.url,
+    );
     for (const id of completed) {
       const c = pending.get(id);
       if (!c) continue;
@@ -194,7 +210,7 @@ async function collect(
     if (pending.size > 0) {
       // A pending job that the queue no longer knows (removed by hand, or a flushed Redis) would never land.
       const lost = [...pending.keys()].slice(0, 64);
-      const states = await Promise.all(lost.map((id) => queue.getJobState(id)));
+      const states = await answered(Promise.all(lost.map((id) => queue.getJobState(id))), o.url);
       states.forEach((s, i) => {
         if (s !== "unknown") return;
         const c = pending.get(lost[i]!)!;
@@ -224,4 +240,30 @@ function misfitRecords(
   if (keys.size !== c.items.length * coeffs.length)
     return `a worker returned ${keys.size} distinct records for a chunk of ${c.items.length * coeffs.length}`;
   return null;
+}
+
+/** How long the coordinator waits for Redis to answer a poll before it gives up (BullMQ would wait forever). */
+const REDIS_ANSWER_MS = 30_000;
+
+/** `p`, or a clear error when Redis has not answered within REDIS_ANSWER_MS (the server went away). */
+async function answered<T>(p: Promise<T>, url: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const lost = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () =>
+        reject(
+          new SteerlabError("not_found", `lost Redis: no answer for ${REDIS_ANSWER_MS / 1000} s`, {
+            field: "queue",
+            got: url,
+            hint: "everything collected so far is stored; restart redis-server and rerun the same command to resume",
+          }),
+        ),
+      REDIS_ANSWER_MS,
+    );
+  });
+  try {
+    return await Promise.race([p, lost]);
+  } finally {
+    clearTimeout(timer);
+  }
 }

@@ -16,6 +16,9 @@ interface WorkerCli {
   json?: boolean;
 }
 
+/** Seconds a stopping worker may take to finish its chunk and close before it exits anyway. */
+const CLOSE_GRACE_S = 120;
+
 export function registerWorker(program: Command): void {
   program
     .command("worker")
@@ -66,12 +69,28 @@ otherwise (the chunk goes back to the queue for another worker).`,
         },
       });
       process.stderr.write(`steerlab worker ${w.name}: waiting for chunks on ${o.queue}\n`);
+      // First signal: finish the current chunk and close. A second signal, or no close within the grace period
+      // (BullMQ's close waits for Redis, which may be gone), stops at once; an unfinished chunk is redone elsewhere.
+      let stopping = false;
       const stop = () => {
-        process.stderr.write(`steerlab worker ${w.name}: finishing the current chunk, then stopping\n`);
+        if (stopping) {
+          process.stderr.write(`steerlab worker ${w.name}: stopping now\n`);
+          process.exit(130);
+        }
+        stopping = true;
+        process.stderr.write(
+          `steerlab worker ${w.name}: finishing the current chunk, then stopping (signal again to stop now)\n`,
+        );
+        setTimeout(() => {
+          process.stderr.write(
+            `steerlab worker ${w.name}: did not close within ${CLOSE_GRACE_S} s, stopping now\n`,
+          );
+          process.exit(1);
+        }, CLOSE_GRACE_S * 1000).unref();
         void w.close();
       };
-      process.once("SIGINT", stop);
-      process.once("SIGTERM", stop);
+      process.on("SIGINT", stop);
+      process.on("SIGTERM", stop);
       try {
         await w.closed;
       } finally {
