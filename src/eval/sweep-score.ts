@@ -168,13 +168,7 @@ export async function runLogprob(
   const prompts = chunk.map((it) => tok.encode(it.prompt));
   const rows = prompts.flatMap((p) => merged.rows.map((j) => [...p, ...needs[j]!]));
   const batch = padded(rows);
-  const hidden = await prefix(c, batch, v.layers[0]!);
-  // logits of every slot come back ([rows, T, V] floats): keep one forward's under ~256 MiB
-  const cap = Math.floor(2 ** 26 / (batch.T * c.engine.config.vocabSize));
-  for (const g of groups(coeffs, rows.length, Math.min(c.opts.maxRows ?? 32, cap))) {
-    const rowCoeffs = g.flatMap((r) => rows.map(() => r));
-    const logits = await steeredForward(c, batch, hidden, v, rowCoeffs, "all");
-    const V = logits.length / (rowCoeffs.length * batch.T);
+  for await (const { g, logits, V } of allLogitGroups(c, v, batch, rows.length, coeffs)) {
     const recs: SweepRecord[] = [];
     g.forEach((r, k) => {
       chunk.forEach((it, i) => {
@@ -377,12 +371,7 @@ export async function runCloze(
   });
   const rows = prompts.map((p, i) => [...p, ...answers[i]!.slice(0, -1)]);
   const batch = padded(rows);
-  const hidden = await prefix(c, batch, v.layers[0]!);
-  const cap = Math.floor(2 ** 26 / (batch.T * c.engine.config.vocabSize));
-  for (const g of groups(coeffs, rows.length, Math.min(c.opts.maxRows ?? 32, cap))) {
-    const rowCoeffs = g.flatMap((r) => rows.map(() => r));
-    const logits = await steeredForward(c, batch, hidden, v, rowCoeffs, "all");
-    const V = logits.length / (rowCoeffs.length * batch.T);
+  for await (const { g, logits, V } of allLogitGroups(c, v, batch, rows.length, coeffs)) {
     const recs: SweepRecord[] = [];
     g.forEach((r, k) => {
       chunk.forEach((it, i) => {
@@ -449,5 +438,26 @@ async function* generatedCells(
     c.opts.signal?.throwIfAborted(); // an aborted generation is cut short: never store it
     c.stats.forwards++;
     yield { part, res };
+  }
+}
+
+/**
+ * Steered logits at every position of `batch` (its rows repeated once per r_e), r_e values grouped so that one
+ * forward's logits ([rows, T, V] floats) stay under ~256 MiB; the unsteered prefix below the first steered layer
+ * is computed once and shared by every group.
+ */
+async function* allLogitGroups(
+  c: Ctx,
+  v: Variant,
+  batch: ReturnType<typeof padded>,
+  nRows: number,
+  coeffs: readonly number[],
+) {
+  const hidden = await prefix(c, batch, v.layers[0]!);
+  const cap = Math.floor(2 ** 26 / (batch.T * c.engine.config.vocabSize));
+  for (const g of groups(coeffs, nRows, Math.min(c.opts.maxRows ?? 32, cap))) {
+    const rowCoeffs = g.flatMap((r) => Array.from({ length: nRows }, () => r));
+    const logits = await steeredForward(c, batch, hidden, v, rowCoeffs, "all");
+    yield { g, logits, V: logits.length / (rowCoeffs.length * batch.T) };
   }
 }
