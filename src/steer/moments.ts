@@ -13,7 +13,7 @@
  */
 import { SteerlabError } from "../errors.js";
 import { dot, type Rows } from "./linalg.js";
-import { pairFlip } from "./methods/pca-common.js";
+import { pairFlip } from "./pair-flip.js";
 
 export class PairMoments {
   readonly dim: number;

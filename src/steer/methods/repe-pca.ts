@@ -12,8 +12,9 @@
 import { SteerlabError } from "../../errors.js";
 import { dot, topEigen } from "../linalg.js";
 import type { PairMoments } from "../moments.js";
+import { pairFlip } from "../pair-flip.js";
 import { checkLayerData, type ExtractionMethod, type LayerData, type MethodOptions } from "./method.js";
-import { fitPairPc, pairFlip } from "./pca-common.js";
+import { fitPairPc } from "./pca-common.js";
 
 /** The pair-shuffle seed in effect: default 1, null when turned off. */
 export function shuffleSeed(opts: MethodOptions): number | null {
