@@ -42,7 +42,10 @@ export interface BackendCall {
   attention?(l: number, x: Float32Array): Promise<Float32Array>;
   /** mlp_out of block l from resid_pre + attn_out. */
   mlp?(l: number, x: Float32Array): Promise<Float32Array>;
-  /** resid_post of block l from its resid_pre; appends this call's keys and values to the cache. */
+  /**
+   * resid_post of the last block of the fused span that starts at block l (ForwardBackend.spanOf; just block l
+   * without spans) from resid_pre of block l; appends the span's keys and values to the cache.
+   */
   block?(l: number, x: Float32Array): Promise<Float32Array>;
 }
 
@@ -54,6 +57,12 @@ export interface ForwardBackend<S> {
   canHook(point: HookPoint): boolean;
   /** How to reach a point canHook refuses (the hint of the driver's "unsupported" error). */
   readonly hookHint: string;
+  /**
+   * Capability: the blocks [first, last] that run as one unit with block l (its fused span). Absent: every block
+   * is its own unit. A forward may start (startLayer) only at a span's first block and stop (stopAfterLayer)
+   * only at a span's last.
+   */
+  spanOf?(l: number): readonly [number, number];
   /** An empty store for `batch` rows. */
   newStore(batch: number): S;
   /** Make room for `need` slots per row, keeping the first `keep` of each row. */

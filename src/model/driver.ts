@@ -110,6 +110,7 @@ export class ForwardDriver<S> implements Engine {
     }
     const hooks = this.groupHooks(opts.hooks ?? []);
     const first = checkStart(opts, B * T * D, last);
+    this.checkSpans(first, last);
     const cache = opts.cache === undefined ? null : this.ownCache(opts.cache, B);
     const P = cache?.length ?? 0;
 
@@ -156,6 +157,7 @@ export class ForwardDriver<S> implements Engine {
       fire(l, "resid_pre", x);
       if (call.block && !(call.attention && call.mlp && inner(l))) {
         x = await call.block(l, x);
+        l = this.backend.spanOf?.(l)[1] ?? l; // hooks inside a span were refused up front (canHook)
       } else {
         const a = await call.attention!(l, x);
         fire(l, "attn_out", a);
@@ -186,6 +188,27 @@ export class ForwardDriver<S> implements Engine {
     if (this.disposed) return;
     this.disposed = true;
     await this.backend.dispose();
+  }
+
+  /** startLayer and stopAfterLayer must fall on the edges of the backend's fused spans. */
+  private checkSpans(first: number, last: number): void {
+    const span = this.backend.spanOf;
+    if (!span) return;
+    const at = (l: number, edge: 0 | 1, field: string) => {
+      const s = span.call(this.backend, l);
+      if (s[edge] !== l)
+        throw new SteerlabError(
+          "unsupported",
+          `${field} ${l} falls inside blocks ${s[0]}..${s[1]}, which run as one graph`,
+          {
+            field,
+            got: String(l),
+            hint: this.backend.hookHint,
+          },
+        );
+    };
+    at(first, 0, "startLayer");
+    at(last, 1, "stopAfterLayer");
   }
 
   /** The cache as this engine's, or a clear error (a cache of another engine, or of another batch size). */

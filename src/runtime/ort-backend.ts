@@ -4,6 +4,8 @@
  *
  *   head.embed ─► attn(l) ─► attn_out ─► mlp(l) ─► mlp_out ─► ...            granularity "site": every hook site
  *   head.embed ─► block(l) ─► resid_post ─► ...                             granularity "block": resid_pre/post
+ *   head.embed ─► span(a..b) ─► resid_post[b] ─► ...                        { hookLayers }: resid_pre/post at the
+ *                                                                           edges of the spans only
  *   rows ─► head.logits
  * Per call, the attention mask and the RoPE rows are built once and fed to every block. The cache's store
  * (kv-cache.ts) is fed as it is, spare slots masked, and each block's new keys and values are appended to it.
@@ -18,11 +20,21 @@ import { OrtKV } from "./kv-cache.js";
 
 export type OrtBlocks =
   | { kind: "site"; attn: ort.InferenceSession[]; mlp: ort.InferenceSession[] }
-  | { kind: "block"; block: ort.InferenceSession[] };
+  | { kind: "block"; block: ort.InferenceSession[] }
+  /** Consecutive spans of blocks covering 0..L-1, each one graph (model/graph/graphs.ts spanGraph). */
+  | { kind: "span"; spans: { from: number; to: number; session: ort.InferenceSession }[] };
+
+const HINTS = {
+  site: "",
+  block: 'create the engine with granularity: "site" to hook attn_out / mlp_out',
+  span: 'create the engine with these layers in granularity: { hookLayers: [...] }, or with granularity "site"',
+};
 
 export class OrtBackend implements ForwardBackend<OrtKV> {
   readonly kind = "onnxruntime";
-  readonly hookHint = 'create the engine with granularity: "site" to hook attn_out / mlp_out';
+  readonly hookHint: string;
+  /** Per block: the index of its span (granularity "span"). */
+  private readonly spanIndex: Int32Array;
 
   constructor(
     readonly config: ModelConfig,
@@ -30,10 +42,24 @@ export class OrtBackend implements ForwardBackend<OrtKV> {
     private readonly headSession: ort.InferenceSession,
     /** RoPE inverse frequencies [hd/2] (scaling applied), or null for learned positions. */
     private readonly rope: Float32Array | null,
-  ) {}
+  ) {
+    this.hookHint = HINTS[blocks.kind];
+    this.spanIndex = new Int32Array(config.nLayers);
+    if (blocks.kind === "span")
+      for (const [i, s] of blocks.spans.entries()) this.spanIndex.fill(i, s.from, s.to + 1);
+  }
 
   canHook(point: HookPoint): boolean {
-    return this.blocks.kind === "site" || point.site === "resid_pre" || point.site === "resid_post";
+    const { site, layer } = point;
+    if (this.blocks.kind === "site") return true;
+    if (site === "resid_pre") return this.spanOf(layer)[0] === layer;
+    return site === "resid_post" && this.spanOf(layer)[1] === layer;
+  }
+
+  spanOf(l: number): readonly [number, number] {
+    if (this.blocks.kind !== "span") return [l, l];
+    const s = this.blocks.spans[this.spanIndex[l]!]!;
+    return [s.from, s.to];
   }
 
   newStore(batch: number): OrtKV {
@@ -77,14 +103,31 @@ export class OrtBackend implements ForwardBackend<OrtKV> {
           };
     const hid = (x: Float32Array) => new OrtTensor("float32", x, [B, T, D]);
     // One block's attention: feeds, then this call's keys and values appended at slots [P, P + T).
-    const runAttn = async (s: ort.InferenceSession, l: number, x: Float32Array) => {
-      let pastKV = empty;
-      if (!pastKV) {
-        const t = store!.tensors(l);
-        pastKV = { past_k: t.k, past_v: t.v };
+    // Blocks from..to in one run (one block without spans): its feeds, then this call's keys and values
+    // appended at slots [P, P + T). A span names each block's K/V (past_k.l); a one-block graph past_k.
+    const runAttn = async (
+      s: ort.InferenceSession,
+      from: number,
+      x: Float32Array,
+      to = from,
+      named = false,
+    ) => {
+      const feeds: Record<string, ort.Tensor> = { ...shared, hidden: hid(x) };
+      const sfx = (l: number) => (named ? `.${l}` : "");
+      for (let l = from; l <= to; l++) {
+        const t = empty ?? (({ k, v }) => ({ past_k: k, past_v: v }))(store!.tensors(l));
+        feeds[`past_k${sfx(l)}`] = t.past_k;
+        feeds[`past_v${sfx(l)}`] = t.past_v;
       }
-      const r = await s.run({ ...shared, hidden: hid(x), ...pastKV });
-      store?.write(l, r.new_k!.data as Float32Array, r.new_v!.data as Float32Array, T, P);
+      const r = await s.run(feeds);
+      for (let l = from; l <= to; l++)
+        store?.write(
+          l,
+          r[`new_k${sfx(l)}`]!.data as Float32Array,
+          r[`new_v${sfx(l)}`]!.data as Float32Array,
+          T,
+          P,
+        );
       return r;
     };
     const call: BackendCall = {
@@ -104,8 +147,13 @@ export class OrtBackend implements ForwardBackend<OrtKV> {
     if (blocks.kind === "site") {
       call.attention = async (l, x) => (await runAttn(blocks.attn[l]!, l, x)).attn_out!.data as Float32Array;
       call.mlp = async (l, x) => (await blocks.mlp[l]!.run({ hidden: hid(x) })).mlp_out!.data as Float32Array;
-    } else {
+    } else if (blocks.kind === "block") {
       call.block = async (l, x) => (await runAttn(blocks.block[l]!, l, x)).resid_post!.data as Float32Array;
+    } else {
+      call.block = async (l, x) => {
+        const s = blocks.spans[this.spanIndex[l]!]!;
+        return (await runAttn(s.session, s.from, x, s.to, true)).resid_post!.data as Float32Array;
+      };
     }
     return call;
   }
@@ -123,7 +171,12 @@ export class OrtBackend implements ForwardBackend<OrtKV> {
 
   async dispose(): Promise<void> {
     const b = this.blocks;
-    const all = b.kind === "site" ? [...b.attn, ...b.mlp] : [...b.block];
+    const all =
+      b.kind === "site"
+        ? [...b.attn, ...b.mlp]
+        : b.kind === "block"
+          ? [...b.block]
+          : b.spans.map((s) => s.session);
     await Promise.all([...all, this.headSession].map((s) => s.release()));
   }
 }

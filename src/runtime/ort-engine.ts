@@ -20,9 +20,11 @@ import {
   blockGraph,
   headGraph,
   mlpGraph,
+  spanGraph,
   weightFn,
 } from "../model/graph/graphs.js";
 import { nbitsHeldBytes } from "../model/graph/nbits.js";
+import { resolveLayer } from "../model/hooks.js";
 import { ropeInvFreq } from "../model/rope.js";
 import {
   checkWeights,
@@ -42,8 +44,11 @@ export interface OrtEngineOptions extends SessionSettings {
   /**
    * "site" (default): two graphs per block, every hook site available.
    * "block": one graph per block; hooks only at resid_pre / resid_post.
+   * { hookLayers }: the blocks between hook layers run as one graph each (fewest runs per forward); hooks only
+   * at resid_pre / resid_post of these layers and at the other edges of the spans (negative = from the end).
+   * For callers that know their steered or read layers up front (a server, a sweep).
    */
-  granularity?: "site" | "block";
+  granularity?: "site" | "block" | { hookLayers: readonly number[] };
   /**
    * Delete each tensor from `model.weights` once its graph is built, so the weights are never held twice
    * (lower peak memory). The caller's map is left empty of what was consumed.
@@ -89,10 +94,12 @@ export async function createOrtEngine(
   const c = model.config;
   checkWeights(c, model.weights, "createOrtEngine"); // every missing or misshapen tensor in one error
   const granularity = opts.granularity ?? "site";
-  if (granularity !== "site" && granularity !== "block") {
-    throw new SteerlabError("bad_input", `unknown granularity "${granularity}"`, {
+  const spans =
+    typeof granularity === "object" && granularity ? spansFor(granularity.hookLayers, c.nLayers) : null;
+  if (granularity !== "site" && granularity !== "block" && !spans) {
+    throw new SteerlabError("bad_input", `unknown granularity "${String(granularity)}"`, {
       field: "granularity",
-      expected: "site | block",
+      expected: "site | block | { hookLayers: [...] }",
     });
   }
   const so = sessionOptions(opts);
@@ -130,6 +137,16 @@ export async function createOrtEngine(
         progress(l + 1);
       }
       blocks = { kind: "site", attn, mlp };
+    } else if (spans) {
+      const built: { from: number; to: number; session: ort.InferenceSession }[] = [];
+      for (const [from, to] of spans) {
+        built.push({ from, to, session: await make(spanGraph(c, w, from, to, gs)) });
+        consume((n) =>
+          Array.from({ length: to - from + 1 }, (_, i) => from + i).some((l) => W.inBlock(n, l)),
+        );
+        progress(to + 1);
+      }
+      blocks = { kind: "span", spans: built };
     } else {
       const block: ort.InferenceSession[] = [];
       for (let l = 0; l < c.nLayers; l++) {
@@ -151,6 +168,35 @@ export async function createOrtEngine(
   }
 }
 
+/**
+ * The spans [from, to] of blocks that run as one graph when only `hookLayers` are hooked: cut before and after
+ * each hook layer, so resid_pre and resid_post of each are between graphs.
+ */
+export function spansFor(hookLayers: readonly number[], nLayers: number): [number, number][] {
+  if (!Array.isArray(hookLayers))
+    throw new SteerlabError("bad_input", "granularity.hookLayers must be a list of layers", {
+      field: "granularity.hookLayers",
+      expected: "e.g. [10, 11, -1]",
+      got: String(hookLayers),
+    });
+  const cuts = new Set([0, nLayers]);
+  for (const l of hookLayers) {
+    let r: number;
+    try {
+      r = resolveLayer(l, nLayers);
+    } catch (e) {
+      throw new SteerlabError("bad_input", `granularity.hookLayers: ${(e as Error).message}`, {
+        field: "granularity.hookLayers",
+        expected: `integers in [-${nLayers}, ${nLayers - 1}]`,
+        got: String(l),
+      });
+    }
+    cuts.add(r).add(r + 1);
+  }
+  const at = [...cuts].sort((a, b) => a - b);
+  return at.slice(1).map((end, i) => [at[i]!, end - 1]);
+}
+
 /** The forward driver over steerlab's graphs on ONNX Runtime sessions (node or web). */
 export class OrtEngine extends ForwardDriver<OrtKV> {
   constructor(
@@ -165,7 +211,8 @@ export class OrtEngine extends ForwardDriver<OrtKV> {
     super(new OrtBackend(config, blocks, head, rope));
   }
 
-  get granularity(): "site" | "block" {
+  /** "site", "block", or "span" ({ hookLayers }). */
+  get granularity(): "site" | "block" | "span" {
     return (this.backend as OrtBackend).blocks.kind;
   }
 }

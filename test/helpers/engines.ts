@@ -1,24 +1,27 @@
 /**
  * Every backend of the forward driver, for tests that must hold on each (test/model/backends.test.ts and the
- * other per-engine suites): the reference, and ONNX Runtime at both granularities. Each says which hook sites
- * it serves and how close two runs of it must agree (its own tolerance, unchanged from its former suite).
+ * other per-engine suites): the reference, and ONNX Runtime with a graph per site, per block, and per span of
+ * blocks between hook layers. Each says which hook points it serves and how close two runs of it must agree (its
+ * own tolerance, unchanged from its former suite).
  */
 import assert from "node:assert/strict";
 import type { ModelConfig } from "../../src/model/config.js";
 import type { Engine, HookBinding } from "../../src/model/engine.js";
-import { SITES, type Site } from "../../src/model/hooks.js";
+import { type HookPoint, SITES, type Site } from "../../src/model/hooks.js";
 import type { LoadedModel } from "../../src/model/model.js";
 import { rng } from "../../src/model/random.js";
 import type { Weights } from "../../src/model/weights.js";
 import { ReferenceEngine } from "../../src/reference/engine.js";
-import { createOrtEngine } from "../../src/runtime/ort-engine.js";
+import { createOrtEngine, spansFor } from "../../src/runtime/ort-engine.js";
 
 export interface BackendCase {
-  name: "reference" | "onnxruntime" | "onnxruntime block";
+  name: "reference" | "onnxruntime" | "onnxruntime block" | "onnxruntime spans";
   make(config: ModelConfig, weights: Weights): Promise<Engine>;
   fromModel(m: LoadedModel): Promise<Engine>;
-  /** Hook sites this backend serves. */
+  /** Hook sites this backend serves (at some layers). */
   sites: readonly Site[];
+  /** Whether it serves this point of a model of this config. */
+  serves(config: ModelConfig, point: HookPoint): boolean;
   /** Difference of two results of this backend (max |a - b|, relative to scale 1 for ONNX Runtime). */
   diff(a: Float32Array, b: Float32Array): number;
   /** Largest diff allowed between runs that must agree (cached vs recomputed, batched vs alone). */
@@ -31,6 +34,7 @@ export const BACKENDS: readonly BackendCase[] = [
     make: async (c, w) => new ReferenceEngine(c, w),
     fromModel: async (m) => ReferenceEngine.fromModel(m),
     sites: SITES,
+    serves: () => true,
     diff: maxDiff,
     tol: 2e-5,
   },
@@ -39,6 +43,7 @@ export const BACKENDS: readonly BackendCase[] = [
     make: (c, w) => createOrtEngine({ config: c, weights: w }, { threads: 1 }),
     fromModel: (m) => createOrtEngine(m, { threads: 1 }),
     sites: SITES,
+    serves: () => true,
     diff: relDiff,
     tol: 1e-4,
   },
@@ -47,10 +52,34 @@ export const BACKENDS: readonly BackendCase[] = [
     make: (c, w) => createOrtEngine({ config: c, weights: w }, { threads: 1, granularity: "block" }),
     fromModel: (m) => createOrtEngine(m, { threads: 1, granularity: "block" }),
     sites: ["resid_pre", "resid_post"],
+    serves: (_, p) => p.site === "resid_pre" || p.site === "resid_post",
+    diff: relDiff,
+    tol: 1e-4,
+  },
+  {
+    // Hooks at block 0: spans [0] and [1..L-1] (blocks 1 and 2 are one graph in the 3-block llama).
+    name: "onnxruntime spans",
+    make: (c, w) =>
+      createOrtEngine({ config: c, weights: w }, { threads: 1, granularity: { hookLayers: [0] } }),
+    fromModel: (m) => createOrtEngine(m, { threads: 1, granularity: { hookLayers: [0] } }),
+    sites: ["resid_pre", "resid_post"],
+    serves: (c, p) => {
+      const spans = spansFor([0], c.nLayers);
+      if (p.site === "resid_pre") return spans.some(([from]) => from === p.layer);
+      return p.site === "resid_post" && spans.some(([, to]) => to === p.layer);
+    },
     diff: relDiff,
     tol: 1e-4,
   },
 ];
+
+/** The points of a model this backend serves, in forward order. */
+export function servedPoints(b: BackendCase, c: ModelConfig): HookPoint[] {
+  const out: HookPoint[] = [];
+  for (let layer = 0; layer < c.nLayers; layer++)
+    for (const site of SITES) if (b.serves(c, { layer, site })) out.push({ layer, site });
+  return out;
+}
 
 export function randomIds(n: number, vocab: number, seed: number): number[] {
   const u = rng(seed);
@@ -76,24 +105,24 @@ export function relDiff(a: Float32Array, b: Float32Array): number {
   return m / s;
 }
 
-/** Hooks that copy the given sites of every layer: key "l.site" -> one [B, T, D] copy per call. */
+/** Hooks that copy every point (default: every site of every layer): key "l.site" -> a [B, T, D] copy per call. */
 export function recorder(
   c: ModelConfig,
-  sites: readonly Site[] = SITES,
+  points: readonly HookPoint[] = Array.from({ length: c.nLayers }, (_, layer) =>
+    SITES.map((site) => ({ layer, site })),
+  ).flat(),
 ): { hooks: HookBinding[]; seen: Map<string, Float32Array[]> } {
   const seen = new Map<string, Float32Array[]>();
   const hooks: HookBinding[] = [];
-  for (let layer = 0; layer < c.nLayers; layer++) {
-    for (const site of sites) {
-      hooks.push({
-        point: { layer, site },
-        fn: (ctx) => {
-          const k = `${layer}.${site}`;
-          if (!seen.has(k)) seen.set(k, []);
-          seen.get(k)!.push(Float32Array.from(ctx.hidden));
-        },
-      });
-    }
+  for (const { layer, site } of points) {
+    hooks.push({
+      point: { layer, site },
+      fn: (ctx) => {
+        const k = `${layer}.${site}`;
+        if (!seen.has(k)) seen.set(k, []);
+        seen.get(k)!.push(Float32Array.from(ctx.hidden));
+      },
+    });
   }
   return { hooks, seen };
 }

@@ -17,9 +17,19 @@ import { SITES, type Site } from "../../src/model/hooks.js";
 import { loadModel } from "../../src/model/load.js";
 import { randomWeights, rng, TINY_CONFIGS } from "../../src/model/random.js";
 import { ReferenceEngine } from "../../src/reference/engine.js";
+import { createOrtEngine, spansFor } from "../../src/runtime/ort-engine.js";
 import { type PositionSpec, steeringHooks } from "../../src/steer/apply.js";
 import { vectorFromExtraction } from "../../src/steer/vector.js";
-import { at, BACKENDS, maxDiff, padded, randomIds, recorder, relDiff } from "../helpers/engines.js";
+import {
+  at,
+  BACKENDS,
+  maxDiff,
+  padded,
+  randomIds,
+  recorder,
+  relDiff,
+  servedPoints,
+} from "../helpers/engines.js";
 import { writeTinyModels } from "../helpers/tiny-models.js";
 
 /** Concatenate per-call [B, Ti, D] chunks along T into [B, sum Ti, D]. */
@@ -50,6 +60,7 @@ for (const b of BACKENDS)
   for (const [name, c] of Object.entries(TINY_CONFIGS)) {
     describe(`${b.name}, ${name}: driver invariants`, () => {
       const w = randomWeights(c, 7);
+      const pts = servedPoints(b, c);
       let engine: Promise<Engine> | undefined;
       const e = () => {
         engine ??= b.make(c, w);
@@ -70,9 +81,9 @@ for (const b of BACKENDS)
 
       test("KV-cached decoding equals full recomputation (logits and every hook site, padded rows)", async () => {
         const en = await e();
-        const full = recorder(c, b.sites);
+        const full = recorder(c, pts);
         const ref = await en.forward({ ids: [row0, row1], mask }, { logits: "all", hooks: full.hooks });
-        const inc = recorder(c, b.sites);
+        const inc = recorder(c, pts);
         const cache = en.newCache(2);
         const logits: Float32Array[] = [];
         let t0 = 0;
@@ -85,7 +96,7 @@ for (const b of BACKENDS)
         }
         assert.equal(cache.length, T);
         close(concatT(logits, 2, V), ref.logits, "logits");
-        assert.equal(inc.seen.size, c.nLayers * b.sites.length);
+        assert.equal(inc.seen.size, pts.length);
         for (const [k, chunks] of inc.seen) {
           const whole = full.seen.get(k)![0]!;
           // Padded positions carry no meaning; compare real tokens only.
@@ -182,39 +193,38 @@ for (const b of BACKENDS)
         const l = 0;
         const u = rng(5);
         const r = Float32Array.from({ length: D }, () => u() * 2 - 1);
-        const base = recorder(c, b.sites);
+        const base = recorder(c, pts);
         const baseOut = await en.forward({ ids: [row0] }, { logits: "all", hooks: base.hooks });
-        const rec1 = recorder(c, b.sites);
+        const rec1 = recorder(c, pts);
         // The recorder's resid_post[l] hook runs before the write (hooks run in the order given).
         const out1 = await en.forward(
           { ids: [row0] },
           { logits: "all", hooks: [...rec1.hooks, adder(l, "resid_post", r)] },
         );
-        const rec2 = recorder(c, b.sites);
+        const rec2 = recorder(c, pts);
         const out2 = await en.forward(
           { ids: [row0] },
           { logits: "all", hooks: [adder(l + 1, "resid_pre", r), ...rec2.hooks] },
         );
-        for (let layer = 0; layer <= l; layer++)
-          for (const site of b.sites) {
-            const k = `${layer}.${site}`;
-            assert.equal(maxDiff(rec1.seen.get(k)![0]!, base.seen.get(k)![0]!), 0, k);
-          }
+        for (const { layer, site } of pts.filter((p) => p.layer <= l)) {
+          const k = `${layer}.${site}`;
+          assert.equal(maxDiff(rec1.seen.get(k)![0]!, base.seen.get(k)![0]!), 0, k);
+        }
         assert.ok(maxDiff(out1.logits, baseOut.logits) > 1e-2, "the write changed nothing downstream");
         assert.equal(maxDiff(out1.logits, out2.logits), 0);
-        for (let layer = l + 1; layer < c.nLayers; layer++)
-          for (const site of b.sites.filter((s) => s !== "resid_pre")) {
-            const k = `${layer}.${site}`;
-            assert.equal(maxDiff(rec1.seen.get(k)![0]!, rec2.seen.get(k)![0]!), 0, k);
-          }
+        for (const { layer, site } of pts.filter((p) => p.layer > l && p.site !== "resid_pre")) {
+          const k = `${layer}.${site}`;
+          assert.equal(maxDiff(rec1.seen.get(k)![0]!, rec2.seen.get(k)![0]!), 0, k);
+        }
       });
 
       test("a write at every served site propagates; hooks do not persist after a call", async () => {
         const en = await e();
         const before = await en.forward({ ids: [row0] }, { logits: "all" });
         for (const site of b.sites) {
+          const layer = Math.max(...pts.filter((p) => p.site === site).map((p) => p.layer)); // the last served
           const zero: HookBinding = {
-            point: { layer: c.nLayers - 1, site },
+            point: { layer, site },
             fn: (ctx) => ctx.hidden.fill(0),
           };
           const steered = await en.forward({ ids: [row0] }, { logits: "all", hooks: [zero] });
@@ -234,10 +244,9 @@ for (const b of BACKENDS)
         const none = await en.forward({ ids: [row0] }, { logits: "none" });
         assert.equal(none.logits.length, 0);
         const fired: number[] = [];
-        const hooks: HookBinding[] = Array.from({ length: c.nLayers }, (_, layer) => ({
-          point: { layer, site: "resid_post" as Site },
-          fn: () => fired.push(layer),
-        }));
+        const hooks: HookBinding[] = pts
+          .filter((p) => p.site === "resid_post")
+          .map(({ layer }) => ({ point: { layer, site: "resid_post" }, fn: () => fired.push(layer) }));
         const r = await en.forward({ ids: [row0] }, { logits: "none", stopAfterLayer: 0, hooks });
         assert.deepEqual(fired, [0]);
         assert.equal(r.logits.length, 0);
@@ -252,13 +261,13 @@ for (const b of BACKENDS)
           const ref = new ReferenceEngine(c, w);
           const ids = [randomIds(9, V, 1), randomIds(9, V, 2)];
           // Reading: logits and every served site.
-          const r1 = recorder(c, b.sites);
-          const r2 = recorder(c, b.sites);
+          const r1 = recorder(c, pts);
+          const r2 = recorder(c, pts);
           const x = await en.forward({ ids }, { logits: "all", hooks: r1.hooks });
           const y = await ref.forward({ ids }, { logits: "all", hooks: r2.hooks });
           assert.equal(x.seq, 9);
           assert.ok(relDiff(x.logits, y.logits) <= 1e-4, `logits differ by ${relDiff(x.logits, y.logits)}`);
-          assert.equal(r1.seen.size, c.nLayers * b.sites.length);
+          assert.equal(r1.seen.size, pts.length);
           for (const [k, v] of r2.seen) {
             const d = relDiff(r1.seen.get(k)![0]!, v[0]!);
             assert.ok(d <= 1e-4, `${k} differs by ${d}`);
@@ -267,9 +276,10 @@ for (const b of BACKENDS)
           const u = rng(11);
           const vec = Float32Array.from({ length: D }, () => 4 * (u() - 0.5));
           for (const [i, site] of b.sites.entries()) {
-            const layer = (i + 1) % c.nLayers;
-            const w1 = recorder(c, b.sites);
-            const w2 = recorder(c, b.sites);
+            const layers = pts.filter((p) => p.site === site).map((p) => p.layer);
+            const layer = layers[(i + 1) % layers.length]!;
+            const w1 = recorder(c, pts);
+            const w2 = recorder(c, pts);
             const base = await en.forward({ ids }, { logits: "all" });
             const s1 = await en.forward(
               { ids },
@@ -337,6 +347,11 @@ describe("steered decoding: KV-cached equals full recomputation for every positi
     };
     after(async () => (await engine)?.dispose());
     const siteSets: Site[][] = [["resid_post"], ...(b.sites.length > 2 ? [[...b.sites]] : [])];
+    // Every layer where the backend serves all these sites (all layers, but the edges of its spans only).
+    const layersFor = (sites: Site[]) =>
+      Array.from({ length: config.nLayers }, (_, l) => l).filter((layer) =>
+        sites.every((site) => b.serves(config, { layer, site })),
+      );
     for (const [name, positions] of modes)
       for (const sites of siteSets)
         test(`${b.name}, ${name}, steering at ${sites.join(" + ")}`, async () => {
@@ -349,7 +364,7 @@ describe("steered decoding: KV-cached equals full recomputation for every positi
           const hooks = steeringHooks(vectors, {
             coeff: 3,
             positions,
-            layers: "all",
+            layers: layersFor(sites),
             nLayers: config.nLayers,
           });
           const cache = en.newCache(2);
@@ -390,6 +405,7 @@ describe("HF = GGUF: the same weights give the same forward on every backend", (
       test(`${b.name}, ${name}: logits and every served hook site are bit-identical`, async () => {
         files ??= writeTinyModels(mkdtempSync(join(dir, `${name}-`)), name);
         const c: ModelConfig = files.config;
+        const pts = servedPoints(b, c);
         const [hf, gguf] = await Promise.all([loadModel(files.hfDir), loadModel(files.ggufFile)]);
         const engines = [await b.fromModel(hf), await b.fromModel(gguf)];
         const u = rng(9);
@@ -398,13 +414,13 @@ describe("HF = GGUF: the same weights give the same forward on every backend", (
         const mask = [Array(8).fill(1), [0, 0, 1, 1, 1, 1, 1, 1]];
         const runs = [];
         for (const en of engines) {
-          const rec = recorder(c, b.sites);
+          const rec = recorder(c, pts);
           const opts: ForwardOptions = { logits: "all", hooks: [adder(1, "resid_pre", vec), ...rec.hooks] };
           runs.push({ out: await en.forward({ ids, mask }, opts), seen: rec.seen });
           await en.dispose();
         }
         assert.deepEqual(runs[1]!.out.logits, runs[0]!.out.logits);
-        assert.equal(runs[0]!.seen.size, c.nLayers * b.sites.length);
+        assert.equal(runs[0]!.seen.size, pts.length);
         for (const [k, v] of runs[0]!.seen) assert.deepEqual(runs[1]!.seen.get(k), v, k);
       });
   }
@@ -435,7 +451,7 @@ describe("errors are the same on every backend", () => {
         en.forward(batch, {
           hooks: [
             {
-              point: { layer: 1, site: "resid_post" },
+              point: { layer: 0, site: "resid_post" },
               fn: (x) => (x.hidden = new Float32Array(x.hidden.length)),
             },
           ],
@@ -519,7 +535,7 @@ describe("errors are the same on every backend", () => {
       await assert.rejects(
         en.forward(batch, {
           cache,
-          hooks: [{ point: { layer: 1, site: "resid_post" }, fn: (x) => (x.hidden = new Float32Array(1)) }],
+          hooks: [{ point: { layer: 0, site: "resid_post" }, fn: (x) => (x.hidden = new Float32Array(1)) }],
         }),
       );
       assert.equal(cache.length, 0);
@@ -541,7 +557,7 @@ describe("errors are the same on every backend", () => {
       const en = await b.make(c, w);
       const seen: number[][] = [];
       const hooks: HookBinding[] = [0, 1].map(() => ({
-        point: { layer: 1, site: "resid_post" },
+        point: { layer: 0, site: "resid_post" },
         fn: (ctx) => {
           seen.push([...ctx.positions]);
           ctx.positions.fill(-1);
@@ -557,20 +573,67 @@ describe("errors are the same on every backend", () => {
       await en.dispose();
     });
 
-  test("a site the backend cannot serve is refused as unsupported, with how to get it", async () => {
+  test("a point the backend cannot serve is refused as unsupported, with how to get it", async () => {
     for (const b of BACKENDS) {
       const en = await b.make(c, w);
-      for (const site of SITES.filter((s) => !b.sites.includes(s)))
-        await assert.rejects(
-          en.forward(batch, { hooks: [{ point: { layer: 0, site }, fn: noop }] }),
-          (err) => {
-            assert.ok(isSteerlabError(err, "unsupported"), String(err));
-            assert.match(err.message, new RegExp(`blocks\\.0\\.hook_${site}`));
-            assert.match(err.details.hint ?? "", /granularity: "site"/);
-            return true;
-          },
-        );
+      const refused = Array.from({ length: c.nLayers }, (_, layer) => SITES.map((site) => ({ layer, site })))
+        .flat()
+        .filter((p) => !b.serves(c, p));
+      if (b.name.startsWith("onnxruntime ")) assert.ok(refused.length > 0, b.name);
+      for (const { layer, site } of refused)
+        await assert.rejects(en.forward(batch, { hooks: [{ point: { layer, site }, fn: noop }] }), (err) => {
+          assert.ok(isSteerlabError(err, "unsupported"), String(err));
+          assert.match(err.message, new RegExp(`blocks\\.${layer}\\.hook_${site}`));
+          assert.match(err.details.hint ?? "", /granularity.*"site"/);
+          return true;
+        });
       await en.dispose();
     }
+  });
+
+  test("spans: startLayer and stopAfterLayer inside a span are refused; spans follow the hook layers", async () => {
+    assert.deepEqual(spansFor([], 3), [[0, 2]]);
+    assert.deepEqual(spansFor([0], 3), [
+      [0, 0],
+      [1, 2],
+    ]);
+    assert.deepEqual(spansFor([-1, 1], 4), [
+      [0, 0],
+      [1, 1],
+      [2, 2],
+      [3, 3],
+    ]);
+    assert.deepEqual(spansFor([1], 4), [
+      [0, 0],
+      [1, 1],
+      [2, 3],
+    ]);
+    assert.throws(
+      () => spansFor([3], 3),
+      (err) => isSteerlabError(err, "bad_input") && /hookLayers/.test(err.message),
+    );
+    const en = await createOrtEngine(
+      { config: c, weights: w },
+      { threads: 1, granularity: { hookLayers: [0] } },
+    );
+    const inside = (err: unknown) =>
+      isSteerlabError(err, "unsupported") && /inside blocks 1\.\.2/.test(err.message);
+    await assert.rejects(en.forward(batch, { logits: "none", stopAfterLayer: 1 }), inside);
+    const D = c.hiddenSize;
+    await assert.rejects(en.forward(batch, { startLayer: 2, inputHidden: new Float32Array(4 * D) }), inside);
+    // The whole model as one graph: only its input and output are hookable, and it equals the reference.
+    const one = await createOrtEngine(
+      { config: c, weights: w },
+      { threads: 1, granularity: { hookLayers: [] } },
+    );
+    assert.equal(one.granularity, "span");
+    const ids = [randomIds(12, c.vocabSize, 3)];
+    const want = await new ReferenceEngine(c, w).forward({ ids }, { logits: "all" });
+    assert.ok(relDiff((await one.forward({ ids }, { logits: "all" })).logits, want.logits) <= 1e-4);
+    await assert.rejects(
+      one.forward({ ids }, { hooks: [{ point: { layer: 0, site: "resid_post" }, fn: noop }] }),
+      (err) => isSteerlabError(err, "unsupported"),
+    );
+    await Promise.all([en.dispose(), one.dispose()]);
   });
 });
