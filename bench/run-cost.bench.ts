@@ -4,7 +4,9 @@
  *   1. fixed cost: a graph that only adds a bias to `hidden`, fed like a block graph (hidden, mask, cos/sin, past
  *      K/V with spare slots), and the same graph fed `hidden` only; microseconds per run.
  *   2. decode of a SmolLM-135M-shaped (or GPT-2-small-shaped) F32 model with random weights, 1 token per step
- *      after a 16-token prompt, granularity "site" and "block" interleaved; time inside session.run and around it.
+ *      after a 16-token prompt, interleaved: granularity "site" (2 graphs per block), "block" (1), and spans
+ *      ({ hookLayers } with 5 middle layers, and with none: the whole model one graph); time inside session.run
+ *      and around it.
  *   --model tiny30: 30 blocks of width 64, where a step is nearly all per-run cost.
  * Run: node dist/bench/run-cost.bench.js [--model smollm|tiny30|gpt2|llama] [--threads 1] [--steps 32] [--rounds 3]
  */
@@ -133,9 +135,17 @@ async function main(): Promise<void> {
   );
 
   const w = randomWeights(c, 1);
+  // Spans: the whole model as one graph, and hooks at 5 middle layers (a sweep steering 5 layers: 7 graphs).
+  const mid = Math.floor(c.nLayers / 2) - 2;
+  const five = [0, 1, 2, 3, 4].map((i) => mid + i);
   const engines: Record<string, OrtEngine> = {
     site: await createOrtEngine({ config: c, weights: w }, { threads }),
     block: await createOrtEngine({ config: c, weights: w }, { threads, granularity: "block" }),
+    "span(5)": await createOrtEngine(
+      { config: c, weights: w },
+      { threads, granularity: { hookLayers: five } },
+    ),
+    "span(0)": await createOrtEngine({ config: c, weights: w }, { threads, granularity: { hookLayers: [] } }),
   };
   const prompt = Array.from({ length: 16 }, (_, i) => (i * 7919) % c.vocabSize);
   const next = Array.from({ length: steps }, (_, i) => (i * 104729 + 13) % c.vocabSize);
@@ -151,7 +161,7 @@ async function main(): Promise<void> {
       const runs = inRun.n / steps;
       const runMs = inRun.ms / steps;
       say(
-        `round ${r + 1} ${name.padEnd(5)}: ${(1000 / ms).toFixed(1)} tok/s, ${ms.toFixed(2)} ms/step, ${runs} runs/step, ` +
+        `round ${r + 1} ${name.padEnd(7)}: ${(1000 / ms).toFixed(1)} tok/s, ${ms.toFixed(2)} ms/step, ${runs} runs/step, ` +
           `${runMs.toFixed(2)} ms in run, ${(ms - runMs).toFixed(2)} ms around; fixed cost ~${((runs * fc.all) / 1000).toFixed(2)} ms ` +
           `(${((100 * runs * fc.all) / 1000 / ms).toFixed(1)}%); load ${readLoad()}`,
       );

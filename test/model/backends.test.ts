@@ -15,9 +15,10 @@ import type { ModelConfig } from "../../src/model/config.js";
 import type { Engine, ForwardOptions, HookBinding } from "../../src/model/engine.js";
 import { SITES, type Site } from "../../src/model/hooks.js";
 import { loadModel } from "../../src/model/load.js";
+import { openModel } from "../../src/model/open.js";
 import { randomWeights, rng, TINY_CONFIGS } from "../../src/model/random.js";
 import { ReferenceEngine } from "../../src/reference/engine.js";
-import { createOrtEngine, spansFor } from "../../src/runtime/ort-engine.js";
+import { createOrtEngine, type OrtEngine, spansFor } from "../../src/runtime/ort-engine.js";
 import { type PositionSpec, steeringHooks } from "../../src/steer/apply.js";
 import { vectorFromExtraction } from "../../src/steer/vector.js";
 import {
@@ -423,6 +424,25 @@ describe("HF = GGUF: the same weights give the same forward on every backend", (
         assert.equal(runs[0]!.seen.size, pts.length);
         for (const [k, v] of runs[0]!.seen) assert.deepEqual(runs[1]!.seen.get(k), v, k);
       });
+  }
+});
+
+test("openModel hands granularity to the ONNX Runtime engine", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "steerlab-open-"));
+  try {
+    const files = writeTinyModels(dir, "llama");
+    const m = await openModel(files.hfDir, { granularity: { hookLayers: [1] }, threads: 1 });
+    assert.equal((m.engine as OrtEngine).granularity, "span");
+    await assert.rejects(
+      m.engine.forward(
+        { ids: [[1, 2]] },
+        { hooks: [{ point: { layer: 0, site: "attn_out" }, fn: () => {} }] },
+      ),
+      (err) => isSteerlabError(err, "unsupported"),
+    );
+    await m.engine.dispose();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 });
 
