@@ -57,12 +57,15 @@ function readLoad(): string {
   return readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ");
 }
 
-/** Microseconds per run of a bias-add graph, fed like a block graph (all) or with `hidden` only. */
+/**
+ * Microseconds per run of a bias-add graph: fed like a block graph with new buffers each run (all), with the same
+ * buffers every run (reused: as the engine feeds its cache), or with `hidden` only.
+ */
 async function fixedCost(
   c: ModelConfig,
   threads: number,
   cached: number,
-): Promise<{ all: number; hiddenOnly: number }> {
+): Promise<{ all: number; reused: number; hiddenOnly: number }> {
   const D = c.hiddenSize;
   const { nKvHeads: KV, headDim: hd } = c;
   const C = Math.max(16, 2 * cached);
@@ -73,7 +76,7 @@ async function fixedCost(
     ["past_k", ["batch", KV, hd, "c"], [1, KV, hd, C]],
     ["past_v", ["batch", KV, "c", hd], [1, KV, C, hd]],
   ] as const;
-  const time = async (fedLikeBlock: boolean): Promise<number> => {
+  const time = async (fedLikeBlock: boolean, reuse = false): Promise<number> => {
     const g = GraphBuilder.create();
     const hidden = g.input("hidden", "float32", ["batch", "seq", D]);
     if (fedLikeBlock) for (const [n, dims] of extra) g.input(n, "float32", dims);
@@ -81,13 +84,15 @@ async function fixedCost(
     g.output(g.op("Add", [hidden, bias]), "out", "float32", ["batch", "seq", D]);
     const { bytes, files } = g.encode("tiny", { external: true });
     const s = await createSession(bytes, { ...sessionOptions({ threads }), externalData: files }, "tiny");
-    const feeds = () => {
+    const fresh = () => {
       const f: Record<string, Tensor> = { hidden: new Tensor("float32", new Float32Array(D), [1, 1, D]) };
       if (fedLikeBlock)
         for (const [n, , shape] of extra)
           f[n] = new Tensor("float32", new Float32Array(shape.reduce((a, b) => a * b, 1)), [...shape]);
       return f;
     };
+    const kept = fresh();
+    const feeds = reuse ? () => kept : fresh;
     for (let i = 0; i < 300; i++) await s.run(feeds());
     const us: number[] = [];
     for (let r = 0; r < 5; r++) {
@@ -99,7 +104,7 @@ async function fixedCost(
     await s.release();
     return Math.min(...us);
   };
-  return { all: await time(true), hiddenOnly: await time(false) };
+  return { all: await time(true), reused: await time(true, true), hiddenOnly: await time(false) };
 }
 
 /** Runs and time spent inside session.run, counted by wrapping run on the sessions' prototype (once). */
@@ -131,7 +136,7 @@ async function main(): Promise<void> {
   say(`# ${model}: ${c.nLayers} blocks, D ${c.hiddenSize}, F32, ${threads} thread(s); load ${readLoad()}`);
   const fc = await fixedCost(c, threads, 24);
   say(
-    `fixed cost of one session.run (bias-add graph): ${fc.all.toFixed(1)} us fed like a block, ${fc.hiddenOnly.toFixed(1)} us fed hidden only; load ${readLoad()}`,
+    `fixed cost of one session.run (bias-add graph): ${fc.all.toFixed(1)} us fed like a block (new buffers), ${fc.reused.toFixed(1)} us (same buffers), ${fc.hiddenOnly.toFixed(1)} us fed hidden only; load ${readLoad()}`,
   );
 
   const w = randomWeights(c, 1);
