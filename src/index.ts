@@ -49,8 +49,11 @@ export { readSafetensors, writeSafetensors } from "./io/safetensors.js";
 export { loadTokenizerFromHfDir, tokenizerFromGguf, tokenizerFromJson } from "./io/tokenizer.js";
 export type { ChatMessage, Tokenizer } from "./io/tokenizer-types.js";
 export { writeFileAtomic, writeFileAtomicWith } from "./io/write-atomic.js";
+// One forward driver over compute backends: a new backend implements ForwardBackend and extends ForwardDriver
+export type { BackendCall, CallInputs, ForwardBackend } from "./model/backend.js";
 // Models and engines
 export type { ModelConfig } from "./model/config.js";
+export { ForwardDriver } from "./model/driver.js";
 export type {
   Batch,
   Engine,
@@ -96,6 +99,7 @@ export {
   engineWeightBytes,
   OrtEngine,
   type OrtEngineOptions,
+  spansFor,
 } from "./runtime/ort-engine.js";
 // Serving: the OpenAI-compatible server with steering per request
 export { createApp, type ServeContext, type ServeOptions } from "./serve/app.js";

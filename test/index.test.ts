@@ -27,6 +27,8 @@ test("the package entry exports the documented API", () => {
     "createApp",
     "startServer",
     "streamGenerateRows",
+    "ForwardDriver",
+    "spansFor",
   ]) {
     assert.equal(typeof (steerlab as Record<string, unknown>)[name], "function", name);
   }

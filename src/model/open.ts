@@ -5,7 +5,7 @@
 import { SteerlabError } from "../errors.js";
 import type { Tokenizer } from "../io/tokenizer-types.js";
 import { ReferenceEngine } from "../reference/engine.js";
-import { createOrtEngine } from "../runtime/ort-engine.js";
+import { createOrtEngine, type OrtEngineOptions } from "../runtime/ort-engine.js";
 import { BACKENDS, type Backend } from "./backends.js";
 import type { Engine } from "./engine.js";
 import { loadModel } from "./load.js";
@@ -36,6 +36,11 @@ export interface OpenOptions {
   onProgress?: (e: { label: string; done: number; total: number }) => void;
   /** How quantized weights multiply on ONNX Runtime (OrtEngineOptions.quantCompute). */
   quantCompute?: "int8" | "f32";
+  /**
+   * Which hook points the ONNX Runtime engine serves (OrtEngineOptions.granularity): every one ("site", default),
+   * resid_pre/resid_post ("block"), or only those of known layers ({ hookLayers }: fewest graph runs).
+   */
+  granularity?: OrtEngineOptions["granularity"];
 }
 
 export interface OpenedModel {
@@ -70,6 +75,7 @@ export async function openModel(path: string, opts: OpenOptions = {}): Promise<O
           threads: opts.threads,
           consumeWeights: !opts.keepWeights,
           quantCompute: opts.quantCompute,
+          granularity: opts.granularity,
           onInfo: opts.onInfo,
           onProgress: opts.onProgress,
         });

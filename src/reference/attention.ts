@@ -4,7 +4,7 @@
  * Query head h reads KV head floor(h / (H / KV)) (HF repeat_kv). A query at cache slot s sees the real (unpadded)
  * slots 0..s of its row; a padded query sees nothing and outputs zeros.
  */
-import type { ReferenceCache } from "./cache.js";
+import type { ReferenceKV } from "./cache.js";
 import { softmaxInPlace } from "./ops.js";
 
 export interface AttentionShape {
@@ -23,7 +23,7 @@ export interface AttentionShape {
 export function attention(
   out: Float32Array,
   q: Float32Array,
-  cache: ReferenceCache,
+  cache: ReferenceKV,
   layer: number,
   s: AttentionShape,
 ): void {

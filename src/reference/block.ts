@@ -3,17 +3,15 @@
  *
  *   x ─► norm ─► q,k,v ─► RoPE ─► attention ─► o ─► [attn_out] ─(+x)─► norm ─► mlp ─► [mlp_out] ─(+)─► x'
  *
- * The two bracketed sites are handed to `fire` before their residual add, so a hook may read or rewrite them.
+ * The driver (model/driver.ts) runs the two sublayers, the hooks at the bracketed sites and the residual adds.
  */
 import type { ArchSpec } from "../model/arch/spec.js";
 import type { ModelConfig } from "../model/config.js";
-import type { Site } from "../model/hooks.js";
 import { applyRope, type RopeTable } from "../model/rope.js";
 import { type BlockPart, type Param, W, type Weights } from "../model/weights.js";
 import { attention } from "./attention.js";
-import type { ReferenceCache } from "./cache.js";
+import type { ReferenceKV } from "./cache.js";
 import {
-  addInPlace,
   geluGgmlF16InPlace,
   geluTanhInPlace,
   layernorm,
@@ -79,7 +77,7 @@ export interface BlockContext {
   positions: Int32Array;
   /** RoPE cos/sin, null for learned positions. */
   rope: RopeTable | null;
-  cache: ReferenceCache;
+  cache: ReferenceKV;
   /** Cache slot of this call's first token; slots start..start+T are written by this block. */
   start: number;
   /** GELU kernel: exact tanh GELU, or llama.cpp's fp16 table (for parity checks against llama.cpp). */
@@ -178,23 +176,4 @@ export function mlpSublayer(x: Float32Array, w: BlockWeights, ctx: BlockContext)
   const out = new Float32Array(N * D); // [N, D]
   linear(out, up, w.down, w.downBias, N, F, D);
   return out;
-}
-
-/**
- * x [B, T, D] <- block(x), in place. `fire(site, buf)` runs the hooks of attn_out and mlp_out on the sublayer
- * outputs before they are added, so their edits flow downstream.
- */
-export function blockForward(
-  x: Float32Array,
-  l: number,
-  w: BlockWeights,
-  ctx: BlockContext,
-  fire: (site: Site, buf: Float32Array) => void,
-): void {
-  const a = attentionSublayer(x, l, w, ctx);
-  fire("attn_out", a);
-  addInPlace(x, a);
-  const m = mlpSublayer(x, w, ctx);
-  fire("mlp_out", m);
-  addInPlace(x, m);
 }

@@ -137,11 +137,6 @@ export function mulInPlace(a: Float32Array, b: Float32Array): void {
   for (let i = 0; i < a.length; i++) a[i] = a[i]! * b[i]!;
 }
 
-/** a += b elementwise, in place (the residual add).   a, b [same] */
-export function addInPlace(a: Float32Array, b: Float32Array): void {
-  for (let i = 0; i < a.length; i++) a[i] = a[i]! + b[i]!;
-}
-
 /**
  * Numerically stable softmax of x[off .. off+n), in place. Entries equal to -Infinity get probability 0;
  * a row that is all -Infinity becomes all zeros (a padded query that may attend to nothing).

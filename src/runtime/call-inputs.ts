@@ -16,8 +16,8 @@ export const MASKED = -1e9;
  * see nothing sees itself, so its (unused) row stays finite.
  */
 export function additiveMask(
-  pastMask: Uint8Array[],
-  newMask: Uint8Array[],
+  pastMask: readonly Uint8Array[],
+  newMask: readonly Uint8Array[],
   C: number,
   T: number,
 ): Float32Array {

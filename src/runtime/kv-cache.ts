@@ -1,27 +1,19 @@
 /**
- * The ONNX Runtime engine's KV cache: per block, K^T and V in JS buffers with spare capacity, fed to the graphs
- * as they are (ORT reads input buffers in place) and appended to in place, so a decode step never copies the
- * whole cache. Also the padding mask seen so far and each row's next position, so that positions and masks
- * continue across cached calls.
+ * The ONNX Runtime backend's key/value store: per block, K^T and V in JS buffers with spare capacity, fed to the
+ * graphs as they are (ORT reads input buffers in place) and appended to in place, so a decode step never copies
+ * the whole cache. The driver (model/driver.ts) keeps how many slots are filled, the padding mask and each row's
+ * next position.
  */
 import * as ort from "onnxruntime-common";
-import type { KVCache } from "../model/engine.js";
 
-export class OrtKVCache implements KVCache {
-  /** Per block: K^T [B, KV, hd, C] and V [B, KV, C, hd]; slots >= length hold nothing (the mask hides them). */
+export class OrtKV {
+  /** Per block: K^T [B, KV, hd, C] and V [B, KV, C, hd]; slots past the driver's length hold nothing (masked). */
   k: Float32Array[];
   v: Float32Array[];
   /** Slots per row (C). */
   capacity = 0;
-  /** [B][length] 1 = real token, 0 = padding, for every cached token. */
-  mask: Uint8Array[];
-  /** [B] real tokens seen so far per row = the next real token's position. */
-  nextPos: Int32Array;
-  /** Tokens held per row, padding included. */
-  length = 0;
 
   constructor(
-    readonly owner: object,
     readonly batch: number,
     readonly nLayers: number,
     readonly nKvHeads: number,
@@ -29,25 +21,22 @@ export class OrtKVCache implements KVCache {
   ) {
     this.k = Array.from({ length: nLayers }, () => new Float32Array(0));
     this.v = Array.from({ length: nLayers }, () => new Float32Array(0));
-    this.mask = Array.from({ length: batch }, () => new Uint8Array(0));
-    this.nextPos = new Int32Array(batch);
   }
 
-  /** Make room for n more tokens: capacity at least doubles, so appends cost O(1) amortized per token. */
-  reserve(n: number): void {
-    const need = this.length + n;
+  /** Make room for `need` slots, keeping the first `keep`: capacity at least doubles (O(1) amortized appends). */
+  reserve(keep: number, need: number): void {
     if (need <= this.capacity) return;
     const C = Math.max(need, 2 * this.capacity, 16);
-    const { batch: B, nKvHeads: KV, headDim: hd, length: P } = this;
+    const { batch: B, nKvHeads: KV, headDim: hd } = this;
     for (let l = 0; l < this.nLayers; l++) {
       const k = new Float32Array(B * KV * hd * C); // [B, KV, hd, C]
       const v = new Float32Array(B * KV * C * hd); // [B, KV, C, hd]
       for (let bh = 0; bh < B * KV; bh++) {
         for (let d = 0; d < hd; d++) {
           const from = (bh * hd + d) * this.capacity;
-          k.set(this.k[l]!.subarray(from, from + P), (bh * hd + d) * C);
+          k.set(this.k[l]!.subarray(from, from + keep), (bh * hd + d) * C);
         }
-        v.set(this.v[l]!.subarray(bh * this.capacity * hd, (bh * this.capacity + P) * hd), bh * C * hd);
+        v.set(this.v[l]!.subarray(bh * this.capacity * hd, (bh * this.capacity + keep) * hd), bh * C * hd);
       }
       this.k[l] = k;
       this.v[l] = v;
@@ -55,7 +44,7 @@ export class OrtKVCache implements KVCache {
     this.capacity = C;
   }
 
-  /** Block l's cache as graph inputs past_k [B, KV, hd, C] and past_v [B, KV, C, hd] (no copy). */
+  /** Block l's store as graph inputs past_k [B, KV, hd, C] and past_v [B, KV, C, hd] (no copy). */
   tensors(l: number): { k: ort.Tensor; v: ort.Tensor } {
     const { batch: B, nKvHeads: KV, headDim: hd, capacity: C } = this;
     return {
@@ -64,28 +53,24 @@ export class OrtKVCache implements KVCache {
     };
   }
 
-  /** Store block l's new K^T [B, KV, hd, T] and V [B, KV, T, hd] at slots [length, length + T). */
-  write(l: number, kNew: Float32Array, vNew: Float32Array, T: number): void {
-    const { batch: B, nKvHeads: KV, headDim: hd, capacity: C, length: P } = this;
+  /** Store block l's new K^T [B, KV, hd, T] and V [B, KV, T, hd] at slots [at, at + T). */
+  write(l: number, kNew: Float32Array, vNew: Float32Array, T: number, at: number): void {
+    const { batch: B, nKvHeads: KV, headDim: hd, capacity: C } = this;
     const k = this.k[l]!;
     const v = this.v[l]!;
     for (let bh = 0; bh < B * KV; bh++) {
       for (let d = 0; d < hd; d++) {
-        k.set(kNew.subarray((bh * hd + d) * T, (bh * hd + d + 1) * T), (bh * hd + d) * C + P);
+        k.set(kNew.subarray((bh * hd + d) * T, (bh * hd + d + 1) * T), (bh * hd + d) * C + at);
       }
-      v.set(vNew.subarray(bh * T * hd, (bh + 1) * T * hd), (bh * C + P) * hd);
+      v.set(vNew.subarray(bh * T * hd, (bh + 1) * T * hd), (bh * C + at) * hd);
     }
   }
 
-  /**
-   * A cache of batch * rowsPerSource rows, row k * rowsPerSource + j a copy of row k, with capacity for `room`
-   * more tokens per row (so the next call appends without growing). This cache is not touched.
-   */
-  fork(rowsPerSource: number, room = 0): OrtKVCache {
-    const n = rowsPerSource;
-    const { nKvHeads: KV, headDim: hd, length: P, capacity: C0 } = this;
-    const out = new OrtKVCache(this.owner, this.batch * n, this.nLayers, KV, hd);
-    const C = P + room;
+  /** batch * n rows, row k * n + j a copy of row k's first `keep` slots, with room for `room` more. */
+  fork(n: number, keep: number, room: number): OrtKV {
+    const { nKvHeads: KV, headDim: hd, capacity: C0 } = this;
+    const out = new OrtKV(this.batch * n, this.nLayers, KV, hd);
+    const C = keep + room;
     for (let l = 0; l < this.nLayers; l++) {
       const k = new Float32Array(out.batch * KV * hd * C); // [B * n, KV, hd, C]
       const v = new Float32Array(out.batch * KV * C * hd); // [B * n, KV, C, hd]
@@ -95,10 +80,10 @@ export class OrtKVCache implements KVCache {
           for (let h = 0; h < KV; h++) {
             for (let e = 0; e < hd; e++) {
               const from = ((b * KV + h) * hd + e) * C0;
-              k.set(this.k[l]!.subarray(from, from + P), ((d * KV + h) * hd + e) * C);
+              k.set(this.k[l]!.subarray(from, from + keep), ((d * KV + h) * hd + e) * C);
             }
             const from = (b * KV + h) * C0 * hd;
-            v.set(this.v[l]!.subarray(from, from + P * hd), (d * KV + h) * C * hd);
+            v.set(this.v[l]!.subarray(from, from + keep * hd), (d * KV + h) * C * hd);
           }
         }
       }
@@ -106,9 +91,6 @@ export class OrtKVCache implements KVCache {
       out.v[l] = v;
     }
     out.capacity = C;
-    out.length = P;
-    out.mask = Array.from({ length: out.batch }, (_, d) => this.mask[Math.floor(d / n)]!.slice());
-    out.nextPos = Int32Array.from({ length: out.batch }, (_, d) => this.nextPos[Math.floor(d / n)]!);
     return out;
   }
 }

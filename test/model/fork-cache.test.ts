@@ -4,18 +4,7 @@ import { after, describe, test } from "node:test";
 import { isSteerlabError } from "../../src/errors.js";
 import type { Engine, HookBinding } from "../../src/model/engine.js";
 import { randomWeights, TINY_CONFIGS } from "../../src/model/random.js";
-import { ReferenceEngine } from "../../src/reference/engine.js";
-import { createOrtEngine } from "../../src/runtime/ort-engine.js";
-
-const ENGINES = {
-  reference: async (name: keyof typeof TINY_CONFIGS): Promise<Engine> =>
-    new ReferenceEngine(TINY_CONFIGS[name]!, randomWeights(TINY_CONFIGS[name]!, 5)),
-  onnxruntime: async (name: keyof typeof TINY_CONFIGS): Promise<Engine> =>
-    createOrtEngine(
-      { config: TINY_CONFIGS[name]!, weights: randomWeights(TINY_CONFIGS[name]!, 5) },
-      { threads: 1 },
-    ),
-};
+import { BACKENDS } from "../helpers/engines.js";
 
 /** Adds `coeff` times a fixed direction at layer 1's resid_pre to every real token (as a sweep steers). */
 function steer(dim: number, coeffs: readonly number[]): HookBinding[] {
@@ -51,7 +40,7 @@ function pad(rows: readonly number[][]): { ids: number[][]; mask: number[][] } {
   };
 }
 
-for (const [kind, make] of Object.entries(ENGINES))
+for (const { name: kind, make } of BACKENDS)
   for (const name of ["llama", "gpt2"] as const) {
     describe(`${kind}, ${name}: forkCache`, () => {
       let e: Engine;
@@ -59,7 +48,7 @@ for (const [kind, make] of Object.entries(ENGINES))
       const D = TINY_CONFIGS[name]!.hiddenSize;
 
       test("continuing a fork equals prefix + suffix uncached, padded rows included; the source is unchanged", async () => {
-        e = await make(name);
+        e = await make(TINY_CONFIGS[name]!, randomWeights(TINY_CONFIGS[name]!, 5));
         assert.ok(e.forkCache, "the engine implements forkCache");
         // Two source rows (the second left-padded), each steered with its own coefficient.
         const prefixes = [
@@ -108,7 +97,7 @@ for (const [kind, make] of Object.entries(ENGINES))
       });
 
       test("a fork grows past its room; bad arguments are refused", async () => {
-        e ??= await make(name);
+        e ??= await make(TINY_CONFIGS[name]!, randomWeights(TINY_CONFIGS[name]!, 5));
         const src = e.newCache(1);
         await e.forward({ ids: [[4, 5, 6]] }, { cache: src, logits: "none" });
         const fork = e.forkCache!(src, 2); // no room: the next call must grow it

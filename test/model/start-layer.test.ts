@@ -1,22 +1,14 @@
 /** Resuming a forward at a block from a saved resid_pre equals the full forward (the sweep's prefix reuse). */
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import type { Engine, HookBinding } from "../../src/model/engine.js";
+import type { HookBinding } from "../../src/model/engine.js";
 import { randomWeights, TINY_CONFIGS } from "../../src/model/random.js";
-import { ReferenceEngine } from "../../src/reference/engine.js";
-import { createOrtEngine } from "../../src/runtime/ort-engine.js";
+import { BACKENDS } from "../helpers/engines.js";
 
-const ENGINES = {
-  reference: async (name: keyof typeof TINY_CONFIGS): Promise<Engine> =>
-    new ReferenceEngine(TINY_CONFIGS[name]!, randomWeights(TINY_CONFIGS[name]!, 5)),
-  onnxruntime: async (name: keyof typeof TINY_CONFIGS): Promise<Engine> =>
-    createOrtEngine({ config: TINY_CONFIGS[name]!, weights: randomWeights(TINY_CONFIGS[name]!, 5) }),
-};
-
-for (const [kind, make] of Object.entries(ENGINES))
+for (const { name: kind, make } of BACKENDS)
   for (const name of ["llama", "gpt2"] as const) {
     test(`${kind}, ${name}: startLayer + inputHidden reproduces the full forward, steered or not`, async () => {
-      const e = await make(name);
+      const e = await make(TINY_CONFIGS[name]!, randomWeights(TINY_CONFIGS[name]!, 5));
       const batch = {
         ids: [
           [0, 0, 5, 9, 11, 40],

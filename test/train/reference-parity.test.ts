@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { randomWeights, TINY_CONFIGS } from "../../src/model/random.js";
-import { referenceForward, referenceModel } from "../../src/reference/forward.js";
+import { ReferenceEngine } from "../../src/reference/engine.js";
 import { LlamaTrainer, type Params } from "../../src/train/llama.js";
 import { plainMatmul } from "../../src/train/matmul.js";
 
@@ -15,7 +15,7 @@ test("the training forward gives the reference engine's logits (GQA llama, rando
   ];
   const tr = new LlamaTrainer(c, plainMatmul);
   const acts = await tr.forward(params, Int32Array.from(ids.flat()), 2, 10);
-  const ref = referenceForward(referenceModel(c, w), { ids }, { logits: "all" });
+  const ref = await new ReferenceEngine(c, w).forward({ ids }, { logits: "all" });
   assert.equal(ref.logits.length, acts.logits.length);
   let maxDiff = 0;
   for (let i = 0; i < ref.logits.length; i++)

@@ -4,6 +4,7 @@
  *   attn(l):     resid_pre [B,T,D] ─► norm ─► attention ─► attn_out [B,T,D]  (+ new K^T/V)
  *   mlp(l):      resid_mid [B,T,D] ─► norm ─► mlp ─► mlp_out [B,T,D]
  *   block(l):    resid_pre ─► attn ─(+)─► mlp ─(+)─► resid_post   (fused: only resid hooks can see inside)
+ *   span(a..b):  blocks a..b fused the same way (hooks only at resid_pre[a] and resid_post[b])
  * Graph input/output names are plain (hidden, mask, ...); node and weight names are hierarchical.
  */
 import { SteerlabError } from "../../errors.js";
@@ -42,8 +43,16 @@ function finish(g: GraphBuilder, name: string): BuiltGraph {
   return { name, builder: g, weightBytes: g.initializerBytes };
 }
 
-/** Inputs of the attention half: hidden, mask, rope tables (rope archs only), past K/V. */
-function attnInputs(g: GraphBuilder, c: ModelConfig) {
+/** Inputs of one block's cache: K^T [B, KV, hd, C] and V [B, KV, C, hd] (named past_k, or past_k.l in a span). */
+function pastInputs(g: GraphBuilder, c: ModelConfig, suffix = "") {
+  return {
+    pastK: g.input(`past_k${suffix}`, "float32", [B, c.nKvHeads, c.headDim, "slots"]),
+    pastV: g.input(`past_v${suffix}`, "float32", [B, c.nKvHeads, "slots", c.headDim]),
+  };
+}
+
+/** Inputs every block of a call shares: hidden, mask, rope tables (rope archs only). */
+function sharedInputs(g: GraphBuilder, c: ModelConfig) {
   const rope = archSpec(c.arch).positional === "rope";
   const hd = c.headDim;
   return {
@@ -51,9 +60,12 @@ function attnInputs(g: GraphBuilder, c: ModelConfig) {
     mask: g.input("mask", "float32", [B, 1, T, "slots_plus_seq"]),
     cos: rope ? g.input("cos", "float32", [B, T, 1, hd]) : null,
     sin: rope ? g.input("sin", "float32", [B, T, 1, hd]) : null,
-    pastK: g.input("past_k", "float32", [B, c.nKvHeads, hd, "slots"]), // K^T cache [B, KV, hd, C]
-    pastV: g.input("past_v", "float32", [B, c.nKvHeads, "slots", hd]), // V cache [B, KV, C, hd]
   };
+}
+
+/** Inputs of the attention half: the shared ones and one block's past K/V. */
+function attnInputs(g: GraphBuilder, c: ModelConfig) {
+  return { ...sharedInputs(g, c), ...pastInputs(g, c) };
 }
 
 function attnPart(
@@ -129,6 +141,33 @@ export function blockGraph(
   g.output(post, "resid_post", "float32", [B, T, c.hiddenSize]);
   kvOutputs(g, c, a);
   return finish(g, `block.${l}`);
+}
+
+/**
+ * span(a..b): blocks a..b as one graph, resid_pre[a] ─► block(a) ─► ... ─► block(b) ─► resid_post[b], with the
+ * new K^T/V of each block l (inputs past_k.l, past_v.l; outputs new_k.l, new_v.l). One run instead of b - a + 1
+ * when nothing is hooked between the blocks; each block's weights are in exactly one span.
+ */
+export function spanGraph(
+  c: ModelConfig,
+  w: WeightFn,
+  from: number,
+  to: number,
+  settings: Partial<GraphSettings> = {},
+): BuiltGraph {
+  const g = GraphBuilder.create(settings);
+  const shared = sharedInputs(g, c);
+  let x = shared.hidden;
+  for (let l = from; l <= to; l++) {
+    const a = attnPart(g, c, w, l, x, { ...shared, ...pastInputs(g, c, `.${l}`) });
+    const res = g.scope(`blocks.${l}`).scope("residual");
+    const mid = res.op("Add", [x, a.out], {}, "AddAttn");
+    x = res.op("Add", [mid, mlpPart(g, c, w, l, mid)], {}, "AddMlp");
+    g.output(a.k, `new_k.${l}`, "float32", [B, c.nKvHeads, c.headDim, T]);
+    g.output(a.v, `new_v.${l}`, "float32", [B, c.nKvHeads, T, c.headDim]);
+  }
+  g.output(x, "resid_post", "float32", [B, T, c.hiddenSize]);
+  return finish(g, `span.${from}-${to}`);
 }
 
 /**
