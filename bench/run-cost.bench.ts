@@ -155,6 +155,7 @@ async function main(): Promise<void> {
   const prompt = Array.from({ length: 16 }, (_, i) => (i * 7919) % c.vocabSize);
   const next = Array.from({ length: steps }, (_, i) => (i * 104729 + 13) % c.vocabSize);
   for (let r = 0; r < rounds; r++) {
+    const msOf: Record<string, number> = {};
     for (const [name, e] of Object.entries(engines)) {
       const cache = e.newCache(1);
       await e.forward({ ids: [prompt] }, { cache });
@@ -165,12 +166,18 @@ async function main(): Promise<void> {
       const ms = (performance.now() - t0) / steps;
       const runs = inRun.n / steps;
       const runMs = inRun.ms / steps;
+      msOf[name] = ms;
       say(
         `round ${r + 1} ${name.padEnd(7)}: ${(1000 / ms).toFixed(1)} tok/s, ${ms.toFixed(2)} ms/step, ${runs} runs/step, ` +
           `${runMs.toFixed(2)} ms in run, ${(ms - runMs).toFixed(2)} ms around; fixed cost ~${((runs * fc.all) / 1000).toFixed(2)} ms ` +
           `(${((100 * runs * fc.all) / 1000 / ms).toFixed(1)}%); load ${readLoad()}`,
       );
     }
+    const one = msOf["span(0)"]!;
+    say(
+      `round ${r + 1}: one graph saves ${(msOf.site! - one).toFixed(2)} ms/step against site, ` +
+        `${(msOf.block! - one).toFixed(2)} ms/step against block`,
+    );
   }
   for (const e of Object.values(engines)) await e.dispose();
 }
