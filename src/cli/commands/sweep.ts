@@ -11,6 +11,7 @@ import { BACKENDS } from "../../model/open.js";
 import type { SweepData } from "../../report/types.js";
 import { collect, int, threadsOption } from "../options.js";
 import { progressReporter } from "../progress.js";
+import { onStopSignals, signalExitCode } from "../signals.js";
 import { storeNotes } from "../store-notes.js";
 import { type QueueCli, queuedSweep } from "./sweep-queue.js";
 
@@ -174,8 +175,11 @@ over). Resuming after the model's weights changed is refused: use a new -o folde
       }
       const shard = o.shard !== undefined ? parseShard(o.shard) : undefined;
       const ac = new AbortController();
-      const onSigint = () => ac.abort();
-      process.once("SIGINT", onSigint);
+      let stoppedBy: NodeJS.Signals = "SIGINT";
+      const offSignals = onStopSignals((signal) => {
+        stoppedBy = signal;
+        ac.abort();
+      });
       const bar = progressReporter();
       try {
         const res = await sweepToDir(config, resolve(o.out), {
@@ -203,14 +207,14 @@ over). Resuming after the model's weights changed is refused: use a new -o folde
         bar.end();
         if ((e as Error).name === "AbortError") {
           process.stderr.write(
-            `steerlab: sweep interrupted; everything scored is in ${resolve(o.out)}; rerun the same command to resume\n`,
+            `steerlab: sweep stopped by ${stoppedBy}; everything scored is in ${resolve(o.out)} (lock released); rerun the same command to resume\n`,
           );
-          process.exitCode = 130;
+          process.exitCode = signalExitCode(stoppedBy);
           return;
         }
         throw e;
       } finally {
-        process.off("SIGINT", onSigint);
+        offSignals();
       }
     });
 }
