@@ -9,7 +9,7 @@ import { sweepToDir } from "../../eval/sweep-plan.js";
 import { TASK_KINDS } from "../../eval/tasks.js";
 import { BACKENDS } from "../../model/open.js";
 import type { SweepData } from "../../report/types.js";
-import { collect, int, threadsOption } from "../options.js";
+import { batchSizeOption, collect, int, LIMITS, layerSpec, threadsOption } from "../options.js";
 import { progressReporter } from "../progress.js";
 import { onStopSignals, signalExitCode } from "../signals.js";
 import { storeNotes } from "../store-notes.js";
@@ -111,12 +111,12 @@ export function registerSweep(program: Command): void {
     .option(
       "--layers <spec>",
       'layer set to steer, e.g. "8..15" or "-5..-1" (repeatable: one sweep axis value each)',
-      collect,
+      (v: string, prev: string[]) => collect(layerSpec("layers")(v), prev),
       [],
     )
     .option("--coeffs <grid>", "r_e grid: start:stop:step or a,b,c")
     .option("--task <kind:file[:id]>", `task (repeatable); kind: ${TASK_KINDS.join(", ")}`, collect, [])
-    .option("--batch-size <n>", "prompts per forward", int("batch-size", 1))
+    .option("--batch-size <n>", "prompts per forward", batchSizeOption)
     .option("--no-diagnostics", "skip the A1/A3 diagnostics of mcq tasks")
     .addOption(
       new Option(
@@ -143,7 +143,7 @@ export function registerSweep(program: Command): void {
     .option(
       "--attempts <n>",
       "queue mode: attempts per chunk before it is reported failed (default 3)",
-      int("attempts", 1),
+      int("attempts", 1, LIMITS.attempts),
     )
     .option("--no-wait", "queue mode: enqueue and return; rerun the same command to collect")
     .option(
