@@ -46,6 +46,80 @@ export interface ChunkJobResult {
   computeMs: number;
 }
 
+/** Why a worker would not run a sweep (its files differ from the plan's, or it could not plan it at all). */
+export interface Refusal {
+  worker: string;
+  /** The SteerlabError code: "mismatch" for other files, "not_found" for files it lacks, ... */
+  code: string;
+  message: string;
+  /** Epoch ms. */
+  at: number;
+}
+
+/**
+ * Refusals of one run live in a Redis hash beside the queue (field = worker name), so that the coordinator learns
+ * why a worker left instead of waiting for it forever. They expire after a week.
+ */
+const REFUSALS_TTL_S = 7 * 24 * 3600;
+
+function refusalsKey(queueName: string, run: string): string {
+  return `steerlab:refusals:${queueName}:${run}`;
+}
+
+/** A short-lived client for the refusal records (BullMQ's own connections are not for our keys). */
+async function withRedis<T>(url: string, fn: (r: Redis) => Promise<T>): Promise<T> {
+  const r = new Redis(connectionOf(url).url, { maxRetriesPerRequest: 1, lazyConnect: true });
+  r.on("error", () => {}); // surfaces as a rejected command
+  try {
+    await r.connect();
+    return await fn(r);
+  } finally {
+    r.disconnect();
+  }
+}
+
+export async function recordRefusal(url: string, queueName: string, run: string, r: Refusal): Promise<void> {
+  const key = refusalsKey(queueName, run);
+  await withRedis(url, async (c) => {
+    await c.hset(key, r.worker, JSON.stringify(r));
+    await c.expire(key, REFUSALS_TTL_S);
+  });
+}
+
+/** Forget `worker`'s refusal of `run` (it now holds the files), or every refusal of the run (worker omitted). */
+export async function clearRefusals(
+  url: string,
+  queueName: string,
+  run: string,
+  worker?: string,
+): Promise<void> {
+  const key = refusalsKey(queueName, run);
+  await withRedis(url, (c) => (worker === undefined ? c.del(key) : c.hdel(key, worker)));
+}
+
+export async function readRefusals(url: string, queueName: string, run: string): Promise<Refusal[]> {
+  const all = await withRedis(url, (c) => c.hgetall(refusalsKey(queueName, run)));
+  return Object.values(all)
+    .map((v) => {
+      try {
+        return JSON.parse(v) as Refusal;
+      } catch {
+        return null; // not ours
+      }
+    })
+    .filter((r): r is Refusal => r !== null && typeof r.worker === "string")
+    .sort((a, b) => a.at - b.at);
+}
+
+/** The workers connected to the queue now, by the name they gave (`--name`, default host#pid). */
+export async function connectedWorkers(queue: Queue): Promise<{ name: string; address?: string }[]> {
+  return (await queue.getWorkers()).map((c) => {
+    const raw = c.rawname ?? "";
+    const at = raw.indexOf(":w:");
+    return { name: at >= 0 ? raw.slice(at + 3) : "(unnamed)", ...(c.addr ? { address: c.addr } : {}) };
+  });
+}
+
 export function chunkJobId(run: string, chunk: string): string {
   return `${run}/${chunk}`;
 }

@@ -4,6 +4,8 @@ import {
   type ChunkJobData,
   type ChunkJobResult,
   checkRedis,
+  clearRefusals,
+  connectedWorkers,
   DEFAULT_QUEUE_NAME,
   openQueue,
 } from "./queue.js";
@@ -75,7 +77,7 @@ export async function queueStatus(o: {
       queue.getJobs(["completed"]),
       queue.getJobs(["failed"]),
       queue.getJobs(["delayed"]),
-      queue.getWorkers(),
+      connectedWorkers(queue),
     ]);
     const mine = (js: readonly Job[]) =>
       (js as ChunkJob[]).filter((j) => j?.data && (!o.run || j.data.run === o.run));
@@ -98,11 +100,9 @@ export async function queueStatus(o: {
       return s;
     };
     for (const c of clients) {
-      const raw = c.rawname ?? "";
-      const at = raw.indexOf(":w:");
-      const s = workerOf(at >= 0 ? raw.slice(at + 3) : "(unnamed)");
+      const s = workerOf(c.name);
       s.connected = true;
-      if (c.addr) s.address = c.addr;
+      if (c.address) s.address = c.address;
     }
     for (const j of mine(waiting)) runOf(j).waiting++;
     for (const j of mine(delayed)) runOf(j).retrying++;
@@ -166,6 +166,7 @@ export async function removeRun(o: {
   await checkRedis(o.url);
   const queue = openQueue({ url: o.url, name: o.queueName ?? DEFAULT_QUEUE_NAME });
   try {
+    await clearRefusals(o.url, o.queueName ?? DEFAULT_QUEUE_NAME, o.run);
     const jobs = (await queue.getJobs([
       "waiting",
       "prioritized",

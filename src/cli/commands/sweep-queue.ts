@@ -38,6 +38,10 @@ export async function queuedSweep(config: SweepConfig, o: QueueCli): Promise<voi
       ...(o.attempts ? { attempts: o.attempts } : {}),
       noWait: o.wait === false,
       signal: ac.signal,
+      onRefusal: (r, others) =>
+        process.stderr.write(
+          `\nsteerlab: worker ${r.worker} refused the sweep: ${r.message}\nsteerlab: waiting for the ${others} other connected worker(s)\n`,
+        ),
       onProgress: (p) => {
         bar({
           label: `sweep (${p.workers} workers, ${p.pending} chunks to go)`,
