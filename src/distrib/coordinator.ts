@@ -12,6 +12,7 @@
 
 import type { Job, Queue } from "bullmq";
 import { SteerlabError } from "../errors.js";
+import { gridOf, writeRunGrid } from "../eval/run-grid.js";
 import { configHash, keyOf, ResultStore, type SweepRecord } from "../eval/store.js";
 import { planChunks, type SweepChunk } from "../eval/sweep-chunks.js";
 import { portableIdentity, resolvePath, runIdentity, type SweepConfig } from "../eval/sweep-config.js";
@@ -92,6 +93,12 @@ export async function queueSweep(
   const chunks = planChunks(plan, batchSize);
   const total = chunks.reduce((s, c) => s + c.items.length, 0) * plan.coeffs.length;
   const store = ResultStore.open(dir, identity);
+  try {
+    writeRunGrid(dir, gridOf(plan, batchSize)); // the report's missing-cells check
+  } catch (e) {
+    store.close();
+    throw e;
+  }
   const queueName = o.queueName ?? DEFAULT_QUEUE_NAME;
   const queue = openQueue({ url: o.url, name: queueName });
   try {

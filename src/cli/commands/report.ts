@@ -91,7 +91,8 @@ export function registerReport(program: Command): void {
       let report: SweepReport;
       if (existsSync(join(dir, RUN_FILE))) {
         const run = readRunReport(dir);
-        for (const note of storeNotes(run.damage, dir)) process.stderr.write(`steerlab: warning: ${note}\n`);
+        for (const note of [...storeNotes(run.damage, dir), ...(run.data.warnings ?? [])])
+          process.stderr.write(`steerlab: warning: ${note}\n`);
         report = buildReport(run.data, build);
       } else if (existsSync(dir) && readdirSync(dir).some((f) => /^behavior_\w+_.+\.json$/.test(f)))
         report = await reportFromPaperData(dir, { model: o.paperModel, vector: o.paperVector, build });
