@@ -169,7 +169,8 @@ export async function startSweepWorker(o: SweepWorkerOptions): Promise<SweepWork
       // This machine cannot run the sweep: hand the job back untouched (no attempt used) and stop.
       refusal ??=
         e instanceof SteerlabError && e.code !== "mismatch"
-          ? new SteerlabError(e.code, `worker ${name} cannot plan sweep ${d.run}: ${e.message}`, {
+          ? new SteerlabError(e.code, `worker ${name} cannot plan sweep ${d.run}: ${e.brief}`, {
+              ...e.details,
               hint: `the config's relative paths resolve against ${localConfig(d).baseDir}; pass --base <this machine's copy of the config folder>`,
             })
           : (e as Error);
