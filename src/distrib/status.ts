@@ -8,6 +8,8 @@ import {
   connectedWorkers,
   DEFAULT_QUEUE_NAME,
   openQueue,
+  type Refusal,
+  readRefusals,
 } from "./queue.js";
 
 export interface RunStatus {
@@ -18,6 +20,8 @@ export interface RunStatus {
   failed: number;
   /** Retries scheduled after an error (BullMQ's delayed state). */
   retrying: number;
+  /** Workers that refused this run (their files differ from the plan's), with why. */
+  refused: Refusal[];
 }
 
 export interface WorkerStatus {
@@ -85,7 +89,7 @@ export async function queueStatus(o: {
     const runOf = (j: ChunkJob) => {
       let r = runs.get(j.data.run);
       if (!r) {
-        r = { run: j.data.run, waiting: 0, active: 0, completed: 0, failed: 0, retrying: 0 };
+        r = { run: j.data.run, waiting: 0, active: 0, completed: 0, failed: 0, retrying: 0, refused: [] };
         runs.set(j.data.run, r);
       }
       return r;
@@ -141,6 +145,7 @@ export async function queueStatus(o: {
         attempts: j.attemptsMade,
       });
     }
+    for (const r of runs.values()) r.refused = await readRefusals(o.url, name, r.run);
     return {
       queue: name,
       runs: [...runs.values()],

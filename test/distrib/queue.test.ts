@@ -208,6 +208,11 @@ describe("queued sweep on Redis with three worker processes", { skip: REDIS_MISS
     assert.ok(Date.now() - t0 < 60_000);
     assert.equal(existsSync(join(dir, "q", "lock")), false, "the run folder's lock is released");
     await withQueue(async (q) => assert.equal((await q.getJobs(["waiting"])).length, 9));
+    // `steerlab status` shows who refused and why, until the coordinator tries the run again.
+    assert.match(
+      await steerlab(dir, "status", "--queue", redis.url),
+      /\n {2}refused by bad2: worker bad2 does not hold the files of sweep [0-9a-f]{16}/,
+    );
   });
 
   test("three workers, one killed -9 mid-chunk: the store equals the single-process store exactly", async () => {
