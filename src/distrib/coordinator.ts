@@ -24,13 +24,12 @@ import {
   type ChunkJobResult,
   checkRedis,
   chunkJobId,
-  clearRefusals,
   connectedWorkers,
   DEFAULT_ATTEMPTS,
   DEFAULT_QUEUE_NAME,
   openQueue,
   type Refusal,
-  readRefusals,
+  Refusals,
 } from "./queue.js";
 
 export interface QueuedSweepOptions {
@@ -101,6 +100,7 @@ export async function queueSweep(
   }
   const queueName = o.queueName ?? DEFAULT_QUEUE_NAME;
   const queue = openQueue({ url: o.url, name: queueName });
+  const refusals = new Refusals(o.url, queueName);
   try {
     const missing = chunks.filter((c) => !chunkDone(store, c, plan.coeffs));
     const res: QueuedSweepResult = {
@@ -138,13 +138,14 @@ export async function queueSweep(
     );
     res.enqueued = fresh.length;
     // This run starts afresh: refusals of earlier tries (a worker since fixed, or gone) no longer count.
-    await clearRefusals(o.url, queueName, run);
+    await refusals.clear(run).catch(() => {}); // Redis trouble shows up in the queue calls
     if (o.noWait || missing.length === 0) return res;
-    await collect(queue, queueName, store, run, missing, plan.coeffs, total, o, res);
+    await collect(queue, refusals, store, run, missing, plan.coeffs, total, o, res);
     res.complete = chunks.every((c) => chunkDone(store, c, plan.coeffs));
     return res;
   } finally {
     store.close(); // first: the run folder's lock is released even when Redis is gone
+    refusals.close();
     await closeWithin(queue, 5000);
   }
 }
@@ -170,7 +171,7 @@ function chunkDone(store: ResultStore, c: SweepChunk, coeffs: readonly number[])
 /** Poll the queue until every chunk in `pending` has landed (its records stored) or failed for good. */
 async function collect(
   queue: Queue<ChunkJobData, ChunkJobResult>,
-  queueName: string,
+  refusals: Refusals,
   store: ResultStore,
   run: string,
   chunks: readonly SweepChunk[],
@@ -187,10 +188,11 @@ async function collect(
     o.onProgress?.({ done: store.size, total, workers: connected.length, pending: pending.size });
   while (pending.size > 0) {
     o.signal?.throwIfAborted();
-    const refusals = await answered(readRefusals(o.url, queueName, run), o.url);
-    const news = refusals.filter((r) => refused.get(r.worker)?.at !== r.at);
-    for (const r of refusals) refused.set(r.worker, r);
-    for (const w of refused.keys()) if (!refusals.some((r) => r.worker === w)) refused.delete(w); // since fixed
+    // A Redis that fails here fails the queue calls below too, which end with the clear "lost Redis" error.
+    const now = await refusals.read(run).catch(() => null);
+    const news = now?.filter((r) => refused.get(r.worker)?.at !== r.at) ?? [];
+    for (const r of now ?? []) refused.set(r.worker, r);
+    if (now) for (const w of refused.keys()) if (!now.some((r) => r.worker === w)) refused.delete(w); // since fixed
     if (news.length || Date.now() - lastWorkers > 2000) {
       connected = (await answered(connectedWorkers(queue), o.url)).map((w) => w.name);
       lastWorkers = Date.now();

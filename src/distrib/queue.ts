@@ -66,49 +66,63 @@ function refusalsKey(queueName: string, run: string): string {
   return `steerlab:refusals:${queueName}:${run}`;
 }
 
-/** A short-lived client for the refusal records (BullMQ's own connections are not for our keys). */
-async function withRedis<T>(url: string, fn: (r: Redis) => Promise<T>): Promise<T> {
-  const r = new Redis(connectionOf(url).url, { maxRetriesPerRequest: 1, lazyConnect: true });
-  r.on("error", () => {}); // surfaces as a rejected command
-  try {
-    await r.connect();
-    return await fn(r);
-  } finally {
-    r.disconnect();
-  }
-}
+/** The refusal records of one queue, on a connection of their own (BullMQ's connections are not for our keys). */
+export class Refusals {
+  private client: Promise<Redis> | null = null;
 
-export async function recordRefusal(url: string, queueName: string, run: string, r: Refusal): Promise<void> {
-  const key = refusalsKey(queueName, run);
-  await withRedis(url, async (c) => {
+  constructor(
+    private readonly url: string,
+    private readonly queueName: string,
+  ) {}
+
+  private redis(): Promise<Redis> {
+    this.client ??= (async () => {
+      const r = new Redis(connectionOf(this.url).url, {
+        maxRetriesPerRequest: 1,
+        commandTimeout: 5000, // a Redis that does not answer fails the call rather than hanging it
+        lazyConnect: true,
+      });
+      r.on("error", () => {}); // surfaces as a rejected command
+      await r.connect();
+      return r;
+    })();
+    return this.client;
+  }
+
+  async record(run: string, r: Refusal): Promise<void> {
+    const c = await this.redis();
+    const key = refusalsKey(this.queueName, run);
     await c.hset(key, r.worker, JSON.stringify(r));
     await c.expire(key, REFUSALS_TTL_S);
-  });
-}
+  }
 
-/** Forget `worker`'s refusal of `run` (it now holds the files), or every refusal of the run (worker omitted). */
-export async function clearRefusals(
-  url: string,
-  queueName: string,
-  run: string,
-  worker?: string,
-): Promise<void> {
-  const key = refusalsKey(queueName, run);
-  await withRedis(url, (c) => (worker === undefined ? c.del(key) : c.hdel(key, worker)));
-}
+  /** Forget `worker`'s refusal of `run` (it now holds the files), or every refusal of the run (worker omitted). */
+  async clear(run: string, worker?: string): Promise<void> {
+    const c = await this.redis();
+    const key = refusalsKey(this.queueName, run);
+    await (worker === undefined ? c.del(key) : c.hdel(key, worker));
+  }
 
-export async function readRefusals(url: string, queueName: string, run: string): Promise<Refusal[]> {
-  const all = await withRedis(url, (c) => c.hgetall(refusalsKey(queueName, run)));
-  return Object.values(all)
-    .map((v) => {
-      try {
-        return JSON.parse(v) as Refusal;
-      } catch {
-        return null; // not ours
-      }
-    })
-    .filter((r): r is Refusal => r !== null && typeof r.worker === "string")
-    .sort((a, b) => a.at - b.at);
+  /** The refusals of `run`, oldest first. */
+  async read(run: string): Promise<Refusal[]> {
+    const all = await (await this.redis()).hgetall(refusalsKey(this.queueName, run));
+    return Object.values(all)
+      .map((v) => {
+        try {
+          return JSON.parse(v) as Refusal;
+        } catch {
+          return null; // not ours
+        }
+      })
+      .filter((r): r is Refusal => r !== null && typeof r.worker === "string")
+      .sort((a, b) => a.at - b.at);
+  }
+
+  close(): void {
+    const c = this.client;
+    this.client = null;
+    void c?.then((r) => r.disconnect()).catch(() => {});
+  }
 }
 
 /** The workers connected to the queue now, by the name they gave (`--name`, default host#pid). */

@@ -4,12 +4,11 @@ import {
   type ChunkJobData,
   type ChunkJobResult,
   checkRedis,
-  clearRefusals,
   connectedWorkers,
   DEFAULT_QUEUE_NAME,
   openQueue,
   type Refusal,
-  readRefusals,
+  Refusals,
 } from "./queue.js";
 
 export interface RunStatus {
@@ -145,7 +144,12 @@ export async function queueStatus(o: {
         attempts: j.attemptsMade,
       });
     }
-    for (const r of runs.values()) r.refused = await readRefusals(o.url, name, r.run);
+    const refusals = new Refusals(o.url, name);
+    try {
+      for (const r of runs.values()) r.refused = await refusals.read(r.run);
+    } finally {
+      refusals.close();
+    }
     return {
       queue: name,
       runs: [...runs.values()],
@@ -171,7 +175,12 @@ export async function removeRun(o: {
   await checkRedis(o.url);
   const queue = openQueue({ url: o.url, name: o.queueName ?? DEFAULT_QUEUE_NAME });
   try {
-    await clearRefusals(o.url, o.queueName ?? DEFAULT_QUEUE_NAME, o.run);
+    const refusals = new Refusals(o.url, o.queueName ?? DEFAULT_QUEUE_NAME);
+    try {
+      await refusals.clear(o.run);
+    } finally {
+      refusals.close();
+    }
     const jobs = (await queue.getJobs([
       "waiting",
       "prioritized",

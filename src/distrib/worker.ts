@@ -24,10 +24,9 @@ import {
   type ChunkJobData,
   type ChunkJobResult,
   checkRedis,
-  clearRefusals,
   connectionOf,
   DEFAULT_QUEUE_NAME,
-  recordRefusal,
+  Refusals,
 } from "./queue.js";
 
 export interface SweepWorkerOptions {
@@ -113,6 +112,7 @@ export async function startSweepWorker(o: SweepWorkerOptions): Promise<SweepWork
   await checkRedis(o.url);
   const name = o.name ?? `${hostname()}#${process.pid}`;
   const queueName = o.queueName ?? DEFAULT_QUEUE_NAME;
+  const refusals = new Refusals(o.url, queueName);
   const lockDuration = o.lockDurationMs ?? 60_000;
   const pool = new EnginePool(o.threads);
   const plans = new Map<string, Promise<SweepPlan>>();
@@ -146,7 +146,7 @@ export async function startSweepWorker(o: SweepWorkerOptions): Promise<SweepWork
               hint: "give this machine the same model, vector and data files as the coordinator (or --base their folder)",
             });
           // A refusal of an earlier start of this worker (same name) no longer holds.
-          await clearRefusals(o.url, queueName, d.run, name).catch(() => {});
+          await refusals.clear(d.run, name).catch(() => {});
           return plan;
         } finally {
           pool.give(path, config.backend, m);
@@ -176,12 +176,14 @@ export async function startSweepWorker(o: SweepWorkerOptions): Promise<SweepWork
           : (e as Error);
       await job.log(`refused by ${name}: ${refusal.message}`);
       // Tell the coordinator why this worker leaves (it ends, or says it waits for the others).
-      await recordRefusal(o.url, queueName, d.run, {
-        worker: name,
-        code: refusal instanceof SteerlabError ? refusal.code : "bad_input",
-        message: refusal.message,
-        at: Date.now(),
-      }).catch(() => {});
+      await refusals
+        .record(d.run, {
+          worker: name,
+          code: refusal instanceof SteerlabError ? refusal.code : "bad_input",
+          message: refusal.message,
+          at: Date.now(),
+        })
+        .catch(() => {});
       await job.moveToWait(token);
       setImmediate(() => void worker?.close());
       throw new WaitingError();
@@ -229,6 +231,7 @@ export async function startSweepWorker(o: SweepWorkerOptions): Promise<SweepWork
   let closing: Promise<void> | null = null;
   const closed = new Promise<void>((resolve, reject) => {
     w.on("closed", () => {
+      refusals.close();
       void pool.close().then(() => (refusal ? reject(refusal) : resolve()), reject);
     });
   });
