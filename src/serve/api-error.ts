@@ -56,7 +56,8 @@ export function toApiError(e: unknown, style: ErrorStyle = "openai"): ApiError {
     const more = e.issues.length > 1 ? ` (and ${e.issues.length - 1} more problems)` : "";
     return new ApiError(
       400,
-      `${param ? `${param}: ` : ""}${issue.message}${more}`,
+      // A message that already names its field ("logit_bias is not supported") is not prefixed with it again.
+      `${param && !issue.message.startsWith(param) ? `${param}: ` : ""}${issue.message}${more}`,
       "invalid_request_error",
       "invalid_value",
       param,

@@ -358,6 +358,12 @@ describe("serve: bad input gets a clear 4xx and the server keeps serving", () =>
       "vllm_xargs.steer.vectors.0.data",
       /Expected array, received null/,
     );
+    await expectError(
+      chat({ messages, logit_bias: { 1: 2 } }),
+      400,
+      "logit_bias",
+      /^logit_bias is not supported by steerlab serve$/,
+    );
     // Non-finite or overflowing vectors: the client hears what this server accepts, not a CLI flag.
     const nan = new Float32Array(96).fill(0.1);
     nan[7] = Number.NaN;
