@@ -26,12 +26,15 @@ export interface SteerlabErrorDetails {
 export class SteerlabError extends Error {
   readonly code: SteerlabErrorCode;
   readonly details: SteerlabErrorDetails;
+  /** The message without its details: what a caller that re-raises with other details starts from. */
+  readonly brief: string;
 
   constructor(code: SteerlabErrorCode, message: string, details: SteerlabErrorDetails = {}) {
     super(SteerlabError.compose(message, details));
     this.name = "SteerlabError";
     this.code = code;
     this.details = details;
+    this.brief = message;
   }
 
   private static compose(message: string, d: SteerlabErrorDetails): string {

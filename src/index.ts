@@ -16,7 +16,14 @@ export {
   type SteerlabErrorDetails,
 } from "./errors.js";
 export { loadInstructions, loadMmlu, loadStatements } from "./eval/datasets.js";
-export { isStale, type LockHolder, lockRunDir, type RunLock } from "./eval/run-lock.js";
+export {
+  GRID_FILE,
+  type MissingCells,
+  missingCells,
+  type RunGrid,
+  readRunGrid,
+} from "./eval/run-grid.js";
+export { isStale, type LockHolder, lockRunDir, type RunLock, releaseHeldLocks } from "./eval/run-lock.js";
 export { classifyKeywords, REFUSAL_RULES } from "./eval/score-behavior.js";
 export { scoreHelpfulness } from "./eval/score-helpfulness.js";
 export {

@@ -1,6 +1,9 @@
 /** Parsers for CLI option values: each failure is a SteerlabError naming the option. */
+
+import { extname } from "node:path";
 import { type Command, Option } from "commander";
 import { SteerlabError } from "../errors.js";
+import { parseLayers } from "../model/hooks.js";
 import { BACKENDS, type OpenOptions, parseBackend } from "../model/open.js";
 import { LOAD_DTYPES, type LoadDtype } from "../model/weights.js";
 import { MAX_THREADS } from "../runtime/session.js";
@@ -17,11 +20,37 @@ function toNumber(v: string): number {
   return v.trim() === "" ? Number.NaN : Number(v);
 }
 
-export function int(name: string, min = Number.NEGATIVE_INFINITY, max = Number.POSITIVE_INFINITY) {
+/**
+ * The bounds of the CLI's numeric flags, one place for all commands. An integer flag without a bound of its own
+ * stops at INT_MAX: beyond it a value is a typo ("1e12"), and Node's timers and buffers overflow there.
+ */
+export const LIMITS = {
+  int: 2 ** 31 - 1,
+  /** Seeds feed a 32-bit generator: 2^32 would silently repeat seed 0. */
+  seed: 2 ** 32 - 1,
+  /** -n: no model steerlab runs has a context this long; the model's own context is checked after loading. */
+  maxTokens: 1 << 20,
+  /** logprobs --top: the vocabulary is checked after loading. */
+  top: 1 << 20,
+  /** Prompts or sequences per forward. */
+  batchSize: 4096,
+  /** worker --concurrency: one engine (a copy of the weights) each. */
+  concurrency: 64,
+  attempts: 100,
+  /** A model with more blocks than this is a typo. */
+  nLayers: 4096,
+  /** serve: requests per batch and waiting requests. */
+  parallel: 256,
+  maxQueue: 1 << 20,
+  /** serve --body-limit: a JSON body is held in memory whole. */
+  bodyLimit: 1 << 30,
+} as const;
+
+export function int(name: string, min = Number.NEGATIVE_INFINITY, max: number = LIMITS.int) {
   return (v: string): number => {
     const n = toNumber(v);
     if (!Number.isInteger(n) || n < min || n > max) {
-      const range = max === Number.POSITIVE_INFINITY ? `>= ${min}` : `in [${min}, ${max}]`;
+      const range = min === Number.NEGATIVE_INFINITY ? `<= ${max}` : `in [${min}, ${max}]`;
       throw new SteerlabError("bad_input", `option --${name} must be an integer ${range}`, {
         field: name,
         got: JSON.stringify(v),
@@ -31,16 +60,102 @@ export function int(name: string, min = Number.NEGATIVE_INFINITY, max = Number.P
   };
 }
 
-export function float(name: string) {
+/** A seed: an integer in [0, 2^32 - 1]. */
+export function seed(name: string) {
+  return int(name, 0, LIMITS.seed);
+}
+
+/** A finite number, optionally within [min, max] (`open`: the bound itself excluded). */
+export function float(name: string, bounds: { min?: number; max?: number; minOpen?: boolean } = {}) {
+  const { min = Number.NEGATIVE_INFINITY, max = Number.POSITIVE_INFINITY, minOpen = false } = bounds;
   return (v: string): number => {
     const n = toNumber(v);
-    if (!Number.isFinite(n))
-      throw new SteerlabError("bad_input", `option --${name} must be a number`, {
+    if (!Number.isFinite(n) || (minOpen ? n <= min : n < min) || n > max) {
+      const lo = min === Number.NEGATIVE_INFINITY ? "" : `${minOpen ? ">" : ">="} ${min}`;
+      const hi = max === Number.POSITIVE_INFINITY ? "" : `<= ${max}`;
+      const range = [lo, hi].filter(Boolean).join(" and ");
+      throw new SteerlabError("bad_input", `option --${name} must be a number${range ? ` ${range}` : ""}`, {
         field: name,
         got: JSON.stringify(v),
       });
+    }
     return n;
   };
+}
+
+/**
+ * A value checked against the model once it is loaded (its context, its vocabulary): refused with the flag and
+ * the model's limit rather than silently capped.
+ */
+export function atMostForModel(name: string, value: number, max: number, what: string): number {
+  if (value > max)
+    throw new SteerlabError("bad_input", `option --${name} is more than ${what}`, {
+      field: name,
+      expected: `at most ${max}`,
+      got: String(value),
+    });
+  return value;
+}
+
+/**
+ * A layer list as the CLI takes it ("3", "0,2,4", "-8..-1", "all"); a range must run upwards (3..1 is refused,
+ * not read as 1..3). Ranges whose ends have different signs are checked against the model with `layersFor`.
+ */
+export function layerSpec(name: string) {
+  return (v: string): string => {
+    checkLayerSpec(name, v, null);
+    return v;
+  };
+}
+
+/** The blocks of a layer list on a model of `nLayers` blocks, after checking that every range runs upwards. */
+export function layersFor(name: string, spec: string, nLayers: number): number[] {
+  checkLayerSpec(name, spec, nLayers);
+  return parseLayers(spec, nLayers);
+}
+
+function checkLayerSpec(name: string, spec: string, nLayers: number | null): void {
+  const s = spec.trim();
+  const bad = (why: string, expected: string) =>
+    new SteerlabError("bad_input", `option --${name}: ${why}`, {
+      field: name,
+      expected,
+      got: JSON.stringify(spec),
+    });
+  if (s === "all") return;
+  for (const part of s.split(",")) {
+    const p = part.trim();
+    const m = /^(-?\d+)\s*\.\.\s*(-?\d+)$/.exec(p);
+    if (!m) {
+      if (/^-?\d+$/.test(p)) continue;
+      throw bad(`"${p}" is not a layer or a range`, '"all", "3", "0,2,4" or "-8..-1"');
+    }
+    const a = Number(m[1]);
+    const b = Number(m[2]);
+    // Same sign: compare as written; mixed signs: only the model's block count says which end is lower.
+    const at = (l: number) => (l < 0 && nLayers !== null ? nLayers + l : l);
+    if (a < 0 === b < 0 || nLayers !== null) {
+      if (at(a) > at(b))
+        throw bad(
+          `the range ${p} runs backwards${a < 0 !== b < 0 && nLayers !== null ? ` (blocks ${at(a)}..${at(b)} of ${nLayers})` : ""}`,
+          `A..B with A <= B, e.g. ${(a < 0) === (b < 0) ? `${b}..${a}` : `${Math.min(at(a), at(b))}..${Math.max(at(a), at(b))}`}`,
+        );
+    }
+  }
+}
+
+/** What a vector file's extension says it is; any other extension is refused (nothing is written). */
+export const VECTOR_EXTENSIONS = [".safetensors", ".gguf"] as const;
+
+export function vectorOutput(name: string, path: string): string {
+  const lower = path.toLowerCase();
+  if (!VECTOR_EXTENSIONS.some((e) => lower.endsWith(e)))
+    throw new SteerlabError("bad_input", `the output vector ${path} has an unknown extension`, {
+      field: name,
+      expected: ".safetensors (a steerlab vector file) or .gguf (a llama.cpp control vector)",
+      got: extname(path) || "(none)",
+    });
+  return path;
 }
 
 /** Most values a list option takes (a coefficient grid of more is a typo, and each value is a full run). */
@@ -62,6 +177,9 @@ export function floatList(name: string) {
 
 /** --threads: 1..MAX_THREADS (each is an OS thread in every ONNX Runtime session). */
 export const threadsOption = int("threads", 1, MAX_THREADS);
+
+/** Prompts or sequences per forward (sweep, extract). */
+export const batchSizeOption = int("batch-size", 1, LIMITS.batchSize);
 
 /** Repeatable string option. */
 export function collect(v: string, prev: string[] = []): string[] {

@@ -12,6 +12,7 @@
 
 import type { Job, Queue } from "bullmq";
 import { SteerlabError } from "../errors.js";
+import { gridOf, writeRunGrid } from "../eval/run-grid.js";
 import { configHash, keyOf, ResultStore, type SweepRecord } from "../eval/store.js";
 import { planChunks, type SweepChunk } from "../eval/sweep-chunks.js";
 import { portableIdentity, resolvePath, runIdentity, type SweepConfig } from "../eval/sweep-config.js";
@@ -23,8 +24,12 @@ import {
   type ChunkJobResult,
   checkRedis,
   chunkJobId,
+  connectedWorkers,
   DEFAULT_ATTEMPTS,
+  DEFAULT_QUEUE_NAME,
   openQueue,
+  type Refusal,
+  Refusals,
 } from "./queue.js";
 
 export interface QueuedSweepOptions {
@@ -41,6 +46,11 @@ export interface QueuedSweepOptions {
   /** Cells stored out of the grid's total, and the workers connected to the queue. */
   onProgress?: (p: { done: number; total: number; workers: number; pending: number }) => void;
   onChunk?: (e: { chunk: string; worker: string; records: number; computeMs: number }) => void;
+  /**
+   * A worker refused the run (its files differ from the plan's) while `others` workers that did not refuse are
+   * still connected, so collecting goes on. When none is left, queueSweep rejects with the refusals instead.
+   */
+  onRefusal?: (r: Refusal, others: number) => void;
 }
 
 export interface FailedChunk {
@@ -82,7 +92,15 @@ export async function queueSweep(
   const chunks = planChunks(plan, batchSize);
   const total = chunks.reduce((s, c) => s + c.items.length, 0) * plan.coeffs.length;
   const store = ResultStore.open(dir, identity);
-  const queue = openQueue({ url: o.url, ...(o.queueName ? { name: o.queueName } : {}) });
+  try {
+    writeRunGrid(dir, gridOf(plan, batchSize)); // the report's missing-cells check
+  } catch (e) {
+    store.close();
+    throw e;
+  }
+  const queueName = o.queueName ?? DEFAULT_QUEUE_NAME;
+  const queue = openQueue({ url: o.url, name: queueName });
+  const refusals = new Refusals(o.url, queueName);
   try {
     const missing = chunks.filter((c) => !chunkDone(store, c, plan.coeffs));
     const res: QueuedSweepResult = {
@@ -119,12 +137,15 @@ export async function queueSweep(
       })),
     );
     res.enqueued = fresh.length;
+    // This run starts afresh: refusals of earlier tries (a worker since fixed, or gone) no longer count.
+    await refusals.clear(run).catch(() => {}); // Redis trouble shows up in the queue calls
     if (o.noWait || missing.length === 0) return res;
-    await collect(queue, store, run, missing, plan.coeffs, total, o, res);
+    await collect(queue, refusals, store, run, missing, plan.coeffs, total, o, res);
     res.complete = chunks.every((c) => chunkDone(store, c, plan.coeffs));
     return res;
   } finally {
     store.close(); // first: the run folder's lock is released even when Redis is gone
+    refusals.close();
     await closeWithin(queue, 5000);
   }
 }
@@ -150,6 +171,7 @@ function chunkDone(store: ResultStore, c: SweepChunk, coeffs: readonly number[])
 /** Poll the queue until every chunk in `pending` has landed (its records stored) or failed for good. */
 async function collect(
   queue: Queue<ChunkJobData, ChunkJobResult>,
+  refusals: Refusals,
   store: ResultStore,
   run: string,
   chunks: readonly SweepChunk[],
@@ -159,14 +181,26 @@ async function collect(
   res: QueuedSweepResult,
 ): Promise<void> {
   const pending = new Map(chunks.map((c) => [chunkJobId(run, c.key), c]));
-  let workers = 0;
+  let connected: string[] = [];
   let lastWorkers = 0;
-  const report = () => o.onProgress?.({ done: store.size, total, workers, pending: pending.size });
+  const refused = new Map<string, Refusal>();
+  const report = () =>
+    o.onProgress?.({ done: store.size, total, workers: connected.length, pending: pending.size });
   while (pending.size > 0) {
     o.signal?.throwIfAborted();
-    if (Date.now() - lastWorkers > 2000) {
-      workers = await answered(queue.getWorkersCount(), o.url);
+    // A Redis that fails here fails the queue calls below too, which end with the clear "lost Redis" error.
+    const now = await refusals.read(run).catch(() => null);
+    const news = now?.filter((r) => refused.get(r.worker)?.at !== r.at) ?? [];
+    for (const r of now ?? []) refused.set(r.worker, r);
+    if (now) for (const w of refused.keys()) if (!now.some((r) => r.worker === w)) refused.delete(w); // since fixed
+    if (news.length || Date.now() - lastWorkers > 2000) {
+      connected = (await answered(connectedWorkers(queue), o.url)).map((w) => w.name);
       lastWorkers = Date.now();
+    }
+    if (refused.size > 0) {
+      const others = connected.filter((w) => !refused.has(w)).length;
+      if (others === 0) throw refusedError(run, [...refused.values()]);
+      for (const r of news) o.onRefusal?.(r, others);
     }
     const [completed, failed] = await answered(
       Promise.all([queue.getRanges(["completed"], 0, -1), queue.getRanges(["failed"], 0, -1)]),
@@ -221,6 +255,19 @@ async function collect(
       await new Promise((r) => setTimeout(r, o.pollMs ?? 500));
     }
   }
+}
+
+/** The end of a run that no connected worker will compute: every refusal, with the worker and its reason. */
+function refusedError(run: string, refusals: readonly Refusal[]): SteerlabError {
+  const codes = new Set(refusals.map((r) => r.code));
+  return new SteerlabError(
+    codes.size === 1 && codes.has("not_found") ? "not_found" : "mismatch",
+    `no worker can run sweep ${run}: ${refusals.length === 1 ? `worker ${refusals[0]!.worker} refused it` : `all ${refusals.length} workers refused it`} and no other worker is connected`,
+    {
+      problems: refusals.map((r) => `${r.worker}: ${r.message}`),
+      hint: "give a worker the plan's files (or --base their folder) and rerun the same command: the chunks stay queued, and everything collected is stored",
+    },
+  );
 }
 
 /** Why a worker's records do not fit its chunk (one record per item and r_e of the chunk), or null. */

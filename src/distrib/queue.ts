@@ -46,6 +46,94 @@ export interface ChunkJobResult {
   computeMs: number;
 }
 
+/** Why a worker would not run a sweep (its files differ from the plan's, or it could not plan it at all). */
+export interface Refusal {
+  worker: string;
+  /** The SteerlabError code: "mismatch" for other files, "not_found" for files it lacks, ... */
+  code: string;
+  message: string;
+  /** Epoch ms. */
+  at: number;
+}
+
+/**
+ * Refusals of one run live in a Redis hash beside the queue (field = worker name), so that the coordinator learns
+ * why a worker left instead of waiting for it forever. They expire after a week.
+ */
+const REFUSALS_TTL_S = 7 * 24 * 3600;
+
+function refusalsKey(queueName: string, run: string): string {
+  return `steerlab:refusals:${queueName}:${run}`;
+}
+
+/** The refusal records of one queue, on a connection of their own (BullMQ's connections are not for our keys). */
+export class Refusals {
+  private client: Promise<Redis> | null = null;
+
+  constructor(
+    private readonly url: string,
+    private readonly queueName: string,
+  ) {}
+
+  private redis(): Promise<Redis> {
+    this.client ??= (async () => {
+      const r = new Redis(connectionOf(this.url).url, {
+        maxRetriesPerRequest: 1,
+        commandTimeout: 5000, // a Redis that does not answer fails the call rather than hanging it
+        lazyConnect: true,
+      });
+      r.on("error", () => {}); // surfaces as a rejected command
+      await r.connect();
+      return r;
+    })();
+    return this.client;
+  }
+
+  async record(run: string, r: Refusal): Promise<void> {
+    const c = await this.redis();
+    const key = refusalsKey(this.queueName, run);
+    await c.hset(key, r.worker, JSON.stringify(r));
+    await c.expire(key, REFUSALS_TTL_S);
+  }
+
+  /** Forget `worker`'s refusal of `run` (it now holds the files), or every refusal of the run (worker omitted). */
+  async clear(run: string, worker?: string): Promise<void> {
+    const c = await this.redis();
+    const key = refusalsKey(this.queueName, run);
+    await (worker === undefined ? c.del(key) : c.hdel(key, worker));
+  }
+
+  /** The refusals of `run`, oldest first. */
+  async read(run: string): Promise<Refusal[]> {
+    const all = await (await this.redis()).hgetall(refusalsKey(this.queueName, run));
+    return Object.values(all)
+      .map((v) => {
+        try {
+          return JSON.parse(v) as Refusal;
+        } catch {
+          return null; // not ours
+        }
+      })
+      .filter((r): r is Refusal => r !== null && typeof r.worker === "string")
+      .sort((a, b) => a.at - b.at);
+  }
+
+  close(): void {
+    const c = this.client;
+    this.client = null;
+    void c?.then((r) => r.disconnect()).catch(() => {});
+  }
+}
+
+/** The workers connected to the queue now, by the name they gave (`--name`, default host#pid). */
+export async function connectedWorkers(queue: Queue): Promise<{ name: string; address?: string }[]> {
+  return (await queue.getWorkers()).map((c) => {
+    const raw = c.rawname ?? "";
+    const at = raw.indexOf(":w:");
+    return { name: at >= 0 ? raw.slice(at + 3) : "(unnamed)", ...(c.addr ? { address: c.addr } : {}) };
+  });
+}
+
 export function chunkJobId(run: string, chunk: string): string {
   return `${run}/${chunk}`;
 }

@@ -4,8 +4,11 @@ import {
   type ChunkJobData,
   type ChunkJobResult,
   checkRedis,
+  connectedWorkers,
   DEFAULT_QUEUE_NAME,
   openQueue,
+  type Refusal,
+  Refusals,
 } from "./queue.js";
 
 export interface RunStatus {
@@ -16,6 +19,8 @@ export interface RunStatus {
   failed: number;
   /** Retries scheduled after an error (BullMQ's delayed state). */
   retrying: number;
+  /** Workers that refused this run (their files differ from the plan's), with why. */
+  refused: Refusal[];
 }
 
 export interface WorkerStatus {
@@ -75,7 +80,7 @@ export async function queueStatus(o: {
       queue.getJobs(["completed"]),
       queue.getJobs(["failed"]),
       queue.getJobs(["delayed"]),
-      queue.getWorkers(),
+      connectedWorkers(queue),
     ]);
     const mine = (js: readonly Job[]) =>
       (js as ChunkJob[]).filter((j) => j?.data && (!o.run || j.data.run === o.run));
@@ -83,7 +88,7 @@ export async function queueStatus(o: {
     const runOf = (j: ChunkJob) => {
       let r = runs.get(j.data.run);
       if (!r) {
-        r = { run: j.data.run, waiting: 0, active: 0, completed: 0, failed: 0, retrying: 0 };
+        r = { run: j.data.run, waiting: 0, active: 0, completed: 0, failed: 0, retrying: 0, refused: [] };
         runs.set(j.data.run, r);
       }
       return r;
@@ -98,11 +103,9 @@ export async function queueStatus(o: {
       return s;
     };
     for (const c of clients) {
-      const raw = c.rawname ?? "";
-      const at = raw.indexOf(":w:");
-      const s = workerOf(at >= 0 ? raw.slice(at + 3) : "(unnamed)");
+      const s = workerOf(c.name);
       s.connected = true;
-      if (c.addr) s.address = c.addr;
+      if (c.address) s.address = c.address;
     }
     for (const j of mine(waiting)) runOf(j).waiting++;
     for (const j of mine(delayed)) runOf(j).retrying++;
@@ -141,6 +144,12 @@ export async function queueStatus(o: {
         attempts: j.attemptsMade,
       });
     }
+    const refusals = new Refusals(o.url, name);
+    try {
+      for (const r of runs.values()) r.refused = await refusals.read(r.run);
+    } finally {
+      refusals.close();
+    }
     return {
       queue: name,
       runs: [...runs.values()],
@@ -166,6 +175,12 @@ export async function removeRun(o: {
   await checkRedis(o.url);
   const queue = openQueue({ url: o.url, name: o.queueName ?? DEFAULT_QUEUE_NAME });
   try {
+    const refusals = new Refusals(o.url, o.queueName ?? DEFAULT_QUEUE_NAME);
+    try {
+      await refusals.clear(o.run);
+    } finally {
+      refusals.close();
+    }
     const jobs = (await queue.getJobs([
       "waiting",
       "prioritized",

@@ -8,7 +8,7 @@
  * back in the queue, where another worker redoes the whole chunk (its records only ever travel as one result,
  * so nothing is half-stored). An error fails the attempt; after `attempts` the job stays failed with its error.
  * A worker that lacks the plan's files (another model, vector, data, tokenizer or judge) puts the job back untouched,
- * without using an attempt, and stops with the reason.
+ * without using an attempt, records why in Redis (queue.ts recordRefusal: the coordinator reads it) and stops.
  */
 import { hostname } from "node:os";
 import { type Job, WaitingError, Worker } from "bullmq";
@@ -26,6 +26,7 @@ import {
   checkRedis,
   connectionOf,
   DEFAULT_QUEUE_NAME,
+  Refusals,
 } from "./queue.js";
 
 export interface SweepWorkerOptions {
@@ -110,6 +111,8 @@ class EnginePool {
 export async function startSweepWorker(o: SweepWorkerOptions): Promise<SweepWorker> {
   await checkRedis(o.url);
   const name = o.name ?? `${hostname()}#${process.pid}`;
+  const queueName = o.queueName ?? DEFAULT_QUEUE_NAME;
+  const refusals = new Refusals(o.url, queueName);
   const lockDuration = o.lockDurationMs ?? 60_000;
   const pool = new EnginePool(o.threads);
   const plans = new Map<string, Promise<SweepPlan>>();
@@ -142,6 +145,8 @@ export async function startSweepWorker(o: SweepWorkerOptions): Promise<SweepWork
               problems,
               hint: "give this machine the same model, vector and data files as the coordinator (or --base their folder)",
             });
+          // A refusal of an earlier start of this worker (same name) no longer holds.
+          await refusals.clear(d.run, name).catch(() => {});
           return plan;
         } finally {
           pool.give(path, config.backend, m);
@@ -164,11 +169,21 @@ export async function startSweepWorker(o: SweepWorkerOptions): Promise<SweepWork
       // This machine cannot run the sweep: hand the job back untouched (no attempt used) and stop.
       refusal ??=
         e instanceof SteerlabError && e.code !== "mismatch"
-          ? new SteerlabError(e.code, `worker ${name} cannot plan sweep ${d.run}: ${e.message}`, {
+          ? new SteerlabError(e.code, `worker ${name} cannot plan sweep ${d.run}: ${e.brief}`, {
+              ...e.details,
               hint: `the config's relative paths resolve against ${localConfig(d).baseDir}; pass --base <this machine's copy of the config folder>`,
             })
           : (e as Error);
       await job.log(`refused by ${name}: ${refusal.message}`);
+      // Tell the coordinator why this worker leaves (it ends, or says it waits for the others).
+      await refusals
+        .record(d.run, {
+          worker: name,
+          code: refusal instanceof SteerlabError ? refusal.code : "bad_input",
+          message: refusal.message,
+          at: Date.now(),
+        })
+        .catch(() => {});
       await job.moveToWait(token);
       setImmediate(() => void worker?.close());
       throw new WaitingError();
@@ -203,7 +218,7 @@ export async function startSweepWorker(o: SweepWorkerOptions): Promise<SweepWork
     return { records: sink.records, worker: name, computeMs };
   };
 
-  worker = new Worker<ChunkJobData, ChunkJobResult>(o.queueName ?? DEFAULT_QUEUE_NAME, processor, {
+  worker = new Worker<ChunkJobData, ChunkJobResult>(queueName, processor, {
     connection: connectionOf(o.url),
     name,
     concurrency: o.concurrency ?? 1,
@@ -216,6 +231,7 @@ export async function startSweepWorker(o: SweepWorkerOptions): Promise<SweepWork
   let closing: Promise<void> | null = null;
   const closed = new Promise<void>((resolve, reject) => {
     w.on("closed", () => {
+      refusals.close();
       void pool.close().then(() => (refusal ? reject(refusal) : resolve()), reject);
     });
   });

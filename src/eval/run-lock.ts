@@ -69,6 +69,16 @@ export function lockRunDir(dir: string): RunLock {
   throw lockedError(dir, file, holder === "gone" || holder === null ? null : holder);
 }
 
+/** Locks this process holds now, so that a CLI stopped by a signal can release them before it exits. */
+const held = new Set<RunLock>();
+
+/** Release every run-folder lock this process holds (for a CLI that exits on a signal); the folders released. */
+export function releaseHeldLocks(): string[] {
+  const dirs = [...held].map((l) => l.dir);
+  for (const l of [...held]) l.release();
+  return dirs;
+}
+
 function makeLock(
   dir: string,
   file: string,
@@ -76,15 +86,16 @@ function makeLock(
   mine: string,
   tookOver: LockHolder | null,
 ): RunLock {
-  let held = true;
-  return {
+  let mineNow = true;
+  const lock: RunLock = {
     dir,
     file,
     holder,
     tookOver,
     release() {
-      if (!held) return;
-      held = false;
+      if (!mineNow) return;
+      mineNow = false;
+      held.delete(lock);
       try {
         if (readFileSync(file, "utf8") === mine) unlinkSync(file);
       } catch {
@@ -92,6 +103,8 @@ function makeLock(
       }
     },
   };
+  held.add(lock);
+  return lock;
 }
 
 /**

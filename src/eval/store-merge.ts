@@ -4,10 +4,23 @@
  * count as duplicates. Folders made from another config, model or vector/data file are refused, all of them
  * named in one error, before anything is written. Identities are compared without file paths
  * (portableIdentity), so the same files in different folders on different machines merge.
+ *
+ * Shards cut another way (another N in `--shard k/N`, another batch size) can never tile the grid, so they are
+ * refused too, each folder with its cut. A merge of one cut that still lacks shares (merging as shards arrive)
+ * goes ahead and says which cells, chunks and shards are missing (run-grid.ts).
  */
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { SteerlabError } from "../errors.js";
+import {
+  cutOf,
+  type MissingCells,
+  missingCells,
+  type RunGrid,
+  readRunGrid,
+  samePlan,
+  writeRunGrid,
+} from "./run-grid.js";
 import { readRunUnits, writeRunUnits } from "./run-units.js";
 import { canonicalJson, identityChanges, keyOf, ResultStore, RUN_FILE, type StoreDamage } from "./store.js";
 import { portableIdentity } from "./sweep-config.js";
@@ -29,6 +42,11 @@ export interface MergeResult {
   inputs: MergedInput[];
   /** Records in the output after the merge. */
   records: number;
+  /**
+   * The grid's cells the output still lacks, and the shares `--shard k/N` not merged yet (k/N strings); null when
+   * no input recorded its grid (folders from before grid.json).
+   */
+  missing: (MissingCells & { shards: string[] }) | null;
 }
 
 /** What a mismatching identity field means, for the refusal. */
@@ -60,6 +78,7 @@ export function mergeRuns(inputs: readonly string[], out: string): MergeResult {
       problems,
       hint: "merge only folders of one config on the same model, vector and data files; nothing was written",
     });
+  const grid = checkGrids(inputs, out);
   const store = ResultStore.open(out, refIdentity);
   try {
     const merged: MergedInput[] = [];
@@ -87,8 +106,60 @@ export function mergeRuns(inputs: readonly string[], out: string): MergeResult {
       const units = inputs.map((d) => readRunUnits(d)).find((u) => u !== undefined);
       if (units) writeRunUnits(out, units);
     }
-    return { out, inputs: merged, records: store.size };
+    let missing: MergeResult["missing"] = null;
+    if (grid) {
+      const whole: RunGrid = { ...grid.plan, shard: null };
+      writeRunGrid(out, whole);
+      const n = grid.n;
+      const shards = n
+        ? Array.from({ length: n }, (_, i) => i + 1)
+            .filter((k) => !grid.ks.has(k))
+            .map((k) => `${k}/${n}`)
+        : [];
+      missing = { ...missingCells(whole, store.records()), shards };
+    }
+    return { out, inputs: merged, records: store.size, missing };
   } finally {
     store.close();
   }
+}
+
+/**
+ * The one plan every input's grid.json (and the output's, when merging into it) agrees on, with the shard count N
+ * and the shares present; refused when the folders were cut differently. null when no folder has a grid.
+ */
+function checkGrids(
+  inputs: readonly string[],
+  out: string,
+): { plan: RunGrid; n: number | null; ks: Set<number> } | null {
+  const dirs = existsSync(join(out, RUN_FILE)) ? [out, ...inputs] : [...inputs];
+  const grids = dirs
+    .map((dir) => ({ dir, grid: readRunGrid(dir) }))
+    .filter((g): g is { dir: string; grid: RunGrid } => g.grid !== undefined);
+  if (grids.length === 0) return null;
+  const ref = grids[0]!.grid;
+  const ns = new Set(grids.flatMap((g) => (g.grid.shard ? [g.grid.shard.n] : [])));
+  if (grids.some((g) => !samePlan(g.grid, ref)) || ns.size > 1)
+    throw new SteerlabError(
+      "mismatch",
+      "these run folders were cut into shards differently: they cannot tile the grid",
+      {
+        file: join(grids[0]!.dir, "grid.json"),
+        problems: grids.map(
+          (g) =>
+            `${g.dir}: ${cutOf(g.grid)}${samePlan(g.grid, ref) ? "" : " (another plan: other items, variants or r_e grid)"}`,
+        ),
+        expected: "every shard of one --shard k/N run, with the same N and --batch-size",
+        hint: "rerun the missing shares with the N and batch size of the others (sweep --shard k/N), then merge; nothing was written",
+      },
+    );
+  const n = ns.size ? [...ns][0]! : null;
+  // A folder of the whole grid holds every share.
+  const whole = grids.some((g) => g.grid.shard === null);
+  const ks = new Set(
+    whole && n
+      ? Array.from({ length: n }, (_, i) => i + 1)
+      : grids.flatMap((g) => (g.grid.shard ? [g.grid.shard.k] : [])),
+  );
+  return { plan: ref, n, ks };
 }

@@ -11,6 +11,7 @@ import { parseLayers } from "../model/hooks.js";
 import { type OpenedModel, openModel } from "../model/open.js";
 import type { SweepData } from "../report/types.js";
 import { collectActivations } from "../steer/collect.js";
+import { gridOf, gridWarnings, writeRunGrid } from "./run-grid.js";
 import { lockRunDir, type RunLock } from "./run-lock.js";
 import { readRunUnits, writeRunUnits } from "./run-units.js";
 import { ResultStore, type StoreDamage, type StoreRecovery } from "./store.js";
@@ -198,6 +199,7 @@ export async function sweepWithModel(
     if (config.coeffUnits === "relative")
       writeRunUnits(dir, Object.fromEntries(plan.variants.map((v) => [v.id, v.residNorm!])));
     const batchSize = opts.batchSize ?? config.batchSize ?? 8;
+    writeRunGrid(dir, gridOf(plan, batchSize, shard));
     const chunks = shard
       ? new Set(shardChunks(planChunks(plan, batchSize), shard).map((c) => c.key))
       : undefined;
@@ -257,8 +259,7 @@ export function reportOfRun(dir: string): SweepData {
 export function readRunReport(dir: string): { data: SweepData; damage: StoreDamage } {
   const info = ResultStore.readInfo(dir);
   const { records, damage } = ResultStore.read(dir);
-  return {
-    data: reportDataOf(records, info.config as Record<string, unknown>, readRunUnits(dir)),
-    damage,
-  };
+  const data = reportDataOf(records, info.config as Record<string, unknown>, readRunUnits(dir));
+  const warnings = gridWarnings(dir, records);
+  return { data: warnings.length ? { ...data, warnings } : data, damage };
 }

@@ -92,6 +92,10 @@ export function renderHtml(r: SweepReport): string {
     .map(([k, v]) => `<tr><th>${escapeHtml(k)}</th><td>${escapeHtml(String(v))}</td></tr>`)
     .join("");
   parts.push(`<h1>${escapeHtml(r.title)}</h1><table class="meta">${meta}</table>`);
+  if (r.warnings?.length)
+    parts.push(
+      `<section id="warnings" style="border:2px solid #b45309;background:#fffbeb;padding:4px 12px"><h2>Warnings</h2><ul>${r.warnings.map((w) => `<li>${escapeHtml(w)}</li>`).join("")}</ul></section>`,
+    );
   const reg = r.regime;
   if (reg) {
     const x = reg.result;

@@ -48,6 +48,8 @@ export interface SweepData {
   readonly rGrid: readonly number[];
   readonly tasks: readonly TaskSeries[];
   readonly diagnostics?: Diagnostics;
+  /** What the data lack (e.g. cells of the planned grid without a result): shown at the top of the report. */
+  readonly warnings?: readonly string[];
 }
 
 export interface TaskFits {

@@ -4,7 +4,7 @@
  * anything else is a 500 whose details stay in the server (the client gets a generic message).
  */
 import type { Context } from "hono";
-import { ZodError } from "zod";
+import { ZodError, type ZodIssue } from "zod";
 import { SteerlabError, type SteerlabErrorCode } from "../errors.js";
 
 export type ApiStatus = 400 | 401 | 404 | 409 | 413 | 422 | 429 | 500 | 501 | 503;
@@ -51,12 +51,13 @@ const REST_STATUS: Record<SteerlabErrorCode, ApiStatus> = {
 export function toApiError(e: unknown, style: ErrorStyle = "openai"): ApiError {
   if (e instanceof ApiError) return e;
   if (e instanceof ZodError) {
-    const issue = e.issues[0]!;
+    const issue = specificIssue(e.issues[0]!);
     const param = issue.path.map(String).join(".") || null;
     const more = e.issues.length > 1 ? ` (and ${e.issues.length - 1} more problems)` : "";
     return new ApiError(
       400,
-      `${param ? `${param}: ` : ""}${issue.message}${more}`,
+      // A message that already names its field ("logit_bias is not supported") is not prefixed with it again.
+      `${param && !issue.message.startsWith(param) ? `${param}: ` : ""}${issue.message}${more}`,
       "invalid_request_error",
       "invalid_value",
       param,
@@ -64,21 +65,54 @@ export function toApiError(e: unknown, style: ErrorStyle = "openai"): ApiError {
   }
   if (e instanceof SteerlabError) {
     const param = e.details.field ?? null;
+    const message = apiMessage(e);
     if (style === "rest")
-      return new ApiError(REST_STATUS[e.code], e.message, "invalid_request_error", e.code, param);
+      return new ApiError(REST_STATUS[e.code], message, "invalid_request_error", e.code, param);
     if (e.code === "not_found") {
       const inRequest = param !== null && REQUEST_FIELDS.test(param);
-      return new ApiError(
-        inRequest ? 400 : 404,
-        e.message,
-        "invalid_request_error",
-        "vector_not_found",
-        param,
-      );
+      return new ApiError(inRequest ? 400 : 404, message, "invalid_request_error", "vector_not_found", param);
     }
-    return new ApiError(400, e.message, "invalid_request_error", e.code, param);
+    return new ApiError(400, message, "invalid_request_error", e.code, param);
   }
   return new ApiError(500, "internal server error", "server_error", "internal_error");
+}
+
+/**
+ * A library error as an API client should read it: a lone problem the message already states is not repeated,
+ * and the library's hint about `allowNonFinite (--allow-non-finite)`, a CLI flag the client cannot pass, becomes
+ * what holds for this server. Vectors (uploaded, inline or in the library) are always checked; only model
+ * outputs follow the server's own --allow-non-finite, which whoever starts `steerlab serve` sets.
+ */
+function apiMessage(e: SteerlabError): string {
+  const d = e.details;
+  const problems = d.problems?.length === 1 && e.brief.includes(d.problems[0]!) ? undefined : d.problems;
+  let hint = d.hint;
+  if (hint?.includes("--allow-non-finite"))
+    hint = hint.includes("raw output")
+      ? "the model produced NaN/Inf (often a steering scale too large for float32): lower the scale; the server returns raw non-finite outputs only when started with steerlab serve --allow-non-finite"
+      : "this server accepts only finite vectors whose squared norm fits float32: fix or rescale the values (re-extract the vector, or lower inline data by the factor you put into scale)";
+  if (problems === d.problems && hint === d.hint) return e.message;
+  const { problems: _p, hint: _h, ...rest } = d;
+  return new SteerlabError(e.code, e.brief, {
+    ...rest,
+    ...(problems ? { problems } : {}),
+    ...(hint ? { hint } : {}),
+  }).message;
+}
+
+/**
+ * A union's own issue says only "Invalid input" at the union's path (e.g. `steering`, which is `false` or an
+ * object): report instead the issue of the branch that got furthest into the value (the deepest path), which
+ * names the field and what it expected ("steering.vectors.0.data: Expected array, received null").
+ */
+export function specificIssue(issue: ZodIssue): ZodIssue {
+  if (issue.code !== "invalid_union") return issue;
+  let best: ZodIssue = issue;
+  for (const branch of issue.unionErrors) {
+    const inner = branch.issues[0] ? specificIssue(branch.issues[0]) : null;
+    if (inner && inner.path.length > best.path.length) best = inner;
+  }
+  return best;
 }
 
 /** The JSON error response for any thrown value. */

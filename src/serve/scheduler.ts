@@ -19,6 +19,7 @@ export interface Job {
   onToken(e: GenerateEvent): void;
   /** Called once: the row finished, was aborted, or the batch failed (error set). */
   onEnd(error?: unknown): void;
+  /** The request's signal: jobs that share it are the rows of one request (its n choices or its prompts). */
   signal: AbortSignal;
 }
 
@@ -64,12 +65,15 @@ export class Scheduler {
   }
 
   submit(job: Job): void {
-    // When no batch runs, the first `parallel` in the queue are about to start, not waiting.
+    // The queue holds requests, not rows: the choices and prompts of one request (one signal) are admitted
+    // together, so one request with more rows than --max-queue still runs (its rows in successive batches).
+    const waiting = new Set(this.queue.map((j) => j.signal));
+    // When no batch runs, the first `parallel` requests in the queue are about to start, not waiting.
     const starting = this.running === 0 ? this.parallel : 0;
-    if (this.queue.length >= this.maxQueue + starting) {
+    if (!waiting.has(job.signal) && waiting.size >= this.maxQueue + starting) {
       throw new ApiError(
         429,
-        `the server is busy: ${this.maxQueue} requests are waiting; retry later`,
+        `the server is busy: ${waiting.size} request(s) are waiting and it queues at most ${this.maxQueue} (--max-queue); retry later`,
         "rate_limit_error",
         "queue_full",
       );

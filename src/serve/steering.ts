@@ -4,7 +4,6 @@
  * layers, operator and positions. The plan becomes the hooks of that request's row only (built as for a batch
  * of one; the batcher scopes them to the row), and is echoed back in the response as it was applied.
  */
-import { basename } from "node:path";
 import type { z } from "zod";
 import { SteerlabError } from "../errors.js";
 import type { Tokenizer } from "../io/tokenizer-types.js";
@@ -15,6 +14,7 @@ import { parsePositions, type SteerEntry, type SteerOp, steeringHooks } from "..
 import { controlVectorIndex } from "../steer/control-vector-gguf.js";
 import { markerIndex, type PreparedPrompt } from "../steer/steer-call.js";
 import { makeVector, type SteeringVector } from "../steer/vector.js";
+import { specificIssue } from "./api-error.js";
 import type { controlVectorSchema, SteeringObject, vllmXargsSchema } from "./schemas.js";
 import { steeringSchema } from "./schemas.js";
 import type { VectorLibrary } from "./vector-library.js";
@@ -26,6 +26,8 @@ export interface PlannedVector {
   scale: number;
   layers: number[];
   op: SteerOp;
+  /** Where the request gave it ("steering.vectors[0]", "control_vectors[1]"), for errors found later. */
+  field: string;
 }
 
 export interface SteeringPlan {
@@ -59,18 +61,17 @@ function resolveLayers(layers: readonly number[], nLayers: number, field: string
   try {
     return [...new Set(layers.map((l) => resolveLayer(l, nLayers)))].sort((a, b) => a - b);
   } catch (e) {
-    if (e instanceof SteerlabError) throw new SteerlabError("bad_input", e.message, { ...e.details, field });
-    throw e;
+    throw inField(e, field);
   }
 }
 
 /** Library lookups report the request field they came from; a vector must fit the model (files copied in by hand). */
-function fromLibrary(lib: VectorLibrary, name: string, field: string): SteeringVector {
+function fromLibrary(lib: VectorLibrary, name: string, field: string, byFile = false): SteeringVector {
   try {
-    return lib.getFitting(name, field);
+    return lib.getFitting(name, field, byFile);
   } catch (e) {
     if (e instanceof SteerlabError)
-      throw new SteerlabError(e.code === "not_found" ? "not_found" : "bad_input", e.message, {
+      throw new SteerlabError(e.code === "not_found" ? "not_found" : "bad_input", e.brief, {
         ...e.details,
         field,
       });
@@ -127,13 +128,13 @@ export function planSteeringObject(
       });
       const use = shared?.filter((l) => dirs.has(l)) ?? layers;
       if (shared && use.length === 0) throw bad("no inline layer is among steering.layers", `${f}.layers`);
-      return {
-        name: `inline[${i}]`,
-        vector: makeVector(dirs, { scale: "raw" }),
-        scale: e.scale,
-        layers: use,
-        op,
-      };
+      let vector: SteeringVector;
+      try {
+        vector = makeVector(dirs, { scale: "raw" });
+      } catch (err) {
+        throw inField(err, `${f}.data`);
+      }
+      return { name: `inline[${i}]`, vector, scale: e.scale, layers: use, op, field: f };
     }
     const v = fromLibrary(lib, e.name!, `${f}.name`);
     const own = e.layers ? resolveLayers(e.layers, n, `${f}.layers`) : undefined;
@@ -142,7 +143,7 @@ export function planSteeringObject(
       shared ??
       (v.suggestedLayers.length ? [...v.suggestedLayers] : [...v.directions.keys()].sort((a, b) => a - b));
     checkHas(v, layers, own ? `${f}.layers` : shared ? `${field}.layers` : `${f}.name`);
-    return { name: e.name!, vector: v, scale: e.scale, layers, op };
+    return { name: e.name!, vector: v, scale: e.scale, layers, op, field: f };
   });
   if (s.positions === "after" && !s.marker) throw bad('positions "after" needs a marker', `${field}.marker`);
   return {
@@ -161,8 +162,8 @@ function planControlVectors(
 ): SteeringPlan {
   const vectors = cvs.map((cv, i): PlannedVector => {
     const f = `control_vectors[${i}]`;
-    const name = cv.id ?? basename(cv.path!).replace(/\.(gguf|safetensors)$/i, "");
-    const v = fromLibrary(lib, name, cv.id ? `${f}.id` : `${f}.path`);
+    const name = cv.id ?? cv.path!;
+    const v = fromLibrary(lib, name, cv.id ? `${f}.id` : `${f}.path`, cv.id === undefined);
     const all = [...v.directions.keys()].sort((a, b) => a - b);
     const range = cv.layer_range;
     const layers = range
@@ -172,7 +173,7 @@ function planControlVectors(
         })
       : all;
     if (layers.length === 0) throw bad("layer_range selects no direction of the vector", `${f}.layer_range`);
-    return { name, vector: v, scale: cv.scale, layers, op: "add" };
+    return { name, vector: v, scale: cv.scale, layers, op: "add", field: f };
   });
   return { source: "request", vectors, positions: "all", normGuard: false };
 }
@@ -203,7 +204,7 @@ export function planRequestSteering(
   if (steer !== undefined) {
     const parsed = steeringSchema.safeParse(steer);
     if (!parsed.success) {
-      const issue = parsed.error.issues[0]!;
+      const issue = specificIssue(parsed.error.issues[0]!);
       throw bad(issue.message, ["vllm_xargs", "steer", ...issue.path].join("."));
     }
     s = parsed.data;
@@ -231,7 +232,27 @@ export function planHooks(
     op: p.op,
     layers: p.layers,
   }));
-  return steeringHooks(entries, { positions, normGuard: plan.normGuard, nLayers });
+  const opts = { positions, normGuard: plan.normGuard, nLayers };
+  try {
+    return steeringHooks(entries, opts);
+  } catch (e) {
+    // The library names its own argument ("coeff"); the client wants the request field of the vector at fault.
+    if (!(e instanceof SteerlabError) || e.details.field !== "coeff") throw e;
+    const i = entries.findIndex((en) => {
+      try {
+        steeringHooks([en], opts);
+        return false;
+      } catch {
+        return true;
+      }
+    });
+    throw inField(e, i >= 0 ? `${plan.vectors[i]!.field}.scale` : "steering");
+  }
+}
+
+/** A library error re-raised at a request field (the message keeps its own details, once). */
+function inField(e: unknown, field: string): unknown {
+  return e instanceof SteerlabError ? new SteerlabError(e.code, e.brief, { ...e.details, field }) : e;
 }
 
 export function steeringEcho(plan: SteeringPlan | null): SteeringEcho | null {

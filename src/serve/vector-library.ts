@@ -19,6 +19,7 @@ import { SteerlabError } from "../errors.js";
 import type { LoadedModel } from "../model/model.js";
 import { checkVectorFits, type SteeringVector } from "../steer/vector.js";
 import { decodeAnyVector, isGgufBytes } from "../steer/vector-load.js";
+import { ApiError } from "./api-error.js";
 import { VECTOR_NAME } from "./schemas.js";
 
 const EXTS = [".safetensors", ".gguf"] as const;
@@ -74,14 +75,21 @@ export class VectorLibrary {
     if (dir) mkdirSync(dir, { recursive: true });
   }
 
-  /** The file of a name, if it exists (the first of .safetensors, .gguf). */
-  private fileOf(name: string): string | null {
+  /** The file of a name, if it exists; two files of one name (copied in by hand) are ambiguous and refused. */
+  private fileOf(name: string, field = "name"): string | null {
     if (!this.dir) return null;
-    for (const ext of EXTS) {
-      const f = join(this.dir, name + ext);
-      if (existsSync(f)) return f;
-    }
-    return null;
+    const dir = this.dir;
+    const found = EXTS.map((ext) => join(dir, name + ext)).filter((f) => existsSync(f));
+    if (found.length > 1)
+      throw new SteerlabError(
+        "bad_input",
+        `the name "${name}" is ambiguous: the library holds ${EXTS.map((e) => name + e).join(" and ")}`,
+        {
+          field,
+          hint: `name the file with control_vectors[].path ("${name}.gguf"), or rename one of them in the vector folder`,
+        },
+      );
+    return found[0] ?? null;
   }
 
   names(): string[] {
@@ -99,24 +107,56 @@ export class VectorLibrary {
   /** Load (cached by mtime and size) a vector of the library; not_found when there is none of that name. */
   get(name: string, field = "name"): SteeringVector {
     checkVectorName(name, field);
-    const file = this.fileOf(name);
+    const file = this.fileOf(name, field);
     if (!file) {
       throw new SteerlabError("not_found", `no vector named "${name}" in the library`, {
         field,
         hint: "list them with GET /v1/steering/vectors, add one with POST /v1/steering/vectors?name=...",
       });
     }
+    return this.load(file);
+  }
+
+  /**
+   * A vector by its file name in the library, as llama.cpp clients name control vectors ("refusal.gguf"; without
+   * an extension, as get()). A path with folders is refused: the server never maps a client's path to a file.
+   */
+  getByFile(fileName: string, field: string): SteeringVector {
+    if (/[/\\]/.test(fileName))
+      throw new SteerlabError(
+        "bad_input",
+        "a control vector path must be a file name in the server's vector library",
+        {
+          field,
+          expected: `a file name such as "${fileName.split(/[/\\]/).pop() || "refusal.gguf"}" (the library is the folder the server was started with, --vectors)`,
+          got: JSON.stringify(fileName.slice(0, 120)),
+        },
+      );
+    const ext = EXTS.find((e) => fileName.toLowerCase().endsWith(e));
+    if (!ext) return this.get(fileName, field);
+    const name = checkVectorName(fileName.slice(0, -ext.length), field);
+    const file = this.dir ? join(this.dir, name + ext) : null;
+    if (!file || !existsSync(file))
+      throw new SteerlabError("not_found", `no vector file "${name}${ext}" in the library`, {
+        field,
+        hint: "list them with GET /v1/steering/vectors, add one with POST /v1/steering/vectors?name=...",
+      });
+    return this.load(file);
+  }
+
+  /** Decode a library file (cached by path, mtime and size); only finite vectors are served. */
+  private load(file: string): SteeringVector {
     const st = statSync(file);
-    const hit = this.cache.get(name);
-    if (hit && hit.file === file && hit.mtimeMs === st.mtimeMs && hit.size === st.size) return hit.vector;
+    const hit = this.cache.get(file);
+    if (hit && hit.mtimeMs === st.mtimeMs && hit.size === st.size) return hit.vector;
     const vector = decodeAnyVector(readFileSync(file), file, this.model);
-    this.cache.set(name, { vector, file, mtimeMs: st.mtimeMs, size: st.size });
+    this.cache.set(file, { vector, file, mtimeMs: st.mtimeMs, size: st.size });
     return vector;
   }
 
   /** get(), and the vector must fit the served model (shape, layers, architecture; other weights allowed). */
-  getFitting(name: string, field = "name"): SteeringVector {
-    const v = this.get(name, field);
+  getFitting(name: string, field = "name", byFile = false): SteeringVector {
+    const v = byFile ? this.getByFile(name, field) : this.get(name, field);
     checkVectorFits(v, this.model.config, this.model.fingerprint, { allowOtherWeights: true, file: name });
     return v;
   }
@@ -186,12 +226,14 @@ export class VectorLibrary {
       });
     }
     const existing = this.fileOf(name);
-    if (existing && !overwrite) {
-      throw new SteerlabError("bad_input", `a vector named "${name}" exists`, {
-        field: "name",
-        hint: "pick another name, delete it first, or pass overwrite=true",
-      });
-    }
+    if (existing && !overwrite)
+      throw new ApiError(
+        409,
+        `a vector named "${name}" exists; pick another name, delete it first, or pass overwrite=true`,
+        "invalid_request_error",
+        "vector_exists",
+        "name",
+      );
     const ext = isGgufBytes(bytes) ? ".gguf" : ".safetensors";
     const v = decodeAnyVector(bytes, `upload:${name}${ext}`, this.model);
     checkVectorFits(v, this.model.config, this.model.fingerprint, {
@@ -203,7 +245,6 @@ export class VectorLibrary {
     writeFileSync(tmp, bytes);
     renameSync(tmp, file);
     if (existing && existing !== file) unlinkSync(existing);
-    this.cache.delete(name);
     return this.info(name);
   }
 
@@ -213,6 +254,6 @@ export class VectorLibrary {
     if (!file)
       throw new SteerlabError("not_found", `no vector named "${name}" in the library`, { field: "name" });
     unlinkSync(file);
-    this.cache.delete(name);
+    this.cache.delete(file);
   }
 }

@@ -7,13 +7,27 @@
  */
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import type { Job } from "bullmq";
+import { type Job, Worker } from "bullmq";
 import { queueSweep } from "../../src/distrib/coordinator.js";
-import { type ChunkJobData, type ChunkJobResult, openQueue } from "../../src/distrib/queue.js";
+import {
+  type ChunkJobData,
+  type ChunkJobResult,
+  connectionOf,
+  DEFAULT_QUEUE_NAME,
+  openQueue,
+} from "../../src/distrib/queue.js";
 import { queueStatus } from "../../src/distrib/status.js";
 import { RESULTS_FILE, ResultStore, type SweepRecord } from "../../src/eval/store.js";
 import { loadSweepConfig, type SweepConfig } from "../../src/eval/sweep-config.js";
@@ -150,6 +164,55 @@ describe("queued sweep on Redis with three worker processes", { skip: REDIS_MISS
     );
     assert.match(lost.stderr, /hint: the config's relative paths resolve against .*nowhere; pass --base/);
     await withQueue(async (q) => assert.equal((await q.getJobs(["waiting"])).length, 9));
+  });
+
+  test("a coordinator whose last worker refuses ends with the worker and the mismatch; while another is connected it waits and says so", async () => {
+    // A connected worker that takes no jobs (not running) stands for a healthy one busy elsewhere.
+    const idle = new Worker(DEFAULT_QUEUE_NAME, async () => ({ records: [], worker: "idle", computeMs: 0 }), {
+      connection: connectionOf(redis.url),
+      name: "idle",
+      autorun: false,
+    });
+    await idle.waitUntilReady();
+    const seen: { worker: string; others: number; message: string }[] = [];
+    const t0 = Date.now();
+    const collecting = queueSweep(config, join(dir, "q"), {
+      url: redis.url,
+      pollMs: 100,
+      onRefusal: (r, others) => seen.push({ worker: r.worker, others, message: r.message }),
+    });
+    const outcome = collecting.then(
+      () => null,
+      (e: Error & { code?: string }) => e,
+    );
+    const bad = startWorker("bad2", "--base", join(dir, "other"));
+    assert.equal(await bad.exited, 1);
+    const t1 = Date.now();
+    while (seen.length === 0 && Date.now() - t1 < 20_000) await new Promise((r) => setTimeout(r, 50));
+    assert.equal(seen.length, 1, "the coordinator learnt of the refusal");
+    assert.equal(seen[0]!.worker, "bad2");
+    assert.equal(seen[0]!.others, 1);
+    assert.match(seen[0]!.message, /worker bad2 does not hold the files of sweep [0-9a-f]{16}/);
+    await idle.close();
+    const e = await outcome;
+    assert.ok(e, "the coordinator ended");
+    assert.equal(e.code, "mismatch");
+    assert.match(
+      e.message,
+      /^no worker can run sweep [0-9a-f]{16}: worker bad2 refused it and no other worker is connected; problems:\n {2}- bad2: worker bad2 does not hold the files of sweep [0-9a-f]{16}.*model weights: fingerprint [0-9a-f]{12}… here, the plan's is [0-9a-f]{12}…/s,
+    );
+    assert.match(
+      e.message,
+      /hint: give a worker the plan's files .* rerun the same command: the chunks stay queued/,
+    );
+    assert.ok(Date.now() - t0 < 60_000);
+    assert.equal(existsSync(join(dir, "q", "lock")), false, "the run folder's lock is released");
+    await withQueue(async (q) => assert.equal((await q.getJobs(["waiting"])).length, 9));
+    // `steerlab status` shows who refused and why, until the coordinator tries the run again.
+    assert.match(
+      await steerlab(dir, "status", "--queue", redis.url),
+      /\n {2}refused by bad2: worker bad2 does not hold the files of sweep [0-9a-f]{16}/,
+    );
   });
 
   test("three workers, one killed -9 mid-chunk: the store equals the single-process store exactly", async () => {

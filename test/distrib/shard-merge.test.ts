@@ -4,17 +4,24 @@
  * bit), merging again adds nothing, and stores of another model, vector file or grid are refused.
  */
 import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
+import { promisify } from "node:util";
 import { RESULTS_FILE, ResultStore, type SweepRecord } from "../../src/eval/store.js";
 import { mergeRuns } from "../../src/eval/store-merge.js";
 import { chunkKey, parseShard, planChunks, shardChunks } from "../../src/eval/sweep-chunks.js";
 import { loadSweepConfig } from "../../src/eval/sweep-config.js";
 import { sweepToDir } from "../../src/eval/sweep-plan.js";
-import { steerlab, steerlabFails } from "../helpers/cli.js";
+import { CLI, steerlab, steerlabFails } from "../helpers/cli.js";
 import { writeDemoSweep } from "../helpers/demo-sweep.js";
+
+/** Run the CLI and keep its stderr (warnings) as well as its stdout. */
+async function runCli(args: string[]): Promise<{ stdout: string; stderr: string }> {
+  return promisify(execFile)(process.execPath, [...CLI, ...args], { cwd: dir, maxBuffer: 64 << 20 });
+}
 
 let dir: string;
 let exp: string;
@@ -104,6 +111,7 @@ describe("sweep --shard and merge", () => {
       parts.map((p) => [p.length, 0]),
     );
     assert.deepEqual(canon(ResultStore.readRecords(join(dir, "merged"))), canon(single));
+    assert.deepEqual(out.missing, { cells: 0, total: single.length, chunks: [], shards: [] });
     // The merged folder reports like any run folder.
     await steerlab(dir, "report", join(dir, "merged"), "-o", join(dir, "merged-report"));
     assert.ok(existsSync(join(dir, "merged-report", "report.html")));
@@ -165,6 +173,68 @@ describe("sweep --shard and merge", () => {
     const into = await steerlabFails(dir, "merge", join(dir, "run-model"), "-o", join(dir, "merged"));
     assert.match(into.stderr, /run-model: another model weights/);
     assert.equal(ResultStore.readRecords(join(dir, "merged")).length, single.length);
+  });
+
+  test("shards cut with another N are refused; a merge lacking a shard names the missing cells, and the report warns", async () => {
+    // 1/2 beside 1/3 and 2/3: chunks 0, 2, 4, ... and 0, 3, 6, ... overlap and leave holes whatever is merged.
+    await sweepToDir(loadSweepConfig(exp), join(dir, "half1"), { threads: 1, shard: parseShard("1/2") });
+    const target = join(dir, "mixed");
+    assert.throws(
+      () => mergeRuns([join(dir, "s1"), join(dir, "s2"), join(dir, "half1")], target),
+      (e: Error & { code?: string }) => {
+        assert.equal(e.code, "mismatch");
+        assert.match(
+          e.message,
+          /^these run folders were cut into shards differently: they cannot tile the grid; file: .*s1\/grid.json/,
+        );
+        assert.match(
+          e.message,
+          /\n {2}- .*\/s1: shard 1\/3 at batch size 4\n {2}- .*\/s2: shard 2\/3 at batch size 4\n {2}- .*\/half1: shard 1\/2 at batch size 4/,
+        );
+        assert.match(
+          e.message,
+          /expected: every shard of one --shard k\/N run, with the same N and --batch-size/,
+        );
+        return true;
+      },
+    );
+    assert.equal(existsSync(target), false, "nothing written");
+    // Two of three shards: merged, with a loud warning naming what is missing.
+    const partial = join(dir, "partial");
+    const lacking =
+      single.length -
+      ResultStore.readRecords(join(dir, "s1")).length -
+      ResultStore.readRecords(join(dir, "s2")).length;
+    const res = mergeRuns([join(dir, "s1"), join(dir, "s2")], partial);
+    assert.equal(res.missing?.cells, lacking);
+    assert.equal(res.missing?.total, single.length);
+    assert.deepEqual(res.missing?.shards, ["3/3"]);
+    assert.deepEqual(res.missing?.chunks, ["lp/rnd@1..3/8-11", "mcq/rnd@1..3/0-3", "mcq/rnd@1..3/12-13"]);
+    const { stderr } = await runCli(["merge", join(dir, "s1"), join(dir, "s2"), "-o", join(dir, "partial2")]);
+    assert.match(
+      stderr,
+      new RegExp(
+        `steerlab: warning: the merged run is incomplete: ${lacking} of the grid's ${single.length} cells have no result, in 3 chunk\\(s\\): lp/rnd@1\\.\\.3/8-11, mcq/rnd@1\\.\\.3/0-3, mcq/rnd@1\\.\\.3/12-13; shards not merged yet: 3/3 \\(run sweep --shard 3/3 and merge again\\)`,
+      ),
+    );
+    const rep = await runCli(["report", partial, "-o", join(dir, "partial-report")]);
+    assert.match(
+      rep.stderr,
+      new RegExp(`steerlab: warning: ${lacking} of the grid's ${single.length} cells have no result`),
+    );
+    const json = JSON.parse(readFileSync(join(dir, "partial-report", "report.json"), "utf8"));
+    assert.equal(json.warnings.length, 1);
+    assert.match(json.warnings[0], /cells have no result.*rerun the sweep to fill them/);
+    assert.match(
+      readFileSync(join(dir, "partial-report", "report.html"), "utf8"),
+      /<section id="warnings".*have no result/,
+    );
+    // A shard folder on its own says it is one share.
+    const one = await runCli(["report", join(dir, "s1"), "-o", join(dir, "s1-report")]);
+    assert.match(
+      one.stderr,
+      /this folder is shard 1\/3: merge every shard \(steerlab merge\) for the whole grid/,
+    );
   });
 
   test("the same files in another folder merge (identities compare without paths)", async () => {

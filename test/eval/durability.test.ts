@@ -24,6 +24,7 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { promisify } from "node:util";
 import { isSteerlabError } from "../../src/errors.js";
+import { GRID_FILE } from "../../src/eval/run-grid.js";
 import { LOCK_FILE, lockRunDir } from "../../src/eval/run-lock.js";
 import {
   keyOf,
@@ -325,7 +326,7 @@ describe("result store damage", () => {
     writeFileSync(join(dir, `.${RUN_FILE}.tmp-99999-0`), '{"steerlab":"sweep-run","ver');
     const run = await sweepToDir(config(), dir);
     assert.equal(run.stats.computed, TOTAL);
-    assert.deepEqual(readdirSync(dir).sort(), [RESULTS_FILE, RUN_FILE]);
+    assert.deepEqual(readdirSync(dir).sort(), [GRID_FILE, RESULTS_FILE, RUN_FILE]);
     // an empty run.json (what steerlab before this fix left on a full disk) with no results is written anew
     const old = join(root, "empty-run-json");
     mkdirSync(old);
@@ -464,7 +465,7 @@ describe("full disk", () => {
   });
 
   test("full midway: a clear error naming results.jsonl; the rerun resumes to the uninterrupted results", async () => {
-    const disk = fullDisk("full-mid", 3 * PAGE, 2 + 5); // lock, run.json and one page of records
+    const disk = fullDisk("full-mid", 4 * PAGE, 3 + 5); // lock, run.json, grid.json and one page of records
     const dir = join(disk.dir, "run");
     await assert.rejects(sweepToDir(config(), dir), (e) => {
       assert.ok(isSteerlabError(e, "io"), String(e));

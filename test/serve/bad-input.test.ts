@@ -4,7 +4,7 @@
  * routes (upload raw or multipart, list, use, delete) are checked here too.
  */
 import assert from "node:assert/strict";
-import { mkdirSync, readdirSync, readFileSync } from "node:fs";
+import { copyFileSync, mkdirSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import type { Hono } from "hono";
@@ -179,7 +179,7 @@ describe("serve: bad input gets a clear 4xx and the server keeps serving", () =>
       chat({ messages, control_vectors: [{ path: "../../../../etc/passwd", scale: 1 }] }),
       400,
       "control_vectors[0].path",
-      /no vector named "passwd"/,
+      /a control vector path must be a file name in the server's vector library; .*expected: a file name such as "passwd"/,
     );
     await expectError(
       chat({ messages, vllm_xargs: { steer: "{not json" } }),
@@ -209,12 +209,13 @@ describe("serve: bad input gets a clear 4xx and the server keeps serving", () =>
     };
     assert.deepEqual([info.name, info.format, info.layers, info.fits], ["uploaded", "gguf", [1, 2, 3], true]);
     for (const n of info.norms) assert.ok(Math.abs(n - 1) < 1e-5); // unit reading vectors
-    await expectError(
+    const dup = await expectError(
       app.request("/v1/steering/vectors?name=uploaded", { method: "POST", body: gguf }),
-      400,
+      409,
       "name",
-      /exists/,
+      /^a vector named "uploaded" exists; pick another name, delete it first, or pass overwrite=true$/,
     );
+    assert.equal(dup.error.code, "vector_exists");
 
     const form = new FormData();
     const st = readFileSync(join(d.vectorsDir, "refusal.safetensors"));
@@ -284,7 +285,7 @@ describe("serve: bad input gets a clear 4xx and the server keeps serving", () =>
       }),
       400,
       null,
-      /non-finite/,
+      /NaN at index 7.*hint: this server accepts only finite vectors/,
     );
     const narrow = makeVector(new Map([[1, new Float32Array(64).fill(0.1)]]));
     await expectError(
@@ -312,6 +313,161 @@ describe("serve: bad input gets a clear 4xx and the server keeps serving", () =>
       "refusal.safetensors",
     ]);
     await stillServes();
+  });
+
+  test("errors name each detail once, the field at fault and what was expected, in the server's terms", async () => {
+    const once = (m: string, what: string) =>
+      assert.equal(m.split(`${what}: `).length - 1, 1, `${what} once in: ${m}`);
+    const nope = await expectError(
+      chat({ messages, steering: { vectors: [{ name: "nope", scale: 1 }] } }),
+      400,
+      "steering.vectors[0].name",
+      /^no vector named "nope" in the library; field: steering.vectors\[0\].name; hint: list them/,
+    );
+    once(nope.error.message, "hint");
+    once(nope.error.message, "field");
+    const viaXargs = await expectError(
+      chat({ messages, vllm_xargs: { steer: { vectors: [{ name: "nope", scale: 1 }] } } }),
+      400,
+      "vllm_xargs.steer.vectors[0].name",
+      /no vector named "nope"/,
+    );
+    once(viaXargs.error.message, "hint");
+    const layer = await expectError(
+      chat({ messages, steering: { vectors: [{ name: "refusal", scale: 1 }], layers: [9] } }),
+      400,
+      "steering.layers",
+      /^layer 9 out of range; field: steering.layers; expected: an integer in \[-4, 3\]; got: 9$/,
+    );
+    once(layer.error.message, "expected");
+    // null where inline data belongs: the field and what it expected, not "steering: Invalid input".
+    for (const [data, param, expected] of [
+      [null, "steering.vectors.0.data", "array"],
+      [[null], "steering.vectors.0.data.0", "array"],
+      [[[0.5, null]], "steering.vectors.0.data.0.1", "number"],
+    ] as const)
+      await expectError(
+        chat({ messages, steering: { vectors: [{ data, layers: [1], scale: 1 }] } }),
+        400,
+        param,
+        new RegExp(`^${param.replaceAll(".", "\\.")}: Expected ${expected}, received null$`),
+      );
+    await expectError(
+      chat({ messages, vllm_xargs: { steer: { vectors: [{ data: null, layers: [1], scale: 1 }] } } }),
+      400,
+      "vllm_xargs.steer.vectors.0.data",
+      /Expected array, received null/,
+    );
+    await expectError(
+      chat({ messages, logit_bias: { 1: 2 } }),
+      400,
+      "logit_bias",
+      /^logit_bias is not supported by steerlab serve$/,
+    );
+    // Non-finite or overflowing vectors: the client hears what this server accepts, not a CLI flag.
+    const nan = new Float32Array(96).fill(0.1);
+    nan[7] = Number.NaN;
+    const up = await expectError(
+      app.request("/v1/steering/vectors?name=nan", {
+        method: "POST",
+        body: encodeVector(makeVector(new Map([[1, nan]]), {}, { allowNonFinite: true })),
+      }),
+      400,
+      null,
+      /^steering vector has unusable values: tensor direction.1, layer 1: NaN at index 7 \[7\]; file: upload:nan.safetensors; hint: this server accepts only finite vectors/,
+    );
+    assert.doesNotMatch(up.error.message, /allow-non-finite|allowNonFinite|problems/);
+    const big = await expectError(
+      chat({ messages, steering: { vectors: [{ data: [Array(96).fill(1e20)], layers: [1], scale: 1 }] } }),
+      400,
+      "steering.vectors[0].data",
+      /overflows float32 when squared.*hint: this server accepts only finite vectors/,
+    );
+    assert.doesNotMatch(big.error.message, /allow-non-finite|allowNonFinite/);
+    await expectError(
+      chat({
+        messages,
+        steering: {
+          vectors: [
+            { name: "nope2", scale: 1 },
+            { name: "refusal", scale: 1e30 },
+          ],
+        },
+      }),
+      400,
+      "steering.vectors[0].name",
+      /nope2/,
+    );
+    await expectError(
+      chat({
+        messages,
+        steering: {
+          vectors: [
+            { name: "refusal", scale: 1 },
+            { name: "refusal", scale: 1e30 },
+          ],
+        },
+      }),
+      400,
+      "steering.vectors[1].scale",
+      /^steering coefficient too large: the residual stream would overflow float32; field: steering.vectors\[1\].scale/,
+    );
+    await stillServes();
+  });
+
+  test("control_vectors.path is a library file name: its extension counts, folders and ambiguous names are refused", async () => {
+    // Only refusal.safetensors and refusal-cv.gguf are in the library: "refusal.gguf" is not "refusal.safetensors".
+    await expectError(
+      chat({ messages, control_vectors: [{ path: "refusal.gguf", scale: 1 }] }),
+      400,
+      "control_vectors[0].path",
+      /^no vector file "refusal.gguf" in the library/,
+    );
+    await expectError(
+      chat({ messages, control_vectors: [{ path: "/models/refusal-cv.gguf", scale: 1 }] }),
+      400,
+      "control_vectors[0].path",
+      /must be a file name in the server's vector library; .*expected: a file name such as "refusal-cv.gguf".*got: "\/models\/refusal-cv.gguf"/,
+    );
+    const ok = await chat({
+      messages,
+      max_tokens: 2,
+      control_vectors: [{ path: "refusal-cv.gguf", scale: 1 }],
+    });
+    assert.equal(ok.status, 200);
+    const echo = ((await ok.json()) as { steering: { vectors: { name: string; kind: string }[] } }).steering;
+    assert.deepEqual([echo.vectors[0]!.name, echo.vectors[0]!.kind], ["refusal-cv.gguf", "raw"]);
+    // Two files of one name, copied in by hand: the bare name is ambiguous; the file name is not.
+    copyFileSync(join(d.vectorsDir, "refusal.safetensors"), join(d.vectorsDir, "twin.safetensors"));
+    copyFileSync(join(d.vectorsDir, "refusal-cv.gguf"), join(d.vectorsDir, "twin.gguf"));
+    try {
+      await expectError(
+        chat({ messages, control_vectors: [{ id: "twin", scale: 1 }] }),
+        400,
+        "control_vectors[0].id",
+        /^the name "twin" is ambiguous: the library holds twin.safetensors and twin.gguf; .*hint: name the file with control_vectors\[\].path/,
+      );
+      const twin = await chat({
+        messages,
+        max_tokens: 2,
+        control_vectors: [{ path: "twin.gguf", scale: 1 }],
+      });
+      assert.equal(twin.status, 200);
+    } finally {
+      rmSync(join(d.vectorsDir, "twin.safetensors"));
+      rmSync(join(d.vectorsDir, "twin.gguf"));
+    }
+  });
+
+  test("the queue counts requests, not rows: one request with more prompts than --max-queue runs", async () => {
+    const tight = createApp({ opened: d.opened, vectorsDir: d.vectorsDir, maxQueue: 1, parallel: 1 });
+    const r = await tight.request("/v1/completions", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ prompt: ["a", "b", "c", "d"], max_tokens: 2, temperature: 0 }),
+    });
+    assert.equal(r.status, 200, await r.clone().text());
+    assert.equal(((await r.json()) as { choices: unknown[] }).choices.length, 4);
   });
 
   test("routes: unknown paths are JSON 404s, nothing is served at /lab, a full queue answers 429", async () => {

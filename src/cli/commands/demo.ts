@@ -9,6 +9,7 @@ import { regimeSourceText } from "../../report/html.js";
 import type { TaskSeries } from "../../report/types.js";
 import { threadsOption } from "../options.js";
 import { progressReporter } from "../progress.js";
+import { onStopSignals } from "../signals.js";
 
 /** The package's demo/ folder (from src/cli/commands or dist/src/cli/commands). */
 function demoDir(): string {
@@ -184,11 +185,18 @@ async function runAndPrint<C extends Parameters<typeof runExperiment>[0]>(
 ): Promise<void> {
   const t0 = Date.now();
   const progress = o.json ? null : progressReporter();
-  const res = await runExperiment(c, resolve(o.out), {
-    threads: o.threads,
-    onProgress: progress ? (label, done, total) => progress({ label, done, total }) : undefined,
-  });
-  progress?.end();
+  // runExperiment takes no abort signal: a signal releases the sweep's run-folder lock and exits (resumable).
+  const offSignals = onStopSignals();
+  let res: Awaited<ReturnType<typeof runExperiment>>;
+  try {
+    res = await runExperiment(c, resolve(o.out), {
+      threads: o.threads,
+      onProgress: progress ? (label, done, total) => progress({ label, done, total }) : undefined,
+    });
+  } finally {
+    offSignals();
+    progress?.end();
+  }
   if (o.json) {
     process.stdout.write(
       `${JSON.stringify({ files: res.files, regime: res.report.regime ?? null }, null, 2)}\n`,

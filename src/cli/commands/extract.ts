@@ -1,14 +1,22 @@
 import type { Command } from "commander";
 import { Option } from "commander";
 import { checkOutputFile } from "../../io/write-atomic.js";
-import { parseLayers, SITES, type Site } from "../../model/hooks.js";
+import { SITES, type Site } from "../../model/hooks.js";
 import { openModel, requireTokenizer } from "../../model/open.js";
 import { extractFromModel } from "../../steer/extract-model.js";
 import { methodNames } from "../../steer/methods/registry.js";
 import { loadDataset } from "../../steer/pairs.js";
 import { parseReadPosition } from "../../steer/read.js";
 import { saveVector } from "../../steer/vector-load.js";
-import { int, openOptions, withModelOptions } from "../options.js";
+import {
+  batchSizeOption,
+  layerSpec,
+  layersFor,
+  openOptions,
+  seed,
+  vectorOutput,
+  withModelOptions,
+} from "../options.js";
 import { progressReporter } from "../progress.js";
 
 function fmt(x: number | null, digits = 3): string {
@@ -29,18 +37,19 @@ export function registerExtract(program: Command): void {
       .requiredOption(
         "-o, --output <file>",
         "vector file: .safetensors (steerlab) or .gguf (llama.cpp control vector)",
+        (v: string) => vectorOutput("output", v),
       ),
   )
     .option("--method <name>", `extraction method (${methodNames().join(", ")})`, "repe-pca")
-    .option("--layers <spec>", 'layers to extract: "all", "-8..-1", "3,5,7"', "all")
+    .option("--layers <spec>", 'layers to extract: "all", "-8..-1", "3,5,7"', layerSpec("layers"), "all")
     .addOption(new Option("--site <site>", "hook site to read").choices(SITES).default("resid_post"))
     .option("--read <pos>", "read position: last | index:-K | mean-suffix:K | mean", "last")
-    .option("--batch-size <n>", "sequences per forward", int("batch-size", 1), 8)
-    .option("--seed <n>", "seed of the power iteration and the folds", int("seed"), 7)
+    .option("--batch-size <n>", "sequences per forward", batchSizeOption, 8)
+    .option("--seed <n>", "seed of the power iteration and the folds", seed("seed"), 7)
     .option(
       "--shuffle-seed <n>",
       "repe-pca: seed of the in-pair order shuffle (RepE's datasets shuffle every pair; default 1)",
-      int("shuffle-seed"),
+      seed("shuffle-seed"),
     )
     .option("--no-shuffle", "repe-pca: keep each pair's order as given (the paper's fairness vectors did)")
     .option("--json", "print the diagnostics as JSON")
@@ -69,7 +78,7 @@ export function registerExtract(program: Command): void {
           const progress = o.json ? undefined : progressReporter();
           const v = await extractFromModel({ engine: m.engine, tokenizer, model: m.model }, data, {
             method: o.method,
-            layers: parseLayers(o.layers, m.model.config.nLayers),
+            layers: layersFor("layers", o.layers, m.model.config.nLayers),
             site: o.site,
             read: parseReadPosition(o.read),
             batchSize: o.batchSize,

@@ -2,7 +2,7 @@
 import type { Command } from "commander";
 import { type CurveFitOptions, fitCurve, loadCurve } from "../../theory/curves.js";
 import type { LawFit } from "../../theory/laws.js";
-import { type FitCli, fitOptionsOf, withFitOptions } from "../options.js";
+import { type FitCli, fitOptionsOf, int, withFitOptions } from "../options.js";
 
 export function fmtFit(f: LawFit): string {
   const ps = f.names.map(
@@ -27,7 +27,7 @@ export function registerFit(program: Command): void {
     );
   withFitOptions(cmd)
     .option("--weighted", "weight points by 1/se^2 (se = std / sqrt(n))")
-    .option("--n <n>", "prompts per point, for --weighted", (v) => Number(v), 100)
+    .option("--n <n>", "prompts per point, for --weighted", int("n", 1), 100)
     .option("--json", "print JSON")
     .addHelpText(
       "after",

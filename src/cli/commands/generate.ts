@@ -5,7 +5,7 @@ import { openModel, requireTokenizer } from "../../model/open.js";
 import { preparePrompt, steerCallHooks } from "../../steer/steer-call.js";
 import { checkVectorFits } from "../../steer/vector.js";
 import { loadVector } from "../../steer/vector-load.js";
-import { float, floatList, openOptions, withModelOptions } from "../options.js";
+import { float, floatList, layerSpec, layersFor, openOptions, withModelOptions } from "../options.js";
 import { type SamplingCliOptions, samplingOptions, withSamplingOptions } from "./run.js";
 
 interface GenerateCliOptions extends SamplingCliOptions {
@@ -46,6 +46,7 @@ export function registerGenerate(program: Command): void {
     .option(
       "--layers <spec>",
       'layers to steer: "-8..-1", "3,5", "all" (default: the vector\'s suggested layers)',
+      layerSpec("layers"),
     )
     .option("--positions <spec>", "all | prompt | generated | after | first:K | last:K | window:A..B", "all")
     .option(
@@ -77,7 +78,8 @@ export function registerGenerate(program: Command): void {
             normGuard: o.normGuard,
             nLayers: m.model.config.nLayers,
           });
-        const sampling = samplingOptions(o);
+        if (o.layers) layersFor("layers", o.layers, m.model.config.nLayers);
+        const sampling = samplingOptions(o, m.model.config.maxPositions);
         if (!o.compare && !o.json) {
           for await (const ev of streamGenerate(m.engine, tok, p.ids, {
             ...sampling,

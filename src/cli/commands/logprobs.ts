@@ -1,7 +1,7 @@
 import type { Command } from "commander";
 import { nextTokenLogprobs } from "../../model/logprobs.js";
 import { openModel, requireTokenizer } from "../../model/open.js";
-import { int, openOptions, withModelOptions } from "../options.js";
+import { atMostForModel, int, LIMITS, openOptions, withModelOptions } from "../options.js";
 
 export function registerLogprobs(program: Command): void {
   withModelOptions(
@@ -10,7 +10,7 @@ export function registerLogprobs(program: Command): void {
       .description("the next-token distribution after a text (at its last position)")
       .requiredOption("--text <text>", "the text"),
   )
-    .option("--top <k>", "how many tokens to show", int("top", 1), 10)
+    .option("--top <k>", "how many tokens to show", int("top", 1, LIMITS.top), 10)
     .option("--no-special", "do not add the BOS token")
     .option("--json", "print JSON")
     .action(
@@ -26,6 +26,8 @@ export function registerLogprobs(program: Command): void {
         const m = await openModel(o.model, openOptions(o));
         try {
           const tok = requireTokenizer(m);
+          const vocab = m.model.config.vocabSize;
+          atMostForModel("top", o.top, vocab, `the vocabulary (${vocab} tokens)`);
           const ids = tok.encode(o.text, { addSpecialTokens: o.special });
           const [dist] = await nextTokenLogprobs(m.engine, ids, { positions: "last", top: o.top });
           const top = dist!.top.map((t) => ({

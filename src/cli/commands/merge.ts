@@ -1,6 +1,7 @@
 /** `steerlab merge`: combine sweep run folders (shards, or runs from several machines) into one. */
 import { resolve } from "node:path";
 import type { Command } from "commander";
+import { missingNote } from "../../eval/run-grid.js";
 import { mergeRuns } from "../../eval/store-merge.js";
 import { storeNotes } from "../store-notes.js";
 
@@ -24,6 +25,16 @@ export function registerMerge(program: Command): void {
       );
       for (const i of res.inputs)
         for (const note of storeNotes(i.damage, i.dir)) process.stderr.write(`steerlab: warning: ${note}\n`);
+      const m = res.missing;
+      const note = m ? missingNote(m) : null;
+      if (m && note)
+        process.stderr.write(
+          `steerlab: warning: the merged run is incomplete: ${note}${m.shards.length ? `; shards not merged yet: ${m.shards.join(", ")} (run sweep --shard ${m.shards[0]} and merge again)` : "; rerun a sweep on the folder that lacks them, then merge again"}\n`,
+        );
+      else if (!m)
+        process.stderr.write(
+          "steerlab: warning: no input records its grid (grid.json, written by sweeps since this version): whether the merge is complete is not checked\n",
+        );
       if (o.json) {
         process.stdout.write(`${JSON.stringify(res, null, 2)}\n`);
         return;

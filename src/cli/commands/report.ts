@@ -48,9 +48,13 @@ export function registerReport(program: Command): void {
     .option(
       "--budget <loss>",
       "helpfulness loss allowed for the efficient regime (default 0.02)",
-      float("budget"),
+      float("budget", { min: 0 }),
     )
-    .option("--lambda <w>", "weight of helpfulness loss against alignment gain (default 1)", float("lambda"))
+    .option(
+      "--lambda <w>",
+      "weight of helpfulness loss against alignment gain (default 1)",
+      float("lambda", { min: 0 }),
+    )
     .addOption(
       new Option(
         "--regime-source <s>",
@@ -62,7 +66,7 @@ export function registerReport(program: Command): void {
     .option(
       "--regime-min-r2 <r2>",
       `R^2 a law needs for the auto regime source to use it (default ${REGIME_MIN_R2})`,
-      float("regime-min-r2"),
+      float("regime-min-r2", { max: 1 }),
     )
     .option("--weighted", "weight fits by 1/se^2")
     .option("--config <file>", "the run's sweep config: its fit block sets the fit ranges and local windows");
@@ -87,7 +91,8 @@ export function registerReport(program: Command): void {
       let report: SweepReport;
       if (existsSync(join(dir, RUN_FILE))) {
         const run = readRunReport(dir);
-        for (const note of storeNotes(run.damage, dir)) process.stderr.write(`steerlab: warning: ${note}\n`);
+        for (const note of [...storeNotes(run.damage, dir), ...(run.data.warnings ?? [])])
+          process.stderr.write(`steerlab: warning: ${note}\n`);
         report = buildReport(run.data, build);
       } else if (existsSync(dir) && readdirSync(dir).some((f) => /^behavior_\w+_.+\.json$/.test(f)))
         report = await reportFromPaperData(dir, { model: o.paperModel, vector: o.paperVector, build });

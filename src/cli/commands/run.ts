@@ -1,7 +1,16 @@
 import type { Command } from "commander";
 import { streamGenerate } from "../../model/generate.js";
 import { openModel, requireTokenizer } from "../../model/open.js";
-import { collect, float, int, openOptions, withModelOptions } from "../options.js";
+import {
+  atMostForModel,
+  collect,
+  float,
+  int,
+  LIMITS,
+  openOptions,
+  seed,
+  withModelOptions,
+} from "../options.js";
 
 export interface SamplingCliOptions {
   maxTokens: number;
@@ -15,18 +24,24 @@ export interface SamplingCliOptions {
 /** Sampling flags shared by run and generate. */
 export function withSamplingOptions(cmd: Command): Command {
   return cmd
-    .option("-n, --max-tokens <n>", "most new tokens", int("max-tokens", 1), 64)
-    .option("-t, --temperature <t>", "0 = greedy", float("temperature"), 0)
+    .option("-n, --max-tokens <n>", "most new tokens", int("max-tokens", 1, LIMITS.maxTokens), 64)
+    .option("-t, --temperature <t>", "0 = greedy", float("temperature", { min: 0 }), 0)
     .option("--top-k <k>", "sample from the k most likely tokens", int("top-k", 1))
-    .option("--top-p <p>", "nucleus sampling mass", float("top-p"))
-    .option("--seed <n>", "sampling seed", int("seed"), 0)
+    .option("--top-p <p>", "nucleus sampling mass", float("top-p", { min: 0, minOpen: true, max: 1 }))
+    .option("--seed <n>", "sampling seed", seed("seed"), 0)
     .option("--stop <text>", "stop string (repeatable)", collect, [])
     .option("--chat", "wrap the prompt in the model's chat template as a user turn");
 }
 
-export function samplingOptions(o: SamplingCliOptions) {
+/** The sampling options of a call on a model with context `maxPositions` (-n beyond it is refused). */
+export function samplingOptions(o: SamplingCliOptions, maxPositions: number) {
   return {
-    maxNewTokens: o.maxTokens,
+    maxNewTokens: atMostForModel(
+      "max-tokens",
+      o.maxTokens,
+      maxPositions,
+      `the model's context (${maxPositions} positions)`,
+    ),
     temperature: o.temperature,
     topK: o.topK,
     topP: o.topP,
@@ -60,7 +75,7 @@ export function registerRun(program: Command): void {
           ? tok.applyChatTemplate([{ role: "user", content: o.prompt }], { addGenerationPrompt: true })
           : o.prompt;
         for await (const ev of streamGenerate(m.engine, tok, prompt, {
-          ...samplingOptions(o),
+          ...samplingOptions(o, m.model.config.maxPositions),
           addSpecialTokens: !o.chat,
         })) {
           process.stdout.write(ev.text);

@@ -6,7 +6,7 @@ import { openModel } from "../../model/open.js";
 import { labRoutes } from "../../serve/lab/routes.js";
 import { steeringObjectSchema } from "../../serve/schemas.js";
 import { startServer } from "../../serve/server.js";
-import { int, openOptions, withModelOptions } from "../options.js";
+import { int, LIMITS, openOptions, withModelOptions } from "../options.js";
 
 interface ServeCliOptions {
   model: string;
@@ -51,9 +51,24 @@ export function registerServe(program: Command): void {
       .option("--port <n>", "port (0 = any free one)", int("port", 0, 65535), 8080)
       .option("--api-key <key>", "require Authorization: Bearer <key> on /v1/* (or set STEERLAB_API_KEY)")
       .option("--api-key-file <file>", "read the API key from a file (keeps it out of the process list)")
-      .option("--parallel <n>", "requests decoded together in one batch", int("parallel", 1), 4)
-      .option("--max-queue <n>", "requests allowed to wait before 429", int("max-queue", 1), 64)
-      .option("--body-limit <bytes>", "largest JSON request body", int("body-limit", 1024), 4 * 1024 * 1024)
+      .option(
+        "--parallel <n>",
+        "requests decoded together in one batch",
+        int("parallel", 1, LIMITS.parallel),
+        4,
+      )
+      .option(
+        "--max-queue <n>",
+        "requests allowed to wait before 429",
+        int("max-queue", 1, LIMITS.maxQueue),
+        64,
+      )
+      .option(
+        "--body-limit <bytes>",
+        "largest JSON request body",
+        int("body-limit", 1024, LIMITS.bodyLimit),
+        4 * 1024 * 1024,
+      )
       .option("-a, --alias <name>", "model id in /v1/models and responses (default: the model's name)")
       .option(
         "--steering <json|file>",

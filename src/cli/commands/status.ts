@@ -50,10 +50,12 @@ export function registerStatus(program: Command): void {
         return;
       }
       const out: string[] = [`queue ${s.queue}`];
-      for (const r of s.runs)
+      for (const r of s.runs) {
         out.push(
           `run ${r.run}: ${r.completed} done, ${r.active} running, ${r.waiting} waiting, ${r.retrying} to retry, ${r.failed} failed`,
         );
+        for (const f of r.refused) out.push(`  refused by ${f.worker}: ${f.message.split("\n")[0]}`);
+      }
       if (s.runs.length === 0) out.push("no sweeps in this queue");
       out.push("workers:");
       for (const w of s.workers)

@@ -7,6 +7,7 @@ import { readRunReport } from "../../eval/sweep-plan.js";
 import { buildReport } from "../../report/build.js";
 import { writeReport } from "../../report/writers.js";
 import { progressReporter } from "../progress.js";
+import { onStopSignals, signalExitCode } from "../signals.js";
 
 /** The sweep flags of queue mode. */
 export interface QueueCli {
@@ -23,8 +24,11 @@ export interface QueueCli {
 export async function queuedSweep(config: SweepConfig, o: QueueCli): Promise<void> {
   const dir = resolve(o.out);
   const ac = new AbortController();
-  const onSigint = () => ac.abort();
-  process.once("SIGINT", onSigint);
+  let stoppedBy: NodeJS.Signals = "SIGINT";
+  const offSignals = onStopSignals((signal) => {
+    stoppedBy = signal;
+    ac.abort();
+  });
   const bar = progressReporter();
   let noWorkersSince = 0;
   try {
@@ -34,6 +38,10 @@ export async function queuedSweep(config: SweepConfig, o: QueueCli): Promise<voi
       ...(o.attempts ? { attempts: o.attempts } : {}),
       noWait: o.wait === false,
       signal: ac.signal,
+      onRefusal: (r, others) =>
+        process.stderr.write(
+          `\nsteerlab: worker ${r.worker} refused the sweep: ${r.message}\nsteerlab: waiting for the ${others} other connected worker(s)\n`,
+        ),
       onProgress: (p) => {
         bar({
           label: `sweep (${p.workers} workers, ${p.pending} chunks to go)`,
@@ -77,11 +85,11 @@ export async function queuedSweep(config: SweepConfig, o: QueueCli): Promise<voi
       process.stderr.write(
         `steerlab: stopped collecting; workers go on, and everything collected is in ${dir}; rerun the same command to collect the rest\n`,
       );
-      process.exitCode = 130;
+      process.exitCode = signalExitCode(stoppedBy);
       return;
     }
     throw e;
   } finally {
-    process.off("SIGINT", onSigint);
+    offSignals();
   }
 }

@@ -9,8 +9,9 @@ import { sweepToDir } from "../../eval/sweep-plan.js";
 import { TASK_KINDS } from "../../eval/tasks.js";
 import { BACKENDS } from "../../model/open.js";
 import type { SweepData } from "../../report/types.js";
-import { collect, int, threadsOption } from "../options.js";
+import { batchSizeOption, collect, int, LIMITS, layerSpec, threadsOption } from "../options.js";
 import { progressReporter } from "../progress.js";
+import { onStopSignals, signalExitCode } from "../signals.js";
 import { storeNotes } from "../store-notes.js";
 import { type QueueCli, queuedSweep } from "./sweep-queue.js";
 
@@ -110,12 +111,12 @@ export function registerSweep(program: Command): void {
     .option(
       "--layers <spec>",
       'layer set to steer, e.g. "8..15" or "-5..-1" (repeatable: one sweep axis value each)',
-      collect,
+      (v: string, prev: string[]) => collect(layerSpec("layers")(v), prev),
       [],
     )
     .option("--coeffs <grid>", "r_e grid: start:stop:step or a,b,c")
     .option("--task <kind:file[:id]>", `task (repeatable); kind: ${TASK_KINDS.join(", ")}`, collect, [])
-    .option("--batch-size <n>", "prompts per forward", int("batch-size", 1))
+    .option("--batch-size <n>", "prompts per forward", batchSizeOption)
     .option("--no-diagnostics", "skip the A1/A3 diagnostics of mcq tasks")
     .addOption(
       new Option(
@@ -142,7 +143,7 @@ export function registerSweep(program: Command): void {
     .option(
       "--attempts <n>",
       "queue mode: attempts per chunk before it is reported failed (default 3)",
-      int("attempts", 1),
+      int("attempts", 1, LIMITS.attempts),
     )
     .option("--no-wait", "queue mode: enqueue and return; rerun the same command to collect")
     .option(
@@ -174,8 +175,11 @@ over). Resuming after the model's weights changed is refused: use a new -o folde
       }
       const shard = o.shard !== undefined ? parseShard(o.shard) : undefined;
       const ac = new AbortController();
-      const onSigint = () => ac.abort();
-      process.once("SIGINT", onSigint);
+      let stoppedBy: NodeJS.Signals = "SIGINT";
+      const offSignals = onStopSignals((signal) => {
+        stoppedBy = signal;
+        ac.abort();
+      });
       const bar = progressReporter();
       try {
         const res = await sweepToDir(config, resolve(o.out), {
@@ -203,14 +207,14 @@ over). Resuming after the model's weights changed is refused: use a new -o folde
         bar.end();
         if ((e as Error).name === "AbortError") {
           process.stderr.write(
-            `steerlab: sweep interrupted; everything scored is in ${resolve(o.out)}; rerun the same command to resume\n`,
+            `steerlab: sweep stopped by ${stoppedBy}; everything scored is in ${resolve(o.out)} (lock released); rerun the same command to resume\n`,
           );
-          process.exitCode = 130;
+          process.exitCode = signalExitCode(stoppedBy);
           return;
         }
         throw e;
       } finally {
-        process.off("SIGINT", onSigint);
+        offSignals();
       }
     });
 }

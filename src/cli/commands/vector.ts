@@ -2,7 +2,7 @@ import type { Command } from "commander";
 import { negate, normalize, orthogonalize, scale, selectLayers, sum } from "../../steer/arithmetic.js";
 import type { SteeringVector } from "../../steer/vector.js";
 import { loadVector, saveVector } from "../../steer/vector-load.js";
-import { float, floatList, int } from "../options.js";
+import { float, floatList, int, LIMITS, layerSpec, vectorOutput } from "../options.js";
 
 function norm(d: Float32Array): number {
   let s = 0;
@@ -71,6 +71,7 @@ export function registerVector(program: Command): void {
     )
     .option("--coeff <c>", "multiply the directions by c while converting", float("coeff"), 1)
     .action((input: string, output: string, o: { coeff: number }) => {
+      vectorOutput("output", output); // before reading the input: nothing is written under another format
       const v = loadVector(input);
       saveVector(output, o.coeff === 1 ? v : scale(v, o.coeff), { dropLayer0: true });
       process.stdout.write(`wrote ${output}\n`);
@@ -80,17 +81,19 @@ export function registerVector(program: Command): void {
     .command("combine")
     .description("sum, scale, negate, orthogonalise and select layers of vectors")
     .argument("<inputs...>", "vectors to sum (weighted with --weights)")
-    .requiredOption("-o, --output <file>", "output vector")
+    .requiredOption("-o, --output <file>", "output vector (.safetensors or .gguf)", (v: string) =>
+      vectorOutput("output", v),
+    )
     .option("--weights <list>", "one weight per input, e.g. 1,-0.5", floatList("weights"))
     .option("--orthogonalize <file>", "remove the component along this vector, per layer")
     .option("--scale <c>", "multiply the result by c", float("scale"))
     .option("--negate", "flip the sign")
     .option("--normalize", "rescale every layer's direction to unit norm")
-    .option("--layers <spec>", 'keep only these layers ("-8..-1", "3,5")')
+    .option("--layers <spec>", 'keep only these layers ("-8..-1", "3,5")', layerSpec("layers"))
     .option(
       "--n-layers <n>",
       "the model's layer count (for negative layer specs when the vector has none)",
-      int("n-layers", 1),
+      int("n-layers", 1, LIMITS.nLayers),
     )
     .action(
       (

@@ -3,7 +3,7 @@ import { resolve } from "node:path";
 import type { Command } from "commander";
 import { DEFAULT_QUEUE_NAME } from "../../distrib/queue.js";
 import { startSweepWorker } from "../../distrib/worker.js";
-import { int } from "../options.js";
+import { int, LIMITS, threadsOption } from "../options.js";
 
 interface WorkerCli {
   queue: string;
@@ -27,13 +27,18 @@ export function registerWorker(program: Command): void {
     )
     .requiredOption("--queue <redis-url>", "the queue's Redis, e.g. redis://host:6379")
     .option("--queue-name <name>", `queue name (default ${DEFAULT_QUEUE_NAME})`)
-    .option("--concurrency <n>", "chunks at once, each on its own engine", int("concurrency", 1), 1)
+    .option(
+      "--concurrency <n>",
+      "chunks at once, each on its own engine",
+      int("concurrency", 1, LIMITS.concurrency),
+      1,
+    )
     .option("--name <name>", "this worker's name in `steerlab status` (default <host>#<pid>)")
     .option(
       "--base <dir>",
       "folder the sweep config's relative paths resolve against (default: the coordinator's)",
     )
-    .option("--threads <n>", "compute threads per engine (default: all cores)", int("threads", 1))
+    .option("--threads <n>", "compute threads per engine (default: all cores)", threadsOption)
     .option(
       "--lock-duration <ms>",
       "a dead worker's chunk is redone after this long; must exceed one forward (default 60000)",
