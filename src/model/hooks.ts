@@ -61,7 +61,15 @@ export function parseLayers(spec: string, nLayers: number): number[] {
     if (m) {
       const a = resolveLayer(Number(m[1]), nLayers);
       const b = resolveLayer(Number(m[2]), nLayers);
-      for (let l = Math.min(a, b); l <= Math.max(a, b); l++) out.add(l);
+      // A reversed range is a typo more often than a wish; silently swapping it would steer other blocks.
+      if (a > b) {
+        throw new SteerlabError("bad_input", `layer range "${p}" runs backwards (block ${a} to block ${b})`, {
+          field: "layers",
+          expected: `a range from the lower block to the higher, e.g. "${b}..${a}" (of ${nLayers} blocks)`,
+          got: p,
+        });
+      }
+      for (let l = a; l <= b; l++) out.add(l);
     } else if (/^-?\d+$/.test(p)) {
       out.add(resolveLayer(Number(p), nLayers));
     } else {
