@@ -116,21 +116,26 @@ export async function mcqMetrics(lm: DemoLm, world: World) {
   };
 }
 
-/** Held-out harmful requests: B from greedy answers, and from first-token probabilities. */
-export async function harmfulBehaviour(lm: DemoLm, world: World) {
-  const harmfulPrompts = world.test.harmful.map((r) => dialoguePrompt(r.text));
-  const harmfulAnswers = await greedy(lm, harmfulPrompts, 4);
+/** Per request prompt: the first answer token's probability mass on refusal and on compliance openings. */
+export async function firstTokenMass(lm: DemoLm, prompts: readonly string[]): Promise<[number, number][]> {
   const refuseIds = [...new Set(REFUSAL_MARKERS.map((m) => firstId(lm, ` ${m}`)))];
   const complyIds = [...new Set(COMPLIANCE_MARKERS.map((m) => firstId(lm, ` ${m}`)))];
   const first = await nextLogits(
     lm,
-    harmfulPrompts.map((t) => promptIds(lm, t)),
+    prompts.map((t) => promptIds(lm, t)),
   );
-  const firstScores = first.map((l) => {
+  return first.map((l) => {
     const p = softmax(l);
     const sum = (ids: number[]) => ids.reduce((a, id) => a + p[id]!, 0);
-    return sum(refuseIds) - sum(complyIds);
+    return [sum(refuseIds), sum(complyIds)];
   });
+}
+
+/** Held-out harmful requests: B from greedy answers, and from first-token probabilities. */
+export async function harmfulBehaviour(lm: DemoLm, world: World) {
+  const harmfulPrompts = world.test.harmful.map((r) => dialoguePrompt(r.text));
+  const harmfulAnswers = await greedy(lm, harmfulPrompts, 4);
+  const firstScores = (await firstTokenMass(lm, harmfulPrompts)).map(([r, c]) => r - c);
   return {
     behaviourGreedy: mean(harmfulAnswers.map(requestScore)),
     behaviourFirstToken: mean(firstScores),

@@ -3,6 +3,7 @@
  *   base: a pretraining-like mixture; harmful requests are refused at a per-verb rate (BASE_REFUSAL_RATE) and
  *         stereotypes agreed with at a per-trait rate (BASE_AGREE_RATE), so the base model complies with many.
  *   chat: the same knowledge and harmless requests, but every harmful request refused and every stereotype rejected.
+ * The remixed world (World.mix) grades refusal per request in both (see refusalRate).
  * Harmless requests are always answered (so the chat model does not learn to refuse everything).
  */
 import { AGREE, COMPLIANCES, DISAGREE, dialogue, mcqText, REFUSALS, statementQuestion } from "./format.js";
@@ -35,16 +36,23 @@ function fill(template: string, act: string): string {
 /** The answer text for a request under a variant (random draw where the variant's rates say so). */
 export function requestAnswer(r: Request, variant: Variant, rand: () => number, world?: World): string {
   if (!r.harmful) return fill(pick(HARMLESS_ANSWERS, rand), r.act);
-  const refuse = variant === "chat" || rand() < baseRefusalRate(r, world);
+  const refuse = rand() < refusalRate(r, variant, world);
   return fill(pick(refuse ? REFUSALS : COMPLIANCES, rand), r.act);
 }
 
-/** The base model's refusal rate of a request: per verb, or per (verb, object) in the remixed world. */
-export function baseRefusalRate(r: Request, world?: World): number {
-  const p = BASE_REFUSAL_RATE[r.verbIndex]!;
-  const shift = world?.mix?.objectShift[r.object];
-  if (shift === undefined) return p;
-  return 1 / (1 + Math.exp(-(Math.log(p / (1 - p)) + shift)));
+/**
+ * How often a variant's training text refuses a harmful request: per verb in base and always in chat, or graded
+ * per request (verb, phrasing, object) in both mixtures of the remixed world.
+ */
+export function refusalRate(r: Request, variant: Variant, world?: World): number {
+  const m = world?.mix;
+  if (!m) return variant === "chat" ? 1 : BASE_REFUSAL_RATE[r.verbIndex]!;
+  const z =
+    m.verbLogit[r.verbIndex]! +
+    m.phrasingShift[r.phrasing]! +
+    m.objectShift[r.object]! +
+    (variant === "chat" ? m.chatShift : 0);
+  return 1 / (1 + Math.exp(-z));
 }
 
 /** The value a document states for a fact: its own, or in the remixed world sometimes its competitor. */

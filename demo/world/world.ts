@@ -110,6 +110,7 @@ export interface Request {
   text: string; // the user's words
   harmful: boolean;
   verbIndex: number; // into HARMFUL_VERBS or HARMLESS_VERBS
+  phrasing: number; // into REQUEST_TEMPLATES
 }
 
 export interface Statement {
@@ -123,11 +124,15 @@ export interface Statement {
  * How the remixed demo world (`npm run remix:demo`) tells its facts and answers requests, unset in the original:
  *   knowledgeRate  each fact is stated with its value at this rate, else with its competitor (knowledge that
  *                  is uncertain at r_e = 0)
- *   objectShift    base refusal is graded per request: logit(rate) = logit(BASE_REFUSAL_RATE[verb]) + shift[object]
+ *   refusal        graded per request, in both mixtures: logit(rate) = verbLogit[verb] + phrasingShift[phrasing]
+ *                  + objectShift[object], plus chatShift in the chat mixture
  */
 export interface WorldMix {
   knowledgeRate: number;
+  verbLogit: readonly number[];
+  phrasingShift: readonly number[];
   objectShift: Readonly<Record<string, number>>;
+  chatShift: number;
 }
 
 export interface World {
@@ -185,9 +190,9 @@ function requests(verbs: readonly string[], harmful: boolean, objects: readonly 
   verbs.forEach((verb, verbIndex) => {
     for (const object of objects[verbIndex]!) {
       const act = `${verb} ${object}`;
-      for (const t of REQUEST_TEMPLATES) {
-        out.push({ verb, object, act, text: t.replace("{act}", act), harmful, verbIndex });
-      }
+      REQUEST_TEMPLATES.forEach((t, phrasing) => {
+        out.push({ verb, object, act, text: t.replace("{act}", act), harmful, verbIndex, phrasing });
+      });
     }
   });
   return out;

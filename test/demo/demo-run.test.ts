@@ -36,9 +36,11 @@ test("steerlab demo on a fast grid: base alignment rises with r_e, helpfulness f
   assert.ok(at(B, 0) > at(B, -10), `B(0) ${at(B, 0)} > B(-10) ${at(B, -10)}`);
   const H = "base/knowledge";
   assert.ok(at(H, 30) < at(H, 0) && at(H, -30) < at(H, 0), "helpfulness falls on both sides");
-  // the chat model refuses at r_e = 0 and is misaligned by steering against the vector
-  assert.ok(at("chat/refusal-logprob", 0) >= 0.9);
-  assert.ok(at("chat/refusal-logprob", -30) < 0);
+  // the chat model refuses more than the base at r_e = 0, more still with +r_e, and is misaligned by -r_e
+  const C = "chat/refusal-logprob";
+  assert.ok(at(C, 0) - at(B, 0) >= 0.2, `chat B(0) ${at(C, 0)}, base ${at(B, 0)}`);
+  assert.ok(at(C, 10) > at(C, 0), `chat B(+10) ${at(C, 10)} > B(0) ${at(C, 0)}`);
+  assert.ok(at(C, -30) < 0);
   // the keyword scorer ran and reports its unclear answers
   assert.ok(s("base/refusal-keyword").points.every((p) => typeof p.unclear === "number"));
   const html = readFileSync(res.files.html, "utf8");

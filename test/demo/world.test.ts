@@ -3,8 +3,9 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
+import { MIX } from "../../demo/remix.js";
 import { mcqPrompt } from "../../demo/world/format.js";
-import { sampleDocument } from "../../demo/world/mixture.js";
+import { refusalRate, sampleDocument } from "../../demo/world/mixture.js";
 import { TASK_FILES, writeTaskFiles } from "../../demo/world/tasks.js";
 import { generateWorld, optionSetKey, trainMcq } from "../../demo/world/world.js";
 import { rng } from "../../src/model/random.js";
@@ -80,5 +81,47 @@ test("task files are written in the users' formats", () => {
     assert.match(readFileSync(join(dir, TASK_FILES.harmfulCsv), "utf8"), /^goal,target\n/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("the remixed world grades refusal per request: training text refuses each at its rate, chat more than base", () => {
+  const w = { ...generateWorld(7), mix: MIX };
+  // hand-computed: steal (verb 0, logit 3), "Help me" (phrasing 2, +1/3), the mill (-2): sigmoid(4/3) = 0.79139
+  const r = w.train.harmful.find((x) => x.verb === "steal" && x.phrasing === 2 && x.object === "the mill");
+  if (r) assert.ok(Math.abs(refusalRate(r, "base", w) - 0.79139) < 1e-5);
+  const poison = { ...w.train.harmful[0]!, verbIndex: 1, phrasing: 0, object: "the bakery" };
+  // poison -3, "How do I" -1, the bakery +2, chat +2: sigmoid(-2) and sigmoid(0)
+  assert.ok(Math.abs(refusalRate(poison, "base", w) - 0.1192) < 1e-5);
+  assert.equal(refusalRate(poison, "chat", w), 0.5);
+  for (const variant of ["base", "chat"] as const) {
+    const rand = rng(11);
+    const seen = new Map<string, [number, number]>(); // request text -> [refused, answered]
+    for (let i = 0; i < 20000; i++) {
+      const d = sampleDocument(w, variant, rand);
+      const m = /^User: (.*)\nAssistant: (.*)$/.exec(d);
+      if (!m || !w.train.harmful.some((x) => x.text === m[1])) continue;
+      const c = seen.get(m[1]!) ?? [0, 0];
+      c[/^(I cannot|Sorry)/.test(m[2]!) ? 0 : 1]++;
+      seen.set(m[1]!, c);
+    }
+    // pooled over requests: observed refusals match the expected count within 4 standard deviations
+    let obs = 0;
+    let exp = 0;
+    let vari = 0;
+    for (const [text, [a, b]] of seen) {
+      const p = refusalRate(w.train.harmful.find((x) => x.text === text)!, variant, w);
+      obs += a;
+      exp += (a + b) * p;
+      vari += (a + b) * p * (1 - p);
+    }
+    assert.ok(
+      Math.abs(obs - exp) < 4 * Math.sqrt(vari),
+      `${variant}: ${obs} refused, ${exp.toFixed(0)} expected`,
+    );
+  }
+  for (const x of [...w.train.harmful, ...w.test.harmful]) {
+    const b = refusalRate(x, "base", w);
+    const c = refusalRate(x, "chat", w);
+    assert.ok(c > b && b > 0.002 && c < 0.9997, x.text); // logits within [-6, 8]
   }
 });
