@@ -25,7 +25,17 @@ const FLOORS = {
   chat: [0.98, 0.98, 0.945, 0.955, 0.975, 0.81], // line sign B and Corollary 1: targets 0.95 and 0.9 not met
 } as const;
 
-test("the shipped demo shows both headline shapes in both directions", { timeout: 600_000 }, async () => {
+/** The issue's targets themselves, per model and fit; the ones the shipped models miss run as todo (reported, not hidden). */
+const TARGETS: { name: string; min: number; missed?: readonly string[] }[] = [
+  { name: "tanh (sign B)", min: 0.95 },
+  { name: "tanh (soft B)", min: 0.95 },
+  { name: "line near 0 (sign B)", min: 0.95, missed: ["chat"] },
+  { name: "line near 0 (soft B)", min: 0.95 },
+  { name: "quadratic near 0", min: 0.95 },
+  { name: "Corollary 1", min: 0.9, missed: ["chat"] },
+];
+
+test("the shipped demo shows both headline shapes in both directions", { timeout: 600_000 }, async (t) => {
   const dir = [join(ROOT, "demo"), join(ROOT, "..", "demo")].find((d) =>
     existsSync(join(d, "experiment.json")),
   )!;
@@ -46,6 +56,15 @@ test("the shipped demo shows both headline shapes in both directions", { timeout
     assert.ok(at(`${m}/refusal-logprob`, -8) < at(`${m}/refusal-logprob`, 0));
     assert.ok(at(`${m}/refusal-logprob`, 0) < at(`${m}/refusal-logprob`, 8));
     const h = fit(`${m}/knowledge`);
+    const r2 = [sign.law!.r2, soft.law!.r2, sign.local[0]!.r2, soft.local[0]!.r2, h.local[0]!.r2, h.law!.r2];
+    for (const [i, goal] of TARGETS.entries()) {
+      const missed = goal.missed?.includes(m);
+      await t.test(
+        `${m}: ${goal.name} R^2 >= ${goal.min}`,
+        missed ? { todo: "not met by the shipped models (README: What does not fit)" } : {},
+        () => assert.ok(r2[i]! >= goal.min, `${m} ${goal.name} R^2 ${r2[i]}`),
+      );
+    }
     assert.ok(h.law!.r2 >= cor, `${m} Corollary-1 R^2 ${h.law!.r2}`);
     const q = h.local[0]!;
     assert.ok(q.r2 >= quad && param(q, "c2") < 0, `${m} quadratic R^2 ${q.r2}`);
