@@ -28,9 +28,17 @@ const lap = () => {
   t = n;
   return d.toFixed(2);
 };
-const m = await loadModel(file, { allowNonFinite: noFinite });
+const m = await loadModel(file, { allowNonFinite: noFinite, finiteCheck: "read" });
 process.stdout.write(`loadModel ${lap()} s  rss ${rss()}\n`);
-const so = sessionOptions({ threads });
+const base0 = sessionOptions({ threads });
+const optArg = process.argv.indexOf("--opt");
+const so = {
+  ...base0,
+  ...(optArg < 0 ? {} : { graphOptimizationLevel: process.argv[optArg + 1] as "basic" }),
+  ...(process.argv.includes("--noprepack")
+    ? { extra: { session: { ...(base0.extra as { session: object }).session, disable_prepacking: "1" } } }
+    : {}),
+};
 const gs = { quantAccuracy: 4 } as const;
 const w = weightFn(m.weights);
 let build = 0;

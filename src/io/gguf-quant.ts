@@ -134,8 +134,10 @@ const TYPES: Record<number, TypeInfo> = {
 export function blocksAllFinite(type: number, bytes: Uint8Array): boolean | null {
   const t = TYPES[type];
   if (!t?.halves) return null;
-  for (let o = 0; o + t.bytes <= bytes.length; o += t.bytes) {
-    for (const h of t.halves) if ((bytes[o + h + 1]! & 0x7c) === 0x7c) return false; // f16 exponent all ones
+  const end = bytes.length - (bytes.length % t.bytes);
+  // The high byte of each f16: exponent bits all ones is Inf or NaN. One strided pass per parameter.
+  for (const h of t.halves) {
+    for (let o = h + 1; o < end; o += t.bytes) if ((bytes[o]! & 0x7c) === 0x7c) return false;
   }
   return true;
 }
