@@ -2,6 +2,7 @@
  * Where load time and memory go, phase by phase, for one model file: the loader (header, fingerprint, non-finite
  * check), then per graph the JS build (reading and repacking weights), encoding, and ONNX Runtime session creation.
  * RSS is sampled after each phase. Run: npx tsx bench/load-profile.ts FILE [--threads 2] [--no-finite]
+ *   [--blocks N: only the first N blocks and the head] [--opt basic|disabled] [--noprepack]
  */
 
 import { statSync } from "node:fs";
@@ -58,7 +59,9 @@ const make = async (f: () => BuiltGraph) => {
   sessions.push(await createSession(bytes, { ...so, externalData: files }, g.name));
   session += performance.now() - a;
 };
-for (let l = 0; l < m.config.nLayers; l++) {
+const bi = process.argv.indexOf("--blocks");
+const nBlocks = bi < 0 ? m.config.nLayers : Number(process.argv[bi + 1]);
+for (let l = 0; l < nBlocks; l++) {
   await make(() => attnGraph(m.config, w, l, gs));
   await make(() => mlpGraph(m.config, w, l, gs));
   if (l === 0)
@@ -68,8 +71,9 @@ for (let l = 0; l < m.config.nLayers; l++) {
 }
 await make(() => headGraph(m.config, w, gs));
 lap();
+const cpu = process.cpuUsage();
 process.stdout.write(
-  `engine: build ${(build / 1000).toFixed(2)} s, encode ${(encode / 1000).toFixed(2)} s, sessions ${(session / 1000).toFixed(2)} s; rss ${rss()}\n`,
+  `cpu total ${((cpu.user + cpu.system) / 1e6).toFixed(2)} s; engine: build ${(build / 1000).toFixed(2)} s, encode ${(encode / 1000).toFixed(2)} s, sessions ${(session / 1000).toFixed(2)} s; rss ${rss()}\n`,
 );
 collect();
 process.stdout.write(`after gc: rss ${rss()}\n`);

@@ -23,6 +23,7 @@ import { steeringHooks } from "../../src/steer/apply.js";
 import { decodeControlVector, encodeControlVector } from "../../src/steer/control-vector-gguf.js";
 import { makeVector } from "../../src/steer/vector.js";
 import { decodeVector, encodeVector } from "../../src/steer/vector-file.js";
+import { firstNonFinite } from "../../src/tensor.js";
 import { writeTinyModels } from "../helpers/tiny-models.js";
 
 const dir = mkdtempSync(join(tmpdir(), "steerlab-nonfinite-"));
@@ -149,6 +150,22 @@ test("quantized weights are judged by their block scales: a NaN dmin of a Q4_K s
   }
   const opened = await openModel(q4.ggufFile, { allowNonFinite: true });
   await opened.engine.dispose();
+});
+
+test("firstNonFinite finds the first NaN / Inf anywhere (the 4-wide body and the tail), and none among large finite values", () => {
+  for (const n of [0, 1, 3, 4, 7, 4099]) {
+    const d = new Float32Array(n).fill(3.4e38);
+    if (n) d[0] = -3.4e38;
+    assert.equal(firstNonFinite(d), -1, `finite, n = ${n}`);
+    for (let at = 0; at < n; at += Math.max(1, Math.floor(n / 5))) {
+      for (const bad of [Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY]) {
+        const e = d.slice();
+        e[at] = bad;
+        if (at + 2 < n) e[at + 2] = Number.NaN; // a later one is not the first
+        assert.equal(firstNonFinite(e), at, `${bad} at ${at} of ${n}`);
+      }
+    }
+  }
 });
 
 test("steering directions: NaN, Inf and an f32-overflowing norm (values of 1e38) are refused in every vector format", () => {
