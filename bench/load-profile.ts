@@ -30,7 +30,10 @@ const lap = () => {
   return d.toFixed(2);
 };
 const m = await loadModel(file, { allowNonFinite: noFinite, finiteCheck: "read" });
-process.stdout.write(`loadModel ${lap()} s  rss ${rss()}\n`);
+const cpu0 = process.cpuUsage();
+process.stdout.write(
+  `loadModel ${lap()} s (${((cpu0.user + cpu0.system) / 1e6).toFixed(2)} s CPU)  rss ${rss()}\n`,
+);
 const base0 = sessionOptions({ threads });
 const optArg = process.argv.indexOf("--opt");
 const so = {
@@ -71,9 +74,9 @@ for (let l = 0; l < nBlocks; l++) {
 }
 await make(() => headGraph(m.config, w, gs));
 lap();
-const cpu = process.cpuUsage();
+const cpu = process.cpuUsage(cpu0);
 process.stdout.write(
-  `cpu total ${((cpu.user + cpu.system) / 1e6).toFixed(2)} s; engine: build ${(build / 1000).toFixed(2)} s, encode ${(encode / 1000).toFixed(2)} s, sessions ${(session / 1000).toFixed(2)} s; rss ${rss()}\n`,
+  `engine CPU ${((cpu.user + cpu.system) / 1e6).toFixed(2)} s; engine: build ${(build / 1000).toFixed(2)} s, encode ${(encode / 1000).toFixed(2)} s, sessions ${(session / 1000).toFixed(2)} s; rss ${rss()}\n`,
 );
 collect();
 process.stdout.write(`after gc: rss ${rss()}\n`);
