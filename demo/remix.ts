@@ -7,7 +7,8 @@
  *              every distance from the refusal boundary and steering either way flips some of them: the base
  *              refuses about half, the chat model (its refusal odds e^CHAT_SHIFT times the base's) most
  * Starts from the base checkpoint `npm run train:demo` writes (run that first to reproduce; --from names it); seeded.
- * Options: --base-steps N --chat-steps N --workers N --from DIR --out DIR.
+ * Options: --base-steps N --chat-steps N --workers N --from DIR --out DIR; --chat-only redoes only the chat phase,
+ * from the remixed base in --out (each phase starts a fresh optimizer and data stream, so this equals a full run).
  */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -16,7 +17,7 @@ import { parseArgs } from "node:util";
 import { writeFileAtomic } from "../src/io/write-atomic.js";
 import { ortMatmul } from "../src/train/matmul.js";
 import { shareParams } from "../src/train/parallel.js";
-import { evaluateDemo } from "./evaluate.js";
+import { type DemoMetrics, evaluateDemo } from "./evaluate.js";
 import { loadDemoLm } from "./load.js";
 import { fmt, type PhaseLog, SETTINGS, save, trainPhase } from "./train.js";
 import {
@@ -77,7 +78,8 @@ async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
       "base-steps": { type: "string", default: "2000" },
-      "chat-steps": { type: "string", default: "1500" },
+      "chat-steps": { type: "string", default: "600" },
+      "chat-only": { type: "boolean", default: false },
       workers: { type: "string", default: "2" },
       from: { type: "string", default: "demo/models/base" },
       out: { type: "string", default: "demo/models" },
@@ -85,17 +87,21 @@ async function main(): Promise<void> {
   });
   const t0 = performance.now();
   const world = { ...generateWorld(SETTINGS.worldSeed), mix: MIX };
-  const loaded = await loadDemoLm(values.from!, await ortMatmul(2));
+  const chatOnly = values["chat-only"]!;
+  const loaded = await loadDemoLm(chatOnly ? join(values.out!, "base") : values.from!, await ortMatmul(2));
   // the worker threads train shared parameters (as train.ts's fresh ones are)
   const lm = { ...loaded, params: shareParams(loaded.params) };
   const tokenizerJson = JSON.parse(readFileSync(join(values.from!, "tokenizer.json"), "utf8")) as object;
   const workers = Number(values.workers);
   const log = (): PhaseLog => ({ steps: 0, seconds: 0, tokensSeen: 0, curve: [], drillAccuracy: [] });
   const base = log();
-  await trainPhase(lm, world, "base", Number(values["base-steps"]), base, 0, workers, REMIX_BASE);
-  const baseMetrics = await evaluateDemo(lm, world);
-  process.stdout.write(`remixed base: ${fmt(baseMetrics)}\n`);
-  save(lm, join(values.out!, "base"), tokenizerJson);
+  let baseMetrics: DemoMetrics | null = null;
+  if (!chatOnly) {
+    await trainPhase(lm, world, "base", Number(values["base-steps"]), base, 0, workers, REMIX_BASE);
+    baseMetrics = await evaluateDemo(lm, world);
+    process.stdout.write(`remixed base: ${fmt(baseMetrics)}\n`);
+    save(lm, join(values.out!, "base"), tokenizerJson);
+  }
   const chat = log();
   await trainPhase(lm, world, "chat", Number(values["chat-steps"]), chat, 0, workers);
   const chatMetrics = await evaluateDemo(lm, world);
@@ -103,6 +109,20 @@ async function main(): Promise<void> {
   save(lm, join(values.out!, "chat"), tokenizerJson);
   const file = join(values.out!, "training.json");
   const record = JSON.parse(readFileSync(file, "utf8")) as Record<string, unknown>;
+  const seconds = (performance.now() - t0) / 1000;
+  if (chatOnly) {
+    // keep the base phase's record; say that the chat phase was redone on its own
+    const prev = record.remix as { settings: Record<string, unknown> } & Record<string, unknown>;
+    record.remix = {
+      ...prev,
+      settings: { ...prev.settings, chat: SETTINGS.chat, chatSteps: chat.steps, chatWorkers: workers },
+      chat: { ...chat, metrics: chatMetrics },
+      chatRedoneSeconds: seconds,
+    };
+    writeFileAtomic(file, `${JSON.stringify(record, null, 2)}\n`);
+    process.stdout.write(`done in ${seconds.toFixed(0)} s\n`);
+    return;
+  }
   record.remix = {
     mix: MIX,
     from: values.from,
@@ -113,12 +133,12 @@ async function main(): Promise<void> {
       chatSteps: chat.steps,
       workers,
     },
-    seconds: (performance.now() - t0) / 1000,
+    seconds,
     base: { ...base, metrics: baseMetrics },
     chat: { ...chat, metrics: chatMetrics },
   };
   writeFileAtomic(file, `${JSON.stringify(record, null, 2)}\n`);
-  process.stdout.write(`done in ${((performance.now() - t0) / 1000).toFixed(0)} s\n`);
+  process.stdout.write(`done in ${seconds.toFixed(0)} s\n`);
 }
 
 // run only as a script (tests import the mixture settings)

@@ -2,9 +2,8 @@
  * `npm start`'s experiment as shipped (demo/experiment.json, full grid): the shapes the README reports, against the
  * issue's targets: tanh R^2 >= 0.95 on the coherent range and a line near 0 (R^2 >= 0.95) for both models and both
  * B scorers, helpfulness quadratic near 0 R^2 >= 0.95 and Corollary 1 R^2 >= 0.9, the efficient regime from the
- * laws. Thresholds sit just under the values measured on the shipped models; the two targets these models miss
- * (chat: line near 0 of the sign B, 0.948; Corollary 1, 0.816; see the README) are pinned at what they reach, so
- * that a worse model fails here too.
+ * laws. TARGETS asserts the issue's thresholds (a target a shipped model misses is marked todo, so it is reported,
+ * not hidden); FLOORS sit just under the values measured on the shipped models, so that a worse model fails too.
  */
 import assert from "node:assert/strict";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
@@ -21,18 +20,18 @@ after(() => rmSync(out, { recursive: true, force: true }));
 
 /** Per model: [tanh sign B, tanh soft B, line sign B, line soft B, quadratic P, Corollary 1 P] at least. */
 const FLOORS = {
-  base: [0.965, 0.98, 0.97, 0.99, 0.985, 0.92],
-  chat: [0.98, 0.98, 0.945, 0.955, 0.975, 0.81], // line sign B and Corollary 1: targets 0.95 and 0.9 not met
+  base: [0.95, 0.98, 0.97, 0.99, 0.985, 0.92],
+  chat: [0.955, 0.98, 0.98, 0.975, 0.98, 0.9],
 } as const;
 
-/** The issue's targets themselves, per model and fit; the ones the shipped models miss run as todo (reported, not hidden). */
+/** The issue's targets themselves, per model and fit (`missed`: models that miss it; run as todo). */
 const TARGETS: { name: string; min: number; missed?: readonly string[] }[] = [
   { name: "tanh (sign B)", min: 0.95 },
   { name: "tanh (soft B)", min: 0.95 },
-  { name: "line near 0 (sign B)", min: 0.95, missed: ["chat"] },
+  { name: "line near 0 (sign B)", min: 0.95 },
   { name: "line near 0 (soft B)", min: 0.95 },
   { name: "quadratic near 0", min: 0.95 },
-  { name: "Corollary 1", min: 0.9, missed: ["chat"] },
+  { name: "Corollary 1", min: 0.9 },
 ];
 
 test("the shipped demo shows both headline shapes in both directions", { timeout: 600_000 }, async (t) => {
