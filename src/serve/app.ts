@@ -40,6 +40,11 @@ export interface ServeOptions {
   bodyLimit?: number;
   /** Largest vector upload in bytes (default 64 MiB). */
   vectorBodyLimit?: number;
+  /**
+   * Serve library vectors whose file says they were extracted from another checkpoint of the same shape (e.g. a
+   * base model's vector on its chat model). Default false: such a vector is refused, as the CLI refuses it.
+   */
+  allowOtherWeights?: boolean;
   /** Steering applied when a request says nothing about steering (`steering: false` turns it off). */
   defaultSteering?: SteeringObject | null;
   /** Sweep runs directory: not used by the API; handed to extraRoutes (the web lab reads runs from it). */
@@ -71,7 +76,12 @@ export function createApp(opts: ServeOptions): Hono {
   const tok: Tokenizer = requireTokenizer(opened);
   const modelId = opts.modelId ?? basename(opened.model.source.path).replace(/\.gguf$/i, "");
   const created = nowSeconds();
-  const library = new VectorLibrary(opts.vectorsDir ?? null, opened.model, opts.vectorBodyLimit);
+  const library = new VectorLibrary(
+    opts.vectorsDir ?? null,
+    opened.model,
+    opts.vectorBodyLimit,
+    opts.allowOtherWeights ?? false,
+  );
   const scheduler = new Scheduler(opened.engine, tok, opts.parallel ?? 4, opts.maxQueue ?? 64);
   const jsonLimit = opts.bodyLimit ?? 4 * 1024 * 1024;
   // The default plan is checked at start: a bad default fails the server's start, not every request.

@@ -71,6 +71,8 @@ export class VectorLibrary {
     readonly dir: string | null,
     private readonly model: LoadedModel,
     readonly maxBytes = 64 * 1024 * 1024,
+    /** Serve vectors whose file names another checkpoint of the same shape (serve --allow-other-weights). */
+    readonly allowOtherWeights = false,
   ) {
     if (dir) mkdirSync(dir, { recursive: true });
   }
@@ -154,11 +156,29 @@ export class VectorLibrary {
     return vector;
   }
 
-  /** get(), and the vector must fit the served model (shape, layers, architecture; other weights allowed). */
+  /** get(), and the vector must fit the served model (shape, layers, architecture, and weights unless allowed). */
   getFitting(name: string, field = "name", byFile = false): SteeringVector {
     const v = byFile ? this.getByFile(name, field) : this.get(name, field);
-    checkVectorFits(v, this.model.config, this.model.fingerprint, { allowOtherWeights: true, file: name });
+    this.checkFits(v, name);
     return v;
+  }
+
+  /** checkVectorFits as the CLI does it, with the server's own way to allow another checkpoint in the hint. */
+  private checkFits(v: SteeringVector, file?: string): void {
+    try {
+      checkVectorFits(v, this.model.config, this.model.fingerprint, {
+        allowOtherWeights: this.allowOtherWeights,
+        file,
+      });
+    } catch (e) {
+      if (e instanceof SteerlabError && e.details.problems?.some((p) => p.startsWith("weights"))) {
+        throw new SteerlabError(e.code, e.brief, {
+          ...e.details,
+          hint: "the vector was extracted from another checkpoint of the same shape; start the server with --allow-other-weights (allowOtherWeights) if that is intended (e.g. a base-model vector on its chat model)",
+        });
+      }
+      throw e;
+    }
   }
 
   info(name: string): VectorInfo {
@@ -167,7 +187,7 @@ export class VectorLibrary {
     const layers = [...v.directions.keys()].sort((a, b) => a - b);
     let problems: string[] | undefined;
     try {
-      checkVectorFits(v, this.model.config, this.model.fingerprint, { allowOtherWeights: true });
+      this.checkFits(v);
     } catch (e) {
       problems = e instanceof SteerlabError ? (e.details.problems ?? [e.message]) : [String(e)];
     }
@@ -236,10 +256,7 @@ export class VectorLibrary {
       );
     const ext = isGgufBytes(bytes) ? ".gguf" : ".safetensors";
     const v = decodeAnyVector(bytes, `upload:${name}${ext}`, this.model);
-    checkVectorFits(v, this.model.config, this.model.fingerprint, {
-      allowOtherWeights: true,
-      file: `upload:${name}${ext}`,
-    });
+    this.checkFits(v, `upload:${name}${ext}`);
     const file = join(this.dir, name + ext);
     const tmp = join(this.dir, `.${name}${ext}.${process.pid}.${Date.now()}.tmp`);
     writeFileSync(tmp, bytes);

@@ -23,6 +23,7 @@ interface ServeCliOptions {
   alias?: string;
   steering?: string;
   runs?: string;
+  allowOtherWeights?: boolean;
 }
 
 function parseSteering(text: string): unknown {
@@ -74,7 +75,11 @@ export function registerServe(program: Command): void {
         "--steering <json|file>",
         "default steering for requests that say nothing (JSON steering object)",
       )
-      .option("--runs <dir>", "sweep runs directory (for the web lab)"),
+      .option("--runs <dir>", "sweep runs directory (for the web lab)")
+      .option(
+        "--allow-other-weights",
+        "serve library vectors extracted from another checkpoint of the same shape (e.g. base on chat)",
+      ),
   ).action(async (o: ServeCliOptions) => {
     const defaultSteering = o.steering ? steeringObjectSchema.parse(parseSteering(o.steering)) : null;
     const apiKey = o.apiKeyFile
@@ -98,6 +103,7 @@ export function registerServe(program: Command): void {
       modelId: o.alias,
       defaultSteering,
       runsDir: o.runs ?? null,
+      allowOtherWeights: o.allowOtherWeights === true,
       // The web lab at /lab: runs, vectors, and the model's graphs for the in-browser playground.
       extraRoutes: (app, ctx) =>
         app.route(
