@@ -217,6 +217,11 @@ describe("steerlab lab end to end", () => {
     const html = readFileSync(written.html, "utf8");
     assert.match(html, /<svg/);
     assert.ok(html.length > 10000);
+    // without --json: the written paths, then the efficient regime as a sentence (not a JSON blob)
+    const plain = await steerlab("report", "killed", "-o", "out2");
+    assert.ok(rep.regime, "the run has an alignment and a helpfulness task");
+    assert.match(plain, /^efficient regime \(.+\): largest r_e within a helpfulness loss of 0\.02: /m);
+    assert.doesNotMatch(plain, /\{"/);
   });
 
   test("fit works on the paper's published curves", {

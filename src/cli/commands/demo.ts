@@ -5,10 +5,10 @@ import type { Command } from "commander";
 import { SteerlabError } from "../../errors.js";
 import { type ExperimentConfig, type ExperimentResult, runExperiment } from "../../eval/experiment.js";
 import { readTextFile } from "../../io/files.js";
-import { regimeSourceText } from "../../report/html.js";
 import type { TaskSeries } from "../../report/types.js";
 import { threadsOption } from "../options.js";
 import { progressReporter } from "../progress.js";
+import { regimeLine } from "../regime-line.js";
 import { onStopSignals } from "../signals.js";
 
 /** The package's demo/ folder (from src/cli/commands or dist/src/cli/commands). */
@@ -105,13 +105,7 @@ function fitLines(res: ExperimentResult, model: string, ids: readonly string[]):
 
 function regimeLines(res: ExperimentResult, c: ExperimentConfig): string[] {
   const reg = res.report.regime;
-  if (!reg) return [];
-  const w = reg.result.withinBudget;
-  return [
-    `\nefficient regime (${c.models[0]!.name}: ${reg.alignmentTask} vs ${reg.helpfulnessTask}; ${regimeSourceText(reg)}):` +
-      ` largest r_e within a helpfulness loss of ${reg.result.budget}: ${w ? `${w.r.toFixed(2)} (alignment gain ${w.gain.toFixed(3)}, loss ${w.loss.toFixed(3)})` : "none"};` +
-      ` best gain - ${reg.result.lambda} x loss at r_e = ${reg.result.tradeoff.r.toFixed(2)} (gain ${reg.result.tradeoff.gain.toFixed(3)}, loss ${reg.result.tradeoff.loss.toFixed(3)})`,
-  ];
+  return reg ? [`\n${regimeLine(reg, c.models[0]!.name)}`] : [];
 }
 
 function at(s: TaskSeries | undefined, r: number): string {

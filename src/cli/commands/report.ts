@@ -7,11 +7,11 @@ import { RUN_FILE } from "../../eval/store.js";
 import { loadSweepConfig } from "../../eval/sweep-config.js";
 import { readRunReport } from "../../eval/sweep-plan.js";
 import { type BuildOptions, buildReport, REGIME_MIN_R2 } from "../../report/build.js";
-import { regimeSourceText } from "../../report/html.js";
 import { PAPER_MODELS, PAPER_VECTORS, reportFromPaperData } from "../../report/paper.js";
 import type { SweepReport } from "../../report/types.js";
 import { writeReport } from "../../report/writers.js";
 import { type FitCli, fitOptionsOf, float, withFitOptions } from "../options.js";
+import { regimeLine } from "../regime-line.js";
 import { storeNotes } from "../store-notes.js";
 
 interface ReportCli extends FitCli {
@@ -113,15 +113,6 @@ export function registerReport(program: Command): void {
       }
       process.stdout.write(`${Object.values(written).join("\n")}\n`);
       const g = report.regime;
-      if (g)
-        process.stdout.write(
-          `efficient regime (${g.alignmentTask} vs ${g.helpfulnessTask}; ${regimeSourceText(g)}): ${JSON.stringify(summaryOf(g.result))}\n`,
-        );
+      if (g) process.stdout.write(`${regimeLine(g)}\n`);
     });
-}
-
-function summaryOf(r: unknown): unknown {
-  const o = r as Record<string, unknown>;
-  const { frontier: _f, ...rest } = o;
-  return rest;
 }
