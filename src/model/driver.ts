@@ -241,11 +241,7 @@ export class ForwardDriver<S> implements Engine {
         throw new SteerlabError(
           "unsupported",
           `this ${this.kind} engine cannot hook ${hookName(layer, site)}`,
-          {
-            field: "hooks",
-            got: hookName(layer, site),
-            hint: this.backend.hookHint,
-          },
+          { field: "hooks", hint: this.backend.hookHint },
         );
       const k = key(layer, site);
       m.set(k, [...(m.get(k) ?? []), h.fn]);

@@ -185,7 +185,9 @@ export function spansFor(hookLayers: readonly number[], nLayers: number): [numbe
     try {
       r = resolveLayer(l, nLayers);
     } catch (e) {
-      throw new SteerlabError("bad_input", `granularity.hookLayers: ${(e as Error).message}`, {
+      // resolveLayer's own message already names the layer and the range; only the field is added
+      const brief = e instanceof SteerlabError ? e.brief : String(e);
+      throw new SteerlabError("bad_input", brief, {
         field: "granularity.hookLayers",
         expected: `integers in [-${nLayers}, ${nLayers - 1}]`,
         got: String(l),
