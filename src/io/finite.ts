@@ -83,14 +83,12 @@ export function checkFiniteTensors(
 }
 
 export function nonFiniteWeights(problems: string[], file: string): SteerlabError {
+  // One problem is said in the message; several are listed once, under problems.
+  const one = problems.length === 1;
   return new SteerlabError(
     "bad_tensor",
-    `non-finite weights in ${problems.length} tensor(s): ${problems[0]}`,
-    {
-      file,
-      problems,
-      hint: HINT,
-    },
+    one ? `non-finite weights in ${problems[0]}` : `non-finite weights in ${problems.length} tensors`,
+    { file, ...(one ? {} : { problems }), hint: HINT },
   );
 }
 
@@ -119,11 +117,14 @@ export function checkFiniteDirections(
     if (p) problems.push(p);
   }
   if (problems.length) {
-    throw new SteerlabError("bad_tensor", `steering vector has unusable values: ${problems[0]}`, {
-      ...(file ? { file } : {}),
-      problems,
-      hint: HINT,
-    });
+    const one = problems.length === 1;
+    throw new SteerlabError(
+      "bad_tensor",
+      one
+        ? `steering vector has unusable values: ${problems[0]}`
+        : `steering vector has unusable values in ${problems.length} layers`,
+      { ...(file ? { file } : {}), ...(one ? {} : { problems }), hint: HINT },
+    );
   }
 }
 
