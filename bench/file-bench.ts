@@ -14,7 +14,7 @@ import { type GgufWriteDtype, saveGgufModel } from "../src/io/gguf-model.js";
 import { ggufTokenizerMetadata } from "../src/io/tokenizer.js";
 import type { ModelConfig } from "../src/model/config.js";
 import { loadModel } from "../src/model/load.js";
-import { randomWeights } from "../src/model/random.js";
+import { lazyRandomWeights } from "../src/model/random.js";
 import { createOrtEngine } from "../src/runtime/ort-engine.js";
 import { collect, MiB, measureSpeed, type SpeedPlan, vmKiB } from "./cases.js";
 
@@ -77,21 +77,33 @@ export function benchFile(dir: string, shape: string, dtype: GgufWriteDtype): st
   return join(dir, `${shape}-${dtype}.gguf`);
 }
 
-/** Write the missing files of a shape (one set of weights in memory while writing). */
+/**
+ * Write the missing files of a shape. Weights are generated tensor by tensor as the writer reaches them
+ * (lazyRandomWeights), so a 7B file needs one tensor in memory, not 27 GB; every dtype gets the same values.
+ */
 export function writeBenchFiles(dir: string, shape: string, dtypes: readonly GgufWriteDtype[]): void {
   const missing = dtypes.filter((d) => !existsSync(benchFile(dir, shape, d)));
   if (!missing.length) return;
   mkdirSync(dir, { recursive: true });
   const c = FILE_SHAPES[shape]!;
-  const weights = randomWeights(c, 1);
   const tok = byteLevelTokenizerJson(c.vocabSize);
   for (const dtype of missing) {
     const t0 = performance.now();
-    saveGgufModel(benchFile(dir, shape, dtype), c, weights, {
+    let last = 0;
+    saveGgufModel(benchFile(dir, shape, dtype), c, lazyRandomWeights(c, 1), {
       tokenizerMeta: ggufTokenizerMetadata(tok, { bosTokenId: null, eosTokenId: null }),
       dtype,
+      onProgress: (e) => {
+        if (performance.now() - last < 10_000 && e.done < e.total) return;
+        last = performance.now();
+        process.stderr.write(`writing ${shape} ${dtype}: tensor ${e.done}/${e.total}\n`);
+      },
     });
-    process.stderr.write(`wrote ${shape} ${dtype} in ${((performance.now() - t0) / 1000).toFixed(0)} s\n`);
+    const s = (performance.now() - t0) / 1000;
+    const peak = vmKiB("VmHWM") / 1024;
+    process.stderr.write(
+      `wrote ${shape} ${dtype} in ${s.toFixed(0)} s (process peak RSS ${peak.toFixed(0)} MiB)\n`,
+    );
   }
 }
 
