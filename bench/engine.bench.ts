@@ -171,6 +171,15 @@ function summarize(
   rows: FileRow[],
 ): void {
   process.stdout.write(`${fileTable(rows)}\n\n`);
+  for (const r of rows) {
+    const s = r.steer;
+    if (!s) continue;
+    process.stdout.write(
+      `${shape} ${r.dtype} steerlab generates and steers: greedy ${s.baseline.join(",")}; with r_e = ${s.coeff.toFixed(0)} ` +
+        `on a random unit vector at block ${s.layer}: ${s.steered.join(",")} (${s.changed ? "changed" : "UNCHANGED"}, ` +
+        `logits ${s.finite ? "all finite" : "NOT FINITE"})\n`,
+    );
+  }
   for (const dtype of dtypes) {
     const best = (backend: string, k: "prefillTokS" | "decodeTokS" | "decodeLongTokS") =>
       Math.max(...rows.filter((x) => x.dtype === dtype && x.backend === backend).map((x) => x[k]));
