@@ -46,7 +46,14 @@ export const FILE_SHAPES: Record<string, ModelConfig> = {
   /** A quick check of the harness (about 120 MB as F32). */
   small: llamaShape({ hiddenSize: 512, nLayers: 4, nHeads: 8, nKvHeads: 4, intermediateSize: 1536 }),
   tinyllama: llamaShape({}),
-  llama7b: llamaShape({ hiddenSize: 4096, nLayers: 32, nHeads: 32, nKvHeads: 32, intermediateSize: 11008 }),
+  llama7b: llamaShape({
+    hiddenSize: 4096,
+    nLayers: 32,
+    nHeads: 32,
+    nKvHeads: 32,
+    headDim: 128,
+    intermediateSize: 11008,
+  }),
 };
 
 /** 512-token prefill, decode after 16 and after 512 tokens; fewer repetitions than the small-model bench. */

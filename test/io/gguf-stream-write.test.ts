@@ -14,6 +14,7 @@ import { type GgufWriteDtype, loadGgufModel, saveGgufModel } from "../../src/io/
 import { ggufTokenizerMetadata } from "../../src/io/tokenizer.js";
 import type { ModelConfig } from "../../src/model/config.js";
 import {
+  fillGaussian,
   gaussian,
   gaussianFrom,
   lazyRandomWeights,
@@ -64,6 +65,30 @@ test("gaussianFrom(seed, n) continues the sequential stream at any offset, odd o
   assert.equal(gaussianFrom(9, far)(), s());
   assert.equal(gaussianFrom(9, 2 ** 32 + 6)(), gaussianFrom(9, 6)());
   assert.notEqual(gaussianFrom(9, 6)(), gaussianFrom(9, 8)());
+  // fillGaussian (the loop randomWeights uses) gives the same samples, scaled, from odd and even offsets.
+  for (const [n, len] of [
+    [0, 7],
+    [3, 8],
+    [5, 1],
+    [far, 33],
+  ] as const) {
+    const d = new Float32Array(len);
+    fillGaussian(d, 9, n, 0.3, 1);
+    const h = gaussianFrom(9, n);
+    assert.deepEqual(
+      d,
+      Float32Array.from({ length: len }, () => 1 + 0.3 * h()),
+      `offset ${n}`,
+    );
+  }
+});
+
+test("randomWeights draws its first tensor straight from gaussian(rng(seed))", () => {
+  const c = TINY_CONFIGS.llama!;
+  const g = gaussian(rng(3));
+  const first = [...expectedWeights(c)][0]!;
+  const t = randomWeights(c, 3).get(first[0])!;
+  assert.deepEqual(t.data, Float32Array.from({ length: t.data.length }, g), first[0]);
 });
 
 test("lazyRandomWeights equals randomWeights tensor for tensor and keeps nothing", () => {
