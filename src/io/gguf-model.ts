@@ -24,8 +24,8 @@ import {
   type ModelWeights,
   qkRole,
   quantRowBytes,
-  quantRows,
   resolveDtype,
+  sliceRows,
   storeAs,
   storedType,
   type Weight,
@@ -46,7 +46,7 @@ import {
   readGgufTensor,
   writeGguf,
 } from "./gguf.js";
-import { GGML_TYPE, ggmlTypeInfo, ggmlTypeName, quantize } from "./gguf-quant.js";
+import { GGML_TYPE, ggmlByteSize, ggmlTypeInfo, ggmlTypeName, quantize } from "./gguf-quant.js";
 import {
   f32Decimal,
   factorsMatch,
@@ -91,11 +91,10 @@ function moveRows<W extends Weight>(t: W, nHeads: number, inverse: boolean): W {
   return (isQuant(t) ? { ...t, bytes: out } : tensor(t.shape, out as Float32Array)) as W;
 }
 
-/** Rows [a, b) of a weight (a copy). */
-function sliceRows(t: Weight, a: number, b: number): Weight {
-  if (isQuant(t)) return quantRows(t, a, b);
-  const cols = t.shape.length > 1 ? t.shape[1]! : 1;
-  return tensor([b - a, ...t.shape.slice(1)], t.data.slice(a * cols, b * cols));
+/** Rows [a, b) of a 2-D tensor of the file, as a tensor info of its own (rows are whole blocks). */
+function fileRows(info: GgufTensorInfo, a: number, b: number): GgufTensorInfo {
+  const rb = ggmlByteSize(info.type, info.shape[1]!)!;
+  return { ...info, shape: [b - a, info.shape[1]!], offset: info.offset + a * rb, byteSize: (b - a) * rb };
 }
 
 /**
@@ -288,6 +287,7 @@ export async function loadGgufModel(file: string, opts: LoadOptions = {}): Promi
       .reduce((s, t) => s + 4 * numel(t.shape), 0);
     const dtype = resolveDtype(denseNeed, opts);
     const readers = new Map<string, () => Weight>();
+    const rowReaders = new Map<string, (a: number, b: number) => Weight>();
     const types = new Map<string, number | null>();
     const dtypes: Record<string, number> = {};
     const problems: string[] = [];
@@ -330,6 +330,22 @@ export async function loadGgufModel(file: string, opts: LoadOptions = {}): Promi
           from.close();
         }
       });
+      // Rows [a, b) alone (the fingerprint's sample): whole heads where q/k rows are permuted within a head.
+      if (info.shape.length === 2 && ggmlByteSize(info.type, info.shape[1]!) !== undefined) {
+        rowReaders.set(canonical, (a, b) => {
+          const hd = heads ? shape[0]! / heads : 1;
+          const [ha, hb] = [Math.floor(a / hd) * hd, Math.ceil(b / hd) * hd];
+          const at = part ? partRows[part][0] : 0;
+          const from = fileSource(file);
+          try {
+            let t = readWeight(from, fileRows(info, at + ha, at + hb), opts.dense === true);
+            if (heads) t = unpermuteQk(t, (hb - ha) / hd);
+            return storeAs(sliceRows(t, a - ha, b - ha), dtype);
+          } finally {
+            from.close();
+          }
+        });
+      }
     }
     if (problems.length) {
       throw new SteerlabError("bad_tensor", `GGUF tensors do not match its metadata: ${problems[0]}`, {
@@ -337,7 +353,7 @@ export async function loadGgufModel(file: string, opts: LoadOptions = {}): Promi
         problems,
       });
     }
-    const weights = new LazyWeights(readers, expectedWeights(config), types);
+    const weights = new LazyWeights(readers, expectedWeights(config), types, rowReaders);
     const tokenizer = header.metadata.has("tokenizer.ggml.tokens")
       ? await tokenizerFromGguf(plainMetadata(header.metadata), file, warn)
       : null;

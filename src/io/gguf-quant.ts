@@ -102,23 +102,45 @@ interface TypeInfo {
   block: number;
   /** Bytes per block. */
   bytes: number;
+  /**
+   * Byte offsets in a block of its f16 parameters (super-block scale d, and dmin where the type has one); the
+   * rest are small integer codes. Block types only.
+   */
+  halves?: readonly number[];
 }
 
 const TYPES: Record<number, TypeInfo> = {
   0: { name: "F32", block: 1, bytes: 4 },
   1: { name: "F16", block: 1, bytes: 2 },
-  2: { name: "Q4_0", block: 32, bytes: 18 },
-  3: { name: "Q4_1", block: 32, bytes: 20 },
-  6: { name: "Q5_0", block: 32, bytes: 22 },
-  7: { name: "Q5_1", block: 32, bytes: 24 },
-  8: { name: "Q8_0", block: 32, bytes: 34 },
-  10: { name: "Q2_K", block: 256, bytes: 84 },
-  11: { name: "Q3_K", block: 256, bytes: 110 },
-  12: { name: "Q4_K", block: 256, bytes: 144 },
-  13: { name: "Q5_K", block: 256, bytes: 176 },
-  14: { name: "Q6_K", block: 256, bytes: 210 },
+  2: { name: "Q4_0", block: 32, bytes: 18, halves: [0] },
+  3: { name: "Q4_1", block: 32, bytes: 20, halves: [0, 2] },
+  6: { name: "Q5_0", block: 32, bytes: 22, halves: [0] },
+  7: { name: "Q5_1", block: 32, bytes: 24, halves: [0, 2] },
+  8: { name: "Q8_0", block: 32, bytes: 34, halves: [0] },
+  10: { name: "Q2_K", block: 256, bytes: 84, halves: [80, 82] },
+  11: { name: "Q3_K", block: 256, bytes: 110, halves: [108] },
+  12: { name: "Q4_K", block: 256, bytes: 144, halves: [0, 2] },
+  13: { name: "Q5_K", block: 256, bytes: 176, halves: [0, 2] },
+  14: { name: "Q6_K", block: 256, bytes: 210, halves: [208] },
   30: { name: "BF16", block: 1, bytes: 2 },
 };
+
+/**
+ * Whether every value of a block-quantized buffer decodes finite, without decoding it: each value is a product
+ * of the block's f16 parameters with small integers (below 2^13 in magnitude), so it is finite exactly when
+ * every parameter is (a non-finite one makes each value of its block Inf or NaN, 0 * Inf included). Null for
+ * types without block parameters (F32, F16, BF16): decode those.
+ */
+export function blocksAllFinite(type: number, bytes: Uint8Array): boolean | null {
+  const t = TYPES[type];
+  if (!t?.halves) return null;
+  const end = bytes.length - (bytes.length % t.bytes);
+  // The high byte of each f16: exponent bits all ones is Inf or NaN. One strided pass per parameter.
+  for (const h of t.halves) {
+    for (let o = h + 1; o < end; o += t.bytes) if ((bytes[o]! & 0x7c) === 0x7c) return false;
+  }
+  return true;
+}
 
 /** Block layout of a ggml type id, or undefined if steerlab cannot decode it. */
 export function ggmlTypeInfo(type: number): TypeInfo | undefined {

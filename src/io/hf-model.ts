@@ -118,6 +118,7 @@ export async function loadHfModel(dir: string, opts: LoadOptions = {}): Promise<
     const conv1d = spec.hf.linears === "conv1d";
     const ranges = qkvRanges(config);
     const readers = new Map<string, () => Weight>();
+    const rowReaders = new Map<string, (a: number, b: number) => Weight>();
     const types = new Map<string, number | null>();
     const dtypes: Record<string, number> = {};
     const used = new Set<string>();
@@ -166,6 +167,22 @@ export async function loadHfModel(dir: string, opts: LoadOptions = {}): Promise<
         }
         return storeAs(t, dtype);
       });
+      // Rows [a, b) alone (the fingerprint's sample), where file rows are canonical rows (not conv1d).
+      const size = Object.hasOwn(ELEMENT_BYTES, hit.info.dtype) ? ELEMENT_BYTES[hit.info.dtype] : undefined;
+      if (!linear && shape.length === 2 && size) {
+        const at = ref.part ? ranges[ref.part][0] : 0;
+        const rowBytes = shape[1]! * size;
+        rowReaders.set(canonical, (a, b) => {
+          const begin = hit.info.begin + (at + a) * rowBytes;
+          const part = { ...hit.info, shape: [b - a, shape[1]!], begin, end: begin + (b - a) * rowBytes };
+          const src = fileSource(hit.path);
+          try {
+            return storeAs(readSafetensorsTensor(src, part), dtype);
+          } finally {
+            src.close();
+          }
+        });
+      }
     }
     if (problems.length) {
       throw new SteerlabError("bad_tensor", `checkpoint does not match its config: ${problems[0]}`, {
@@ -174,7 +191,7 @@ export async function loadHfModel(dir: string, opts: LoadOptions = {}): Promise<
         hint: "check that config.json belongs to these weights",
       });
     }
-    const weights = new LazyWeights(readers, expectedWeights(config), types);
+    const weights = new LazyWeights(readers, expectedWeights(config), types, rowReaders);
     const tokenizer = existsSync(join(dir, "tokenizer.json")) ? await loadTokenizerFromHfDir(dir) : null;
     return {
       source: { path: dir, format: "hf" },
@@ -191,6 +208,9 @@ export async function loadHfModel(dir: string, opts: LoadOptions = {}): Promise<
     for (const s of sources) s.close();
   }
 }
+
+/** Bytes per value of the safetensors dtypes readSafetensorsTensor decodes. */
+const ELEMENT_BYTES: Record<string, number> = { F64: 8, F32: 4, F16: 2, BF16: 2 };
 
 /** Columns [a, b) of a 2-D tensor. */
 function sliceCols(t: Tensor, a: number, b: number): Tensor {

@@ -3,19 +3,23 @@
  */
 import { existsSync, statSync } from "node:fs";
 import { SteerlabError } from "../errors.js";
-import { checkFiniteTensors, type FiniteOptions } from "../io/finite.js";
+import { checkFiniteTensors, type FiniteOptions, nonFiniteWeights, weightProblem } from "../io/finite.js";
 import { loadGgufModel } from "../io/gguf-model.js";
 import { loadHfModel } from "../io/hf-model.js";
-import type { Tensor } from "../tensor.js";
 import type { LoadedModel, LoadOptions } from "./model.js";
-import { denseWeight, type ModelWeights } from "./weights.js";
+import { LazyWeights } from "./weights.js";
 
 /**
  * Load a checkpoint; its weights are checked for NaN/Inf (one error naming every bad tensor) unless allowed.
- * Weights stay lazy and quantized: the check reads them one tensor at a time (quantized ones dequantized for the
- * check only), so it costs one extra pass over the file, never a second copy of the model in memory.
+ * Weights stay lazy and quantized. `finiteCheck: "load"` (default) checks them here, one tensor at a time
+ * (quantized ones by their block scales), which costs one extra pass over the file but never a second copy of
+ * the model in memory. `"read"` checks each tensor when it is read instead (an engine build reads every tensor
+ * once, so the file is read once): the error then comes from the first read of a bad tensor and names that one.
  */
-export async function loadModel(path: string, opts: LoadOptions & FiniteOptions = {}): Promise<LoadedModel> {
+export async function loadModel(
+  path: string,
+  opts: LoadOptions & FiniteOptions & { finiteCheck?: "load" | "read" } = {},
+): Promise<LoadedModel> {
   const m = await loadAnyModel(path, opts);
   const fileName = (n: string) => {
     try {
@@ -24,13 +28,16 @@ export async function loadModel(path: string, opts: LoadOptions & FiniteOptions 
       return n;
     }
   };
-  checkFiniteTensors(denseEach(m.weights), path, { ...opts, fileName });
+  if (opts.allowNonFinite) return m;
+  if (opts.finiteCheck === "read" && m.weights instanceof LazyWeights) {
+    m.weights.inspectReads((name, w) => {
+      const p = weightProblem(name, w, fileName(name));
+      if (p) throw nonFiniteWeights([p], path);
+    });
+  } else {
+    checkFiniteTensors(m.weights, path, { ...opts, fileName });
+  }
   return m;
-}
-
-/** Each weight as dense f32, one at a time (nothing kept). */
-function* denseEach(weights: ModelWeights): Generator<[string, Tensor]> {
-  for (const [name, w] of weights) yield [name, denseWeight(w)];
 }
 
 async function loadAnyModel(path: string, opts: LoadOptions): Promise<LoadedModel> {

@@ -61,6 +61,8 @@ export async function openModel(path: string, opts: OpenOptions = {}): Promise<O
     onInfo: opts.onInfo,
     dtype: opts.dtype,
     allowNonFinite: opts.allowNonFinite,
+    // Checked as the engine reads each tensor: one pass over the file, not two.
+    finiteCheck: "read",
   });
   const backend = opts.backend ?? "onnxruntime";
   const engine =

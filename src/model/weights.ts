@@ -75,14 +75,37 @@ export type ModelWeights = Map<string, Weight>;
  * never in JS memory whole. Iterating reads every tensor, one at a time. set() pins a weight in memory.
  */
 export class LazyWeights extends Map<string, Weight> {
+  /** Called with every weight a reader returns (loadModel's non-finite check on the bytes a build reads). */
+  private onRead: ((name: string, w: Weight) => void) | null = null;
+
   constructor(
     private readonly readers: Map<string, () => Weight>,
     /** Shape of each tensor a reader returns (checked against the file at load, no read needed). */
     private readonly shapes: ReadonlyMap<string, readonly number[]>,
     /** ggml type each reader returns, null for f32 (so sizes are known before reading). */
     private readonly types: ReadonlyMap<string, number | null>,
+    /**
+     * Readers of rows [a, b) of a 2-D tensor, for the loaders that can read part of a tensor by byte range
+     * (the fingerprint samples a few rows of every tensor). A tensor without one is read whole and sliced.
+     */
+    private readonly rowReaders: ReadonlyMap<string, (a: number, b: number) => Weight> = new Map(),
   ) {
     super();
+  }
+
+  /** Check (or otherwise look at) every weight as it is read; replaces an earlier hook. */
+  inspectReads(fn: ((name: string, w: Weight) => void) | null): void {
+    this.onRead = fn;
+  }
+
+  /** Rows [a, b) of `name` (a 2-D tensor), read by byte range where the loader can; not passed to inspectReads. */
+  rows(name: string, a: number, b: number): Weight | undefined {
+    const pinned = super.get(name);
+    if (pinned) return sliceRows(pinned, a, b);
+    const r = this.rowReaders.get(name);
+    if (r && this.readers.has(name)) return r(a, b);
+    const w = this.readers.get(name)?.();
+    return w && sliceRows(w, a, b);
   }
 
   /** ggml type of `name` as get() returns it (null: dense f32), without reading it. */
@@ -97,7 +120,11 @@ export class LazyWeights extends Map<string, Weight> {
     return super.get(name)?.shape ?? (this.readers.has(name) ? this.shapes.get(name) : undefined);
   }
   override get(name: string): Weight | undefined {
-    return super.get(name) ?? this.readers.get(name)?.();
+    const pinned = super.get(name);
+    if (pinned) return pinned;
+    const w = this.readers.get(name)?.();
+    if (w) this.onRead?.(name, w);
+    return w;
   }
   override has(name: string): boolean {
     return super.has(name) || this.readers.has(name);
@@ -149,6 +176,13 @@ export function quantRowBytes(q: QuantTensor): number {
 export function quantRows(q: QuantTensor, a: number, b: number): QuantTensor {
   const rb = quantRowBytes(q);
   return { shape: [b - a, q.shape[1]], ggmlType: q.ggmlType, bytes: q.bytes.slice(a * rb, b * rb) };
+}
+
+/** Rows [a, b) of a weight (a copy; rows of a 1-D tensor are its values). */
+export function sliceRows(t: Weight, a: number, b: number): Weight {
+  if (isQuant(t)) return quantRows(t, a, b);
+  const cols = t.shape.length > 1 ? t.shape[1]! : 1;
+  return tensor([b - a, ...t.shape.slice(1)], t.data.slice(a * cols, b * cols));
 }
 
 /** The f32 values of rows [a, b) (default: all) of a weight. */

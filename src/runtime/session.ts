@@ -19,6 +19,11 @@ export interface SessionSettings {
    * their high-water mark (a long prompt left ~40 MiB per session held), while plain malloc gives memory back.
    */
   arena?: boolean;
+  /**
+   * Write ONNX Runtime's per-node profile of every session to files starting with this path prefix (each is
+   * written when its session is released). For finding where a forward's time goes (bench/ort-profile.ts).
+   */
+  profilePrefix?: string;
 }
 
 /** More intra-op threads than this only adds start-up time and contention (each is an OS thread per session). */
@@ -44,6 +49,7 @@ export function sessionOptions(s: SessionSettings): ort.InferenceSession.Session
     executionMode: "sequential",
     graphOptimizationLevel: "all",
     enableCpuMemArena: s.arena ?? false,
+    ...(s.profilePrefix ? { enableProfiling: true, profileFilePrefix: s.profilePrefix } : {}),
     extra: {
       session: {
         intra_op: { allow_spinning: s.spin ? "1" : "0" },

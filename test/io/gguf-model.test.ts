@@ -8,6 +8,7 @@ import { gv, parseGguf, readGguf } from "../../src/io/gguf.js";
 import { loadGgufModel, permuteQk, saveGgufModel, unpermuteQk } from "../../src/io/gguf-model.js";
 import { llama3RopeFactors } from "../../src/io/gguf-rope.js";
 import { loadHfModel } from "../../src/io/hf-model.js";
+import { modelFingerprint } from "../../src/model/fingerprint.js";
 import { randomWeights, rng, TINY_CONFIGS } from "../../src/model/random.js";
 import { ropeInvFreq } from "../../src/model/rope.js";
 import { denseWeight } from "../../src/model/weights.js";
@@ -16,6 +17,33 @@ import { assertWeightsClose, rewriteGguf, writeTinyModels } from "../helpers/tin
 
 const dir = mkdtempSync(join(tmpdir(), "steerlab-ggufm-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
+
+test("the fingerprint reads only its sampled rows, and equals the one of the same weights read whole", async () => {
+  for (const [name, ggufDtype] of [
+    ["llama", "Q4_K"],
+    ["llama", "Q8_0"],
+    ["qwen2", "Q4_0"],
+    ["gpt2", undefined],
+  ] as const) {
+    const t = writeTinyModels(mkdtempSync(join(dir, `fp-${name}-`)), name, { ggufDtype });
+    for (const m of [await loadGgufModel(t.ggufFile), await loadHfModel(t.hfDir)]) {
+      // new Map(lazy) reads every tensor whole (q/k un-permuted, fused parts split): the plain computation.
+      assert.equal(
+        m.fingerprint,
+        modelFingerprint(m.config, new Map(m.weights)),
+        `${name} ${m.source.format}`,
+      );
+    }
+    // A changed value inside the sample changes it (the first row of a permuted q and the last of the head).
+    const other = structuredClone(t.config);
+    const w = new Map(t.weights);
+    const q = denseWeight(w.get("blocks.0.attn.q.weight")!);
+    const bumped = tensor(q.shape, q.data.slice());
+    bumped.data[3]! += 0.5;
+    w.set("blocks.0.attn.q.weight", bumped);
+    assert.notEqual(modelFingerprint(other, w), modelFingerprint(other, t.weights));
+  }
+});
 
 for (const name of Object.keys(TINY_CONFIGS)) {
   test(`${name}: HF and GGUF (F32) of the same weights load to identical config, weights and fingerprint`, async () => {

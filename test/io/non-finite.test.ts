@@ -11,15 +11,19 @@ import { join } from "node:path";
 import { after, test } from "node:test";
 import { isSteerlabError } from "../../src/errors.js";
 import { parseGguf } from "../../src/io/gguf.js";
+import { saveGgufModel } from "../../src/io/gguf-model.js";
 import { GGML_TYPE } from "../../src/io/gguf-quant.js";
+import type { ModelConfig } from "../../src/model/config.js";
 import { loadModel } from "../../src/model/load.js";
 import { openModel } from "../../src/model/open.js";
+import { randomWeights, TINY_CONFIGS } from "../../src/model/random.js";
 import { denseWeight } from "../../src/model/weights.js";
 import { ReferenceEngine } from "../../src/reference/engine.js";
 import { steeringHooks } from "../../src/steer/apply.js";
 import { decodeControlVector, encodeControlVector } from "../../src/steer/control-vector-gguf.js";
 import { makeVector } from "../../src/steer/vector.js";
 import { decodeVector, encodeVector } from "../../src/steer/vector-file.js";
+import { firstNonFinite } from "../../src/tensor.js";
 import { writeTinyModels } from "../helpers/tiny-models.js";
 
 const dir = mkdtempSync(join(tmpdir(), "steerlab-nonfinite-"));
@@ -86,6 +90,82 @@ test("GGUF: +Inf in an F32 tensor and NaN in a Q8_0 block scale are refused with
     );
     return true;
   });
+});
+
+test("quantized weights are judged by their block scales: a NaN dmin of a Q4_K super-block and an Inf Q4_0 scale are named with their index", async () => {
+  // Q4_K super-block: f16 d, f16 dmin, 12 bytes of 6-bit scales/mins, 128 bytes of codes (144 bytes, 256 values).
+  // Rows of 256 values, so the matrices take Q4_K (the tiny configs' rows fall back to Q8_0).
+  const config: ModelConfig = {
+    ...TINY_CONFIGS.llama!,
+    hiddenSize: 256,
+    nHeads: 4,
+    headDim: 64,
+    intermediateSize: 512,
+  };
+  const k = { ggufFile: join(mkdtempSync(join(dir, "gq4k-")), "m.gguf") };
+  saveGgufModel(k.ggufFile, config, randomWeights(config, 3), { dtype: "Q4_K" });
+  const kb = readFileSync(k.ggufFile);
+  const ki = parseGguf(kb).header.tensors.find((x) => x.name === "blk.2.ffn_up.weight")!;
+  assert.equal(ki.type, GGML_TYPE.Q4_K);
+  kb.writeUInt16LE(0x7e00, ki.offset + 144 + 2); // dmin of the second super-block
+  writeFileSync(k.ggufFile, kb);
+  await assert.rejects(loadModel(k.ggufFile), (e) => {
+    assert.ok(isSteerlabError(e, "bad_tensor"));
+    assert.match(
+      e.message,
+      /blocks\.2\.mlp\.up\.weight \(blk\.2\.ffn_up\.weight in the file\), layer 2: NaN at index 256 /,
+    );
+    return true;
+  });
+
+  const q4 = writeTinyModels(mkdtempSync(join(dir, "gq40-")), "llama", { ggufDtype: "Q4_0" });
+  const qb = readFileSync(q4.ggufFile);
+  const qi = parseGguf(qb).header.tensors.find((x) => x.name === "blk.0.attn_output.weight")!;
+  assert.equal(qi.type, GGML_TYPE.Q4_0);
+  qb.writeUInt16LE(0xfc00, qi.offset + 5 * 18); // -Inf scale of the sixth block
+  writeFileSync(q4.ggufFile, qb);
+  await assert.rejects(
+    loadModel(q4.ggufFile),
+    (e) =>
+      isSteerlabError(e, "bad_tensor") &&
+      /attn\.o\.weight .*layer 0: (-Infinity|NaN) at index 160 /.test(e.message),
+  );
+
+  // Checked on read (what openModel does: one pass over the file): loading succeeds, the engine build that
+  // reads the tensor fails with the same description; allowNonFinite still lets it through.
+  const lazy = await loadModel(q4.ggufFile, { finiteCheck: "read" });
+  assert.throws(
+    () => lazy.weights.get("blocks.0.attn.o.weight"),
+    (e) =>
+      isSteerlabError(e, "bad_tensor") &&
+      /attn\.o\.weight .*layer 0: (-Infinity|NaN) at index 160 /.test(e.message),
+  );
+  assert.ok(lazy.weights.get("blocks.0.attn.q.weight"), "a finite tensor reads as before");
+  for (const backend of ["onnxruntime", "reference"] as const) {
+    await assert.rejects(
+      openModel(q4.ggufFile, { backend }),
+      (e) => isSteerlabError(e, "bad_tensor") && /attn\.o\.weight/.test(e.message),
+      backend,
+    );
+  }
+  const opened = await openModel(q4.ggufFile, { allowNonFinite: true });
+  await opened.engine.dispose();
+});
+
+test("firstNonFinite finds the first NaN / Inf anywhere (the 4-wide body and the tail), and none among large finite values", () => {
+  for (const n of [0, 1, 3, 4, 7, 4099]) {
+    const d = new Float32Array(n).fill(3.4e38);
+    if (n) d[0] = -3.4e38;
+    assert.equal(firstNonFinite(d), -1, `finite, n = ${n}`);
+    for (let at = 0; at < n; at += Math.max(1, Math.floor(n / 5))) {
+      for (const bad of [Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY]) {
+        const e = d.slice();
+        e[at] = bad;
+        if (at + 2 < n) e[at + 2] = Number.NaN; // a later one is not the first
+        assert.equal(firstNonFinite(e), at, `${bad} at ${at} of ${n}`);
+      }
+    }
+  }
 });
 
 test("steering directions: NaN, Inf and an f32-overflowing norm (values of 1e38) are refused in every vector format", () => {

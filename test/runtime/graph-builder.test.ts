@@ -66,7 +66,7 @@ test("block graphs name nodes by block and op group, and hold each weight once",
   const w = randomWeights(c, 1);
   const g = attnGraph(c, weightFn(w), 2);
   const text = new TextDecoder("latin1").decode(g.builder.encode(g.name).bytes);
-  assert.ok(text.includes("/blocks.2/attn/qkv_proj/MatMul"));
+  assert.ok(text.includes("/blocks.2/attn/qkv_proj/gemm/Gemm"));
   assert.ok(text.includes("/blocks.2/attn_norm/SimplifiedLayerNormalization"));
   const expected = ["attn_norm.weight", "attn.q.weight", "attn.k.weight", "attn.v.weight", "attn.o.weight"]
     .map((n) => w.get(`blocks.2.${n}`)!.data.byteLength)

@@ -140,6 +140,11 @@ test("the bit-moving paths (Q4_0, Q8_0, Q4_K) give the decoding path's codes, sc
   for (const type of [GGML_TYPE.Q4_0, GGML_TYPE.Q8_0, GGML_TYPE.Q4_K]) {
     const q = { shape: [8, 512] as [number, number], ggmlType: type, bytes: quantize(type, x) };
     assert.deepEqual(toNBits(q, 0.125), toNBitsDecoded(q, 0.125), `type ${type}`);
+    // The same bytes at an odd offset in a larger buffer (a view into an in-memory file).
+    const shifted = new Uint8Array(q.bytes.length + 1);
+    shifted.set(q.bytes, 1);
+    const view = { ...q, bytes: shifted.subarray(1) };
+    assert.deepEqual(toNBits(view, 0.125), toNBitsDecoded(q, 0.125), `type ${type}, unaligned`);
   }
 });
 

@@ -39,20 +39,8 @@ export function norm(
   return s.op("LayerNormalization", [x, weight, bias], { axis: -1, epsilon: { float: eps } });
 }
 
-/** [out, in] row-major → [in, out] row-major, optionally scaled (MatMul wants x @ W^T). */
-export function transposed(t: Tensor, scale = 1): Float32Array {
-  const [o, i] = t.shape as [number, number];
-  const src = t.data;
-  const dst = new Float32Array(o * i); // [in, out]
-  for (let r = 0; r < o; r++) {
-    const row = r * i;
-    for (let c = 0; c < i; c++) dst[c * o + r] = src[row + c]! * scale;
-  }
-  return dst;
-}
-
 /**
- * x [.., in] ─► MatMul(W^T [in, out]) ─► (+ b) ─► y [.., out]
+ * x [.., in] ─► x @ W^T ─► (+ b) ─► y [.., out]
  * `prefix` is the canonical weight prefix (blocks.3.attn.q); `scale` folds a constant factor into W and b.
  */
 export function linear(
@@ -66,9 +54,35 @@ export function linear(
   return fusedLinear(g, x, w, prefix, [{ prefix, scale }], hasBias)[0]!;
 }
 
+/** Row blocks stacked into one array, each scaled; a single unscaled block is returned as it is. */
+function stackRows(parts: readonly { data: Float32Array; scale: number }[]): Float32Array {
+  if (parts.length === 1 && parts[0]!.scale === 1) return parts[0]!.data;
+  const out = new Float32Array(parts.reduce((n, p) => n + p.data.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    if (p.scale === 1) out.set(p.data, at);
+    else for (let i = 0; i < p.data.length; i++) out[at + i] = p.data[i]! * p.scale;
+    at += p.data.length;
+  }
+  return out;
+}
+
+/**
+ * x [.., in] ─► Reshape [rows, in] ─► Gemm(W [out, in], transB) ─► Reshape [.., out]
+ * (Gemm takes 2-D inputs; MLAS packs W^T from W directly, so no transposed copy is ever made.)
+ */
+function gemmT(g: GraphBuilder, x: Value, w: Value, inDim: number, out: number): Value {
+  const s = g.scope("gemm");
+  const flat = s.op("Reshape", [x, s.ints("rows_in", [-1, inDim])], {}, "Flatten");
+  const y = s.op("Gemm", [flat, w], { transB: 1 });
+  const lead = s.op("Shape", [x], { end: -1 }, "Lead");
+  const shape = s.op("Concat", [lead, s.ints("out", [out])], { axis: 0 }, "OutShape");
+  return s.op("Reshape", [y, shape], {}, "Unflatten");
+}
+
 /**
  * Several linears of the same input as one matmul (fewer, larger kernels: faster decode):
- *   x [.., in] ─► MatMul([W1^T | W2^T | ..] [in, sum out]) ─► (+ [b1 | b2 | ..]) ─► Split ─► y1, y2, ..
+ *   x [.., in] ─► x @ [W1; W2; ..]^T (gemmT, or MatMulNBits when quantized) ─► (+ [b1 | b2 | ..]) ─► Split ─► y1, ..
  * `name` names the fused initializers (blocks.3.attn.qkv); each part may fold a scale into its rows.
  */
 export function fusedLinear(
@@ -96,14 +110,10 @@ export function fusedLinear(
     const m = concatNBits(quant.map((q: QuantTensor, k) => toNBits(q, parts[k]!.scale ?? 1)));
     y = nbitsMatMul(g, x, nbitsInits(g, `${name}.weight`, m), `${name}.weight`, g.settings.quantAccuracy);
   } else {
-    const wt = new Float32Array(inDim * total); // [in, sum out]
-    let col = 0;
-    parts.forEach((p, k) => {
-      const t = transposed(Ws[k] as Tensor, p.scale ?? 1); // [in, out_k]
-      for (let r = 0; r < inDim; r++) wt.set(t.subarray(r * outs[k]!, (r + 1) * outs[k]!), r * total + col);
-      col += outs[k]!;
-    });
-    y = g.op("MatMul", [x, g.weight(`${name}.weight`, [inDim, total], wt)]);
+    // W stays [out, in] as read (parts stacked along out: one copy at memory speed, none for a single part)
+    // and Gemm multiplies by its transpose: a JavaScript transpose of every matrix cost most of an F32 load.
+    const wd = stackRows(parts.map((p, k) => ({ data: (Ws[k] as Tensor).data, scale: p.scale ?? 1 })));
+    y = gemmT(g, x, g.weight(`${name}.weight`, [total, inDim], wd), inDim, total);
   }
   if (hasBias) {
     const b = new Float32Array(total);

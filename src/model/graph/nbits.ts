@@ -196,29 +196,49 @@ export function toNBitsDecoded(q: QuantTensor, scale = 1): NBits {
   return { bits: L.bits, block: L.block, n: N, k: K, codes, scales, offsets };
 }
 
+/** Low and high nibbles of the two bytes of a 16-bit word, as one byte each. */
+const lo = (w: number) => (w & 0xf) | ((w >>> 4) & 0xf0);
+const hi = (w: number) => ((w >>> 4) & 0xf) | ((w >>> 8) & 0xf0);
+
 /**
  * Q4_0 and Q8_0 (the common types) by moving bits instead of decoding: the same codes as toNBits' general path,
  * an order of magnitude faster at load. Q4_0 keeps values j and j + 16 in one byte, MatMulNBits values 2i and
- * 2i + 1; Q8_0's int8 q is code q + 128.
+ * 2i + 1; Q8_0's int8 q is code q + 128. Blocks are read as 16-bit words (ggml's block sizes are even and the
+ * format is little-endian, as is every platform Node runs on) and written as 32- or 16-bit words.
  */
 function repackLegacy(q: QuantTensor, scale: number): NBits {
   const [N, K] = q.shape;
   const four = q.ggmlType === GGML_TYPE.Q4_0;
-  const blockBytes = four ? 18 : 34;
-  const blob = four ? 16 : 32;
   const nBlocks = (N * K) / 32;
-  const codes = new Uint8Array(nBlocks * blob);
+  const codes = new Uint8Array(nBlocks * (four ? 16 : 32));
   const scales = new Float32Array(nBlocks);
-  const src = q.bytes;
-  for (let b = 0, o = 0, c = 0; b < nBlocks; b++, o += blockBytes, c += blob) {
-    scales[b] = Math.fround(f16ToF32(src[o]! | (src[o + 1]! << 8))) * scale;
-    const qs = o + 2;
-    if (four) {
-      for (let i = 0; i < 8; i++) codes[c + i] = (src[qs + 2 * i]! & 15) | ((src[qs + 2 * i + 1]! & 15) << 4);
-      for (let i = 8; i < 16; i++)
-        codes[c + i] = (src[qs + 2 * i - 16]! >>> 4) | (src[qs + 2 * i - 15]! & 0xf0);
-    } else {
-      for (let j = 0; j < 32; j++) codes[c + j] = src[qs + j]! ^ 0x80;
+  // A view at an odd byte offset cannot be read as 16-bit words: copy it (fresh file reads are aligned).
+  const bytes = q.bytes.byteOffset % 2 === 0 ? q.bytes : q.bytes.slice();
+  const src = new Uint16Array(bytes.buffer, bytes.byteOffset, bytes.length >>> 1);
+  if (four) {
+    const out = new Uint32Array(codes.buffer);
+    for (let b = 0, o = 0, c = 0; b < nBlocks; b++, o += 9, c += 4) {
+      scales[b] = Math.fround(f16ToF32(src[o]!)) * scale;
+      // Word j holds ggml bytes 2j, 2j + 1: their low nibbles are values 2j, 2j + 1 of the first half of the
+      // block (MatMulNBits byte j), their high nibbles the same of the second half (byte j + 8).
+      const s0 = src[o + 1]!;
+      const s1 = src[o + 2]!;
+      const s2 = src[o + 3]!;
+      const s3 = src[o + 4]!;
+      const s4 = src[o + 5]!;
+      const s5 = src[o + 6]!;
+      const s6 = src[o + 7]!;
+      const s7 = src[o + 8]!;
+      out[c] = lo(s0) | (lo(s1) << 8) | (lo(s2) << 16) | (lo(s3) << 24);
+      out[c + 1] = lo(s4) | (lo(s5) << 8) | (lo(s6) << 16) | (lo(s7) << 24);
+      out[c + 2] = hi(s0) | (hi(s1) << 8) | (hi(s2) << 16) | (hi(s3) << 24);
+      out[c + 3] = hi(s4) | (hi(s5) << 8) | (hi(s6) << 16) | (hi(s7) << 24);
+    }
+  } else {
+    const out = new Uint16Array(codes.buffer);
+    for (let b = 0, o = 0, c = 0; b < nBlocks; b++, o += 17, c += 16) {
+      scales[b] = Math.fround(f16ToF32(src[o]!)) * scale;
+      for (let j = 0; j < 16; j++) out[c + j] = src[o + 1 + j]! ^ 0x8080;
     }
   }
   return { bits: four ? 4 : 8, block: 32, n: N, k: K, codes, scales, offsets: null };
