@@ -51,7 +51,7 @@ export function gaussian(u: () => number): () => number {
  */
 export function gaussianFrom(seed: number, n: number): () => number {
   const even = n - (n % 2);
-  const g = gaussian(rng((seed + Math.imul(even % 4294967296, STEP)) >>> 0));
+  const g = gaussian(rng(((seed >>> 0) + Math.imul(even % 4294967296, STEP)) >>> 0));
   if (n % 2) g(); // the first of the pair is sample n - 1; its spare is sample n
   return g;
 }
@@ -62,7 +62,7 @@ export function gaussianFrom(seed: number, n: number): () => number {
  */
 export function fillGaussian(d: Float32Array, seed: number, n: number, mul: number, add: number): void {
   const even = n - (n % 2);
-  let a = (seed + Math.imul(even % 4294967296, STEP)) >>> 0;
+  let a = ((seed >>> 0) + Math.imul(even % 4294967296, STEP)) >>> 0;
   let i = 0;
   let skip = n % 2 === 1; // an odd start begins with the second sample (the spare) of its pair
   while (i < d.length) {
