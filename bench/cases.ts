@@ -111,6 +111,8 @@ export interface SpeedPlan {
   prefillReps: number;
   decodeReps: number;
   longReps: number;
+  /** Tokens of the untimed warm-up prefill (default: the whole prompt). */
+  warmupPrompt?: number;
 }
 
 export const DEFAULT_PLAN: SpeedPlan = {
@@ -130,7 +132,7 @@ export async function measureSpeed(
 ): Promise<{ prefillTokS: number; decodeTokS: number; decodeLongTokS: number }> {
   const prompt = ids(plan.prompt, vocab, 2);
   await d.reset();
-  await d.prefill(prompt); // warm-up
+  await d.prefill(prompt.slice(0, plan.warmupPrompt ?? plan.prompt)); // warm-up
   const pre: number[] = [];
   for (let r = 0; r < plan.prefillReps; r++) {
     await d.reset();

@@ -6,7 +6,8 @@
  * Run: npx tsx bench/engine.bench.ts [--model llama|gpt2] [--granularity site|block] [--threads N] [--spin] [--arena]
  * Model files (GGUF F32 / Q8_0 / Q4_0 / Q4_K of real shapes, against llama.cpp on the same file): see file-bench.ts,
  *   npx tsx bench/engine.bench.ts --files tinyllama|llama7b|small [--dtypes F32,Q8_0,Q4_0,Q4_K] [--rounds 2]
- *   (rows are appended to DIR/SHAPE-rows.jsonl; --summary that-file prints the table again)
+ *   (rows are appended to DIR/SHAPE-rows.jsonl; --summary that-file prints the table again; --write-only writes
+ *   the missing files of SHAPE to --dir, default $TMPDIR/steerlab-bench-files, and stops)
  * Without --model it runs every case in a fresh child process each (so peak RSS is per case) and prints a table.
  *
  * Other backends (llama.cpp on the same weights) plug in as further BenchCase runners: add a function returning
@@ -139,6 +140,7 @@ async function files(shape: string, threads: number): Promise<void> {
   const dtypes = (arg("dtypes") ?? "F32,Q8_0,Q4_0,Q4_K").split(",") as GgufWriteDtype[];
   const rounds = Number(arg("rounds") ?? 2);
   writeBenchFiles(dir, shape, dtypes);
+  if (process.argv.includes("--write-only")) return;
   const self = fileURLToPath(import.meta.url);
   const rows: FileRow[] = [];
   for (let r = 0; r < rounds; r++) {
@@ -169,6 +171,15 @@ function summarize(
   rows: FileRow[],
 ): void {
   process.stdout.write(`${fileTable(rows)}\n\n`);
+  for (const r of rows) {
+    const s = r.steer;
+    if (!s) continue;
+    process.stdout.write(
+      `${shape} ${r.dtype} steerlab generates and steers: greedy ${s.baseline.join(",")}; with r_e = ${s.coeff.toFixed(0)} ` +
+        `on a random unit vector at block ${s.layer}: ${s.steered.join(",")} (${s.changed ? "changed" : "UNCHANGED"}, ` +
+        `logits ${s.finite ? "all finite" : "NOT FINITE"})\n`,
+    );
+  }
   for (const dtype of dtypes) {
     const best = (backend: string, k: "prefillTokS" | "decodeTokS" | "decodeLongTokS") =>
       Math.max(...rows.filter((x) => x.dtype === dtype && x.backend === backend).map((x) => x[k]));

@@ -7,16 +7,21 @@
  * Run (part of engine.bench.ts): npx tsx bench/engine.bench.ts --files tinyllama --dtypes F32,Q8_0,Q4_0,Q4_K
  */
 import { existsSync, mkdirSync, statSync } from "node:fs";
+import { loadavg } from "node:os";
 import { join } from "node:path";
 import { getLlama, type Token } from "node-llama-cpp";
 import { byteLevelTokenizerJson } from "../src/io/bpe-train.js";
 import { type GgufWriteDtype, saveGgufModel } from "../src/io/gguf-model.js";
 import { ggufTokenizerMetadata } from "../src/io/tokenizer.js";
 import type { ModelConfig } from "../src/model/config.js";
+import type { Engine } from "../src/model/engine.js";
+import { generate } from "../src/model/generate.js";
 import { loadModel } from "../src/model/load.js";
-import { randomWeights } from "../src/model/random.js";
+import { gaussianFrom, lazyRandomWeights } from "../src/model/random.js";
 import { createOrtEngine } from "../src/runtime/ort-engine.js";
-import { collect, MiB, measureSpeed, type SpeedPlan, vmKiB } from "./cases.js";
+import { steeringHooks } from "../src/steer/apply.js";
+import { makeVector } from "../src/steer/vector.js";
+import { collect, ids, MiB, measureSpeed, type SpeedPlan, vmKiB } from "./cases.js";
 
 const llamaShape = (o: Partial<ModelConfig>): ModelConfig => ({
   arch: "llama",
@@ -41,7 +46,14 @@ export const FILE_SHAPES: Record<string, ModelConfig> = {
   /** A quick check of the harness (about 120 MB as F32). */
   small: llamaShape({ hiddenSize: 512, nLayers: 4, nHeads: 8, nKvHeads: 4, intermediateSize: 1536 }),
   tinyllama: llamaShape({}),
-  llama7b: llamaShape({ hiddenSize: 4096, nLayers: 32, nHeads: 32, nKvHeads: 32, intermediateSize: 11008 }),
+  llama7b: llamaShape({
+    hiddenSize: 4096,
+    nLayers: 32,
+    nHeads: 32,
+    nKvHeads: 32,
+    headDim: 128,
+    intermediateSize: 11008,
+  }),
 };
 
 /** 512-token prefill, decode after 16 and after 512 tokens; fewer repetitions than the small-model bench. */
@@ -54,6 +66,29 @@ export const FILE_PLAN: SpeedPlan = {
   decodeReps: 2,
   longReps: 1,
 };
+
+/**
+ * 7B shapes: one timed run each and a short warm-up (a 512-token prefill takes tens of seconds there); rounds
+ * (--rounds) give the repetitions instead.
+ */
+const BIG_PLAN: SpeedPlan = { ...FILE_PLAN, steps: 16, prefillReps: 1, decodeReps: 1, warmupPrompt: 16 };
+
+export function filePlan(c: ModelConfig): SpeedPlan {
+  return c.hiddenSize >= 4096 ? BIG_PLAN : FILE_PLAN;
+}
+
+/** Greedy generation with and without a steering vector (steerlab rows only). */
+export interface SteerCheck {
+  /** 0-based block whose output (resid_post) is steered: the middle one. */
+  layer: number;
+  /** r_e on a random unit vector: sqrt(D), about the norm of the residual stream of these weights. */
+  coeff: number;
+  baseline: number[];
+  steered: number[];
+  changed: boolean;
+  /** Every logit of every generated step, steered and not, was finite. */
+  finite: boolean;
+}
 
 export interface FileRow {
   shape: string;
@@ -70,6 +105,36 @@ export interface FileRow {
   peakRssMiB: number;
   steadyRssMiB: number;
   baseRssMiB: number;
+  /** Load average (1, 5, 15 min) when the case ended: the machine is shared. */
+  loadavg: number[];
+  steer?: SteerCheck;
+}
+
+/**
+ * The model generates and steers: 8 greedy tokens after a 16-token prompt, then the same with a seeded random
+ * unit vector added at the middle block's output (r_e = sqrt(D)) through the library's steering hooks.
+ */
+export async function steerCheck(engine: Engine, c: ModelConfig): Promise<SteerCheck> {
+  const layer = Math.floor(c.nLayers / 2);
+  const g = gaussianFrom(11, 0);
+  const v = Float32Array.from({ length: c.hiddenSize }, g);
+  const norm = Math.hypot(...v);
+  for (let i = 0; i < v.length; i++) v[i] = v[i]! / norm;
+  const coeff = Math.sqrt(c.hiddenSize);
+  let finite = true;
+  const opts = {
+    maxNewTokens: 8,
+    stopTokens: [],
+    onLogits: (e: { logits: Float32Array }) => {
+      if (!e.logits.every(Number.isFinite)) finite = false;
+    },
+  };
+  const prompt = ids(16, c.vocabSize, 5);
+  const baseline = (await generate(engine, null, prompt, opts)).ids;
+  const hooks = steeringHooks(makeVector(new Map([[layer, v]]), { scale: "unit" }), { coeff });
+  const steered = (await generate(engine, null, prompt, { ...opts, hooks })).ids;
+  const changed = baseline.some((t, i) => steered[i] !== t);
+  return { layer, coeff, baseline, steered, changed, finite };
 }
 
 /** The GGUF file of a shape and dtype in `dir`, written once (seeded random weights, all dtypes the same). */
@@ -77,21 +142,33 @@ export function benchFile(dir: string, shape: string, dtype: GgufWriteDtype): st
   return join(dir, `${shape}-${dtype}.gguf`);
 }
 
-/** Write the missing files of a shape (one set of weights in memory while writing). */
+/**
+ * Write the missing files of a shape. Weights are generated tensor by tensor as the writer reaches them
+ * (lazyRandomWeights), so a 7B file needs one tensor in memory, not 27 GB; every dtype gets the same values.
+ */
 export function writeBenchFiles(dir: string, shape: string, dtypes: readonly GgufWriteDtype[]): void {
   const missing = dtypes.filter((d) => !existsSync(benchFile(dir, shape, d)));
   if (!missing.length) return;
   mkdirSync(dir, { recursive: true });
   const c = FILE_SHAPES[shape]!;
-  const weights = randomWeights(c, 1);
   const tok = byteLevelTokenizerJson(c.vocabSize);
   for (const dtype of missing) {
     const t0 = performance.now();
-    saveGgufModel(benchFile(dir, shape, dtype), c, weights, {
+    let last = 0;
+    saveGgufModel(benchFile(dir, shape, dtype), c, lazyRandomWeights(c, 1), {
       tokenizerMeta: ggufTokenizerMetadata(tok, { bosTokenId: null, eosTokenId: null }),
       dtype,
+      onProgress: (e) => {
+        if (performance.now() - last < 10_000 && e.done < e.total) return;
+        last = performance.now();
+        process.stderr.write(`writing ${shape} ${dtype}: tensor ${e.done}/${e.total}\n`);
+      },
     });
-    process.stderr.write(`wrote ${shape} ${dtype} in ${((performance.now() - t0) / 1000).toFixed(0)} s\n`);
+    const s = (performance.now() - t0) / 1000;
+    const peak = vmKiB("VmHWM") / 1024;
+    process.stderr.write(
+      `wrote ${shape} ${dtype} in ${s.toFixed(0)} s (process peak RSS ${peak.toFixed(0)} MiB)\n`,
+    );
   }
 }
 
@@ -119,6 +196,7 @@ function row(
     peakRssMiB: vmKiB("VmHWM") / 1024,
     steadyRssMiB,
     baseRssMiB,
+    loadavg: loadavg(),
   };
 }
 
@@ -150,13 +228,17 @@ export async function benchOrtFile(
         await engine.forward({ ids: [[id]] }, { cache });
       },
     },
-    FILE_PLAN,
+    filePlan(m.config),
   );
   cache = engine.newCache(1);
   collect();
   const steady = vmKiB("VmRSS") / 1024;
+  const steer = await steerCheck(engine, m.config);
   await engine.dispose();
-  return row(shape, dtype, "onnxruntime", threads, file, engine.weightBytes, loadS, speed, steady, base);
+  return {
+    ...row(shape, dtype, "onnxruntime", threads, file, engine.weightBytes, loadS, speed, steady, base),
+    steer,
+  };
 }
 
 export async function benchLlamaCppFile(
@@ -171,9 +253,10 @@ export async function benchLlamaCppFile(
   const base = vmKiB("VmRSS") / 1024;
   const t0 = performance.now();
   const model = await llama.loadModel({ modelPath: file, gpuLayers: 0 });
+  const plan = filePlan(FILE_SHAPES[shape]!);
   const ctx = await model.createContext({
-    contextSize: FILE_PLAN.longPrompt + FILE_PLAN.steps + 16,
-    batchSize: FILE_PLAN.prompt,
+    contextSize: plan.longPrompt + plan.steps + 16,
+    batchSize: plan.prompt,
     flashAttention: false,
     threads: { ideal: threads, min: threads },
     experimentalKvCacheKeyType: "F32",
@@ -190,7 +273,7 @@ export async function benchLlamaCppFile(
         await seq.controlledEvaluate([[id as Token, { generateNext: { token: true } }]]);
       },
     },
-    FILE_PLAN,
+    plan,
   );
   collect();
   const steady = vmKiB("VmRSS") / 1024;
@@ -213,6 +296,7 @@ export function fileTable(rows: FileRow[]): string {
     "peak RSS / file",
     "steady RSS / file",
     "steady RSS / engine",
+    "loadavg 1/5 min",
   ];
   const body = rows.map((r) => [
     r.shape,
@@ -227,6 +311,7 @@ export function fileTable(rows: FileRow[]): string {
     ((r.peakRssMiB - r.baseRssMiB) / r.fileMiB).toFixed(2),
     ((r.steadyRssMiB - r.baseRssMiB) / r.fileMiB).toFixed(2),
     r.engineMiB === null ? "-" : ((r.steadyRssMiB - r.baseRssMiB) / r.engineMiB).toFixed(2),
+    r.loadavg ? `${r.loadavg[0]!.toFixed(1)} / ${r.loadavg[1]!.toFixed(1)}` : "-",
   ]);
   const width = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
   const line = (cells: string[]) => `| ${cells.map((x, i) => x.padEnd(width[i]!)).join(" | ")} |`;

@@ -442,6 +442,8 @@ export interface SaveGgufOptions {
   /** Storage type of the 2-D matrices; norms, biases and rope_freqs stay F32 as llama.cpp's converter keeps them. */
   dtype?: GgufWriteDtype;
   name?: string;
+  /** Called after each tensor is encoded and written (a 7B file takes minutes). */
+  onProgress?: (e: { label: string; done: number; total: number }) => void;
 }
 
 /** Write a GGUF file llama.cpp loads. */
@@ -557,5 +559,16 @@ export function saveGgufModel(
       return f;
     });
   }
-  writeGguf(file, meta, tensors);
+  const progress = opts.onProgress;
+  const out = progress
+    ? tensors.map((t, i) => ({
+        ...t,
+        data: () => {
+          const b = typeof t.data === "function" ? t.data() : t.data;
+          progress({ label: "writing tensors", done: i + 1, total: tensors.length });
+          return b;
+        },
+      }))
+    : tensors;
+  writeGguf(file, meta, out);
 }

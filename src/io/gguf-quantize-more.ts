@@ -76,8 +76,9 @@ function packLegacy(out: Uint8Array, qs: number, qh: number, q: (j: number) => n
 }
 
 /**
- * Sub-block scales and mins of a K-quant super-block: per sub-block of `n` values, scale = (max - min) / top and
- * min <= 0 (as ggml keeps it); both then as integers of `levels` steps of the super-block's d and dmin.
+ * Sub-block scales and mins of a K-quant super-block at x[b..]: per sub-block of `n` values, scale = (max - min) /
+ * top and min <= 0 (as ggml keeps it), written to `scale` and `min`; returns the super-block's d and dmin as f16
+ * bits, each the largest of them in `levels` steps. Buffers are the caller's: this runs once per 256 weights.
  */
 function kScales(
   x: Float32Array,
@@ -86,18 +87,19 @@ function kScales(
   top: number,
   levels: number,
   f16: (v: number) => number,
-) {
-  const subs = 256 / n;
-  const scale = new Float64Array(subs);
-  const min = new Float64Array(subs);
-  for (let i = 0; i < subs; i++) {
+  scale: Float64Array,
+  min: Float64Array,
+): [number, number] {
+  let maxScale = Number.NEGATIVE_INFINITY;
+  let maxMin = Number.NEGATIVE_INFINITY;
+  for (let i = 0; i < 256 / n; i++) {
     const [lo, hi] = minMax(x, b + i * n, n);
     min[i] = Math.min(0, lo);
     scale[i] = (hi - min[i]!) / top;
+    maxScale = Math.max(maxScale, scale[i]!);
+    maxMin = Math.max(maxMin, -min[i]!);
   }
-  const dh = f16(Math.max(...scale) / levels);
-  const mh = f16(Math.max(...min.map((m) => -m)) / levels);
-  return { scale, min, dh, mh };
+  return [f16(maxScale / levels), f16(maxMin / levels)];
 }
 
 /** Q4_K / Q5_K: d, dmin f16 | 12 bytes of 6-bit (scale, min) pairs | (Q5_K: qh[32]) | qs[128]. */
@@ -105,14 +107,20 @@ function k45(bits: 4 | 5, f32: (h: number) => number): Encoder {
   const bytes = bits === 4 ? 144 : 176;
   const top = (1 << bits) - 1;
   return (x, out, f16) => {
+    const scale = new Float64Array(8);
+    const min = new Float64Array(8);
+    const sc = new Uint8Array(8);
+    const mn = new Uint8Array(8);
     for (let b = 0, o = 0; b < x.length; b += 256, o += bytes) {
-      const { scale, min, dh, mh } = kScales(x, b, 32, top, 63, f16);
+      const [dh, mh] = kScales(x, b, 32, top, 63, f16, scale, min);
       put16(out, o, dh);
       put16(out, o + 2, mh);
       const d = f32(dh);
       const dmin = f32(mh);
-      const sc = scale.map((s) => clamp(d ? near(s / d) : 0, 0, 63));
-      const mn = min.map((m) => clamp(dmin ? near(-m / dmin) : 0, 0, 63));
+      for (let i = 0; i < 8; i++) {
+        sc[i] = clamp(d ? near(scale[i]! / d) : 0, 0, 63);
+        mn[i] = clamp(dmin ? near(-min[i]! / dmin) : 0, 0, 63);
+      }
       for (let i = 0; i < 4; i++) {
         out[o + 4 + i] = sc[i]! | ((sc[i + 4]! >>> 4) << 6);
         out[o + 8 + i] = mn[i]! | ((mn[i + 4]! >>> 4) << 6);
@@ -161,8 +169,10 @@ const q6K =
 const q2K =
   (f32: (h: number) => number): Encoder =>
   (x, out, f16) => {
+    const scale = new Float64Array(16);
+    const min = new Float64Array(16);
     for (let b = 0, o = 0; b < x.length; b += 256, o += 84) {
-      const { scale, min, dh, mh } = kScales(x, b, 16, 3, 15, f16);
+      const [dh, mh] = kScales(x, b, 16, 3, 15, f16, scale, min);
       put16(out, o + 80, dh);
       put16(out, o + 82, mh);
       const d = f32(dh);
