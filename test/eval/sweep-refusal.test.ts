@@ -17,6 +17,7 @@ import {
 import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
+import { queueSweep } from "../../src/distrib/coordinator.js";
 import { isSteerlabError } from "../../src/errors.js";
 import { runExperiment } from "../../src/eval/experiment.js";
 import { LOCK_FILE } from "../../src/eval/run-lock.js";
@@ -24,6 +25,7 @@ import type { StoreRecovery } from "../../src/eval/store.js";
 import { parseSweepConfig } from "../../src/eval/sweep-config.js";
 import { sweepToDir } from "../../src/eval/sweep-plan.js";
 import { ROOT, steerlab, steerlabFails } from "../helpers/cli.js";
+import { REDIS_MISSING, startRedis } from "../helpers/redis.js";
 import { writeTinyModels } from "../helpers/tiny-models.js";
 
 const demo = [join(ROOT, "demo"), join(ROOT, "..", "demo")].find((d) => existsSync(join(d, "models")))!;
@@ -124,6 +126,23 @@ describe("a config refused at planning leaves no trace", () => {
     assert.ok(!existsSync(out));
     const ok = JSON.parse(await steerlab(root, "sweep", "--config", "good.yaml", "-o", out, "--json"));
     assert.equal(ok.stats.computed, 4);
+  });
+
+  test("queue coordinator: a refused config creates no run folder", {
+    skip: REDIS_MISSING ?? false,
+  }, async () => {
+    const redis = await startRedis();
+    try {
+      const dir = join(root, "queued");
+      const cfg = parseSweepConfig(raw(["2..0"]), root, join(root, "bad.yaml"));
+      await assert.rejects(
+        queueSweep(cfg, dir, { url: redis.url, noWait: true }),
+        (e) => isSteerlabError(e, "bad_config") && e.details.field === "layers[0]",
+      );
+      assert.ok(!existsSync(dir));
+    } finally {
+      await redis.stop();
+    }
   });
 
   test("experiment: tasks that do not fit a model are refused before the vector is extracted or anything written", async () => {
