@@ -32,3 +32,8 @@ export function storeNotes(d: StoreDamage | StoreRecovery, dir: string): string[
     );
   return out;
 }
+
+/** A library's onRecovery callback: the notes on stderr when the run folder is opened (a kill may follow). */
+export function warnRecovery(r: StoreRecovery, dir: string): void {
+  for (const note of storeNotes(r, dir)) process.stderr.write(`steerlab: warning: ${note}\n`);
+}

@@ -13,7 +13,7 @@
 import type { Job, Queue } from "bullmq";
 import { SteerlabError } from "../errors.js";
 import { gridOf, writeRunGrid } from "../eval/run-grid.js";
-import { configHash, keyOf, ResultStore, type SweepRecord } from "../eval/store.js";
+import { configHash, keyOf, ResultStore, type StoreRecovery, type SweepRecord } from "../eval/store.js";
 import { planChunks, type SweepChunk } from "../eval/sweep-chunks.js";
 import { portableIdentity, resolvePath, runIdentity, type SweepConfig } from "../eval/sweep-config.js";
 import { planSweep } from "../eval/sweep-plan.js";
@@ -51,6 +51,8 @@ export interface QueuedSweepOptions {
    * still connected, so collecting goes on. When none is left, queueSweep rejects with the refusals instead.
    */
   onRefusal?: (r: Refusal, others: number) => void;
+  /** What opening the run folder found and repaired (a stale lock taken over), as soon as it is opened. */
+  onRecovery?: (recovery: StoreRecovery, dir: string) => void;
 }
 
 export interface FailedChunk {
@@ -91,8 +93,10 @@ export async function queueSweep(
   const batchSize = o.batchSize ?? config.batchSize ?? 8;
   const chunks = planChunks(plan, batchSize);
   const total = chunks.reduce((s, c) => s + c.items.length, 0) * plan.coeffs.length;
+  // Planned above, before the folder is created or locked: a refused config leaves nothing behind.
   const store = ResultStore.open(dir, identity);
   try {
+    o.onRecovery?.(store.recovery, dir);
     writeRunGrid(dir, gridOf(plan, batchSize)); // the report's missing-cells check
   } catch (e) {
     store.close();

@@ -20,7 +20,7 @@ import { saveVector } from "../steer/vector-load.js";
 import type { CurveFitOptions } from "../theory/curves.js";
 import type { SweepStats } from "./sweep.js";
 import { parseSweepConfig } from "./sweep-config.js";
-import { sweepWithModel } from "./sweep-plan.js";
+import { planTasks, type SweepDirOptions, sweepWithModel } from "./sweep-plan.js";
 
 export interface ExperimentModel {
   /** Short name used in task ids and file names, e.g. "base". */
@@ -103,10 +103,14 @@ function prefixed(d: SweepData, name: string): TaskSeries[] {
 export async function runExperiment(
   c: ExperimentConfig,
   outDir: string,
-  opts: { threads?: number; onProgress?: (stage: string, done: number, total: number) => void } = {},
+  opts: {
+    threads?: number;
+    onProgress?: (stage: string, done: number, total: number) => void;
+    /** What opening each model's run folder found and repaired (a stale lock taken over), when it is opened. */
+    onRecovery?: SweepDirOptions["onRecovery"];
+  } = {},
 ): Promise<ExperimentResult> {
   if (c.models.length === 0) throw new SteerlabError("bad_config", "an experiment needs at least one model");
-  mkdirSync(outDir, { recursive: true });
   const data = loadDataset(c.pairs);
   const runs: ModelRun[] = [];
   for (const model of c.models) {
@@ -123,14 +127,6 @@ export async function runExperiment(
     try {
       const n = m.model.config.nLayers;
       layers = !c.layers || c.layers === "paper" ? paperLayers(n) : parseLayers(c.layers, n);
-      const v = await extractFromModel(m, data, {
-        method: "repe-pca",
-        layers,
-        read: parseReadPosition(c.read ?? "last"),
-        shufflePairs: c.shuffle === false ? false : typeof c.shuffle === "number" ? c.shuffle : 1,
-        onProgress: (d, t) => opts.onProgress?.(`${model.name}: extract`, d, t),
-      });
-      saveVector(vectorFile, v);
       const config = parseSweepConfig(
         {
           model: model.path,
@@ -147,8 +143,20 @@ export async function runExperiment(
         outDir,
         `experiment ${model.name}`,
       );
+      // The tasks are checked against this model (context lengths) before anything is extracted or written.
+      await planTasks(config, m.engine, m.tokenizer);
+      mkdirSync(outDir, { recursive: true });
+      const v = await extractFromModel(m, data, {
+        method: "repe-pca",
+        layers,
+        read: parseReadPosition(c.read ?? "last"),
+        shufflePairs: c.shuffle === false ? false : typeof c.shuffle === "number" ? c.shuffle : 1,
+        onProgress: (d, t) => opts.onProgress?.(`${model.name}: extract`, d, t),
+      });
+      saveVector(vectorFile, v);
       r = await sweepWithModel(config, runDir, m, {
         onProgress: (d, t) => opts.onProgress?.(`${model.name}: sweep`, d, t),
+        ...(opts.onRecovery ? { onRecovery: opts.onRecovery } : {}),
       });
     } finally {
       await m.engine.dispose();

@@ -58,6 +58,8 @@ export interface SweepConfig {
   protocol?: "paper";
   /** Folder relative paths are resolved against (the config file's folder). */
   baseDir?: string;
+  /** Where the config came from (a file, or "<flags>"): named by errors found when the sweep is planned. */
+  file?: string;
 }
 
 /** Validate a parsed config object (from YAML/JSON or flags), collecting every problem into one error. */
@@ -70,7 +72,7 @@ export function parseSweepConfig(raw: unknown, baseDir: string, file = "<flags>"
       file,
       problems: configProblems(r.error),
     });
-  return { ...r.data, baseDir };
+  return { ...r.data, baseDir, file };
 }
 
 /** Read a .yaml/.yml/.json config file. */
@@ -85,6 +87,20 @@ export function loadSweepConfig(path: string): SweepConfig {
     });
   }
   return parseSweepConfig(raw, dirname(resolve(path)), path);
+}
+
+/**
+ * A config error found once the model is known (a layer set out of range, a prompt too long): re-raised as
+ * bad_config naming the config's file and the field path (e.g. "layers[0]").
+ */
+export function configFieldError(e: unknown, c: SweepConfig, field: string): unknown {
+  if (!(e instanceof SteerlabError) || (e.code !== "bad_input" && e.code !== "bad_config")) return e;
+  const { file: _f, field: _g, ...rest } = e.details;
+  return new SteerlabError("bad_config", e.brief, {
+    ...(c.file ? { file: c.file } : {}),
+    field,
+    ...rest,
+  });
 }
 
 export function resolvePath(p: string, baseDir: string): string {

@@ -4,6 +4,7 @@
  * `reportOfRun` turns a run folder into SweepData without the model.
  */
 
+import { existsSync } from "node:fs";
 import { SteerlabError } from "../errors.js";
 import type { Tokenizer } from "../io/tokenizer-types.js";
 import type { Engine } from "../model/engine.js";
@@ -25,7 +26,7 @@ import {
 } from "./sweep.js";
 import { aggregateRecords } from "./sweep-aggregate.js";
 import { planChunks, type Shard, shardChunks } from "./sweep-chunks.js";
-import { resolvePath, runIdentity, type SweepConfig } from "./sweep-config.js";
+import { configFieldError, resolvePath, runIdentity, type SweepConfig } from "./sweep-config.js";
 import { loadSweepVector } from "./sweep-steer.js";
 import { DEFAULT_ALIGNED, DEFAULT_MISALIGNED, type LoadedTask, loadTask } from "./tasks.js";
 
@@ -47,17 +48,12 @@ export async function planSweep(
       config: engine.config,
       ...(fingerprint ? { fingerprint } : {}),
     });
-    const sets = config.layers?.map((s) => parseLayers(s, nLayers)) ?? [
+    const sets = config.layers?.map((s, i) => layerSet(config, i, s, nLayers)) ?? [
       [...vector.directions.keys()].sort((a, b) => a - b),
     ];
     for (const layers of sets) variants.push({ id: `${vs.name}@${layersLabel(layers)}`, vector, layers });
   }
-  const tasks = [];
-  for (const t of config.tasks) {
-    const lt = await loadTask(t, base, tokenizer);
-    if (tokenizer) checkContext(lt, tokenizer, engine.config.maxPositions);
-    tasks.push(lt);
-  }
+  const tasks = await planTasks(config, engine, tokenizer);
   if (config.coeffUnits === "relative") {
     if (!tokenizer)
       throw new SteerlabError("bad_config", "coeffUnits: relative needs a tokenizer to read the prompts", {
@@ -80,6 +76,35 @@ export async function planSweep(
     }
   }
   return { tasks, variants, coeffs: config.coeffs, diagnostics: config.diagnostics ?? true };
+}
+
+/** The config's tasks, loaded, each prompt checked to fit the model's context (no vector needed). */
+export async function planTasks(
+  config: SweepConfig,
+  engine: Pick<Engine, "config">,
+  tokenizer: Tokenizer | null,
+): Promise<LoadedTask[]> {
+  const base = config.baseDir ?? process.cwd();
+  const tasks = [];
+  for (const [i, t] of config.tasks.entries()) {
+    const lt = await loadTask(t, base, tokenizer);
+    try {
+      if (tokenizer) checkContext(lt, tokenizer, engine.config.maxPositions);
+    } catch (e) {
+      throw configFieldError(e, config, `tasks[${i}]${t.shots ? ".shots" : ""}`);
+    }
+    tasks.push(lt);
+  }
+  return tasks;
+}
+
+/** Layer set i of the config, resolved against the model's depth (errors name the config's field). */
+function layerSet(config: SweepConfig, i: number, spec: string, nLayers: number): number[] {
+  try {
+    return parseLayers(spec, nLayers);
+  } catch (e) {
+    throw configFieldError(e, config, `layers[${i}]`);
+  }
 }
 
 function isEngine(e: Pick<Engine, "config">): e is Engine {
@@ -149,6 +174,11 @@ export function checkContext(t: LoadedTask, tokenizer: Tokenizer, maxPositions: 
 export interface SweepDirOptions extends RunOptions {
   /** Run only this deterministic share of the chunks (`--shard k/N`); merge the N run folders afterwards. */
   shard?: Shard;
+  /**
+   * Called as soon as the run folder is open, with what opening it found and repaired (a stale lock taken
+   * over, corrupt lines): the caller warns now, not only after the sweep, which a kill may never reach.
+   */
+  onRecovery?: (recovery: StoreRecovery, dir: string) => void;
 }
 
 export interface SweepRunResult {
@@ -160,42 +190,47 @@ export interface SweepRunResult {
 }
 
 /**
- * Open the model, run (or resume) the sweep into `dir`, and aggregate everything stored there. The folder is
- * locked before the model is loaded, so a second sweep on it is refused at once.
+ * Open the model, run (or resume) the sweep into `dir`, and aggregate everything stored there. An existing
+ * folder is locked before the model is loaded, so a second sweep on it is refused at once; a new folder is
+ * created only once the config has been planned against the model, so a refused config leaves nothing behind.
  */
 export async function sweepToDir(
   config: SweepConfig,
   dir: string,
   opts: SweepDirOptions & { threads?: number } = {},
 ): Promise<SweepRunResult> {
-  const lock = lockRunDir(dir);
+  const lock = existsSync(dir) ? lockRunDir(dir) : undefined;
   try {
     const m = await openModel(resolvePath(config.model, config.baseDir ?? process.cwd()), {
       backend: config.backend ?? "onnxruntime",
       ...(opts.threads ? { threads: opts.threads } : {}),
     });
     try {
-      return await sweepWithModel(config, dir, m, { ...opts, lock });
+      return await sweepWithModel(config, dir, m, { ...opts, ...(lock ? { lock } : {}) });
     } finally {
       await m.engine.dispose();
     }
   } finally {
-    lock.release();
+    lock?.release();
   }
 }
 
-/** The same with a model the caller already opened (and disposes): no second load of the weights. */
+/**
+ * The same with a model the caller already opened (and disposes): no second load of the weights. Every
+ * planning check (layer sets, tasks, context lengths, vectors) runs before anything is written to `dir`.
+ */
 export async function sweepWithModel(
   config: SweepConfig,
   dir: string,
   m: OpenedModel,
   opts: SweepDirOptions & { lock?: RunLock } = {},
 ): Promise<SweepRunResult> {
-  const { lock, shard, ...runOpts } = opts;
+  const { lock, shard, onRecovery, ...runOpts } = opts;
+  const plan = await planSweep(config, m.engine, m.tokenizer, m.model.fingerprint);
   const identity = runIdentity(config, m.model.fingerprint);
   const store = ResultStore.open(dir, identity, lock ? { lock } : {});
   try {
-    const plan = await planSweep(config, m.engine, m.tokenizer, m.model.fingerprint);
+    onRecovery?.(store.recovery, dir);
     if (config.coeffUnits === "relative")
       writeRunUnits(dir, Object.fromEntries(plan.variants.map((v) => [v.id, v.residNorm!])));
     const batchSize = opts.batchSize ?? config.batchSize ?? 8;

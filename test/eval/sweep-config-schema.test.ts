@@ -14,7 +14,7 @@ const problemsOf = (raw: unknown): string[] => {
   assert.fail("accepted");
 };
 
-test("the schema is what parseSweepConfig runs: same output less baseDir, in the run identity's key order", () => {
+test("the schema is what parseSweepConfig runs: same output less baseDir and file, in the run identity's key order", () => {
   const raw = {
     model: "m",
     vector: "random:7",
@@ -26,7 +26,8 @@ test("the schema is what parseSweepConfig runs: same output less baseDir, in the
     ],
   };
   const parsed = sweepConfigSchema.parse(raw);
-  assert.deepEqual({ ...parsed, baseDir: "/base" }, parseSweepConfig(raw, "/base"));
+  assert.deepEqual({ ...parsed, baseDir: "/base", file: "<flags>" }, parseSweepConfig(raw, "/base"));
+  assert.equal(parseSweepConfig(raw, "/base", "exp.yaml").file, "exp.yaml");
   // Key order is part of run.json's identity: id first, then kind, data, ...; the paper's helpfulness default.
   assert.equal(
     JSON.stringify(parsed.tasks),

@@ -10,6 +10,7 @@ import { threadsOption } from "../options.js";
 import { progressReporter } from "../progress.js";
 import { regimeLine } from "../regime-line.js";
 import { onStopSignals } from "../signals.js";
+import { warnRecovery } from "../store-notes.js";
 
 /** The package's demo/ folder (from src/cli/commands or dist/src/cli/commands). */
 function demoDir(): string {
@@ -186,6 +187,7 @@ async function runAndPrint<C extends Parameters<typeof runExperiment>[0]>(
     res = await runExperiment(c, resolve(o.out), {
       threads: o.threads,
       onProgress: progress ? (label, done, total) => progress({ label, done, total }) : undefined,
+      onRecovery: warnRecovery,
     });
   } finally {
     offSignals();

@@ -8,6 +8,7 @@ import { buildReport } from "../../report/build.js";
 import { writeReport } from "../../report/writers.js";
 import { progressReporter } from "../progress.js";
 import { onStopSignals, signalExitCode } from "../signals.js";
+import { warnRecovery } from "../store-notes.js";
 
 /** The sweep flags of queue mode. */
 export interface QueueCli {
@@ -38,6 +39,7 @@ export async function queuedSweep(config: SweepConfig, o: QueueCli): Promise<voi
       ...(o.attempts ? { attempts: o.attempts } : {}),
       noWait: o.wait === false,
       signal: ac.signal,
+      onRecovery: warnRecovery,
       onRefusal: (r, others) =>
         process.stderr.write(
           `\nsteerlab: worker ${r.worker} refused the sweep: ${r.message}\nsteerlab: waiting for the ${others} other connected worker(s)\n`,

@@ -12,7 +12,7 @@ import type { SweepData } from "../../report/types.js";
 import { batchSizeOption, collect, int, LIMITS, layerSpec, threadsOption } from "../options.js";
 import { progressReporter } from "../progress.js";
 import { onStopSignals, signalExitCode } from "../signals.js";
-import { storeNotes } from "../store-notes.js";
+import { warnRecovery } from "../store-notes.js";
 import { type QueueCli, queuedSweep } from "./sweep-queue.js";
 
 export interface SweepCli extends QueueCli {
@@ -69,14 +69,14 @@ export function configOf(o: SweepCli): SweepConfig {
   return {
     ...base,
     ...(Object.keys(flags).length
-      ? parseSweepConfig({ ...strip(base), ...flags }, base.baseDir ?? process.cwd())
+      ? parseSweepConfig({ ...strip(base), ...flags }, base.baseDir ?? process.cwd(), o.config)
       : {}),
   };
 }
 
 /** A validated config back to the raw keys parseSweepConfig accepts. */
 function strip(c: SweepConfig): Record<string, unknown> {
-  const { baseDir: _b, ...rest } = c;
+  const { baseDir: _b, file: _f, ...rest } = c;
   return rest;
 }
 
@@ -188,10 +188,9 @@ over). Resuming after the model's weights changed is refused: use a new -o folde
           ...(shard ? { shard } : {}),
           ...(o.threads ? { threads: o.threads } : {}),
           onProgress: (done, total) => bar({ label: "sweep", done, total }),
+          onRecovery: warnRecovery,
         });
         bar.end();
-        for (const note of storeNotes(res.recovery, res.dir))
-          process.stderr.write(`steerlab: warning: ${note}\n`);
         const s = res.stats;
         if (o.json) {
           process.stdout.write(
