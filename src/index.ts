@@ -57,7 +57,7 @@ export { loadTokenizerFromHfDir, tokenizerFromGguf, tokenizerFromJson } from "./
 export type { ChatMessage, Tokenizer } from "./io/tokenizer-types.js";
 export { writeFileAtomic, writeFileAtomicWith } from "./io/write-atomic.js";
 // One forward driver over compute backends: a new backend implements ForwardBackend and extends ForwardDriver
-export type { BackendCall, CallInputs, ForwardBackend } from "./model/backend.js";
+export type { BackendCall, CallInputs, ForwardBackend, KVStore } from "./model/backend.js";
 // Models and engines
 export type { ModelConfig } from "./model/config.js";
 export { ForwardDriver } from "./model/driver.js";

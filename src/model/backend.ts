@@ -49,7 +49,15 @@ export interface BackendCall {
   block?(l: number, x: Float32Array): Promise<Float32Array>;
 }
 
-export interface ForwardBackend<S> {
+/** A backend's key/value store for a batch of rows: the driver grows and forks it, the backend reads and appends. */
+export interface KVStore<S> {
+  /** Make room for `need` slots per row, keeping the first `keep` of each row. */
+  reserve(keep: number, need: number): void;
+  /** A store of batch * n rows, row k * n + j a copy of row k's first `keep` slots, with room for `room` more. */
+  fork(n: number, keep: number, room: number): S;
+}
+
+export interface ForwardBackend<S extends KVStore<S>> {
   readonly config: ModelConfig;
   /** Short name for reports: "reference", "onnxruntime". */
   readonly kind: string;
@@ -65,10 +73,6 @@ export interface ForwardBackend<S> {
   spanOf?(l: number): readonly [number, number];
   /** An empty store for `batch` rows. */
   newStore(batch: number): S;
-  /** Make room for `need` slots per row, keeping the first `keep` of each row. */
-  reserve(store: S, keep: number, need: number): void;
-  /** A store of batch * n rows, row k * n + j a copy of row k's first `keep` slots, with room for `room` more. */
-  fork(store: S, n: number, keep: number, room: number): S;
   begin(inputs: CallInputs<S>): BackendCall;
   /** Final norm and output head on `n` rows [n, D]: logits [n, V]. */
   head(rows: Float32Array, n: number): Promise<Float32Array>;

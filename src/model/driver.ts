@@ -13,7 +13,7 @@
  */
 import { SteerlabError } from "../errors.js";
 import { checkFiniteOutput } from "../io/finite.js";
-import type { ForwardBackend } from "./backend.js";
+import type { ForwardBackend, KVStore } from "./backend.js";
 import { checkBatch, positionsFor } from "./batch.js";
 import type { ModelConfig } from "./config.js";
 import {
@@ -30,7 +30,7 @@ import {
 import { checkHookBuffer, hookName, isSite, SITES, type Site } from "./hooks.js";
 
 /** A cache as the driver keeps it: the backend's key/value store plus the bookkeeping every backend shares. */
-export class DriverCache<S> implements KVCache {
+export class DriverCache<S extends KVStore<S>> implements KVCache {
   /** Tokens held per row, padding included. */
   length = 0;
   /** [B][length] 1 = real token, 0 = padding, for every cached token. */
@@ -52,7 +52,7 @@ function bad(message: string, field: string, expected: string, got: string): Ste
   return new SteerlabError("bad_input", message, { field, expected, got });
 }
 
-export class ForwardDriver<S> implements Engine {
+export class ForwardDriver<S extends KVStore<S>> implements Engine {
   allowNonFinite = false;
   private disposed = false;
 
@@ -76,7 +76,7 @@ export class ForwardDriver<S> implements Engine {
     const src = this.ownCache(cache);
     checkFork(rowsPerSource, room);
     const n = rowsPerSource;
-    const out = new DriverCache(this, src.batch * n, this.backend.fork(src.store, n, src.length, room));
+    const out = new DriverCache(this, src.batch * n, src.store.fork(n, src.length, room));
     out.length = src.length;
     out.mask = Array.from({ length: out.batch }, (_, d) => src.mask[Math.floor(d / n)]!.slice());
     out.nextPos = Int32Array.from({ length: out.batch }, (_, d) => src.nextPos[Math.floor(d / n)]!);
@@ -126,7 +126,7 @@ export class ForwardDriver<S> implements Engine {
         String(maxPos),
       );
 
-    if (cache) this.backend.reserve(cache.store, P, P + T);
+    if (cache) cache.store.reserve(P, P + T);
     const call = this.backend.begin({
       B,
       T,

@@ -81,14 +81,6 @@ export class ReferenceBackend implements ForwardBackend<ReferenceKV> {
     return new ReferenceKV(this.model.config, batch);
   }
 
-  reserve(store: ReferenceKV, keep: number, need: number): void {
-    store.reserve(keep, need);
-  }
-
-  fork(store: ReferenceKV, n: number, keep: number, room: number): ReferenceKV {
-    return store.fork(n, keep, room);
-  }
-
   begin(inputs: CallInputs<ReferenceKV>): BackendCall {
     const m = this.model;
     const c = m.config;

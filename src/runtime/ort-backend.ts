@@ -67,14 +67,6 @@ export class OrtBackend implements ForwardBackend<OrtKV> {
     return new OrtKV(batch, c.nLayers, c.nKvHeads, c.headDim);
   }
 
-  reserve(store: OrtKV, keep: number, need: number): void {
-    store.reserve(keep, need);
-  }
-
-  fork(store: OrtKV, n: number, keep: number, room: number): OrtKV {
-    return store.fork(n, keep, room);
-  }
-
   begin(inputs: CallInputs<OrtKV>): BackendCall {
     const c = this.config;
     const D = c.hiddenSize;
