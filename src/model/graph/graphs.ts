@@ -92,9 +92,25 @@ function mlpPart(g: GraphBuilder, c: ModelConfig, w: WeightFn, l: number, x: Val
   return mlp(blk.scope("mlp"), h, spec, w, W.prefix(l, "mlp"));
 }
 
-function kvOutputs(g: GraphBuilder, c: ModelConfig, a: { k: Value; v: Value }): void {
-  g.output(a.k, "new_k", "float32", [B, c.nKvHeads, c.headDim, T]);
-  g.output(a.v, "new_v", "float32", [B, c.nKvHeads, T, c.headDim]);
+/** This call's new K^T and V of a block as outputs new_k/new_v (`suffix` ".l" in a span of blocks). */
+function kvOutputs(g: GraphBuilder, c: ModelConfig, a: { k: Value; v: Value }, suffix = ""): void {
+  g.output(a.k, `new_k${suffix}`, "float32", [B, c.nKvHeads, c.headDim, T]);
+  g.output(a.v, `new_v${suffix}`, "float32", [B, c.nKvHeads, T, c.headDim]);
+}
+
+/** Block l inside a graph: resid_pre x ─► attention ─(+)─► MLP ─(+)─► resid_post, with the block's new K^T and V. */
+function blockPart(
+  g: GraphBuilder,
+  c: ModelConfig,
+  w: WeightFn,
+  l: number,
+  x: Value,
+  io: ReturnType<typeof attnInputs>,
+): { post: Value; k: Value; v: Value } {
+  const a = attnPart(g, c, w, l, x, io);
+  const res = g.scope(`blocks.${l}`).scope("residual");
+  const mid = res.op("Add", [x, a.out], {}, "AddAttn");
+  return { post: res.op("Add", [mid, mlpPart(g, c, w, l, mid)], {}, "AddMlp"), k: a.k, v: a.v };
 }
 
 /** attn(l): hidden=resid_pre ─► attn_out, new_k, new_v. */
@@ -134,12 +150,9 @@ export function blockGraph(
 ): BuiltGraph {
   const g = GraphBuilder.create(settings);
   const io = attnInputs(g, c);
-  const a = attnPart(g, c, w, l, io.hidden, io);
-  const res = g.scope(`blocks.${l}`).scope("residual");
-  const mid = res.op("Add", [io.hidden, a.out], {}, "AddAttn");
-  const post = res.op("Add", [mid, mlpPart(g, c, w, l, mid)], {}, "AddMlp");
-  g.output(post, "resid_post", "float32", [B, T, c.hiddenSize]);
-  kvOutputs(g, c, a);
+  const b = blockPart(g, c, w, l, io.hidden, io);
+  g.output(b.post, "resid_post", "float32", [B, T, c.hiddenSize]);
+  kvOutputs(g, c, b);
   return finish(g, `block.${l}`);
 }
 
@@ -159,12 +172,9 @@ export function spanGraph(
   const shared = sharedInputs(g, c);
   let x = shared.hidden;
   for (let l = from; l <= to; l++) {
-    const a = attnPart(g, c, w, l, x, { ...shared, ...pastInputs(g, c, `.${l}`) });
-    const res = g.scope(`blocks.${l}`).scope("residual");
-    const mid = res.op("Add", [x, a.out], {}, "AddAttn");
-    x = res.op("Add", [mid, mlpPart(g, c, w, l, mid)], {}, "AddMlp");
-    g.output(a.k, `new_k.${l}`, "float32", [B, c.nKvHeads, c.headDim, T]);
-    g.output(a.v, `new_v.${l}`, "float32", [B, c.nKvHeads, T, c.headDim]);
+    const b = blockPart(g, c, w, l, x, { ...shared, ...pastInputs(g, c, `.${l}`) });
+    x = b.post;
+    kvOutputs(g, c, b, `.${l}`);
   }
   g.output(x, "resid_post", "float32", [B, T, c.hiddenSize]);
   return finish(g, `span.${from}-${to}`);
