@@ -18,6 +18,7 @@
 #include <cstring>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -363,17 +364,29 @@ struct GraphState {
   uint64_t computedAt = 0;  // the backend generation of this graph's last compute (0: never)
   size_t expanded = 0;
   bool freed = false;
+  int64_t reported = 0;  // bytes of the context told to V8 (napi_adjust_external_memory), so GC sees graphs
 
-  void release() {
+  // Tells V8 about the context's used bytes, so that dropped graphs are collected under memory pressure.
+  void account(napi_env env) {
+    int64_t used = ctx ? static_cast<int64_t>(ggml_used_mem(ctx)) : 0;
+    int64_t total;
+    if (used != reported) napi_adjust_external_memory(env, used - reported, &total);
+    reported = used;
+  }
+
+  void release(napi_env env) {
     if (ctx) ggml_free(ctx);
     ctx = nullptr;
+    account(env);
     gf = nullptr;
     freed = true;
     nodes.clear();
     refs.clear();
     inputs.clear();
   }
-  ~GraphState() { release(); }
+  ~GraphState() {
+    if (ctx) ggml_free(ctx);
+  }
   void live() const {
     backend->live();
     if (freed) throw Fail("ggml graph was freed");
@@ -432,7 +445,14 @@ napi_value construct(napi_env env, napi_callback_info info) {
       throw Fail("ggml objects are made by the addon (backend(), mapFile(), weight(), tensor(), graph())");
     void* h = nullptr;
     NAPI(napi_get_value_external(env, a.v[0], &h));
-    NAPI(napi_wrap(env, a.self, h, [](napi_env, void* p, void*) { delete static_cast<Holder*>(p); }, nullptr, nullptr));
+    NAPI(napi_wrap(
+        env, a.self, h,
+        [](napi_env env, void* p, void*) {
+          auto* h = static_cast<Holder*>(p);
+          if (h->graph) h->graph->release(env);
+          delete h;
+        },
+        nullptr, nullptr));
     return a.self;
   });
 }
@@ -724,6 +744,7 @@ napi_value backendGraph(napi_env env, napi_callback_info info) {
     if (!g->ctx) throw Fail("graph: ggml_init failed (out of memory)");
     g->gf = ggml_new_graph_custom(g->ctx, g->maxNodes, false);
     g->serial = ++b->graphSerial;
+    g->account(env);
     auto* h = new Holder();
     h->backend = b;
     h->graph = std::move(g);
@@ -1082,6 +1103,7 @@ napi_value graphCompute(napi_env env, napi_callback_info info) {
     ggml_status st = ggml_backend_graph_compute(b.be, g.gf);
     if (st != GGML_STATUS_SUCCESS) throw Fail("compute: ggml failed with status " + std::to_string(st) + ". " + g_lastLog);
     g.computedAt = ++b.generation;
+    g.account(env);
     return jsUndefined(env);
   });
 }
@@ -1148,7 +1170,7 @@ napi_value graphRead(napi_env env, napi_callback_info info) {
 napi_value graphFree(napi_env env, napi_callback_info info) {
   return guarded(env, [&] {
     Holder* h = holder(env, args(env, info, 0).self);
-    if (h->graph) h->graph->release();
+    if (h->graph) h->graph->release(env);
     return jsUndefined(env);
   });
 }
@@ -1156,17 +1178,25 @@ napi_value graphFree(napi_env env, napi_callback_info info) {
 // ---------------------------------------------------------------------------------------------------------------
 // Module: init(binsDir) and backend(threads, threadpool)
 
+std::mutex g_initLock;  // worker threads may load the addon at once
+
 napi_value init(napi_env env, napi_callback_info info) {
   return guarded(env, [&] {
     Args a = args(env, info, 1);
+    std::lock_guard<std::mutex> lock(g_initLock);
     if (!g_cpu.ready) {
       if (a.v.empty()) throw Fail("init(binsDir): binsDir is missing");
       std::string dir = string(env, a.v[0], "init: binsDir");
-      ggml_log_set(quietLog, nullptr);
-      // The CPU backend is a set of variants (haswell, skylakex, sapphirerapids, ...): the loader scores each
-      // against this CPU and loads the best one.
-      ggml_backend_load_all_from_path(dir.c_str());
+      // node-llama-cpp may have loaded ggml's backends in this process already (same libraries): then use its
+      // CPU device and leave its log callback alone.
       g_cpu.dev = ggml_backend_dev_by_type(GGML_BACKEND_DEVICE_TYPE_CPU);
+      if (!g_cpu.dev) {
+        ggml_log_set(quietLog, nullptr);
+        // The CPU backend is a set of variants (haswell, skylakex, sapphirerapids, ...): the loader scores each
+        // against this CPU and loads the best one.
+        ggml_backend_load_all_from_path(dir.c_str());
+        g_cpu.dev = ggml_backend_dev_by_type(GGML_BACKEND_DEVICE_TYPE_CPU);
+      }
       if (!g_cpu.dev) throw Fail("no ggml CPU backend could be loaded from " + dir + ". " + g_lastLog);
       g_cpu.reg = ggml_backend_dev_backend_reg(g_cpu.dev);
       auto proc = [&](const char* name) { return ggml_backend_reg_get_proc_address(g_cpu.reg, name); };
