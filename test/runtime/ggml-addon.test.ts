@@ -659,6 +659,10 @@ describe("ggml addon: errors are thrown, the process lives", () => {
       () => g.op("cpy", [x, g.input(T.F32, [3], new Float32Array(3))]),
       /cpy: a .* has 64 elements/,
     );
+    const ids = g.input(T.I32, [2], new Int32Array([0, 1]));
+    assert.throws(() => g.op("get_rows", [W, g.op("cont", [ids])]), /ids must be a graph input/);
+    assert.throws(() => g.op("view", [x], [32, 2, 1, 1, 2 ** 60, 0, 0, 0]), /below 2\^50/);
+    assert.throws(() => g.input(T.F32, [2 ** 30, 2 ** 30], new Float32Array(1)), /more than 2\^48 elements/);
     assert.throws(() => g.op("nope" as "add", [x]), /unknown op "nope"/);
     assert.throws(() => g.op("scale", [99]), /no node 99/);
     assert.throws(() => g.input(T.F32, [4], new Float32Array(3)), /needs 16 bytes of data, got 12/);
