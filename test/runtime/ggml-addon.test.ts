@@ -568,6 +568,34 @@ describe("ggml addon: ops", () => {
     cache.free();
   });
 
+  test("mul_mat broadcasts an f16 cache over query heads (grouped-query attention)", () => {
+    const D = 4;
+    const Tk = 5;
+    const S = 2;
+    const Hq = 4;
+    const Hkv = 2;
+    const k = gaussian(rng(31), D * Tk * Hkv);
+    const q = gaussian(rng(32), D * S * Hq);
+    const k16 = new Uint16Array(k.length).map((_, i) => f32ToF16(k[i]!));
+    const got = run((g) =>
+      g.op("mul_mat", [g.input(T.F16, [D, Tk, Hkv], k16), g.input(T.F32, [D, S, Hq], q)]),
+    );
+    // out [Tk, S, Hq]: query head h reads cache head h / (Hq / Hkv); the f16 kernel rounds q to f16 too.
+    const want: number[] = [];
+    for (let h = 0; h < Hq; h++) {
+      const kv = Math.floor(h / (Hq / Hkv));
+      for (let s = 0; s < S; s++) {
+        for (let t = 0; t < Tk; t++) {
+          let acc = 0;
+          for (let d = 0; d < D; d++)
+            acc += viaF16(k[(kv * Tk + t) * D + d]!) * viaF16(q[(h * S + s) * D + d]!);
+          want.push(acc);
+        }
+      }
+    }
+    close(got, want, 1e-6, "kq");
+  });
+
   test("a graph computes again; reads of unexpanded intermediates are refused", () => {
     const g = be.graph();
     const x = g.input(T.F32, [4], new Float32Array([1, 2, 3, 4]));
