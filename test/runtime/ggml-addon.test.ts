@@ -15,7 +15,7 @@
  *  - bad input throws an Error naming the op and shapes, and the process lives on; a disposed backend throws.
  */
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
@@ -753,6 +753,35 @@ describe("ggml addon: errors are thrown, the process lives", () => {
     kv.free();
     assert.equal(be.stats().tensors, 0);
     assert.ok(be.stats().compute > 0);
+  });
+
+  test("repack from a map gives the mapped pages back (madvise), copy does not", () => {
+    // The mapping's resident bytes, from /proc/self/smaps (Linux).
+    const resident = (path: string) => {
+      const lines = readFileSync("/proc/self/smaps", "utf8").split("\n");
+      let total = 0;
+      let inside = false;
+      for (const line of lines) {
+        if (/^[0-9a-f]+-[0-9a-f]+ /.test(line)) inside = line.endsWith(path);
+        else if (inside && line.startsWith("Rss:")) total += Number(line.split(/\s+/)[1]) * 1024;
+      }
+      return total;
+    };
+    const K = 4096;
+    const N = 256;
+    const bytes = quantize(T.Q8_0, weights(77, K, N)); // 1.1 MB
+    const file = join(dir, "advise.bin");
+    writeFileSync(file, bytes);
+    const map = be.mapFile(file);
+    const copy = be.weight(map, 0, T.Q8_0, [K, N], "copy");
+    assert.ok(resident(file) >= 0.9 * bytes.length, `copy read every page: ${resident(file)}`);
+    const repacked = be.weight(map, 0, T.Q8_0, [K, N], "repack");
+    assert.ok(resident(file) <= 8192, `repack released the pages: ${resident(file)} still resident`);
+    assert.equal(be.stats().mapped, bytes.length, "the mapping itself stays");
+    copy.free();
+    repacked.free();
+    map.close();
+    assert.equal(be.stats().mapped, 0);
   });
 
   test("dispose, then every use throws", () => {
