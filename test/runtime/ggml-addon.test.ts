@@ -450,6 +450,78 @@ describe("ggml addon: ops", () => {
     assert.ok(plain.every((v) => v > 0));
   });
 
+  test("soft_max: one mask [n_kv, T, 1, B] broadcast over the heads of [n_kv, T, H, B]", () => {
+    const nkv = 3;
+    const Tq = 2;
+    const H = 2;
+    const B = 2;
+    const a = gaussian(rng(4), nkv * Tq * H * B);
+    const mask = new Float32Array(nkv * Tq * B);
+    for (let b = 0; b < B; b++)
+      for (let t = 0; t < Tq; t++) mask[(b * Tq + t) * nkv + ((t + b) % nkv)] = -Infinity;
+    const got = run((g) =>
+      g.op("soft_max", [g.input(T.F32, [nkv, Tq, H, B], a), g.input(T.F32, [nkv, Tq, 1, B], mask)], [1, 0]),
+    );
+    const want: number[] = [];
+    for (let b = 0; b < B; b++) {
+      for (let h = 0; h < H; h++) {
+        for (let t = 0; t < Tq; t++) {
+          const row = ((b * H + h) * Tq + t) * nkv;
+          const z = Array.from({ length: nkv }, (_, j) => a[row + j]! + mask[(b * Tq + t) * nkv + j]!);
+          const mx = Math.max(...z);
+          const e = z.map((v) => Math.exp(v - mx));
+          const s = e.reduce((p, q) => p + q, 0);
+          want.push(...e.map((v) => v / s));
+        }
+      }
+    }
+    close(got, want, 1e-6, "broadcast mask");
+  });
+
+  test("attention as llama.cpp builds it: mul_mat of cache views (strided src0) and permuted queries", () => {
+    // cache [D, slots] F16 holding Hkv heads side by side in each row: K of head h at dims h*D .. h*D+D-1.
+    const D = 4;
+    const Hkv = 2;
+    const slots = 6;
+    const used = 4;
+    const S = 3;
+    const cache = be.tensor(T.F16, [D * Hkv, slots]);
+    const k = gaussian(rng(51), D * Hkv * used);
+    const fill = be.graph();
+    const dst = fill.op(
+      "view",
+      [fill.ref(cache)],
+      [D * Hkv, used, 1, 1, D * Hkv * 2, D * Hkv * 2 * used, 0, 0],
+    );
+    fill.expand(fill.op("cpy", [fill.input(T.F32, [D * Hkv, used], k), dst]));
+    fill.compute();
+    // q as the projection writes it: [D * Hkv, S] -> [D, Hkv, S] -> permute to [D, S, Hkv]
+    const q = gaussian(rng(52), D * Hkv * S);
+    const got = run((g) => {
+      const kView = g.op(
+        "view",
+        [g.ref(cache)],
+        [D, used, Hkv, 1, D * Hkv * 2, D * 2, D * Hkv * 2 * slots, 0],
+      );
+      const q3 = g.op("reshape", [g.input(T.F32, [D * Hkv, S], q)], [D, Hkv, S]);
+      return g.op("mul_mat", [kView, g.op("permute", [q3], [0, 2, 1, 3])]);
+    });
+    assert.equal(got.length, used * S * Hkv);
+    const want: number[] = [];
+    for (let h = 0; h < Hkv; h++) {
+      for (let s = 0; s < S; s++) {
+        for (let t = 0; t < used; t++) {
+          let acc = 0;
+          for (let d = 0; d < D; d++)
+            acc += viaF16(k[t * D * Hkv + h * D + d]!) * viaF16(q[s * D * Hkv + h * D + d]!);
+          want.push(acc);
+        }
+      }
+    }
+    close(got, want, 1e-6, "kq");
+    cache.free();
+  });
+
   test("get_rows of a quantized table equals steerlab's dequantized rows", () => {
     const K = 256;
     const R = 10;
@@ -518,6 +590,12 @@ describe("ggml addon: ops", () => {
       rows((r) => r.map((v) => v / (1 + Math.exp(-v)))),
       1e-6,
       "silu",
+    );
+    close(
+      run((g) => g.op("tanh", [input(g)])),
+      rows((r) => r.map(Math.tanh)),
+      1e-6,
+      "tanh",
     );
     const gelu = (v: number) => 0.5 * v * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (v + 0.044715 * v ** 3)));
     close(
@@ -796,7 +874,16 @@ describe("ggml addon: errors are thrown, the process lives", () => {
     assert.throws(() => b.weight(q, 0, T.Q4_0, [64, 4], "copy"), /disposed/);
     assert.throws(() => b.stats(), /disposed/);
     w.free(); // harmless after dispose
+    w.free(); // and twice
     b.dispose();
+    const c = ggml.backend(1);
+    const file = join(dir, "twice.bin");
+    writeFileSync(file, q);
+    const map = c.mapFile(file);
+    map.close();
+    map.close();
+    c.dispose();
+    map.close();
   });
 
   test("backend arguments", () => {
