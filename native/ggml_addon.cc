@@ -870,7 +870,10 @@ ggml_tensor* buildOp(GraphState& g, const std::string& op, const std::vector<ggm
     nsrc(1, 1);
     need(p.size() == 1, op, "params [s] expected");
     needType(s[0], {GGML_TYPE_F32}, op, "a");
-    need(ggml_is_contiguous(s[0]), op, "a " + desc(s[0]) + " must be contiguous (use cont)");
+    // ggml_scale asserts "padded 1d" (strides exactly dense even over dims of size 1), stricter than contiguous.
+    const ggml_tensor* a = s[0];
+    need(ggml_is_contiguous(a) && a->nb[0] == 4 && a->nb[2] == a->nb[1] * a->ne[1] && a->nb[3] == a->nb[2] * a->ne[2], op,
+         "a " + desc(a) + " must be contiguous (use cont)");
     return ggml_scale(ctx, s[0], param(p, 0, 1));
   }
   if (op == "rms_norm" || op == "norm") {
