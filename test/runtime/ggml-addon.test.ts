@@ -766,7 +766,10 @@ describe("ggml addon: errors are thrown, the process lives", () => {
       /cpy: a .* has 64 elements/,
     );
     // contiguous by ggml_is_contiguous (dims of size 1 skipped) but not "padded 1d" as ggml_scale asserts
-    assert.throws(() => g.op("scale", [g.op("view", [x], [32, 1, 1, 1, 128, 0, 0, 0])], [2]), /scale: .* contiguous/);
+    assert.throws(
+      () => g.op("scale", [g.op("view", [x], [32, 1, 1, 1, 128, 0, 0, 0])], [2]),
+      /scale: .* contiguous/,
+    );
     const ids = g.input(T.I32, [2], new Int32Array([0, 1]));
     assert.throws(() => g.op("get_rows", [W, g.op("cont", [ids])]), /ids must be a graph input/);
     assert.throws(() => g.op("view", [x], [32, 2, 1, 1, 2 ** 60, 0, 0, 0]), /below 2\^50/);
