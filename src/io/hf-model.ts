@@ -17,8 +17,8 @@ import type { LoadedModel, LoadOptions } from "../model/model.js";
 import {
   checkWeights,
   expectedWeights,
-  f32Bytes,
   type FileTensor,
+  f32Bytes,
   LazyWeights,
   resolveDtype,
   storeAs,
@@ -151,7 +151,9 @@ export async function loadHfModel(dir: string, opts: LoadOptions = {}): Promise<
         dtypes[hit.info.dtype] = (dtypes[hit.info.dtype] ?? 0) + 1;
       }
       types.set(canonical, storedType(shape, dtype));
-      const ggmlType = Object.hasOwn(GGML_OF_DTYPE, hit.info.dtype) ? GGML_OF_DTYPE[hit.info.dtype] : undefined;
+      const ggmlType = Object.hasOwn(GGML_OF_DTYPE, hit.info.dtype)
+        ? GGML_OF_DTYPE[hit.info.dtype]
+        : undefined;
       if (ggmlType !== undefined)
         locations.set(canonical, {
           file: hit.path,
@@ -224,7 +226,11 @@ export async function loadHfModel(dir: string, opts: LoadOptions = {}): Promise<
 }
 
 /** ggml types of the safetensors dtypes ggml computes on (F64 has none). */
-const GGML_OF_DTYPE: Record<string, number> = { F32: GGML_TYPE.F32, F16: GGML_TYPE.F16, BF16: GGML_TYPE.BF16 };
+const GGML_OF_DTYPE: Record<string, number> = {
+  F32: GGML_TYPE.F32,
+  F16: GGML_TYPE.F16,
+  BF16: GGML_TYPE.BF16,
+};
 
 /** Bytes per value of the safetensors dtypes readSafetensorsTensor decodes. */
 const ELEMENT_BYTES: Record<string, number> = { F64: 8, F32: 4, F16: 2, BF16: 2 };
