@@ -40,11 +40,12 @@ interface Plan {
 /** Byte alignment of a mapped range (ggml's TENSOR_ALIGNMENT); GGUF data is aligned so, safetensors may not be. */
 const MAP_ALIGN = 32;
 
-/** A matrix multiplied by activations (not an embedding table, a norm or a bias). */
-function isMatmul(name: string, c: ModelConfig): boolean {
-  if (name === W.lmHead) return true;
-  if (name === W.tokEmbd) return c.tiedEmbeddings;
-  return /^blocks\.\d+\.(attn|mlp)\.\w+\.weight$/.test(name);
+/**
+ * A matrix only multiplied by activations, so it may be repacked. Not the embedding, even when tied: get_rows
+ * reads it as stored (a repacked layout has no rows), as llama.cpp never repacks token_embd.
+ */
+function isMatmul(name: string): boolean {
+  return name === W.lmHead || /^blocks\.\d+\.(attn|mlp)\.\w+\.weight$/.test(name);
 }
 
 /** ggml dims (ne[0] contiguous) and byte offset of a file tensor's canonical part. */
@@ -75,7 +76,7 @@ function plan(c: ModelConfig, weights: ModelWeights, matmul: MatmulWeights): Pla
     const role = qkRole(name);
     const layer = role ? Number(name.split(".")[1]) : -1;
     const permutedAlone = s?.interleavedRope && !interleaved.has(layer);
-    const mm = isMatmul(name, c);
+    const mm = isMatmul(name);
     const quant = (r && ggmlTypeInfo(r.type)!.block > 1) || (!r && lazy?.typeOf(name) != null);
     // Non-matmul tensors in F16/BF16 (rare: norms of a half-precision checkpoint) are copied as f32, the type
     // ggml's elementwise ops take.
