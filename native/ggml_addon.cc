@@ -865,11 +865,11 @@ ggml_tensor* buildOp(GraphState& g, const std::string& op, const std::vector<ggm
       throw Fail(op + ": the repacked weight " + desc(a) + " cannot multiply b " + desc(b));
     return r;
   }
-  if (op == "silu" || op == "gelu") {
+  if (op == "silu" || op == "gelu" || op == "tanh") {
     nsrc(1, 1);
     needType(s[0], {GGML_TYPE_F32}, op, "a");
     need(ggml_is_contiguous_1(s[0]) && s[0]->nb[0] == 4, op, "a " + desc(s[0]) + " must be contiguous (use cont)");
-    return op == "silu" ? ggml_silu(ctx, s[0]) : ggml_gelu(ctx, s[0]);
+    return op == "silu" ? ggml_silu(ctx, s[0]) : op == "gelu" ? ggml_gelu(ctx, s[0]) : ggml_tanh(ctx, s[0]);
   }
   if (op == "rope") {
     nsrc(2, 3);

@@ -95,7 +95,8 @@ export type GgmlOp =
   | "norm" // [a] params [eps]
   | "mul_mat" // [a, b] -> ggml_mul_mat(a, b): a is the weight ([K, N, ...]), b the activations ([K, M, ...], F32)
   | "silu"
-  | "gelu" // [a]; gelu = ggml_gelu (tanh approximation)
+  | "gelu" // [a]; gelu = ggml_gelu (tanh approximation, through an f16 table on CPU)
+  | "tanh" // [a]
   | "rope" // [a, pos (I32 [a.ne[2]]), freqFactors? (F32 [nDims/2])] params
   //   [nDims, mode, nCtxOrig, freqBase, freqScale, extFactor, attnFactor, betaFast, betaSlow]; mode 0 or 2
   | "soft_max" // [a, mask?] params [scale, maxBias]  (ggml_soft_max_ext)
