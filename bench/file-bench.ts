@@ -241,9 +241,10 @@ export async function benchOrtFile(
   collect();
   const steady = vmKiB("VmRSS") / 1024;
   const steer = await steerCheck(engine, m.config);
+  const held = engineBytes(engine);
   await engine.dispose();
   return {
-    ...row(shape, dtype, backend, threads, file, engineBytes(engine), loadS, speed, steady, base),
+    ...row(shape, dtype, backend, threads, file, held, loadS, speed, steady, base),
     steer,
   };
 }

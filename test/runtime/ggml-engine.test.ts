@@ -266,6 +266,53 @@ describe("ggml: the real stories260K", { skip: skip || (existsSync(GGUF) ? false
   });
 });
 
+describe("ggml: spans chosen per call", { skip }, () => {
+  test("blocks run as one graph up to each block where a hook needs the stream; attn_out/mlp_out site by site", async () => {
+    const c = TINY_CONFIGS.llama!; // 3 blocks
+    const w = randomWeights(c, 2);
+    const en = await createGgmlEngine({ config: c, weights: w }, { threads: 1, cacheType: "f32" });
+    // Record what the driver asks of the real backend's calls.
+    const backend = (en as unknown as { backend: { begin: (i: unknown) => Record<string, unknown> } })
+      .backend;
+    const begin = backend.begin.bind(backend);
+    const units: string[] = [];
+    backend.begin = (inputs) => {
+      const call = begin(inputs) as Record<string, (...a: never[]) => unknown>;
+      const rec = (name: string) => {
+        const f = call[name]!;
+        call[name] = ((...a: number[]) => {
+          units.push(name === "span" ? `span ${a[0]}..${a[1]}` : `${name} ${a[0]}`);
+          return f(...(a as never[]));
+        }) as never;
+      };
+      for (const name of ["span", "attention", "mlp"]) rec(name);
+      return call;
+    };
+    const noop = () => {};
+    const ids = [[3, 4, 5, 6]];
+    const cases: [HookBinding[], string[]][] = [
+      [[], ["span 0..2"]],
+      [[{ point: { layer: 0, site: "resid_post" }, fn: noop }], ["span 0..0", "span 1..2"]],
+      [[{ point: { layer: 2, site: "resid_pre" }, fn: noop }], ["span 0..1", "span 2..2"]],
+      [
+        [{ point: { layer: 1, site: "attn_out" }, fn: noop }],
+        ["span 0..0", "attention 1", "mlp 1", "span 2..2"],
+      ],
+    ];
+    const want = await en.forward({ ids }, { logits: "all" });
+    for (const [hooks, expected] of cases) {
+      units.length = 0;
+      const got = await en.forward({ ids }, { logits: "all", hooks });
+      assert.deepEqual(units, expected);
+      assert.ok(relDiff(got.logits, want.logits) <= 1e-5, "a split changed the result");
+    }
+    units.length = 0;
+    await en.forward({ ids }, { logits: "none", stopAfterLayer: 1 });
+    assert.deepEqual(units, ["span 0..1"]);
+    await en.dispose();
+  });
+});
+
 describe("ggml: loading, options, errors", { skip }, () => {
   test("says what loads and its memory before taking it; progress per block; stats", async () => {
     const files = writeTinyModels(mkdtempSync(join(dir, "load-")), "llama", { ggufDtype: "Q8_0" });
