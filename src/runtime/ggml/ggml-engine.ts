@@ -28,6 +28,11 @@ export interface GgmlEngineOptions {
    * pages released) or "map" (used from the mapped file as they are).
    */
   matmulWeights?: MatmulWeights;
+  /**
+   * Keep the compute threads in a persistent pool between graphs (default true, as llama.cpp); false starts and
+   * joins them on every graph.
+   */
+  threadpool?: boolean;
   /** Plain notes: what loads and how much memory it takes, said before it is taken. */
   onInfo?: (message: string) => void;
   /** Called after each block's weights are mapped or repacked (and once more for embeddings and head). */
@@ -72,7 +77,7 @@ export async function createGgmlEngine(
   if (matmul !== "repack" && matmul !== "map") throw badOption("matmulWeights", "repack | map", matmul);
 
   const addon = loadGgml();
-  const ggml = addon.backend(threads);
+  const ggml = addon.backend(threads, { threadpool: opts.threadpool ?? true });
   let weights: GgmlWeights | null = null;
   try {
     weights = new GgmlWeights(ggml, c, model.weights, matmul);
