@@ -18,6 +18,7 @@
 #include <cstring>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -238,6 +239,9 @@ std::vector<int64_t> dims(const std::vector<double>& ne, int type, const std::st
       throw Fail(what + ": ne[" + std::to_string(i) + "] must be a positive integer, got " + std::to_string(ne[i]));
     out[i] = static_cast<int64_t>(ne[i]);
   }
+  // Keeps every byte count below 2^63 (no overflow in the bound checks): 2^48 elements is far beyond any model.
+  if (static_cast<double>(out[0]) * out[1] * out[2] * out[3] > 281474976710656.0)
+    throw Fail(what + ": ne has more than 2^48 elements");
   int64_t blck = ggml_blck_size(static_cast<ggml_type>(type));
   if (out[0] % blck != 0)
     throw Fail(what + ": ne[0] (" + std::to_string(out[0]) + ") must be a multiple of " + typeName(type) +
@@ -363,17 +367,29 @@ struct GraphState {
   uint64_t computedAt = 0;  // the backend generation of this graph's last compute (0: never)
   size_t expanded = 0;
   bool freed = false;
+  int64_t reported = 0;  // bytes of the context told to V8 (napi_adjust_external_memory), so GC sees graphs
 
-  void release() {
+  // Tells V8 about the context's used bytes, so that dropped graphs are collected under memory pressure.
+  void account(napi_env env) {
+    int64_t used = ctx ? static_cast<int64_t>(ggml_used_mem(ctx)) : 0;
+    int64_t total;
+    if (used != reported) napi_adjust_external_memory(env, used - reported, &total);
+    reported = used;
+  }
+
+  void release(napi_env env) {
     if (ctx) ggml_free(ctx);
     ctx = nullptr;
+    account(env);
     gf = nullptr;
     freed = true;
     nodes.clear();
     refs.clear();
     inputs.clear();
   }
-  ~GraphState() { release(); }
+  ~GraphState() {
+    if (ctx) ggml_free(ctx);
+  }
   void live() const {
     backend->live();
     if (freed) throw Fail("ggml graph was freed");
@@ -432,7 +448,14 @@ napi_value construct(napi_env env, napi_callback_info info) {
       throw Fail("ggml objects are made by the addon (backend(), mapFile(), weight(), tensor(), graph())");
     void* h = nullptr;
     NAPI(napi_get_value_external(env, a.v[0], &h));
-    NAPI(napi_wrap(env, a.self, h, [](napi_env, void* p, void*) { delete static_cast<Holder*>(p); }, nullptr, nullptr));
+    NAPI(napi_wrap(
+        env, a.self, h,
+        [](napi_env env, void* p, void*) {
+          auto* h = static_cast<Holder*>(p);
+          if (h->graph) h->graph->release(env);
+          delete h;
+        },
+        nullptr, nullptr));
     return a.self;
   });
 }
@@ -724,6 +747,7 @@ napi_value backendGraph(napi_env env, napi_callback_info info) {
     if (!g->ctx) throw Fail("graph: ggml_init failed (out of memory)");
     g->gf = ggml_new_graph_custom(g->ctx, g->maxNodes, false);
     g->serial = ++b->graphSerial;
+    g->account(env);
     auto* h = new Holder();
     h->backend = b;
     h->graph = std::move(g);
@@ -820,6 +844,12 @@ ggml_tensor* buildOp(GraphState& g, const std::string& op, const std::vector<ggm
     nsrc(2, 2);
     ggml_tensor *a = s[0], *b = s[1];
     needType(b, {GGML_TYPE_I32}, op, "ids");
+    // compute() checks the ids before ggml asserts on them, so they must be known then: an input or a persistent
+    // tensor, or a view of one.
+    const ggml_tensor* leaf = b;
+    while (leaf->op == GGML_OP_VIEW || leaf->op == GGML_OP_RESHAPE || leaf->op == GGML_OP_PERMUTE || leaf->op == GGML_OP_TRANSPOSE)
+      leaf = leaf->src[0];
+    need(leaf->op == GGML_OP_NONE, op, "ids must be a graph input, a persistent tensor or a view of one");
     need(a->ne[2] == b->ne[1] && a->ne[3] == b->ne[2] && b->ne[3] == 1, op,
          "table " + desc(a) + " and ids " + desc(b) + " do not match (need table.ne[2] = ids.ne[1], table.ne[3] = ids.ne[2], ids.ne[3] = 1)");
     need(a->type == GGML_TYPE_F32 || a->type == GGML_TYPE_F16 || a->type == GGML_TYPE_BF16 || ggml_is_quantized(a->type), op,
@@ -933,12 +963,14 @@ ggml_tensor* buildOp(GraphState& g, const std::string& op, const std::vector<ggm
                      intParam(p, 6, op, "nb3")};
     int64_t off = intParam(p, 7, op, "offsetBytes");
     need(nb[1] >= 0 && nb[2] >= 0 && nb[3] >= 0 && off >= 0, op, "strides and offset must not be negative");
+    need(nb[1] < (int64_t(1) << 50) && nb[2] < (int64_t(1) << 50) && nb[3] < (int64_t(1) << 50) && off < (int64_t(1) << 50), op,
+         "strides and offset must be below 2^50");
     // Last byte reached, within a itself and (as ggml checks) within its source's contiguous size.
-    uint64_t extent = ggml_row_size(a->type, ne[0]);
-    for (int i = 1; i < 4; i++) extent += static_cast<uint64_t>(ne[i] - 1) * nb[i];
+    unsigned __int128 extent = ggml_row_size(a->type, ne[0]);
+    for (int i = 1; i < 4; i++) extent += static_cast<unsigned __int128>(ne[i] - 1) * static_cast<uint64_t>(nb[i]);
     uint64_t dense = ggml_row_size(a->type, ne[0]) * ne[1] * ne[2] * ne[3];
     const ggml_tensor* root = a->view_src ? a->view_src : a;
-    uint64_t rootOff = static_cast<uint64_t>(off) + (a->view_src ? a->view_offs : 0);
+    unsigned __int128 rootOff = static_cast<uint64_t>(off) + (a->view_src ? a->view_offs : 0);
     need(static_cast<uint64_t>(off) + extent <= ggml_nbytes(a) && rootOff + dense <= ggml_nbytes(root) &&
              rootOff + extent <= ggml_nbytes(root),
          op,
@@ -1082,6 +1114,7 @@ napi_value graphCompute(napi_env env, napi_callback_info info) {
     ggml_status st = ggml_backend_graph_compute(b.be, g.gf);
     if (st != GGML_STATUS_SUCCESS) throw Fail("compute: ggml failed with status " + std::to_string(st) + ". " + g_lastLog);
     g.computedAt = ++b.generation;
+    g.account(env);
     return jsUndefined(env);
   });
 }
@@ -1107,6 +1140,8 @@ napi_value graphRead(napi_env env, napi_callback_info info) {
     int64_t id = integer(env, a.v[0], "read: id");
     ggml_tensor* t = g.node(env, a.v[0], "read");
     if (g.computedAt == 0) throw Fail("read: the graph has not been computed");
+    for (auto& r : g.refs)
+      if (r->freed) throw Fail("read: a tensor this graph uses was freed");
     if (g.computedAt != g.backend->generation)
       throw Fail("read: another graph was computed since on this backend and its buffer holds other values now; read before computing another graph");
     // Readable: persistent tensors, inputs, expanded nodes (outputs) and views of those; any other node's memory
@@ -1148,7 +1183,7 @@ napi_value graphRead(napi_env env, napi_callback_info info) {
 napi_value graphFree(napi_env env, napi_callback_info info) {
   return guarded(env, [&] {
     Holder* h = holder(env, args(env, info, 0).self);
-    if (h->graph) h->graph->release();
+    if (h->graph) h->graph->release(env);
     return jsUndefined(env);
   });
 }
@@ -1156,17 +1191,25 @@ napi_value graphFree(napi_env env, napi_callback_info info) {
 // ---------------------------------------------------------------------------------------------------------------
 // Module: init(binsDir) and backend(threads, threadpool)
 
+std::mutex g_initLock;  // worker threads may load the addon at once
+
 napi_value init(napi_env env, napi_callback_info info) {
   return guarded(env, [&] {
     Args a = args(env, info, 1);
+    std::lock_guard<std::mutex> lock(g_initLock);
     if (!g_cpu.ready) {
       if (a.v.empty()) throw Fail("init(binsDir): binsDir is missing");
       std::string dir = string(env, a.v[0], "init: binsDir");
-      ggml_log_set(quietLog, nullptr);
-      // The CPU backend is a set of variants (haswell, skylakex, sapphirerapids, ...): the loader scores each
-      // against this CPU and loads the best one.
-      ggml_backend_load_all_from_path(dir.c_str());
+      // node-llama-cpp may have loaded ggml's backends in this process already (same libraries): then use its
+      // CPU device and leave its log callback alone.
       g_cpu.dev = ggml_backend_dev_by_type(GGML_BACKEND_DEVICE_TYPE_CPU);
+      if (!g_cpu.dev) {
+        ggml_log_set(quietLog, nullptr);
+        // The CPU backend is a set of variants (haswell, skylakex, sapphirerapids, ...): the loader scores each
+        // against this CPU and loads the best one.
+        ggml_backend_load_all_from_path(dir.c_str());
+        g_cpu.dev = ggml_backend_dev_by_type(GGML_BACKEND_DEVICE_TYPE_CPU);
+      }
       if (!g_cpu.dev) throw Fail("no ggml CPU backend could be loaded from " + dir + ". " + g_lastLog);
       g_cpu.reg = ggml_backend_dev_backend_reg(g_cpu.dev);
       auto proc = [&](const char* name) { return ggml_backend_reg_get_proc_address(g_cpu.reg, name); };

@@ -8,24 +8,10 @@ import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { SteerlabError } from "../../errors.js";
+import { GGML_TYPE as CODEC_TYPES } from "../../io/gguf-quant.js";
 
-/** ggml's type enum values (the same numbers as GGUF's tensor types). */
-export const GGML_TYPE = {
-  F32: 0,
-  F16: 1,
-  Q4_0: 2,
-  Q4_1: 3,
-  Q5_0: 6,
-  Q5_1: 7,
-  Q8_0: 8,
-  Q2_K: 10,
-  Q3_K: 11,
-  Q4_K: 12,
-  Q5_K: 13,
-  Q6_K: 14,
-  I32: 26,
-  BF16: 30,
-} as const;
+/** ggml's type enum values (the same numbers as GGUF's tensor types): steerlab's codec types and I32. */
+export const GGML_TYPE = { ...CODEC_TYPES, I32: 26 } as const;
 
 export interface GgmlAddon {
   /** The CPU device's description and its extra buffer types (e.g. ["AMX", "CPU_REPACK"]). */
