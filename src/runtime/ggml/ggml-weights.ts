@@ -58,7 +58,11 @@ function fileRange(s: FileTensor): { offset: number; type: number; ne: number[] 
   return { offset: s.offset + a * rowBytes, type: s.ggmlType, ne };
 }
 
-function plan(c: ModelConfig, weights: ModelWeights, matmul: MatmulWeights): Plan[] {
+function plan(
+  c: ModelConfig,
+  weights: ModelWeights,
+  matmul: MatmulWeights,
+): { plans: Plan[]; interleaved: Set<number> } {
   const lazy = weights instanceof LazyWeights ? weights : null;
   const expected = expectedWeights(c);
   // Per layer: q and k both usable as stored and both permuted (rope NORMAL), else neither is used permuted.
@@ -91,7 +95,7 @@ function plan(c: ModelConfig, weights: ModelWeights, matmul: MatmulWeights): Pla
       out.push({ name, mode: mm && quant ? "repack" : "copy", at: null, bytes });
     }
   }
-  return out;
+  return { plans: out, interleaved };
 }
 
 /** Bytes by how they are held: mapped from the file, repacked or copied into memory. */
@@ -115,14 +119,9 @@ export class GgmlWeights {
     private readonly weights: ModelWeights,
     matmul: MatmulWeights = "repack",
   ) {
-    this.plans = plan(config, weights, matmul);
-    const il = new Set<number>();
-    for (const p of this.plans) {
-      const role = qkRole(p.name);
-      const s = weights instanceof LazyWeights ? weights.source(p.name) : undefined;
-      if (role === "q" && p.at && s?.interleavedRope) il.add(Number(p.name.split(".")[1]));
-    }
-    this.interleaved = il;
+    const { plans, interleaved } = plan(config, weights, matmul);
+    this.plans = plans;
+    this.interleaved = interleaved;
     const bytes = { mapped: 0, repacked: 0, copied: 0 };
     for (const p of this.plans) {
       if (p.mode === "map") bytes.mapped += p.bytes;
