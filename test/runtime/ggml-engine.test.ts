@@ -99,6 +99,31 @@ describe("ggml: file layouts equal the reference at every hook site (F32 files, 
   }
 });
 
+describe("ggml: half-precision files (HF F16 / BF16, GGUF F16)", { skip }, () => {
+  // ggml multiplies F16 / BF16 matrices with the activations rounded to the same type, as llama.cpp does:
+  // measured 2.4e-4 .. 6.2e-4 (F16) and 1.8e-3 .. 5.3e-3 (BF16) relative on these logits.
+  const bound = { F16: 2e-3, BF16: 1e-2 } as const;
+  for (const dtype of ["F16", "BF16"] as const)
+    for (const name of ["llama", "gpt2"])
+      test(`${name}, ${dtype}: close to the reference on the same (rounded) weights`, async (t) => {
+        const files = writeTinyModels(mkdtempSync(join(dir, `${name}-${dtype}-`)), name, {
+          hfDtype: dtype,
+          ggufDtype: dtype === "F16" ? "F16" : "F32",
+        });
+        for (const path of dtype === "F16" ? [files.hfDir, files.ggufFile] : [files.hfDir]) {
+          const m = await loadModel(path);
+          const en = await createGgmlEngine(m, { threads: 1, cacheType: "f32" });
+          const ids = [randomIds(9, m.config.vocabSize, 4)];
+          const x = await en.forward({ ids }, { logits: "all" });
+          const y = await ReferenceEngine.fromModel(m).forward({ ids }, { logits: "all" });
+          const d = relDiff(x.logits, y.logits);
+          t.diagnostic(`${path.endsWith(".gguf") ? "GGUF" : "HF"} ${dtype}: ${d.toExponential(2)}`);
+          assert.ok(d <= bound[dtype], `${path}: ${d}`);
+          await en.dispose();
+        }
+      });
+});
+
 describe("ggml: F16 key/value cache (llama.cpp's default)", { skip }, () => {
   const c = TINY_CONFIGS.llama!;
   const w = randomWeights(c, 7);
