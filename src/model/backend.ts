@@ -66,7 +66,7 @@ export interface KVStore<S> {
 
 export interface ForwardBackend<S extends KVStore<S>> {
   readonly config: ModelConfig;
-  /** Short name for reports: "reference", "onnxruntime". */
+  /** Short name for reports: "reference", "onnxruntime", "ggml". */
   readonly kind: string;
   /** Capability: whether a hook at this (valid) point can be served. */
   canHook(point: HookPoint): boolean;
