@@ -249,11 +249,11 @@ export async function benchOrtFile(
   };
 }
 
-/** Weight bytes the engine holds in memory (ggml: repacked and copied; mapped pages are the file's). */
+/** Weight bytes the engine uses (ggml: mapped from the file, repacked and copied). */
 function engineBytes(e: OrtEngine | GgmlEngine): number {
   if (e instanceof OrtEngine) return e.weightBytes;
   const w = e.stats().weights;
-  return w.repacked + w.copied;
+  return w.mapped + w.repacked + w.copied;
 }
 
 export async function benchLlamaCppFile(

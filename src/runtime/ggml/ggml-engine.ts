@@ -17,6 +17,7 @@ import { CACHE_TYPES, type CacheType, type GgmlKV } from "./ggml-kv.js";
 import { GgmlWeights, type MatmulWeights } from "./ggml-weights.js";
 
 export { CACHE_TYPES, type CacheType } from "./ggml-kv.js";
+export type { MatmulWeights } from "./ggml-weights.js";
 
 export interface GgmlEngineOptions {
   /** Compute threads (default: every core). */
