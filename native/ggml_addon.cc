@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cmath>
 #include <cstdint>
@@ -370,12 +371,21 @@ struct GraphState {
   int64_t reported = 0;  // bytes of the context told to V8 (napi_adjust_external_memory), so GC sees graphs
 
   // Tells V8 about the context's used bytes, so that dropped graphs are collected under memory pressure.
+  // Finalizers only note what they free (pendingRelease): V8 is not called from them.
   void account(napi_env env) {
     int64_t used = ctx ? static_cast<int64_t>(ggml_used_mem(ctx)) : 0;
+    int64_t delta = used - reported - pendingRelease.exchange(0);
     int64_t total;
-    if (used != reported) napi_adjust_external_memory(env, used - reported, &total);
+    if (delta != 0) napi_adjust_external_memory(env, delta, &total);
     reported = used;
   }
+  void releaseInFinalizer() {
+    if (ctx) ggml_free(ctx);
+    ctx = nullptr;
+    pendingRelease += reported;
+    reported = 0;
+  }
+  static std::atomic<int64_t> pendingRelease;
 
   void release(napi_env env) {
     if (ctx) ggml_free(ctx);
@@ -421,6 +431,8 @@ struct GraphState {
   }
 };
 
+std::atomic<int64_t> GraphState::pendingRelease{0};
+
 // ---------------------------------------------------------------------------------------------------------------
 // Classes: instances are made here only (the constructor takes a native handle as an External).
 
@@ -450,9 +462,9 @@ napi_value construct(napi_env env, napi_callback_info info) {
     NAPI(napi_get_value_external(env, a.v[0], &h));
     NAPI(napi_wrap(
         env, a.self, h,
-        [](napi_env env, void* p, void*) {
+        [](napi_env, void* p, void*) {
           auto* h = static_cast<Holder*>(p);
-          if (h->graph) h->graph->release(env);
+          if (h->graph) h->graph->releaseInFinalizer();
           delete h;
         },
         nullptr, nullptr));
@@ -870,7 +882,10 @@ ggml_tensor* buildOp(GraphState& g, const std::string& op, const std::vector<ggm
     nsrc(1, 1);
     need(p.size() == 1, op, "params [s] expected");
     needType(s[0], {GGML_TYPE_F32}, op, "a");
-    need(ggml_is_contiguous(s[0]), op, "a " + desc(s[0]) + " must be contiguous (use cont)");
+    // ggml_scale asserts "padded 1d" (strides exactly dense even over dims of size 1), stricter than contiguous.
+    const ggml_tensor* a = s[0];
+    need(ggml_is_contiguous(a) && a->nb[0] == 4 && a->nb[2] == a->nb[1] * a->ne[1] && a->nb[3] == a->nb[2] * a->ne[2], op,
+         "a " + desc(a) + " must be contiguous (use cont)");
     return ggml_scale(ctx, s[0], param(p, 0, 1));
   }
   if (op == "rms_norm" || op == "norm") {

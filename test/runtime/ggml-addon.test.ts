@@ -765,6 +765,11 @@ describe("ggml addon: errors are thrown, the process lives", () => {
       () => g.op("cpy", [x, g.input(T.F32, [3], new Float32Array(3))]),
       /cpy: a .* has 64 elements/,
     );
+    // contiguous by ggml_is_contiguous (dims of size 1 skipped) but not "padded 1d" as ggml_scale asserts
+    assert.throws(
+      () => g.op("scale", [g.op("view", [x], [32, 1, 1, 1, 128, 0, 0, 0])], [2]),
+      /scale: .* contiguous/,
+    );
     const ids = g.input(T.I32, [2], new Int32Array([0, 1]));
     assert.throws(() => g.op("get_rows", [W, g.op("cont", [ids])]), /ids must be a graph input/);
     assert.throws(() => g.op("view", [x], [32, 2, 1, 1, 2 ** 60, 0, 0, 0]), /below 2\^50/);
@@ -884,6 +889,123 @@ describe("ggml addon: errors are thrown, the process lives", () => {
     map.close();
     c.dispose();
     map.close();
+  });
+
+  test("random op chains (seeded): every bad one throws an Error naming the op, none aborts the process", () => {
+    const next = rng(2024);
+    const pick = <X>(xs: readonly X[]): X => xs[Math.floor(next() * xs.length)]!;
+    const int = (lo: number, hi: number) => lo + Math.floor(next() * (hi - lo + 1));
+    const b = ggml.backend(1);
+    const persistent: GgmlTensor[] = [];
+    for (const type of [T.Q4_0, T.Q8_0, T.Q4_K, T.F16, T.F32]) {
+      for (const mode of ["copy", "repack"] as const) {
+        const K = type === T.Q4_K ? 256 : pick([32, 64]);
+        const N = pick([2, 4, 32]);
+        persistent.push(b.weight(quantize(type, gaussian(next, K * N)), 0, type, [K, N], mode));
+      }
+    }
+    persistent.push(b.tensor(T.F16, [32, 6]), b.tensor(T.F32, [32, 4, 2]), b.tensor(T.I32, [4]));
+    const small = () => pick([1, 2, 3, 4, 6, 32, 64, 256]);
+    const OPS = [
+      "get_rows",
+      "add",
+      "mul",
+      "scale",
+      "rms_norm",
+      "norm",
+      "mul_mat",
+      "silu",
+      "gelu",
+      "tanh",
+      "rope",
+    ] as const;
+    const MORE = ["soft_max", "reshape", "view", "permute", "cont", "transpose", "cpy"] as const;
+    let built = 0;
+    let refused = 0;
+    let computed = 0;
+    for (let it = 0; it < 300; it++) {
+      const g = b.graph(pick([40, 16384]));
+      const nodes: number[] = [];
+      for (let k = 0; k < 3; k++) {
+        const type = pick([T.F32, T.F32, T.I32, T.F16]);
+        const ne = Array.from({ length: int(1, 3) }, small);
+        const n = ne.reduce((x, y) => x * y, 1);
+        const data =
+          type === T.F32
+            ? gaussian(next, n)
+            : type === T.I32
+              ? new Int32Array(n).map(() => int(-1, 40))
+              : new Uint16Array(n).fill(0x3c00);
+        nodes.push(g.input(type, ne, data));
+      }
+      for (const t of persistent) if (next() < 0.3) nodes.push(g.ref(t));
+      for (let k = 0; k < 15; k++) {
+        const op = pick([...OPS, ...MORE]);
+        const [a, c, d] = [pick(nodes), pick(nodes), pick(nodes)];
+        const sa = g.shape(a);
+        const na = sa.reduce((x, y) => x * y, 1);
+        const arity: Record<string, number[]> = {
+          get_rows: [a, c],
+          add: [a, c],
+          mul: [a, c],
+          mul_mat: [a, c],
+          cpy: [a, c],
+        };
+        const srcs = arity[op] ?? (op === "rope" || op === "soft_max" ? [a, c, d].slice(0, int(1, 3)) : [a]);
+        const params: Record<string, number[]> = {
+          scale: [2],
+          rms_norm: [1e-5],
+          norm: [1e-5],
+          rope: [pick([2, 4, 8, 32, 3]), pick([0, 2, 8]), 0, 10000, 1, 0, 1, 32, 1],
+          soft_max: [pick([1, 0.125]), pick([0, 8])],
+          reshape: pick([[na], [sa[1]!, sa[0]!], [small(), small()]]),
+          view: [
+            pick([sa[0]!, 2, 32]),
+            int(1, sa[1]!),
+            int(1, sa[2]!),
+            1,
+            pick([4 * sa[0]!, 64]),
+            pick([0, 128]),
+            0,
+            pick([0, 4, 18, 64]),
+          ],
+          permute: pick([
+            [0, 2, 1, 3],
+            [1, 0, 2, 3],
+            [3, 2, 1, 0],
+          ]),
+        };
+        try {
+          const id = g.op(op, srcs, params[op]);
+          nodes.push(id);
+          built++;
+          if (next() < 0.4) g.expand(id);
+        } catch (e) {
+          refused++;
+          assert.ok(e instanceof Error && e.message.startsWith(`${op}: `), `${op}: ${(e as Error).message}`);
+        }
+      }
+      try {
+        g.compute();
+        computed++;
+        for (const id of nodes) {
+          try {
+            assert.ok(g.read(id) instanceof Float32Array);
+          } catch (e) {
+            assert.match((e as Error).message, /^read: /);
+          }
+        }
+      } catch (e) {
+        assert.match((e as Error).message, /^(compute|get_rows): /);
+      }
+      g.free();
+    }
+    // The chains exercised both sides.
+    assert.ok(
+      built > 1000 && refused > 1000 && computed > 200,
+      `${built} built, ${refused} refused, ${computed} computed`,
+    );
+    b.dispose();
   });
 
   test("backend arguments", () => {
