@@ -11,10 +11,11 @@
  *  - the real stories260K: llama2.c's published greedy sample and llama.cpp's probabilities at every position.
  */
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { after, describe, test } from "node:test";
+import { fileURLToPath } from "node:url";
 import { isSteerlabError } from "../../src/errors.js";
 import { byteLevelTokenizerJson } from "../../src/io/bpe-train.js";
 import { type GgufWriteDtype, saveGgufModel } from "../../src/io/gguf-model.js";
@@ -335,6 +336,26 @@ describe("ggml: spans chosen per call", { skip }, () => {
     await en.forward({ ids }, { logits: "none", stopAfterLayer: 1 });
     assert.deepEqual(units, ["span 0..1"]);
     await en.dispose();
+  });
+});
+
+test("without the built addon, --backend ggml is an unsupported error saying what is missing", async () => {
+  // steerlab's compiled library in a package of its own whose native/ folder holds no build.
+  const root = mkdtempSync(join(dir, "nobuild-"));
+  const here = fileURLToPath(new URL("../../", import.meta.url)); // dist/
+  cpSync(join(here, "src"), join(root, "dist", "src"), { recursive: true });
+  mkdirSync(join(root, "native"));
+  writeFileSync(join(root, "package.json"), '{ "type": "module" }');
+  symlinkSync(resolve(here, "..", "node_modules"), join(root, "node_modules"));
+  const lib = join(root, "dist", "src");
+  const open = (await import(join(lib, "model", "open.js"))) as typeof import("../../src/model/open.js");
+  const errors = (await import(join(lib, "errors.js"))) as typeof import("../../src/errors.js");
+  const model = writeTinyModels(mkdtempSync(join(dir, "nobuild-model-")), "llama").ggufFile;
+  await assert.rejects(open.openModel(model, { backend: "ggml", threads: 1 }), (e) => {
+    assert.ok(errors.isSteerlabError(e, "unsupported"), String(e));
+    assert.match(e.message, /ggml addon is not built/);
+    assert.match(e.details.hint ?? "", /npm run build:native/);
+    return true;
   });
 });
 

@@ -11,7 +11,7 @@ import type { ModelConfig } from "../../model/config.js";
 import { ForwardDriver } from "../../model/driver.js";
 import { ropeInvFreq } from "../../model/rope.js";
 import { checkWeights, gib, type ModelWeights } from "../../model/weights.js";
-import { ggmlAvailable, loadGgml } from "./addon.js";
+import { loadGgml } from "./addon.js";
 import { GgmlForward, type GgmlStats } from "./ggml-backend.js";
 import { CACHE_TYPES, type CacheType, type GgmlKV } from "./ggml-kv.js";
 import { GgmlWeights, type MatmulWeights } from "./ggml-weights.js";
@@ -62,12 +62,9 @@ export async function createGgmlEngine(
   model: { config: ModelConfig; weights: ModelWeights },
   opts: GgmlEngineOptions = {},
 ): Promise<GgmlEngine> {
-  const available = ggmlAvailable();
-  if (!available.ok)
-    throw new SteerlabError("unsupported", `the ggml backend is not available: ${available.why}`, {
-      field: "backend",
-      hint: "use the onnxruntime backend (the default)",
-    });
+  // Unavailable (no binaries for this platform, addon not built): "unsupported", saying what is missing and how
+  // to build it.
+  const addon = loadGgml();
   const c = model.config;
   checkWeights(c, model.weights, "createGgmlEngine");
   const threads = opts.threads ?? os.availableParallelism();
@@ -77,7 +74,6 @@ export async function createGgmlEngine(
   const matmul = opts.matmulWeights ?? "repack";
   if (matmul !== "repack" && matmul !== "map") throw badOption("matmulWeights", "repack | map", matmul);
 
-  const addon = loadGgml();
   const ggml = addon.backend(threads, { threadpool: opts.threadpool ?? true });
   let weights: GgmlWeights | null = null;
   try {
