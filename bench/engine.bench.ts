@@ -6,6 +6,7 @@
  * Run: npx tsx bench/engine.bench.ts [--model llama|gpt2] [--granularity site|block] [--threads N] [--spin] [--arena]
  * Model files (GGUF F32 / Q8_0 / Q4_0 / Q4_K of real shapes, against llama.cpp on the same file): see file-bench.ts,
  *   npx tsx bench/engine.bench.ts --files tinyllama|llama7b|small [--dtypes F32,Q8_0,Q4_0,Q4_K] [--rounds 2]
+ *   [--backends onnxruntime,llama.cpp,ggml] (default onnxruntime,llama.cpp; ggml runs with an F32 cache as llama.cpp)
  *   (rows are appended to DIR/SHAPE-rows.jsonl; --summary that-file prints the table again; --write-only writes
  *   the missing files of SHAPE to --dir, default $TMPDIR/steerlab-bench-files, and stops)
  * Without --model it runs every case in a fresh child process each (so peak RSS is per case) and prints a table.
@@ -139,13 +140,14 @@ async function files(shape: string, threads: number): Promise<void> {
   const dir = arg("dir") ?? join(tmpdir(), "steerlab-bench-files");
   const dtypes = (arg("dtypes") ?? "F32,Q8_0,Q4_0,Q4_K").split(",") as GgufWriteDtype[];
   const rounds = Number(arg("rounds") ?? 2);
+  const backends = (arg("backends") ?? "onnxruntime,llama.cpp").split(",");
   writeBenchFiles(dir, shape, dtypes);
   if (process.argv.includes("--write-only")) return;
   const self = fileURLToPath(import.meta.url);
   const rows: FileRow[] = [];
   for (let r = 0; r < rounds; r++) {
     for (const dtype of dtypes) {
-      for (const backend of ["onnxruntime", "llama.cpp"]) {
+      for (const backend of backends) {
         const args = [...process.execArgv, self, "--file-case", `${shape}:${dtype}:${backend}`, "--dir", dir];
         args.push("--threads", String(threads));
         const out = execFileSync(process.execPath, args, {
@@ -189,15 +191,21 @@ function summarize(
           .filter((x) => x.dtype === dtype && x.backend === backend)
           .map((x) => (k === "loadS" ? x.loadS : (x[k] - x.baseRssMiB) / x.fileMiB)),
       );
-    const ratio = (k: "prefillTokS" | "decodeTokS" | "decodeLongTokS") =>
-      (best("onnxruntime", k) / best("llama.cpp", k)).toFixed(2);
-    process.stdout.write(
-      `${shape} ${dtype}, ${threads} threads, best of ${rounds}: steerlab / llama.cpp prefill ${ratio("prefillTokS")}x, ` +
-        `decode@16 ${ratio("decodeTokS")}x, decode@512 ${ratio("decodeLongTokS")}x, load ` +
-        `${(minOf("onnxruntime", "loadS") / minOf("llama.cpp", "loadS")).toFixed(1)}x; steerlab RSS / file: peak ` +
-        `${minOf("onnxruntime", "peakRssMiB").toFixed(2)}, steady ${minOf("onnxruntime", "steadyRssMiB").toFixed(2)}` +
-        ` (llama.cpp ${minOf("llama.cpp", "peakRssMiB").toFixed(2)} / ${minOf("llama.cpp", "steadyRssMiB").toFixed(2)})\n`,
-    );
+    // One line per steerlab backend benched (onnxruntime, ggml).
+    const ours = [
+      ...new Set(rows.filter((x) => x.dtype === dtype && x.backend !== "llama.cpp").map((x) => x.backend)),
+    ];
+    for (const b of ours) {
+      const ratio = (k: "prefillTokS" | "decodeTokS" | "decodeLongTokS") =>
+        (best(b, k) / best("llama.cpp", k)).toFixed(2);
+      process.stdout.write(
+        `${shape} ${dtype}, ${threads} threads, best of ${rounds}: steerlab ${b} / llama.cpp prefill ${ratio("prefillTokS")}x, ` +
+          `decode@16 ${ratio("decodeTokS")}x, decode@512 ${ratio("decodeLongTokS")}x, load ` +
+          `${(minOf(b, "loadS") / minOf("llama.cpp", "loadS")).toFixed(1)}x; steerlab RSS / file: peak ` +
+          `${minOf(b, "peakRssMiB").toFixed(2)}, steady ${minOf(b, "steadyRssMiB").toFixed(2)}` +
+          ` (llama.cpp ${minOf("llama.cpp", "peakRssMiB").toFixed(2)} / ${minOf("llama.cpp", "steadyRssMiB").toFixed(2)})\n`,
+      );
+    }
   }
 }
 
@@ -207,8 +215,11 @@ async function main(): Promise<void> {
   if (fileCase) {
     const [shape, dtype, backend] = fileCase.split(":") as [string, string, string];
     const dir = arg("dir")!;
-    const run = backend === "llama.cpp" ? benchLlamaCppFile : benchOrtFile;
-    process.stdout.write(`${JSON.stringify(await run(dir, shape, dtype, threads))}\n`);
+    const row =
+      backend === "llama.cpp"
+        ? await benchLlamaCppFile(dir, shape, dtype, threads)
+        : await benchOrtFile(dir, shape, dtype, threads, backend === "ggml" ? "ggml" : "onnxruntime");
+    process.stdout.write(`${JSON.stringify(row)}\n`);
     return;
   }
   const summary = arg("summary");
@@ -219,7 +230,8 @@ async function main(): Promise<void> {
       .split("\n")
       .map((l) => JSON.parse(l) as FileRow);
     const dtypes = [...new Set(rows.map((r) => r.dtype))];
-    const rounds = Math.max(...dtypes.map((d) => rows.filter((r) => r.dtype === d).length / 2));
+    const nBackends = new Set(rows.map((r) => r.backend)).size;
+    const rounds = Math.max(...dtypes.map((d) => rows.filter((r) => r.dtype === d).length / nBackends));
     summarize(rows[0]!.shape, rows[0]!.threads, rounds, dtypes, rows);
     return;
   }

@@ -18,7 +18,8 @@ import type { Engine } from "../src/model/engine.js";
 import { generate } from "../src/model/generate.js";
 import { loadModel } from "../src/model/load.js";
 import { gaussianFrom, lazyRandomWeights } from "../src/model/random.js";
-import { createOrtEngine } from "../src/runtime/ort-engine.js";
+import { createGgmlEngine, type GgmlEngine } from "../src/runtime/ggml/ggml-engine.js";
+import { createOrtEngine, OrtEngine } from "../src/runtime/ort-engine.js";
 import { steeringHooks } from "../src/steer/apply.js";
 import { makeVector } from "../src/steer/vector.js";
 import { collect, ids, MiB, measureSpeed, type SpeedPlan, vmKiB } from "./cases.js";
@@ -205,13 +206,19 @@ export async function benchOrtFile(
   shape: string,
   dtype: string,
   threads: number,
+  backend: "onnxruntime" | "ggml" = "onnxruntime",
 ): Promise<FileRow> {
   const file = benchFile(dir, shape, dtype as GgufWriteDtype);
   collect();
   const base = vmKiB("VmRSS") / 1024;
   const t0 = performance.now();
-  const m = await loadModel(file, { finiteCheck: "read" }); // as openModel: checked as the build reads it
-  const engine = await createOrtEngine(m, { threads, consumeWeights: true });
+  // As openModel: ORT checks the weights as its build reads them; ggml maps the file and checks it at load.
+  const m = await loadModel(file, { finiteCheck: backend === "ggml" ? "load" : "read" });
+  // ggml with an F32 key/value cache, as the llama.cpp rows below.
+  const engine =
+    backend === "ggml"
+      ? await createGgmlEngine(m, { threads, cacheType: "f32" })
+      : await createOrtEngine(m, { threads, consumeWeights: true });
   const loadS = (performance.now() - t0) / 1000;
   collect();
   let cache = engine.newCache(1);
@@ -234,11 +241,19 @@ export async function benchOrtFile(
   collect();
   const steady = vmKiB("VmRSS") / 1024;
   const steer = await steerCheck(engine, m.config);
+  const held = engineBytes(engine);
   await engine.dispose();
   return {
-    ...row(shape, dtype, "onnxruntime", threads, file, engine.weightBytes, loadS, speed, steady, base),
+    ...row(shape, dtype, backend, threads, file, held, loadS, speed, steady, base),
     steer,
   };
+}
+
+/** Weight bytes the engine uses (ggml: mapped from the file, repacked and copied). */
+function engineBytes(e: OrtEngine | GgmlEngine): number {
+  if (e instanceof OrtEngine) return e.weightBytes;
+  const w = e.stats().weights;
+  return w.mapped + w.repacked + w.copied;
 }
 
 export async function benchLlamaCppFile(

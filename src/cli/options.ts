@@ -6,6 +6,7 @@ import { SteerlabError } from "../errors.js";
 import { parseLayers } from "../model/hooks.js";
 import { BACKENDS, type OpenOptions, parseBackend } from "../model/open.js";
 import { LOAD_DTYPES, type LoadDtype } from "../model/weights.js";
+import { CACHE_TYPES, type CacheType } from "../runtime/ggml/ggml-kv.js";
 import { MAX_THREADS } from "../runtime/session.js";
 import {
   type CurveFitOptions,
@@ -192,6 +193,14 @@ export function withModelOptions(cmd: Command): Command {
     .requiredOption("-m, --model <path>", "model: a Hugging Face folder or a .gguf file")
     .addOption(new Option("--backend <name>", "compute backend").choices(BACKENDS).default("onnxruntime"))
     .option("--threads <n>", "compute threads (default: all cores)", threadsOption)
+    .addOption(
+      new Option(
+        "--cache-type <type>",
+        "key/value cache type of the ggml backend, for keys and values (llama.cpp's --cache-type-k/-v)",
+      )
+        .choices(CACHE_TYPES)
+        .default("f16"),
+    )
     .option("--allow-non-finite", "let NaN/Inf weights, vectors and logits through (debugging)")
     .addOption(
       new Option(
@@ -218,10 +227,12 @@ export function openOptions(o: {
   threads?: number;
   allowNonFinite?: boolean;
   dtype?: LoadDtype;
+  cacheType?: CacheType;
 }): OpenOptions {
   return {
     backend: parseBackend(o.backend ?? "onnxruntime"),
     threads: o.threads,
+    cacheType: o.cacheType,
     allowNonFinite: o.allowNonFinite === true,
     dtype: o.dtype,
     onWarning: printWarning,

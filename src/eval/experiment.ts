@@ -5,9 +5,11 @@
  *   then: every model's curves in one report with fits, diagnostics and the efficient regime of the first model.
  * `steerlab demo` runs it on the shipped demo models; any other set of models and task files works the same.
  */
+
 import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { SteerlabError } from "../errors.js";
+import type { Backend } from "../model/backends.js";
 import { parseLayers } from "../model/hooks.js";
 import { openModel } from "../model/open.js";
 import { buildReport } from "../report/build.js";
@@ -55,7 +57,7 @@ export interface ExperimentConfig {
   /** Task ids (of the first model) for the efficient regime. */
   alignmentTask: string;
   helpfulnessTask: string;
-  backend?: "onnxruntime" | "reference";
+  backend?: Backend;
   batchSize?: number;
   /** Helpfulness loss allowed by the regime's budget rule (default 0.02). */
   budget?: number;

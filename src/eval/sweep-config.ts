@@ -5,7 +5,7 @@
  * change the numbers (batch size, prefix reuse).
  *
  *   model: ./tiny-llama          # HF folder or .gguf
- *   backend: reference           # or onnxruntime (default)
+ *   backend: reference           # or onnxruntime (default), ggml
  *   vectors: [{ name: refusal, source: refusal.safetensors }]   # or source: random:<seed>
  *   layers: ["-5..-1"]           # layer sets (each a sweep axis value); default: every layer of the vector
  *   coeffs: -2:2:0.5             # or a list

@@ -19,6 +19,7 @@ import {
   checkWeights,
   denseWeight,
   expectedWeights,
+  type FileTensor,
   isQuant,
   LazyWeights,
   type ModelWeights,
@@ -289,6 +290,7 @@ export async function loadGgufModel(file: string, opts: LoadOptions = {}): Promi
     const readers = new Map<string, () => Weight>();
     const rowReaders = new Map<string, (a: number, b: number) => Weight>();
     const types = new Map<string, number | null>();
+    const sources = new Map<string, FileTensor>();
     const dtypes: Record<string, number> = {};
     const problems: string[] = [];
     const counted = new Set<string>();
@@ -318,6 +320,15 @@ export async function loadGgufModel(file: string, opts: LoadOptions = {}): Promi
       const heads = role === "q" ? config.nHeads : role === "k" ? config.nKvHeads : 0;
       const keep = !opts.dense && info.shape.length === 2 && NBITS_TYPES.has(info.type);
       types.set(canonical, keep ? info.type : storedType(shape, dtype));
+      sources.set(canonical, {
+        file,
+        offset: info.offset,
+        ggmlType: info.type,
+        shape: info.shape,
+        rows: part ? partRows[part] : null,
+        interleavedRope: heads > 0,
+        transposed: false,
+      });
       // Read by byte range when asked for (LazyWeights): the file is reopened, the tensor not kept.
       readers.set(canonical, () => {
         const from = fileSource(file);
@@ -353,7 +364,7 @@ export async function loadGgufModel(file: string, opts: LoadOptions = {}): Promi
         problems,
       });
     }
-    const weights = new LazyWeights(readers, expectedWeights(config), types, rowReaders);
+    const weights = new LazyWeights(readers, expectedWeights(config), types, rowReaders, sources);
     const tokenizer = header.metadata.has("tokenizer.ggml.tokens")
       ? await tokenizerFromGguf(plainMetadata(header.metadata), file, warn)
       : null;

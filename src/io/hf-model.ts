@@ -17,6 +17,7 @@ import type { LoadedModel, LoadOptions } from "../model/model.js";
 import {
   checkWeights,
   expectedWeights,
+  type FileTensor,
   f32Bytes,
   LazyWeights,
   resolveDtype,
@@ -28,6 +29,7 @@ import {
 import { fmtShape, shapeEquals, type Tensor, tensor } from "../tensor.js";
 import { type ByteSource, fileSource } from "./byte-source.js";
 import { readTextFile } from "./files.js";
+import { GGML_TYPE } from "./gguf-quant.js";
 import {
   readSafetensorsHeader,
   readSafetensorsTensor,
@@ -120,6 +122,7 @@ export async function loadHfModel(dir: string, opts: LoadOptions = {}): Promise<
     const readers = new Map<string, () => Weight>();
     const rowReaders = new Map<string, (a: number, b: number) => Weight>();
     const types = new Map<string, number | null>();
+    const locations = new Map<string, FileTensor>();
     const dtypes: Record<string, number> = {};
     const used = new Set<string>();
     const problems: string[] = [];
@@ -148,6 +151,19 @@ export async function loadHfModel(dir: string, opts: LoadOptions = {}): Promise<
         dtypes[hit.info.dtype] = (dtypes[hit.info.dtype] ?? 0) + 1;
       }
       types.set(canonical, storedType(shape, dtype));
+      const ggmlType = Object.hasOwn(GGML_OF_DTYPE, hit.info.dtype)
+        ? GGML_OF_DTYPE[hit.info.dtype]
+        : undefined;
+      if (ggmlType !== undefined)
+        locations.set(canonical, {
+          file: hit.path,
+          offset: hit.info.begin,
+          ggmlType,
+          shape: hit.info.shape,
+          rows: ref.part ? ranges[ref.part] : null,
+          interleavedRope: false,
+          transposed: linear,
+        });
       // Read by byte range when asked for (LazyWeights): the shard is reopened, the tensor not kept.
       readers.set(canonical, () => {
         const src = fileSource(hit.path);
@@ -191,7 +207,7 @@ export async function loadHfModel(dir: string, opts: LoadOptions = {}): Promise<
         hint: "check that config.json belongs to these weights",
       });
     }
-    const weights = new LazyWeights(readers, expectedWeights(config), types, rowReaders);
+    const weights = new LazyWeights(readers, expectedWeights(config), types, rowReaders, locations);
     const tokenizer = existsSync(join(dir, "tokenizer.json")) ? await loadTokenizerFromHfDir(dir) : null;
     return {
       source: { path: dir, format: "hf" },
@@ -208,6 +224,13 @@ export async function loadHfModel(dir: string, opts: LoadOptions = {}): Promise<
     for (const s of sources) s.close();
   }
 }
+
+/** ggml types of the safetensors dtypes ggml computes on (F64 has none). */
+const GGML_OF_DTYPE: Record<string, number> = {
+  F32: GGML_TYPE.F32,
+  F16: GGML_TYPE.F16,
+  BF16: GGML_TYPE.BF16,
+};
 
 /** Bytes per value of the safetensors dtypes readSafetensorsTensor decodes. */
 const ELEMENT_BYTES: Record<string, number> = { F64: 8, F32: 4, F16: 2, BF16: 2 };

@@ -32,7 +32,8 @@ export interface CallInputs<S> {
 
 /**
  * One call's compute. A backend provides attention + mlp (every hook site reachable), a fused block (only
- * resid_pre / resid_post), or both; the driver uses the fused block where no hook needs the inside.
+ * resid_pre / resid_post), spans chosen per call, or several; the driver uses the fused units where no hook
+ * needs the inside.
  * Every buffer is [B, T, D] row-major; `x` is only read, results are new buffers the driver may edit.
  */
 export interface BackendCall {
@@ -47,6 +48,12 @@ export interface BackendCall {
    * without spans) from resid_pre of block l; appends the span's keys and values to the cache.
    */
   block?(l: number, x: Float32Array): Promise<Float32Array>;
+  /**
+   * resid_post of block `last` from resid_pre of block `first`: blocks first..last as one unit chosen for this
+   * call, by a backend that can run any range of blocks at once; appends their keys and values to the cache.
+   * The driver runs each stretch of blocks where no hook of the call needs the stream in one span.
+   */
+  span?(first: number, last: number, x: Float32Array): Promise<Float32Array>;
 }
 
 /** A backend's key/value store for a batch of rows: the driver grows and forks it, the backend reads and appends. */
@@ -59,7 +66,7 @@ export interface KVStore<S> {
 
 export interface ForwardBackend<S extends KVStore<S>> {
   readonly config: ModelConfig;
-  /** Short name for reports: "reference", "onnxruntime". */
+  /** Short name for reports: "reference", "onnxruntime", "ggml". */
   readonly kind: string;
   /** Capability: whether a hook at this (valid) point can be served. */
   canHook(point: HookPoint): boolean;

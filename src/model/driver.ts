@@ -5,7 +5,8 @@
  *   checks (batch, stopAfterLayer, startLayer, logits mode, hooks, cache) ─► positions + context check
  *   ─► reserve cache slots ─► x = embed | inputHidden
  *   ─► per block l: [resid_pre] ─► attention ─► [attn_out] ─(+)─► mlp ─► [mlp_out] ─(+)─► [resid_post]
- *                   (or the backend's fused block between [resid_pre] and [resid_post])
+ *                   (or the backend's fused block between [resid_pre] and [resid_post], or a span of
+ *                   blocks chosen per call: up to the next block where a hook needs the stream)
  *   ─► commit the cache ─► rows (all | last) ─► head ─► non-finite check
  *
  * Each hook at a [site] gets its own copy of the positions (one hook cannot change what a later one selects) and
@@ -153,9 +154,25 @@ export class ForwardDriver<S extends KVStore<S>> implements Engine {
 
     // x [B, T, D]: the residual stream (resumed from inputHidden when starting above block 0).
     let x = opts.inputHidden ? Float32Array.from(opts.inputHidden) : await call.embed();
+    // The last block of the stretch from l on where no hook of this call needs the stream.
+    const stretch = (l: number) => {
+      let e = l;
+      while (
+        e < last &&
+        !hooks.has(key(e, "resid_post")) &&
+        !hooks.has(key(e + 1, "resid_pre")) &&
+        !inner(e + 1)
+      )
+        e++;
+      return e;
+    };
     for (let l = first; l <= last; l++) {
       fire(l, "resid_pre", x);
-      if (call.block && !(call.attention && call.mlp && inner(l))) {
+      if (call.span && !inner(l)) {
+        const e = stretch(l);
+        x = await call.span(l, e, x);
+        l = e;
+      } else if (call.block && !(call.attention && call.mlp && inner(l))) {
         x = await call.block(l, x);
         l = this.backend.spanOf?.(l)[1] ?? l; // hooks inside a span were refused up front (canHook)
       } else {

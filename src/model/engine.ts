@@ -73,7 +73,7 @@ export interface ForwardResult {
 
 export interface Engine {
   readonly config: ModelConfig;
-  /** Short name for reports: "reference" or "onnxruntime". */
+  /** Short name for reports: "reference", "onnxruntime" or "ggml". */
   readonly kind: string;
   newCache(batch: number): KVCache;
   /**

@@ -1,10 +1,13 @@
 /**
  * Open a checkpoint and put an engine on it: the one entry the CLI, the lab and the server use.
- * The ONNX Runtime engine is the default; the plain-TS reference is there for checking and for tiny models.
+ * The ONNX Runtime engine is the default; the plain-TS reference is there for checking and for tiny models; the
+ * ggml engine (llama.cpp's tensor library, through a native addon) is imported only when asked for, so the web
+ * build and ONNX Runtime users never load the addon.
  */
 import { SteerlabError } from "../errors.js";
 import type { Tokenizer } from "../io/tokenizer-types.js";
 import { ReferenceEngine } from "../reference/engine.js";
+import type { CacheType } from "../runtime/ggml/ggml-kv.js";
 import { createOrtEngine, type OrtEngineOptions } from "../runtime/ort-engine.js";
 import { BACKENDS, type Backend } from "./backends.js";
 import type { Engine } from "./engine.js";
@@ -17,7 +20,7 @@ export { BACKENDS, type Backend } from "./backends.js";
 export interface OpenOptions {
   /** Default "onnxruntime". */
   backend?: Backend;
-  /** Compute threads for ONNX Runtime (default: all cores). */
+  /** Compute threads for ONNX Runtime and ggml (default: all cores). */
   threads?: number;
   /**
    * Keep the f32 weights in `model.weights` after the ORT engine is built (default false: they are handed to
@@ -41,6 +44,8 @@ export interface OpenOptions {
    * resid_pre/resid_post ("block"), or only those of known layers ({ hookLayers }: fewest graph runs).
    */
   granularity?: OrtEngineOptions["granularity"];
+  /** The ggml engine's key/value cache type: "f16" (default, as llama.cpp) or "f32". */
+  cacheType?: CacheType;
 }
 
 export interface OpenedModel {
@@ -61,17 +66,26 @@ export function parseBackend(s: string): Backend {
 }
 
 export async function openModel(path: string, opts: OpenOptions = {}): Promise<OpenedModel> {
+  const backend = opts.backend ?? "onnxruntime";
+  const ggml = backend === "ggml";
   const model = await loadModel(path, {
     onWarning: opts.onWarning,
     onInfo: opts.onInfo,
-    dtype: opts.dtype,
+    // ggml runs the file's own types: nothing to choose (and no q8 note) unless asked for.
+    dtype: opts.dtype ?? (ggml ? "f32" : undefined),
     allowNonFinite: opts.allowNonFinite,
-    // Checked as the engine reads each tensor: one pass over the file, not two.
-    finiteCheck: "read",
+    // Checked as the engine reads each tensor: one pass over the file, not two. ggml maps the file instead of
+    // reading it through the loader, so its weights are checked at load.
+    finiteCheck: ggml ? "load" : "read",
   });
-  const backend = opts.backend ?? "onnxruntime";
-  const engine =
-    backend === "reference"
+  const engine = ggml
+    ? await (await import("../runtime/ggml/ggml-engine.js")).createGgmlEngine(model, {
+        threads: opts.threads,
+        cacheType: opts.cacheType,
+        onInfo: opts.onInfo,
+        onProgress: opts.onProgress,
+      })
+    : backend === "reference"
       ? ReferenceEngine.fromModel(model)
       : await createOrtEngine(model, {
           threads: opts.threads,

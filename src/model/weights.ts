@@ -70,6 +70,26 @@ export type Weight = Tensor | QuantTensor;
 export type ModelWeights = Map<string, Weight>;
 
 /**
+ * Where a canonical weight's bytes are in its file, as the file stores them: for backends that use the file's
+ * own layout and type (the ggml backend maps or repacks them) instead of the loader's canonical tensor.
+ */
+export interface FileTensor {
+  file: string;
+  /** Absolute byte offset of the whole file tensor (`shape`), not of `rows`. */
+  offset: number;
+  /** ggml / GGUF type of the stored values (safetensors F32 / F16 / BF16: 0 / 1 / 30). */
+  ggmlType: number;
+  /** The tensor's shape as the file has it, outermost first (row-major). */
+  shape: readonly number[];
+  /** The canonical weight's range of a fused tensor (GGUF GPT-2 attn_qkv; columns when `transposed`), or null. */
+  rows: readonly [number, number] | null;
+  /** q/k rows permuted within each head for interleaved RoPE (llama.cpp's converter); the loader un-permutes. */
+  interleavedRope: boolean;
+  /** Stored [in, out] (HF GPT-2 Conv1D); the loader transposes. */
+  transposed: boolean;
+}
+
+/**
  * Weights read from the file when asked for, never kept: get(name) reads that tensor (by byte range) and returns
  * a fresh Weight, so an engine that builds block by block holds one block's tensors at a time and the model is
  * never in JS memory whole. Iterating reads every tensor, one at a time. set() pins a weight in memory.
@@ -89,8 +109,15 @@ export class LazyWeights extends Map<string, Weight> {
      * (the fingerprint samples a few rows of every tensor). A tensor without one is read whole and sliced.
      */
     private readonly rowReaders: ReadonlyMap<string, (a: number, b: number) => Weight> = new Map(),
+    /** Where each weight is in the file (loaders that know it). */
+    private readonly sources: ReadonlyMap<string, FileTensor> = new Map(),
   ) {
     super();
+  }
+
+  /** Where `name`'s bytes are in the file, or undefined (not from a file, or pinned in memory by set()). */
+  source(name: string): FileTensor | undefined {
+    return super.has(name) || !this.readers.has(name) ? undefined : this.sources.get(name);
   }
 
   /** Check (or otherwise look at) every weight as it is read; replaces an earlier hook. */

@@ -1,8 +1,9 @@
 /**
  * Every backend of the forward driver, for tests that must hold on each (test/model/backends.test.ts and the
- * other per-engine suites): the reference, and ONNX Runtime with a graph per site, per block, and per span of
- * blocks between hook layers. Each says which hook points it serves and how close two runs of it must agree (its
- * own tolerance, unchanged from its former suite).
+ * other per-engine suites): the reference, ONNX Runtime with a graph per site, per block, and per span of
+ * blocks between hook layers, and ggml (F32 key/value cache; present where its addon is built). Each says which
+ * hook points it serves and how close two runs of it must agree (its own tolerance, unchanged from its former
+ * suite).
  */
 import assert from "node:assert/strict";
 import type { ModelConfig } from "../../src/model/config.js";
@@ -12,10 +13,12 @@ import type { LoadedModel } from "../../src/model/model.js";
 import { rng } from "../../src/model/random.js";
 import type { Weights } from "../../src/model/weights.js";
 import { ReferenceEngine } from "../../src/reference/engine.js";
+import { ggmlAvailable } from "../../src/runtime/ggml/addon.js";
+import { createGgmlEngine } from "../../src/runtime/ggml/ggml-engine.js";
 import { createOrtEngine, spansFor } from "../../src/runtime/ort-engine.js";
 
 export interface BackendCase {
-  name: "reference" | "onnxruntime" | "onnxruntime block" | "onnxruntime spans";
+  name: "reference" | "onnxruntime" | "onnxruntime block" | "onnxruntime spans" | "ggml";
   make(config: ModelConfig, weights: Weights): Promise<Engine>;
   fromModel(m: LoadedModel): Promise<Engine>;
   /** Hook sites this backend serves (at some layers). */
@@ -26,6 +29,11 @@ export interface BackendCase {
   diff(a: Float32Array, b: Float32Array): number;
   /** Largest diff allowed between runs that must agree (cached vs recomputed, batched vs alone). */
   tol: number;
+  /**
+   * Largest relDiff between the HF folder and the GGUF file of the same weights: 0 (bit-identical) where both
+   * reach the engine as the same canonical tensors.
+   */
+  hfGguf: number;
 }
 
 export const BACKENDS: readonly BackendCase[] = [
@@ -37,6 +45,7 @@ export const BACKENDS: readonly BackendCase[] = [
     serves: () => true,
     diff: maxDiff,
     tol: 2e-5,
+    hfGguf: 0,
   },
   {
     name: "onnxruntime",
@@ -46,6 +55,7 @@ export const BACKENDS: readonly BackendCase[] = [
     serves: () => true,
     diff: relDiff,
     tol: 1e-4,
+    hfGguf: 0,
   },
   {
     name: "onnxruntime block",
@@ -55,6 +65,7 @@ export const BACKENDS: readonly BackendCase[] = [
     serves: (_, p) => p.site === "resid_pre" || p.site === "resid_post",
     diff: relDiff,
     tol: 1e-4,
+    hfGguf: 0,
   },
   {
     // Hooks at block 0: spans [0] and [1..L-1] (blocks 1 and 2 are one graph in the 3-block llama).
@@ -70,7 +81,25 @@ export const BACKENDS: readonly BackendCase[] = [
     },
     diff: relDiff,
     tol: 1e-4,
+    hfGguf: 0,
   },
+  ...(ggmlAvailable().ok
+    ? [
+        {
+          name: "ggml",
+          make: (c: ModelConfig, w: Weights) =>
+            createGgmlEngine({ config: c, weights: w }, { threads: 1, cacheType: "f32" }),
+          fromModel: (m: LoadedModel) => createGgmlEngine(m, { threads: 1, cacheType: "f32" }),
+          sites: SITES,
+          serves: () => true,
+          diff: relDiff,
+          tol: 1e-4,
+          // ggml uses each file's own layout: GGUF llama q/k rows interleaved (rope NORMAL) sum q.k over a head's
+          // dims in another order than the HF halves (NEOX). Same values, other f32 rounding (measured 5e-7).
+          hfGguf: 2e-6,
+        } satisfies BackendCase,
+      ]
+    : []),
 ];
 
 /** The points of a model this backend serves, in forward order. */

@@ -403,7 +403,7 @@ describe("HF = GGUF: the same weights give the same forward on every backend", (
   for (const name of Object.keys(TINY_CONFIGS)) {
     let files: ReturnType<typeof writeTinyModels> | undefined;
     for (const b of BACKENDS)
-      test(`${b.name}, ${name}: logits and every served hook site are bit-identical`, async () => {
+      test(`${b.name}, ${name}: logits and every served hook site are bit-identical (ggml: within its rounding)`, async (t) => {
         files ??= writeTinyModels(mkdtempSync(join(dir, `${name}-`)), name);
         const c: ModelConfig = files.config;
         const pts = servedPoints(b, c);
@@ -420,9 +420,23 @@ describe("HF = GGUF: the same weights give the same forward on every backend", (
           runs.push({ out: await en.forward({ ids, mask }, opts), seen: rec.seen });
           await en.dispose();
         }
-        assert.deepEqual(runs[1]!.out.logits, runs[0]!.out.logits);
         assert.equal(runs[0]!.seen.size, pts.length);
-        for (const [k, v] of runs[0]!.seen) assert.deepEqual(runs[1]!.seen.get(k), v, k);
+        if (b.hfGguf === 0) {
+          assert.deepEqual(runs[1]!.out.logits, runs[0]!.out.logits);
+          for (const [k, v] of runs[0]!.seen) assert.deepEqual(runs[1]!.seen.get(k), v, k);
+        } else {
+          const d = relDiff(runs[1]!.out.logits, runs[0]!.out.logits);
+          assert.ok(d <= b.hfGguf, `logits differ by ${d}`);
+          let worst = 0;
+          for (const [k, v] of runs[0]!.seen) {
+            const dk = relDiff(runs[1]!.seen.get(k)![0]!, v[0]!);
+            worst = Math.max(worst, dk);
+            assert.ok(dk <= b.hfGguf, `${k} differs by ${dk}`);
+          }
+          t.diagnostic(
+            `HF vs GGUF: logits ${d.toExponential(2)}, hook sites ${worst.toExponential(2)} (relDiff)`,
+          );
+        }
       });
   }
 });
