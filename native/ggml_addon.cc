@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cmath>
@@ -498,6 +499,91 @@ napi_value mapClose(napi_env env, napi_callback_info info) {
     h->map->closed = true;
     h->map->maybeUnmap();
     return jsUndefined(env);
+  });
+}
+
+// The first non-finite value of a range of the mapping (the loader's NaN/Inf check, done here on the mapped bytes
+// instead of in JS): exponent bits all ones is Inf or NaN. Chunks are OR-reduced (a loop the compiler vectorizes)
+// and only a bad chunk is searched for its first index. memcpy: safetensors data need not be aligned.
+constexpr size_t kScanChunk = 4096;
+
+template <typename U>
+__attribute__((optimize("O3"))) bool chunkBad(const uint8_t* p, size_t n, U mask) {
+  U bad = 0;
+  for (size_t i = 0; i < n; i++) {
+    U x;
+    memcpy(&x, p + i * sizeof(U), sizeof(U));
+    bad |= static_cast<U>((x & mask) == mask);
+  }
+  return bad != 0;
+}
+
+template <typename U>
+int64_t firstBadValue(const uint8_t* p, size_t count, U mask) {
+  for (size_t c = 0; c < count; c += kScanChunk) {
+    size_t n = std::min(kScanChunk, count - c);
+    if (!chunkBad<U>(p + c * sizeof(U), n, mask)) continue;
+    for (size_t i = c; i < c + n; i++) {
+      U x;
+      memcpy(&x, p + i * sizeof(U), sizeof(U));
+      if ((x & mask) == mask) return static_cast<int64_t>(i);
+    }
+  }
+  return -1;
+}
+
+// Blocks of `blockBytes` with f16 fields (scale d, min dmin) at byte offsets `halves`: the first block with a
+// non-finite field (the rule of blocksAllFinite in src/io/gguf-quant.ts: the high byte's 0x7c bits all ones).
+int64_t firstBadBlock(const uint8_t* p, size_t blocks, size_t blockBytes, const std::vector<size_t>& halves) {
+  for (size_t b = 0; b < blocks; b++) {
+    const uint8_t* q = p + b * blockBytes;
+    for (size_t h : halves)
+      if ((q[h + 1] & 0x7c) == 0x7c) return static_cast<int64_t>(b);
+  }
+  return -1;
+}
+
+// map.firstNonFinite(offset, type, count, halves?): F32 / F16 / BF16: the index of the first non-finite of
+// `count` values at `offset`; a block type: the index of the first of `count` values' blocks whose f16 fields at
+// byte offsets `halves` are non-finite; -1 when none.
+napi_value mapFirstNonFinite(napi_env env, napi_callback_info info) {
+  return guarded(env, [&] {
+    Args a = args(env, info, 4);
+    Holder* h = holder(env, a.self);
+    auto& m = *h->map;
+    if (m.closed || !m.base) throw Fail("firstNonFinite: the mapping of " + m.path + " was closed");
+    if (a.v.size() < 3) throw Fail("firstNonFinite(offset, type, count, halves?): 3 arguments expected");
+    int64_t offset = integer(env, a.v[0], "firstNonFinite: offset");
+    int64_t type = integer(env, a.v[1], "firstNonFinite: type");
+    int64_t count = integer(env, a.v[2], "firstNonFinite: count");
+    if (!validType(static_cast<int>(type))) throw Fail("firstNonFinite: unsupported ggml type " + std::to_string(type));
+    if (count < 0) throw Fail("firstNonFinite: count must be >= 0");
+    auto t = static_cast<ggml_type>(type);
+    int64_t block = ggml_blck_size(t);
+    if (count % block != 0)
+      throw Fail("firstNonFinite: " + std::to_string(count) + " values are not whole " + typeName(t) + " blocks");
+    size_t nbytes = ggml_row_size(t, count);
+    if (offset < 0 || static_cast<uint64_t>(offset) > m.size || nbytes > m.size - static_cast<uint64_t>(offset))
+      throw Fail("firstNonFinite: " + std::to_string(nbytes) + " bytes at offset " + std::to_string(offset) +
+                 " are outside " + m.path + " (" + std::to_string(m.size) + " bytes)");
+    const uint8_t* p = m.base + offset;
+    size_t n = static_cast<size_t>(count);
+    int64_t i;
+    if (t == GGML_TYPE_F32) i = firstBadValue<uint32_t>(p, n, 0x7f800000u);
+    else if (t == GGML_TYPE_F16) i = firstBadValue<uint16_t>(p, n, 0x7c00u);
+    else if (t == GGML_TYPE_BF16) i = firstBadValue<uint16_t>(p, n, 0x7f80u);
+    else {
+      if (a.v.size() < 4) throw Fail(std::string("firstNonFinite: ") + typeName(t) + " needs the offsets of its f16 fields");
+      size_t blockBytes = ggml_type_size(t);
+      std::vector<size_t> halves;
+      for (double d : numbers(env, a.v[3], "firstNonFinite: halves")) {
+        if (d < 0 || d != std::floor(d) || d + 2 > static_cast<double>(blockBytes))
+          throw Fail("firstNonFinite: f16 field offset " + std::to_string(d) + " is outside a " + typeName(t) + " block");
+        halves.push_back(static_cast<size_t>(d));
+      }
+      i = firstBadBlock(p, n / block, blockBytes, halves);
+    }
+    return jsNumber(env, static_cast<double>(i));
   });
 }
 
@@ -1305,7 +1391,7 @@ napi_value moduleInit(napi_env env, napi_value exports) {
                               {"graph", backendGraph},
                               {"stats", backendStats},
                               {"dispose", backendDispose}});
-    c->map = defineClass(env, "GgmlMap", {{"close", mapClose}});
+    c->map = defineClass(env, "GgmlMap", {{"close", mapClose}, {"firstNonFinite", mapFirstNonFinite}});
     c->tensor = defineClass(env, "GgmlTensor", {{"free", tensorFree}});
     c->graph = defineClass(env, "GgmlGraph",
                            {{"ref", graphRef},

@@ -75,13 +75,14 @@ export async function openModel(path: string, opts: OpenOptions = {}): Promise<O
     dtype: opts.dtype ?? (ggml ? "f32" : undefined),
     allowNonFinite: opts.allowNonFinite,
     // Checked as the engine reads each tensor: one pass over the file, not two. ggml maps the file instead of
-    // reading it through the loader, so its weights are checked at load.
-    finiteCheck: ggml ? "load" : "read",
+    // reading it through the loader: the addon checks what it maps or repacks (checkFinite), natively.
+    finiteCheck: "read",
   });
   const engine = ggml
     ? await (await import("../runtime/ggml/ggml-engine.js")).createGgmlEngine(model, {
         threads: opts.threads,
         cacheType: opts.cacheType,
+        checkFinite: !opts.allowNonFinite,
         onInfo: opts.onInfo,
         onProgress: opts.onProgress,
       })

@@ -63,6 +63,13 @@ export interface GgmlBackend {
 export interface GgmlMap {
   readonly path: string;
   readonly size: number;
+  /**
+   * The loader's NaN/Inf check on the mapped bytes (exponent bits all ones), in native code: for F32 / F16 / BF16
+   * the index of the first non-finite of `count` values at `offset`; for a block type, the index of the first
+   * block whose f16 fields at byte offsets `halves` (scale, min: the table in io/gguf-quant.ts) are non-finite;
+   * -1 when none. The scan touches every page of the range.
+   */
+  firstNonFinite(offset: number, type: number, count: number, halves?: readonly number[]): number;
   close(): void;
 }
 export interface GgmlTensor {

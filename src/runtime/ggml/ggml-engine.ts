@@ -34,6 +34,12 @@ export interface GgmlEngineOptions {
    * joins them on every graph.
    */
   threadpool?: boolean;
+  /**
+   * Check the weights taken from the file for NaN/Inf in the addon as they are mapped or repacked (default
+   * false: loadModel's default check has already read them). openModel sets it and loads with finiteCheck
+   * "read", so JS never reads the mapped weights.
+   */
+  checkFinite?: boolean;
   /** Plain notes: what loads and how much memory it takes, said before it is taken. */
   onInfo?: (message: string) => void;
   /** Called after each block's weights are mapped or repacked (and once more for embeddings and head). */
@@ -77,7 +83,7 @@ export async function createGgmlEngine(
   const ggml = addon.backend(threads, { threadpool: opts.threadpool ?? true });
   let weights: GgmlWeights | null = null;
   try {
-    weights = new GgmlWeights(ggml, c, model.weights, matmul);
+    weights = new GgmlWeights(ggml, c, model.weights, matmul, opts.checkFinite ?? false);
     const b = weights.bytes;
     const into = addon.extraBufferTypes.length ? addon.extraBufferTypes.join(" / ") : "CPU memory";
     opts.onInfo?.(

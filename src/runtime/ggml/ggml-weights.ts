@@ -11,6 +11,7 @@
  * layer whose q or k cannot be used as stored takes both canonical, so q and k always share one layout.
  */
 import { SteerlabError } from "../../errors.js";
+import { nonFiniteWeights, weightProblem } from "../../io/finite.js";
 import { ggmlByteSize, ggmlTypeInfo, GGML_TYPE as QUANT_TYPE } from "../../io/gguf-quant.js";
 import type { ModelConfig } from "../../model/config.js";
 import {
@@ -118,6 +119,12 @@ export class GgmlWeights {
     readonly config: ModelConfig,
     private readonly weights: ModelWeights,
     matmul: MatmulWeights = "repack",
+    /**
+     * Check every range taken from the file for NaN/Inf in the addon, before it is mapped or repacked (what
+     * loadModel's check does in JS, without JS reading the file). Copied tensors are read through the loader,
+     * whose read check (finiteCheck "read") covers them.
+     */
+    private readonly checkFinite = false,
   ) {
     const { plans, interleaved } = plan(config, weights, matmul);
     this.plans = plans;
@@ -161,6 +168,7 @@ export class GgmlWeights {
         m = this.be.mapFile(p.at.file);
         this.maps.set(p.at.file, m);
       }
+      if (this.checkFinite) this.checkRange(m, p.name, p.at);
       return this.be.weight(m, p.at.offset, p.at.type, p.at.ne, p.mode);
     }
     const w = this.weights.get(p.name);
@@ -173,6 +181,21 @@ export class GgmlWeights {
     return isQuant(w)
       ? this.be.weight(w.bytes, 0, w.ggmlType, ne, p.mode)
       : this.be.weight(w.data, 0, QUANT_TYPE.F32, ne, p.mode);
+  }
+
+  /**
+   * A mapped range with a non-finite value (or a block scale) is read through the loader, so the error is the
+   * one the loader's check gives (file, tensor, layer, index in the canonical layout): its read check throws it,
+   * or weightProblem names it here. A quantized range is judged by its block scales, as blocksAllFinite does.
+   */
+  private checkRange(m: GgmlMap, name: string, at: NonNullable<Plan["at"]>): void {
+    const info = ggmlTypeInfo(at.type)!;
+    const count = at.ne.reduce((a, b) => a * b, 1);
+    const judged = info.block === 1 || info.halves !== undefined;
+    if (judged && m.firstNonFinite(at.offset, at.type, count, info.halves ?? []) < 0) return;
+    const w = this.weights.get(name);
+    const problem = w && weightProblem(name, w);
+    if (problem) throw nonFiniteWeights([problem], at.file);
   }
 
   /** Free every tensor and mapping (the backend's dispose frees them too). */
