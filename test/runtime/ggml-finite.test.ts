@@ -79,7 +79,8 @@ describe("ggml: NaN/Inf weights checked in the addon", { skip }, () => {
       for (const [type, size, enc] of cases) {
         // Large finite values (65504 is f16's largest) and -0 are finite; offset 8 in the file.
         const clean = Buffer.alloc(8 + n * size);
-        for (let i = 0; i < n; i++) enc(i % 3 === 0 ? 65504 : i % 3 === 1 ? -0 : -1.5).copy(clean, 8 + i * size);
+        for (let i = 0; i < n; i++)
+          enc(i % 3 === 0 ? 65504 : i % 3 === 1 ? -0 : -1.5).copy(clean, 8 + i * size);
         writeFileSync(f, clean);
         let m = be.mapFile(f);
         assert.equal(m.firstNonFinite(8, type, n), -1, `clean, type ${type}`);
@@ -146,7 +147,10 @@ describe("ggml: NaN/Inf weights checked in the addon", { skip }, () => {
     const g = ggufTensor(q.ggufFile, "blk.1.attn_q.weight", GGML_TYPE.F32);
     g.buf.writeFloatLE(Number.NaN, g.offset + 4 * 3 * 64);
     writeFileSync(q.ggufFile, g.buf);
-    await sameRefusal(q.ggufFile, /blocks\.1\.attn\.q\.weight \(blk\.1\.attn_q\.weight in the file\), layer 1: NaN/);
+    await sameRefusal(
+      q.ggufFile,
+      /blocks\.1\.attn\.q\.weight \(blk\.1\.attn_q\.weight in the file\), layer 1: NaN/,
+    );
   });
 
   test("GGUF F16: NaN and -Inf give the ONNX Runtime path's error", async () => {
@@ -160,7 +164,9 @@ describe("ggml: NaN/Inf weights checked in the addon", { skip }, () => {
       writeFileSync(t.ggufFile, buf);
       await sameRefusal(
         t.ggufFile,
-        new RegExp(`blocks\\.1\\.mlp\\.gate\\.weight \\(blk\\.1\\.ffn_gate\\.weight in the file\\), layer 1: ${what} at index 40 `),
+        new RegExp(
+          `blocks\\.1\\.mlp\\.gate\\.weight \\(blk\\.1\\.ffn_gate\\.weight in the file\\), layer 1: ${what} at index 40 `,
+        ),
       );
     }
   });
@@ -189,7 +195,10 @@ describe("ggml: NaN/Inf weights checked in the addon", { skip }, () => {
     const a = ggufTensor(q8.ggufFile, "blk.1.attn_v.weight", GGML_TYPE.Q8_0);
     a.buf.writeUInt16LE(0x7e00, a.offset + 2 * 34); // the third block's scale d
     writeFileSync(q8.ggufFile, a.buf);
-    await sameRefusal(q8.ggufFile, /blocks\.1\.attn\.v\.weight \(blk\.1\.attn_v\.weight in the file\), layer 1: NaN at index 64 /);
+    await sameRefusal(
+      q8.ggufFile,
+      /blocks\.1\.attn\.v\.weight \(blk\.1\.attn_v\.weight in the file\), layer 1: NaN at index 64 /,
+    );
 
     // Rows of 256 values, so the matrices take Q4_K.
     const config: ModelConfig = {
@@ -204,7 +213,10 @@ describe("ggml: NaN/Inf weights checked in the addon", { skip }, () => {
     const b = ggufTensor(k, "blk.2.ffn_up.weight", GGML_TYPE.Q4_K);
     b.buf.writeUInt16LE(0x7c00, b.offset + 144 + 2); // +Inf dmin of the second super-block
     writeFileSync(k, b.buf);
-    await sameRefusal(k, /blocks\.2\.mlp\.up\.weight \(blk\.2\.ffn_up\.weight in the file\), layer 2: (NaN|-?Infinity) at index 256 /);
+    await sameRefusal(
+      k,
+      /blocks\.2\.mlp\.up\.weight \(blk\.2\.ffn_up\.weight in the file\), layer 2: (NaN|-?Infinity) at index 256 /,
+    );
   });
 
   test("the engine's check reads no mapped tensor through the loader (JS sees only what ggml copies)", async () => {
