@@ -191,7 +191,14 @@ export function collect(v: string, prev: string[] = []): string[] {
 export function withModelOptions(cmd: Command): Command {
   return cmd
     .requiredOption("-m, --model <path>", "model: a Hugging Face folder or a .gguf file")
-    .addOption(new Option("--backend <name>", "compute backend").choices(BACKENDS).default("onnxruntime"))
+    .addOption(
+      new Option(
+        "--backend <name>",
+        "compute backend; auto: ggml for quantized or half-precision weights, onnxruntime for f32",
+      )
+        .choices([...BACKENDS, "auto"])
+        .default("auto"),
+    )
     .option("--threads <n>", "compute threads (default: all cores)", threadsOption)
     .addOption(
       new Option(
@@ -230,7 +237,7 @@ export function openOptions(o: {
   cacheType?: CacheType;
 }): OpenOptions {
   return {
-    backend: parseBackend(o.backend ?? "onnxruntime"),
+    backend: o.backend === undefined || o.backend === "auto" ? "auto" : parseBackend(o.backend),
     threads: o.threads,
     cacheType: o.cacheType,
     allowNonFinite: o.allowNonFinite === true,

@@ -2,10 +2,15 @@
  * One entry point for every checkpoint format: a folder is a Hugging Face model, a `.gguf` file is GGUF.
  */
 import { existsSync, statSync } from "node:fs";
+import { join } from "node:path";
 import { SteerlabError } from "../errors.js";
+import { fileSource } from "../io/byte-source.js";
 import { checkFiniteTensors, type FiniteOptions, nonFiniteWeights, weightProblem } from "../io/finite.js";
+import { readGgufHeader } from "../io/gguf.js";
 import { loadGgufModel } from "../io/gguf-model.js";
+import { ggmlTypeName } from "../io/gguf-quant.js";
 import { loadHfModel } from "../io/hf-model.js";
+import { readSafetensorsHeader, safetensorsShards } from "../io/safetensors.js";
 import type { LoadedModel, LoadOptions } from "./model.js";
 import { LazyWeights } from "./weights.js";
 
@@ -38,6 +43,42 @@ export async function loadModel(
     checkFiniteTensors(m.weights, path, { ...opts, fileName });
   }
   return m;
+}
+
+/**
+ * The storage types of a checkpoint's 2-D tensors (GGUF type names, safetensors dtypes) and their size as f32,
+ * from the file headers only; null when the path is not a checkpoint (loadModel then says why).
+ */
+export function storedMatrixTypes(path: string): { types: Set<string>; f32Bytes: number } | null {
+  const types = new Set<string>();
+  let f32Bytes = 0;
+  const add = (type: string, shape: readonly number[]) => {
+    if (shape.length !== 2) return;
+    types.add(type);
+    f32Bytes += 4 * shape[0]! * shape[1]!;
+  };
+  try {
+    if (statSync(path).isDirectory()) {
+      for (const f of safetensorsShards(path).files) {
+        const src = fileSource(join(path, f));
+        try {
+          for (const t of readSafetensorsHeader(src).tensors.values()) add(t.dtype, t.shape);
+        } finally {
+          src.close();
+        }
+      }
+    } else if (path.toLowerCase().endsWith(".gguf")) {
+      const src = fileSource(path);
+      try {
+        for (const t of readGgufHeader(src).tensors) add(ggmlTypeName(t.type), t.shape);
+      } finally {
+        src.close();
+      }
+    } else return null;
+  } catch {
+    return null;
+  }
+  return types.size ? { types, f32Bytes } : null;
 }
 
 async function loadAnyModel(path: string, opts: LoadOptions): Promise<LoadedModel> {

@@ -1,9 +1,12 @@
 /**
  * Open a checkpoint and put an engine on it: the one entry the CLI, the lab and the server use.
- * The ONNX Runtime engine is the default; the plain-TS reference is there for checking and for tiny models; the
- * ggml engine (llama.cpp's tensor library, through a native addon) is imported only when asked for, so the web
- * build and ONNX Runtime users never load the addon.
+ * "auto" (the default) picks by what the file stores, from measurements (README, Performance): ggml (llama.cpp's
+ * tensor library, through a native addon) runs quantized and half-precision matrices as stored, at llama.cpp's
+ * speed; ONNX Runtime runs f32 matrices (its f32 prefill is about 2x llama.cpp's). The plain-TS reference is there
+ * for checking and for tiny models. The ggml engine is imported only when chosen, so the web build and ONNX
+ * Runtime users never load the addon.
  */
+import { totalmem } from "node:os";
 import { SteerlabError } from "../errors.js";
 import type { Tokenizer } from "../io/tokenizer-types.js";
 import { ReferenceEngine } from "../reference/engine.js";
@@ -11,15 +14,15 @@ import type { CacheType } from "../runtime/ggml/ggml-kv.js";
 import { createOrtEngine, type OrtEngineOptions } from "../runtime/ort-engine.js";
 import { BACKENDS, type Backend } from "./backends.js";
 import type { Engine } from "./engine.js";
-import { loadModel } from "./load.js";
+import { loadModel, storedMatrixTypes } from "./load.js";
 import type { LoadedModel } from "./model.js";
 import type { LoadDtype } from "./weights.js";
 
 export { BACKENDS, type Backend } from "./backends.js";
 
 export interface OpenOptions {
-  /** Default "onnxruntime". */
-  backend?: Backend;
+  /** Default "auto" (chooseBackend). */
+  backend?: Backend | "auto";
   /** Compute threads for ONNX Runtime and ggml (default: all cores). */
   threads?: number;
   /**
@@ -65,8 +68,34 @@ export function parseBackend(s: string): Backend {
   return s as Backend;
 }
 
+/** Options only the ONNX Runtime engine takes: asking for one asks for that engine. */
+const ORT_ONLY = ["keepWeights", "quantCompute", "granularity"] as const;
+
+/**
+ * The engine "auto" means for this checkpoint: ggml when its matrices are quantized or half precision (ggml runs
+ * them as stored; ONNX Runtime would expand or re-quantize them), or when their f32 form would take more than half
+ * of this machine's memory (ggml maps the file); ONNX Runtime for f32 matrices that fit, and whenever ggml's addon
+ * is not built here or an ONNX Runtime-only option (or a load-time dtype) is asked for.
+ */
+export async function chooseBackend(path: string, opts: OpenOptions = {}): Promise<Backend> {
+  if (opts.backend !== undefined && opts.backend !== "auto") return parseBackend(opts.backend);
+  if (ORT_ONLY.some((k) => opts[k] !== undefined) || (opts.dtype !== undefined && opts.dtype !== "f32"))
+    return "onnxruntime";
+  const types = storedMatrixTypes(path);
+  if (!types) return "onnxruntime"; // not a checkpoint: let the loader say what is wrong
+  const dense = [...types.types].every((t) => t === "F32");
+  if (dense && types.f32Bytes <= totalmem() / 2) return "onnxruntime";
+  const { ggmlAvailable } = await import("../runtime/ggml/addon.js");
+  const ok = ggmlAvailable();
+  if (!ok.ok) {
+    opts.onInfo?.(`the ggml engine is not available here (${ok.why}): running on ONNX Runtime`);
+    return "onnxruntime";
+  }
+  return "ggml";
+}
+
 export async function openModel(path: string, opts: OpenOptions = {}): Promise<OpenedModel> {
-  const backend = opts.backend ?? "onnxruntime";
+  const backend = await chooseBackend(path, opts);
   const ggml = backend === "ggml";
   const model = await loadModel(path, {
     onWarning: opts.onWarning,
