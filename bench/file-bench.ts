@@ -16,10 +16,10 @@ import { ggufTokenizerMetadata } from "../src/io/tokenizer.js";
 import type { ModelConfig } from "../src/model/config.js";
 import type { Engine } from "../src/model/engine.js";
 import { generate } from "../src/model/generate.js";
-import { loadModel } from "../src/model/load.js";
+import { openModel } from "../src/model/open.js";
 import { gaussianFrom, lazyRandomWeights } from "../src/model/random.js";
-import { createGgmlEngine, type GgmlEngine } from "../src/runtime/ggml/ggml-engine.js";
-import { createOrtEngine, OrtEngine } from "../src/runtime/ort-engine.js";
+import type { GgmlEngine } from "../src/runtime/ggml/ggml-engine.js";
+import { OrtEngine } from "../src/runtime/ort-engine.js";
 import { steeringHooks } from "../src/steer/apply.js";
 import { makeVector } from "../src/steer/vector.js";
 import { collect, ids, MiB, measureSpeed, type SpeedPlan, vmKiB } from "./cases.js";
@@ -212,13 +212,10 @@ export async function benchOrtFile(
   collect();
   const base = vmKiB("VmRSS") / 1024;
   const t0 = performance.now();
-  // As openModel: ORT checks the weights as its build reads them; ggml maps the file and checks it at load.
-  const m = await loadModel(file, { finiteCheck: backend === "ggml" ? "load" : "read" });
-  // ggml with an F32 key/value cache, as the llama.cpp rows below.
-  const engine =
-    backend === "ggml"
-      ? await createGgmlEngine(m, { threads, cacheType: "f32" })
-      : await createOrtEngine(m, { threads, consumeWeights: true });
+  // As a user opens it (openModel: ONNX Runtime checks each tensor as its build reads it, ggml checks the mapped
+  // bytes natively); ggml with an F32 key/value cache, as the llama.cpp rows below.
+  const { model: m, engine: e } = await openModel(file, { backend, threads, cacheType: "f32" });
+  const engine = e as OrtEngine | GgmlEngine;
   const loadS = (performance.now() - t0) / 1000;
   collect();
   let cache = engine.newCache(1);
