@@ -52,8 +52,11 @@ export interface BackendCall {
    * resid_post of block `last` from resid_pre of block `first`: blocks first..last as one unit chosen for this
    * call, by a backend that can run any range of blocks at once; appends their keys and values to the cache.
    * The driver runs each stretch of blocks where no hook of the call needs the stream in one span.
+   * lastTokens: only each row's last token of block `last`'s output is needed (its [B, 1, D] is returned), so
+   * that block's MLP may run on those rows alone (as llama.cpp skips unused outputs in its last layer); its keys
+   * and values are still those of every token.
    */
-  span?(first: number, last: number, x: Float32Array): Promise<Float32Array>;
+  span?(first: number, last: number, x: Float32Array, lastTokens?: boolean): Promise<Float32Array>;
 }
 
 /** A backend's key/value store for a batch of rows: the driver grows and forks it, the backend reads and appends. */

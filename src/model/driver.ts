@@ -154,6 +154,7 @@ export class ForwardDriver<S extends KVStore<S>> implements Engine {
 
     // x [B, T, D]: the residual stream (resumed from inputHidden when starting above block 0).
     let x = opts.inputHidden ? Float32Array.from(opts.inputHidden) : await call.embed();
+    let lastOnly = false; // x holds only each row's last token ([B, 1, D]) after the last block
     // The last block of the stretch from l on where no hook of this call needs the stream.
     const stretch = (l: number) => {
       let e = l;
@@ -170,7 +171,9 @@ export class ForwardDriver<S extends KVStore<S>> implements Engine {
       fire(l, "resid_pre", x);
       if (call.span && !inner(l)) {
         const e = stretch(l);
-        x = await call.span(l, e, x);
+        // Only the last tokens go on to the head: the last block's MLP need not see the others.
+        lastOnly = e === L - 1 && want === "last" && !hooks.has(key(e, "resid_post"));
+        x = await call.span(l, e, x, lastOnly);
         l = e;
       } else if (call.block && !(call.attention && call.mlp && inner(l))) {
         x = await call.block(l, x);
@@ -195,7 +198,7 @@ export class ForwardDriver<S extends KVStore<S>> implements Engine {
 
     if (want === "none") return { logits: new Float32Array(0), batch: B, seq: 0, vocab: V };
     const Tout = want === "all" ? T : 1;
-    const rows = want === "all" ? x : lastRows(x, B, T, D); // [B, Tout, D]
+    const rows = want === "all" || lastOnly ? x : lastRows(x, B, T, D); // [B, Tout, D]
     const logits = await this.backend.head(rows, B * Tout); // [B, Tout, V]
     checkFiniteOutput(logits, V, "logits", { allowNonFinite: opts.allowNonFinite ?? this.allowNonFinite });
     return { logits, batch: B, seq: Tout, vocab: V };

@@ -34,6 +34,12 @@ export interface BackendCase {
    * reach the engine as the same canonical tensors.
    */
   hfGguf: number;
+  /**
+   * Largest diff between logits "last" and the last row of logits "all": 0 where both run the same rows. ggml's
+   * last block runs its MLP on the last tokens alone when only those go on (as llama.cpp does), so its matmuls
+   * see other row counts and round in another order.
+   */
+  lastVsAll: number;
 }
 
 export const BACKENDS: readonly BackendCase[] = [
@@ -46,6 +52,7 @@ export const BACKENDS: readonly BackendCase[] = [
     diff: maxDiff,
     tol: 2e-5,
     hfGguf: 0,
+    lastVsAll: 0,
   },
   {
     name: "onnxruntime",
@@ -56,6 +63,7 @@ export const BACKENDS: readonly BackendCase[] = [
     diff: relDiff,
     tol: 1e-4,
     hfGguf: 0,
+    lastVsAll: 0,
   },
   {
     name: "onnxruntime block",
@@ -66,6 +74,7 @@ export const BACKENDS: readonly BackendCase[] = [
     diff: relDiff,
     tol: 1e-4,
     hfGguf: 0,
+    lastVsAll: 0,
   },
   {
     // Hooks at block 0: spans [0] and [1..L-1] (blocks 1 and 2 are one graph in the 3-block llama).
@@ -82,6 +91,7 @@ export const BACKENDS: readonly BackendCase[] = [
     diff: relDiff,
     tol: 1e-4,
     hfGguf: 0,
+    lastVsAll: 0,
   },
   ...(ggmlAvailable().ok
     ? [
@@ -97,6 +107,8 @@ export const BACKENDS: readonly BackendCase[] = [
           // ggml uses each file's own layout: GGUF llama q/k rows interleaved (rope NORMAL) sum q.k over a head's
           // dims in another order than the HF halves (NEOX). Same values, other f32 rounding (measured 5e-7).
           hfGguf: 2e-6,
+          // Measured 1.2e-7 .. 1.6e-7 (relDiff) on the tiny models.
+          lastVsAll: 1e-5,
         } satisfies BackendCase,
       ]
     : []),

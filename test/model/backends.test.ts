@@ -235,13 +235,18 @@ for (const b of BACKENDS)
         assert.equal(maxDiff(after.logits, before.logits), 0);
       });
 
-      test("logits modes and stopAfterLayer", async () => {
+      test("logits modes and stopAfterLayer", async (t) => {
         const en = await e();
         const all = await en.forward({ ids: [row0, row1], mask }, { logits: "all" });
         const last = await en.forward({ ids: [row0, row1], mask }, { logits: "last" });
         assert.deepEqual([all.batch, all.seq, all.vocab], [2, T, V]);
         assert.deepEqual([last.batch, last.seq], [2, 1]);
-        assert.equal(maxDiff(all.logits.subarray((T - 1) * V, T * V), last.logits.subarray(0, V)), 0);
+        const d = b.diff(all.logits.subarray((T - 1) * V, T * V), last.logits.subarray(0, V));
+        if (b.lastVsAll === 0) assert.equal(d, 0);
+        else {
+          t.diagnostic(`logits "last" vs "all": ${d.toExponential(2)} (bound ${b.lastVsAll})`);
+          assert.ok(d <= b.lastVsAll, `last vs all ${d} > ${b.lastVsAll}`);
+        }
         const none = await en.forward({ ids: [row0] }, { logits: "none" });
         assert.equal(none.logits.length, 0);
         const fired: number[] = [];

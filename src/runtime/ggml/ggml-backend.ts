@@ -83,12 +83,12 @@ export class GgmlForward implements ForwardBackend<GgmlKV> {
       embed: async () => run((b) => embedPart(b, { ...io, store: store() })),
       attention: async (l, x) => run((b) => attnPart(b, l, hidden(b, x), { ...io, store: store() })),
       mlp: async (l, x) => run((b) => mlpPart(b, l, hidden(b, x))),
-      span: async (first, last, x) =>
+      span: async (first, last, x, lastTokens) =>
         run((b) => {
           const c = { ...io, store: store() };
           let h = hidden(b, x);
-          for (let l = first; l <= last; l++) h = blockPart(b, l, h, c);
-          return h;
+          for (let l = first; l < last; l++) h = blockPart(b, l, h, c);
+          return blockPart(b, last, h, c, lastTokens);
         }),
     };
   }

@@ -156,8 +156,16 @@ export function attnPart(b: Build, l: number, x: number, io: CallIO): number {
 }
 
 /** resid_post of block l from resid_pre x. */
-export function blockPart(b: Build, l: number, x: number, io: CallIO): number {
-  const mid = b.op("add", [x, attnPart(b, l, x, io)]);
+export function blockPart(b: Build, l: number, x: number, io: CallIO, lastTokens = false): number {
+  let mid = b.op("add", [x, attnPart(b, l, x, io)]); // [D, T, B]
+  if (lastTokens && io.T > 1) {
+    // Each row's last token alone ([D, 1, B]): the MLP of the other tokens would be thrown away.
+    const { B, T } = io;
+    const row = b.c.hiddenSize * 4; // bytes of one F32 token
+    mid = b.op("cont", [
+      b.op("view", [mid], [b.c.hiddenSize, 1, B, 1, row, row * T, row * T * B, row * (T - 1)]),
+    ]);
+  }
   return b.op("add", [mid, mlpPart(b, l, mid)]);
 }
 
