@@ -1003,6 +1003,11 @@ ggml_tensor* buildOp(GraphState& g, const std::string& op, const std::vector<ggm
          "a " + desc(a) + " and b " + desc(b) + " do not match (need a.ne[0] = b.ne[0], b.ne[2] a multiple of a.ne[2], b.ne[3] of a.ne[3])");
     need(!ggml_is_transposed(a) && a->nb[0] == ggml_type_size(a->type), op, "a " + desc(a) + " must not be transposed");
     need(b->nb[0] == 4, op, "b " + desc(b) + " needs contiguous rows (use cont)");
+    // The repacked kernels (AMX, CPU_REPACK) read b as one contiguous 2-D matrix, as llama.cpp always passes it:
+    // a 3-D batch was multiplied out of bounds (heap corruption), though supports_op accepted it.
+    need(!g.isExtra(a) || (b->ne[2] == 1 && b->ne[3] == 1 && ggml_is_contiguous(b)), op,
+         "the repacked weight " + desc(a) + " needs b as a contiguous 2-D matrix [K, rows]; got " + desc(b) +
+             " (reshape it first)");
     ggml_tensor* r = ggml_mul_mat(ctx, a, b);
     if (g.isExtra(a) && !ggml_backend_dev_supports_op(g_cpu.dev, r))
       throw Fail(op + ": the repacked weight " + desc(a) + " cannot multiply b " + desc(b));

@@ -53,6 +53,11 @@ function bad(message: string, field: string, expected: string, got: string): Ste
   return new SteerlabError("bad_input", message, { field, expected, got });
 }
 
+/** The error of any use of a disposed engine (also a forward that was running when it was disposed). */
+export function disposedError(): SteerlabError {
+  return new SteerlabError("bad_input", "engine was disposed", { hint: "create a new engine" });
+}
+
 export class ForwardDriver<S extends KVStore<S>> implements Engine {
   allowNonFinite = false;
   private disposed = false;
@@ -68,6 +73,7 @@ export class ForwardDriver<S extends KVStore<S>> implements Engine {
   }
 
   newCache(batch: number): KVCache {
+    if (this.disposed) throw disposedError();
     if (!Number.isInteger(batch) || batch < 1)
       throw bad("cache batch size must be a positive integer", "batch", "an integer >= 1", String(batch));
     return new DriverCache(this, batch, this.backend.newStore(batch));
@@ -85,8 +91,7 @@ export class ForwardDriver<S extends KVStore<S>> implements Engine {
   }
 
   async forward(batch: Batch, opts: ForwardOptions = {}): Promise<ForwardResult> {
-    if (this.disposed)
-      throw new SteerlabError("bad_input", "engine was disposed", { hint: "create a new engine" });
+    if (this.disposed) throw disposedError();
     const c = this.config;
     const D = c.hiddenSize;
     const V = c.vocabSize;

@@ -222,6 +222,34 @@ describe("ggml: quantized GGUF files against llama.cpp and the dequantized refer
         await en.dispose();
       }
     });
+
+  // A batch of rows (left-padded, cached, decoded together) through the repacked kernels: each row's logits are
+  // those of the row alone. A [K, T, B] batch once reached these kernels and corrupted the heap.
+  for (const type of ["Q4_0", "Q8_0", "Q4_K"] as GgufWriteDtype[])
+    test(`${type}: batched rows equal each row alone (repacked, padded, cached)`, async () => {
+      const file = join(dir, `${type}-batch.gguf`);
+      saveGgufModel(file, QCONFIG, weights, { dtype: type, tokenizerMeta });
+      const m = await loadModel(file);
+      const en = await createGgmlEngine(m, { threads: 1, cacheType: "f32" });
+      assert.ok(en.stats().weights.repacked > 0);
+      const V = QCONFIG.vocabSize;
+      const rows = [randomIds(7, V, 1), randomIds(5, V, 2), randomIds(7, V, 3)];
+      const T = 7;
+      const ids = rows.map((r) => [...Array(T - r.length).fill(0), ...r]);
+      const mask = rows.map((r) => [...Array(T - r.length).fill(0), ...r.map(() => 1)]);
+      const cache = en.newCache(3);
+      const batched = await en.forward({ ids, mask }, { cache });
+      const next = await en.forward({ ids: [[5], [6], [7]] }, { cache });
+      for (let b = 0; b < 3; b++) {
+        const c1 = en.newCache(1);
+        const alone = await en.forward({ ids: [rows[b]!] }, { cache: c1 });
+        const step = await en.forward({ ids: [[5 + b]] }, { cache: c1 });
+        const d1 = relDiff(batched.logits.subarray(b * V, (b + 1) * V), alone.logits);
+        const d2 = relDiff(next.logits.subarray(b * V, (b + 1) * V), step.logits);
+        assert.ok(d1 <= 1e-5 && d2 <= 1e-5, `${type} row ${b}: prefill ${d1}, decode ${d2}`);
+      }
+      await en.dispose();
+    });
 });
 
 const ROOT = "../shared/real-models/stories260K";

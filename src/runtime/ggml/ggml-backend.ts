@@ -12,6 +12,7 @@ import { archSpec } from "../../model/arch/registry.js";
 import type { ArchSpec } from "../../model/arch/spec.js";
 import type { BackendCall, CallInputs, ForwardBackend } from "../../model/backend.js";
 import type { ModelConfig } from "../../model/config.js";
+import { disposedError } from "../../model/driver.js";
 import { additiveMask } from "../call-inputs.js";
 import { GGML_TYPE, type GgmlBackend as Ggml } from "./addon.js";
 import { attnPart, Build, blockPart, type CallIO, embedPart, headPart, mlpPart } from "./ggml-graphs.js";
@@ -30,6 +31,7 @@ export class GgmlForward implements ForwardBackend<GgmlKV> {
   readonly kind = "ggml";
   readonly hookHint = "";
   private readonly spec: ArchSpec;
+  private disposed = false;
   /** The scratch store of uncached calls (grown as needed, reused). */
   private scratch: GgmlKV | null = null;
 
@@ -68,6 +70,7 @@ export class GgmlForward implements ForwardBackend<GgmlKV> {
     // The store is looked up per graph: calls may interleave between graphs and share the scratch store.
     const store = () => past?.store ?? this.scratchFor(B, T);
     const run = (make: (b: Build) => number): Float32Array => {
+      if (this.disposed) throw disposedError(); // disposed between two graphs of this call
       const g = this.ggml.graph();
       try {
         const out = make(new Build(g, this.weights, this.config, this.spec));
@@ -80,7 +83,12 @@ export class GgmlForward implements ForwardBackend<GgmlKV> {
     };
     const hidden = (b: Build, x: Float32Array) => b.input("hidden", GGML_TYPE.F32, [D, T, B], x);
     return {
-      embed: async () => run((b) => embedPart(b, { ...io, store: store() })),
+      embed: async () => {
+        // ggml computes on this thread: let the event loop turn once per forward, so a server's queued requests
+        // (and timers, I/O) get in between forwards and can be batched with the next one.
+        await new Promise((r) => setImmediate(r));
+        return run((b) => embedPart(b, { ...io, store: store() }));
+      },
       attention: async (l, x) => run((b) => attnPart(b, l, hidden(b, x), { ...io, store: store() })),
       mlp: async (l, x) => run((b) => mlpPart(b, l, hidden(b, x))),
       span: async (first, last, x, lastTokens) =>
@@ -94,6 +102,7 @@ export class GgmlForward implements ForwardBackend<GgmlKV> {
   }
 
   async head(rows: Float32Array, n: number): Promise<Float32Array> {
+    if (this.disposed) throw disposedError();
     const g = this.ggml.graph();
     try {
       const b = new Build(g, this.weights, this.config, this.spec);
@@ -111,6 +120,7 @@ export class GgmlForward implements ForwardBackend<GgmlKV> {
   }
 
   async dispose(): Promise<void> {
+    this.disposed = true;
     this.scratch?.release();
     this.scratch = null;
     this.weights.dispose();

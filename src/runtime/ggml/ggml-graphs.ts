@@ -84,8 +84,12 @@ function norm(b: Build, x: number, prefix: string): number {
 
 /** x [in, ...] ─► W x (+ bias) [out, ...]. */
 function linear(b: Build, x: number, prefix: string, bias: boolean): number {
-  const y = b.op("mul_mat", [b.weight(`${prefix}.weight`), x]);
-  return bias ? b.op("add", [y, b.weight(`${prefix}.bias`)]) : y;
+  // Activations go in as a [K, rows] matrix, as llama.cpp always passes them: ggml's repacked kernels (AMX,
+  // CPU_REPACK) read src1 as 2-D, and a [K, T, B] batch of B > 1 corrupted memory (the addon now refuses it).
+  const [K, T, B] = b.g.shape(x) as [number, number, number, number];
+  const y = b.op("mul_mat", [b.weight(`${prefix}.weight`), b.op("reshape", [x], [K, T * B])]);
+  const out = b.op("reshape", [y], [b.g.shape(y)[0]!, T, B]);
+  return bias ? b.op("add", [out, b.weight(`${prefix}.bias`)]) : out;
 }
 
 /** gelu with tanh, as HF's gelu_new: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) (ggml's own is an f16 table). */
