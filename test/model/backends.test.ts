@@ -581,9 +581,16 @@ describe("errors are the same on every backend", () => {
       const ok = await en.forward(batch, { cache });
       assert.equal(cache.length, 4);
       assert.equal(ok.logits.length, c.vocabSize);
+    }
+    // Disposed only now: every iteration uses the next backend's engine as "another backend".
+    for (const { en, twin } of made) {
       await Promise.all([en.dispose(), twin.dispose()]);
       await assert.rejects(
         en.forward(batch),
+        (err) => isSteerlabError(err, "bad_input") && /disposed/.test(err.message),
+      );
+      assert.throws(
+        () => en.newCache(1),
         (err) => isSteerlabError(err, "bad_input") && /disposed/.test(err.message),
       );
     }
