@@ -181,3 +181,28 @@ export function padded(rows: readonly number[][]): { ids: number[][]; mask: numb
     mask: rows.map((r) => [...new Array<number>(T - r.length).fill(0), ...r.map(() => 1)]),
   };
 }
+
+/** Softmax of each of T rows of V logits. */
+export function softmaxRows(logits: Float32Array, T: number, V: number): Float32Array[] {
+  return Array.from({ length: T }, (_, t) => {
+    const row = logits.subarray(t * V, (t + 1) * V);
+    const m = Math.max(...row);
+    let s = 0;
+    for (const x of row) s += Math.exp(x - m);
+    return Float32Array.from(row, (x) => Math.exp(x - m) / s);
+  });
+}
+
+/** Next-token probabilities at every position of one row. */
+export async function positionProbs(e: Engine, ids: number[]): Promise<Float32Array[]> {
+  const r = await e.forward({ ids: [ids] }, { logits: "all" });
+  return softmaxRows(r.logits, r.seq, r.vocab);
+}
+
+/** max |a - b| over rows of probabilities. */
+export function maxDp(a: Float32Array[], b: Float32Array[]): number {
+  let m = 0;
+  for (let t = 0; t < a.length; t++)
+    for (let i = 0; i < a[t]!.length; i++) m = Math.max(m, Math.abs(a[t]![i]! - b[t]![i]!));
+  return m;
+}

@@ -22,6 +22,7 @@ import { createOrtEngine } from "../../src/runtime/ort-engine.js";
 import { extractFromModel } from "../../src/steer/extract-model.js";
 import { parseDataset } from "../../src/steer/pairs.js";
 import { checkVectorFits } from "../../src/steer/vector.js";
+import { softmaxRows } from "../helpers/engines.js";
 import { llamaCppProbs } from "../helpers/llama-cpp.js";
 import { assertWeightsClose } from "../helpers/tiny-models.js";
 
@@ -34,16 +35,6 @@ const skip = existsSync(GGUF) ? false : `real model not found at ${ROOT}`;
 const SAMPLE =
   ", there was a little girl named Lily. She loved to play outside in the park. One day, she saw a big, red ball." +
   " She wanted to play with it, but it was too high.";
-
-function softmaxRows(logits: Float32Array, T: number, V: number): Float32Array[] {
-  return Array.from({ length: T }, (_, t) => {
-    const row = logits.subarray(t * V, (t + 1) * V);
-    const m = Math.max(...row);
-    let s = 0;
-    for (const x of row) s += Math.exp(x - m);
-    return Float32Array.from(row, (x) => Math.exp(x - m) / s);
-  });
-}
 
 describe("real model: stories260K", { skip }, () => {
   test("the GGUF loads as found: 0xFFFFFFFF special ids are absent with a warning", async () => {

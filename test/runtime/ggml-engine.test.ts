@@ -21,7 +21,7 @@ import { byteLevelTokenizerJson } from "../../src/io/bpe-train.js";
 import { type GgufWriteDtype, saveGgufModel } from "../../src/io/gguf-model.js";
 import { ggufTokenizerMetadata } from "../../src/io/tokenizer.js";
 import type { ModelConfig } from "../../src/model/config.js";
-import type { Engine, HookBinding } from "../../src/model/engine.js";
+import type { HookBinding } from "../../src/model/engine.js";
 import { generate } from "../../src/model/generate.js";
 import { loadModel } from "../../src/model/load.js";
 import { openModel } from "../../src/model/open.js";
@@ -30,7 +30,7 @@ import { ReferenceEngine } from "../../src/reference/engine.js";
 import { ggmlAvailable } from "../../src/runtime/ggml/addon.js";
 import { createGgmlEngine } from "../../src/runtime/ggml/ggml-engine.js";
 import { createOrtEngine } from "../../src/runtime/ort-engine.js";
-import { at, randomIds, recorder, relDiff } from "../helpers/engines.js";
+import { at, maxDp, positionProbs, randomIds, recorder, relDiff, softmaxRows } from "../helpers/engines.js";
 import { llamaCppProbs } from "../helpers/llama-cpp.js";
 import { writeTinyModels } from "../helpers/tiny-models.js";
 
@@ -38,28 +38,6 @@ const avail = ggmlAvailable();
 const skip = avail.ok ? false : `ggml addon not available: ${avail.why}`;
 const dir = mkdtempSync(join(tmpdir(), "steerlab-ggml-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
-
-function softmaxRows(logits: Float32Array, T: number, V: number): Float32Array[] {
-  return Array.from({ length: T }, (_, t) => {
-    const row = logits.subarray(t * V, (t + 1) * V);
-    const m = Math.max(...row);
-    let s = 0;
-    for (const x of row) s += Math.exp(x - m);
-    return Float32Array.from(row, (x) => Math.exp(x - m) / s);
-  });
-}
-
-async function probs(e: Engine, ids: number[]): Promise<Float32Array[]> {
-  const r = await e.forward({ ids: [ids] }, { logits: "all" });
-  return softmaxRows(r.logits, r.seq, r.vocab);
-}
-
-function maxDp(a: Float32Array[], b: Float32Array[]): number {
-  let m = 0;
-  for (let t = 0; t < a.length; t++)
-    for (let i = 0; i < a[t]!.length; i++) m = Math.max(m, Math.abs(a[t]![i]! - b[t]![i]!));
-  return m;
-}
 
 describe("ggml: file layouts equal the reference at every hook site (F32 files, F32 cache)", { skip }, () => {
   for (const name of Object.keys(TINY_CONFIGS)) {
@@ -199,10 +177,10 @@ describe("ggml: quantized GGUF files against llama.cpp and the dequantized refer
       const m = await loadModel(file);
       const ids = m.tokenizer!.encode("The quick brown fox jumps over the lazy dog; what is steering?");
       const cpp = await llamaCppProbs(file, ids, QCONFIG.vocabSize, 1);
-      const ref = await probs(ReferenceEngine.fromModel(m), ids);
+      const ref = await positionProbs(ReferenceEngine.fromModel(m), ids);
       for (const matmulWeights of ["repack", "map"] as const) {
         const en = await createGgmlEngine(m, { threads: 1, cacheType: "f32", matmulWeights });
-        const got = await probs(en, ids);
+        const got = await positionProbs(en, ids);
         const per = perPosition(got, cpp);
         const dCpp = Math.max(...per);
         const same = per.filter((d) => d <= SAME).length;

@@ -20,13 +20,13 @@ import { type GgufWriteDtype, saveGgufModel } from "../../src/io/gguf-model.js";
 import { GGML_TYPE, quantize } from "../../src/io/gguf-quant.js";
 import { ggufTokenizerMetadata } from "../../src/io/tokenizer.js";
 import type { ModelConfig } from "../../src/model/config.js";
-import type { Engine } from "../../src/model/engine.js";
 import { toNBits, toNBitsDecoded } from "../../src/model/graph/nbits.js";
 import { loadModel } from "../../src/model/load.js";
 import { randomWeights, rng } from "../../src/model/random.js";
 import { isQuant, LazyWeights } from "../../src/model/weights.js";
 import { ReferenceEngine } from "../../src/reference/engine.js";
 import { createOrtEngine, engineWeightBytes } from "../../src/runtime/ort-engine.js";
+import { maxDp, positionProbs } from "../helpers/engines.js";
 import { llamaCppProbs } from "../helpers/llama-cpp.js";
 import { assertWeightsClose } from "../helpers/tiny-models.js";
 
@@ -72,28 +72,6 @@ const LLAMA_CPP = 0.05;
 /** Our int8-activation compute against llama.cpp or the exact model: two roundings (see the file comment). */
 const INT8 = 0.08;
 
-function probs(logits: Float32Array, T: number, V: number): Float32Array[] {
-  return Array.from({ length: T }, (_, t) => {
-    const row = logits.subarray(t * V, (t + 1) * V);
-    const m = Math.max(...row);
-    let s = 0;
-    for (const x of row) s += Math.exp(x - m);
-    return Float32Array.from(row, (x) => Math.exp(x - m) / s);
-  });
-}
-
-async function engineProbs(e: Engine, ids: number[]): Promise<Float32Array[]> {
-  const r = await e.forward({ ids: [ids] }, { logits: "all" });
-  return probs(r.logits, r.seq, r.vocab);
-}
-
-function maxDiff(a: Float32Array[], b: Float32Array[]): number {
-  let m = 0;
-  for (let t = 0; t < a.length; t++)
-    for (let i = 0; i < a[t]!.length; i++) m = Math.max(m, Math.abs(a[t]![i]! - b[t]![i]!));
-  return m;
-}
-
 describe("quantized GGUF weights on ONNX Runtime", () => {
   const weights = randomWeights(CONFIG, 11);
   const tokenizerJson = byteLevelTokenizerJson(CONFIG.vocabSize);
@@ -111,17 +89,17 @@ describe("quantized GGUF weights on ONNX Runtime", () => {
       assert.deepEqual(Object.keys(m.dtypes).sort(), ["F32", type].sort());
 
       const ids = m.tokenizer!.encode(TEXT);
-      const ref = await engineProbs(ReferenceEngine.fromModel(m), ids);
+      const ref = await positionProbs(ReferenceEngine.fromModel(m), ids);
       const exact = await createOrtEngine(m, { threads: 1, quantCompute: "f32" });
       const fast = await createOrtEngine(m, { threads: 1 });
-      const dExact = maxDiff(await engineProbs(exact, ids), ref);
-      const fastProbs = await engineProbs(fast, ids);
-      const dFast = maxDiff(fastProbs, ref);
+      const dExact = maxDp(await positionProbs(exact, ids), ref);
+      const fastProbs = await positionProbs(fast, ids);
+      const dFast = maxDp(fastProbs, ref);
       await exact.dispose();
       await fast.dispose();
       const cpp = await llamaCppProbs(file, ids, CONFIG.vocabSize);
-      const dCppRef = maxDiff(ref, cpp);
-      const dCppFast = maxDiff(fastProbs, cpp);
+      const dCppRef = maxDp(ref, cpp);
+      const dCppFast = maxDp(fastProbs, cpp);
       t.diagnostic(
         `${type}: ORT f32 vs dequantized reference ${dExact.toExponential(2)}; ORT int8 vs reference ${dFast.toExponential(2)}; ` +
           `reference vs llama.cpp ${dCppRef.toExponential(2)}; ORT int8 vs llama.cpp ${dCppFast.toExponential(2)} (max |dp|, ${ids.length} positions)`,
