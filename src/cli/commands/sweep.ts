@@ -100,7 +100,12 @@ export function registerSweep(program: Command): void {
     .description("sweep r_e (x layer sets x vectors) over tasks; results go to a resumable run folder")
     .option("-c, --config <file>", "sweep config (YAML or JSON); flags below override its keys")
     .option("-m, --model <path>", "model: a Hugging Face folder or a .gguf file")
-    .addOption(new Option("--backend <name>", "compute backend (default onnxruntime: every cell of a run on one engine)").choices(BACKENDS))
+    .addOption(
+      new Option(
+        "--backend <name>",
+        "compute backend (default onnxruntime: every cell of a run on one engine)",
+      ).choices(BACKENDS),
+    )
     .option("--threads <n>", "compute threads (default: all cores)", threadsOption)
     .option(
       "--vector <file>",
