@@ -98,3 +98,22 @@ export function rewriteGguf(
     }));
   writeFileSync(dst, encodeGguf(header.metadata, out));
 }
+
+/** A 2-layer llama whose rows are 256 values, so every matrix (embedding and head included) takes the K-quant types. */
+export const KQUANT_CONFIG: ModelConfig = {
+  arch: "llama",
+  vocabSize: 320,
+  hiddenSize: 256,
+  nLayers: 2,
+  nHeads: 4,
+  nKvHeads: 2,
+  headDim: 64,
+  intermediateSize: 512,
+  normEps: 1e-5,
+  maxPositions: 128,
+  ropeTheta: 10000,
+  ropeScaling: null,
+  tiedEmbeddings: false,
+  bosTokenId: 1,
+  eosTokenIds: [2],
+};

@@ -20,7 +20,6 @@ import { isSteerlabError } from "../../src/errors.js";
 import { byteLevelTokenizerJson } from "../../src/io/bpe-train.js";
 import { type GgufWriteDtype, saveGgufModel } from "../../src/io/gguf-model.js";
 import { ggufTokenizerMetadata } from "../../src/io/tokenizer.js";
-import type { ModelConfig } from "../../src/model/config.js";
 import type { HookBinding } from "../../src/model/engine.js";
 import { generate } from "../../src/model/generate.js";
 import { loadModel } from "../../src/model/load.js";
@@ -32,7 +31,7 @@ import { createGgmlEngine } from "../../src/runtime/ggml/ggml-engine.js";
 import { createOrtEngine } from "../../src/runtime/ort-engine.js";
 import { at, maxDp, positionProbs, randomIds, recorder, relDiff, softmaxRows } from "../helpers/engines.js";
 import { llamaCppProbs } from "../helpers/llama-cpp.js";
-import { writeTinyModels } from "../helpers/tiny-models.js";
+import { KQUANT_CONFIG as QCONFIG, writeTinyModels } from "../helpers/tiny-models.js";
 
 const avail = ggmlAvailable();
 const skip = avail.ok ? false : `ggml addon not available: ${avail.why}`;
@@ -132,24 +131,6 @@ describe("ggml: F16 key/value cache (llama.cpp's default)", { skip }, () => {
   });
 });
 
-/** Rows of 256 values, so every matrix takes the K-quant types too (as test/runtime/quant.test.ts). */
-const QCONFIG: ModelConfig = {
-  arch: "llama",
-  vocabSize: 320,
-  hiddenSize: 256,
-  nLayers: 2,
-  nHeads: 4,
-  nKvHeads: 2,
-  headDim: 64,
-  intermediateSize: 512,
-  normEps: 1e-5,
-  maxPositions: 128,
-  ropeTheta: 10000,
-  ropeScaling: null,
-  tiedEmbeddings: false,
-  bosTokenId: 1,
-  eosTokenIds: [2],
-};
 /**
  * Repacked, ggml runs the kernels llama.cpp runs on the same bytes (llama.cpp repacks too): positions agree to
  * f32 summation order (measured <= 3e-7 in probability), all but the odd one (Q4_K: 1 of 38 positions at

@@ -19,7 +19,6 @@ import { byteLevelTokenizerJson } from "../../src/io/bpe-train.js";
 import { type GgufWriteDtype, saveGgufModel } from "../../src/io/gguf-model.js";
 import { GGML_TYPE, quantize } from "../../src/io/gguf-quant.js";
 import { ggufTokenizerMetadata } from "../../src/io/tokenizer.js";
-import type { ModelConfig } from "../../src/model/config.js";
 import { toNBits, toNBitsDecoded } from "../../src/model/graph/nbits.js";
 import { loadModel } from "../../src/model/load.js";
 import { randomWeights, rng } from "../../src/model/random.js";
@@ -28,29 +27,10 @@ import { ReferenceEngine } from "../../src/reference/engine.js";
 import { createOrtEngine, engineWeightBytes } from "../../src/runtime/ort-engine.js";
 import { maxDp, positionProbs } from "../helpers/engines.js";
 import { llamaCppProbs } from "../helpers/llama-cpp.js";
-import { assertWeightsClose } from "../helpers/tiny-models.js";
+import { assertWeightsClose, KQUANT_CONFIG as CONFIG } from "../helpers/tiny-models.js";
 
 const dir = mkdtempSync(join(tmpdir(), "steerlab-quant-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
-
-/** Rows of 256 values, so every matrix (embedding and head included) takes the K-quant types too. */
-const CONFIG: ModelConfig = {
-  arch: "llama",
-  vocabSize: 320,
-  hiddenSize: 256,
-  nLayers: 2,
-  nHeads: 4,
-  nKvHeads: 2,
-  headDim: 64,
-  intermediateSize: 512,
-  normEps: 1e-5,
-  maxPositions: 128,
-  ropeTheta: 10000,
-  ropeScaling: null,
-  tiedEmbeddings: false,
-  bosTokenId: 1,
-  eosTokenIds: [2],
-};
 
 const TYPES: GgufWriteDtype[] = [
   "Q4_0",
